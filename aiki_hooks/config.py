@@ -1,0 +1,527 @@
+"""Configuration: TOML -> frozen dataclasses, validated once at load.
+
+Every problem in a file is reported at once, each naming the key, the value found and
+what was expected, so a user fixes the file in one pass. Secrets never live here: an
+HTTP probe names the *environment variable* that holds its API key.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from . import paths
+from .thresholds import Threshold
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]*$")
+
+
+class ConfigError(Exception):
+    """The config file is unusable. `problems` lists every problem found."""
+
+    def __init__(self, file: Path | str, problems: list[str]):
+        self.file = str(file)
+        self.problems = list(problems)
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        if len(self.problems) == 1:
+            return f"invalid config {self.file}: {self.problems[0]}"
+        listed = "\n".join(f"  - {p}" for p in self.problems)
+        return f"invalid config {self.file} ({len(self.problems)} problems):\n{listed}"
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourcesConfig:
+    enabled: bool = True
+    disk_paths: tuple[str, ...] = ("/",)
+    cpu: Threshold = Threshold(warn=90.0, crit=98.0)
+    memory: Threshold = Threshold(warn=85.0, crit=95.0)
+    swap: Threshold = Threshold(warn=50.0, crit=80.0)
+    disk_used: Threshold = Threshold(warn=90.0, crit=95.0)
+    disk_free_gib: Threshold = Threshold(warn=5.0, crit=1.0, higher_is_worse=False)
+    load_per_core: Threshold = Threshold(warn=2.0, crit=4.0)
+    timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystemdProbeConfig:
+    unit: str
+    scope: str = "user"
+    name: str = ""
+    timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpProbeConfig:
+    name: str
+    url: str
+    kind: str = "generic"
+    timeout_seconds: float = 3.0
+    expect_status: tuple[int, ...] = ()
+    expect_body: str | None = None
+    api_key_env: str | None = None
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TcpProbeConfig:
+    name: str
+    host: str
+    port: int
+    timeout_seconds: float = 3.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandProbeConfig:
+    name: str
+    command: tuple[str, ...]
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    source: str = "<defaults>"
+    interval_seconds: float = 60.0
+    state_dir: Path = field(default_factory=paths.default_state_dir)
+    resources: ResourcesConfig = ResourcesConfig()
+    systemd: tuple[SystemdProbeConfig, ...] = ()
+    http: tuple[HttpProbeConfig, ...] = ()
+    tcp: tuple[TcpProbeConfig, ...] = ()
+    command: tuple[CommandProbeConfig, ...] = ()
+
+    @property
+    def cache_path(self) -> Path:
+        return self.state_dir / paths.CACHE_NAME
+
+    @property
+    def max_probe_timeout(self) -> float:
+        timeouts = [self.resources.timeout_seconds] if self.resources.enabled else []
+        for group in (self.systemd, self.http, self.tcp, self.command):
+            timeouts.extend(p.timeout_seconds for p in group)
+        return max(timeouts, default=1.0)
+
+
+# --------------------------------------------------------------------------- checks
+# A check returns None when the value is fine, else what was expected.
+
+Check = Callable[[Any], "str | None"]
+
+
+def _number(low: float | None = None, high: float | None = None, *, low_open: bool = False) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value <= high
+        if ok:
+            return None
+        bounds = []
+        if low is not None:
+            bounds.append(f"{'>' if low_open else '>='} {low:g}")
+        if high is not None:
+            bounds.append(f"<= {high:g}")
+        return "a number" + (" " + " and ".join(bounds) if bounds else "")
+
+    return check
+
+
+def _integer(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+            return None
+        return f"a whole number from {low} to {high}"
+
+    return check
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) and value.strip() else "a non-empty string"
+
+
+def _choice(*options: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in options else "one of " + ", ".join(f'"{o}"' for o in options)
+
+    return check
+
+
+def _probe_name(value: Any) -> str | None:
+    if isinstance(value, str) and NAME_PATTERN.match(value):
+        return None
+    return "a name of letters, digits and _ . @ : + - (starting with a letter or digit)"
+
+
+def _env_var_name(value: Any) -> str | None:
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        return None
+    return "the name of an environment variable (not the key itself)"
+
+
+def _url(value: Any) -> str | None:
+    if isinstance(value, str) and re.match(r"^https?://[^/\s]+", value):
+        return None
+    return "an http:// or https:// URL"
+
+
+def _string_list(value: Any) -> str | None:
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return None
+    return "a non-empty list of non-empty strings"
+
+
+def _status_codes(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "an HTTP status (100-599) or a list of them"
+    items = value if isinstance(value, list) else [value]
+    if items and all(isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 for v in items):
+        return None
+    return "an HTTP status (100-599) or a list of them"
+
+
+def _unit_name(value: Any) -> str | None:
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9:_.\\@-]+", value):
+        return None
+    return 'a systemd unit name such as "qdrant.service"'
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Reader:
+    """Walks the raw TOML, collecting every problem instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def table(self, raw: Any, where: str, spec: Mapping[str, tuple[Check, Any]], required=()) -> dict:
+        if not isinstance(raw, dict):
+            self.problems.append(f"{where or 'top level'}: expected a table, got {_show(raw)}")
+            return {}
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            full = f"{where}.{key}" if where else key
+            if key not in spec:
+                known = ", ".join(sorted(spec))
+                self.problems.append(f"{full}: unknown key (known keys here: {known})")
+                continue
+            check, _ = spec[key]
+            expected = check(value)
+            if expected:
+                self.problems.append(f"{full} = {_show(value)}: expected {expected}")
+                continue
+            out[key] = value
+        for key in required:
+            if key not in raw:
+                full = f"{where}.{key}" if where else key
+                self.problems.append(f"{full}: missing (required)")
+        for key, (_, default) in spec.items():
+            out.setdefault(key, default)
+        return out
+
+    def array_of_tables(self, raw: Any, where: str) -> list:
+        if raw is None:
+            return []
+        if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+            self.problems.append(f"{where}: expected an array of tables ([[{where}]]), got {_show(raw)}")
+            return []
+        return raw
+
+    def threshold_pair(self, values: dict, warn_key: str, crit_key: str, where: str, higher_is_worse=True) -> Threshold:
+        warn, crit = values[warn_key], values[crit_key]
+        if warn is not None and crit is not None:
+            inverted = warn > crit if higher_is_worse else warn < crit
+            if inverted:
+                relation = "<=" if higher_is_worse else ">="
+                self.problems.append(
+                    f"{where}.{warn_key} = {_show(warn)}: expected {relation} {where}.{crit_key} ({_show(crit)})"
+                )
+        return Threshold(
+            warn=None if warn is None else float(warn),
+            crit=None if crit is None else float(crit),
+            higher_is_worse=higher_is_worse,
+        )
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else '"' + value + '"'
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_TIMEOUT = _number(0, 600, low_open=True)
+_PERCENT = _number(0, 100)
+
+_RESOURCES_SPEC = {
+    "enabled": (_boolean, True),
+    "disk_paths": (_string_list, ["/"]),
+    "cpu_warn_percent": (_PERCENT, 90.0),
+    "cpu_crit_percent": (_PERCENT, 98.0),
+    "memory_warn_percent": (_PERCENT, 85.0),
+    "memory_crit_percent": (_PERCENT, 95.0),
+    "swap_warn_percent": (_PERCENT, 50.0),
+    "swap_crit_percent": (_PERCENT, 80.0),
+    "disk_warn_percent": (_PERCENT, 90.0),
+    "disk_crit_percent": (_PERCENT, 95.0),
+    "disk_warn_free_gib": (_number(0), 5.0),
+    "disk_crit_free_gib": (_number(0), 1.0),
+    "load_warn_per_core": (_number(0), 2.0),
+    "load_crit_per_core": (_number(0), 4.0),
+    "timeout_seconds": (_TIMEOUT, 5.0),
+}
+
+_SYSTEMD_SPEC = {
+    "unit": (_unit_name, None),
+    "scope": (_choice("user", "system"), "user"),
+    "name": (_probe_name, ""),
+    "timeout_seconds": (_TIMEOUT, 5.0),
+}
+
+_HTTP_SPEC = {
+    "name": (_probe_name, None),
+    "url": (_url, None),
+    "kind": (_choice("generic", "qdrant"), "generic"),
+    "timeout_seconds": (_TIMEOUT, 3.0),
+    "expect_status": (_status_codes, []),
+    "expect_body": (_text, None),
+    "api_key_env": (_env_var_name, None),
+    "verify_tls": (_boolean, True),
+}
+
+_TCP_SPEC = {
+    "name": (_probe_name, None),
+    "host": (_text, None),
+    "port": (_integer(1, 65535), None),
+    "timeout_seconds": (_TIMEOUT, 3.0),
+}
+
+_COMMAND_SPEC = {
+    "name": (_probe_name, None),
+    "command": (_string_list, None),
+    "timeout_seconds": (_TIMEOUT, 10.0),
+}
+
+_TOP_SPEC = {
+    "interval_seconds": (_number(0.01, 86400), 60.0),
+    "state": (lambda v: None if isinstance(v, dict) else "a table", {}),
+    "resources": (lambda v: None if isinstance(v, dict) else "a table", {}),
+    "probes": (lambda v: None if isinstance(v, dict) else "a table", {}),
+}
+
+_STATE_SPEC = {"dir": (_text, None)}
+
+_PROBES_SPEC = {
+    kind: (lambda v: None if isinstance(v, list) else "an array of tables", [])
+    for kind in ("systemd", "http", "tcp", "command")
+}
+
+
+def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -> Config:
+    """Validate a decoded TOML document; raise ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    reader = _Reader()
+    top = reader.table(dict(raw), "", _TOP_SPEC)
+
+    state = reader.table(top["state"], "state", _STATE_SPEC)
+    if state["dir"]:
+        state_dir = Path(os.path.expandvars(state["dir"])).expanduser()
+        if not state_dir.is_absolute():
+            reader.problems.append(f'state.dir = "{state["dir"]}": expected an absolute path')
+    else:
+        state_dir = paths.default_state_dir(env)
+
+    res = reader.table(top["resources"], "resources", _RESOURCES_SPEC)
+    resources = ResourcesConfig(
+        enabled=res["enabled"],
+        disk_paths=tuple(dict.fromkeys(res["disk_paths"])),
+        cpu=reader.threshold_pair(res, "cpu_warn_percent", "cpu_crit_percent", "resources"),
+        memory=reader.threshold_pair(res, "memory_warn_percent", "memory_crit_percent", "resources"),
+        swap=reader.threshold_pair(res, "swap_warn_percent", "swap_crit_percent", "resources"),
+        disk_used=reader.threshold_pair(res, "disk_warn_percent", "disk_crit_percent", "resources"),
+        disk_free_gib=reader.threshold_pair(
+            res, "disk_warn_free_gib", "disk_crit_free_gib", "resources", higher_is_worse=False
+        ),
+        load_per_core=reader.threshold_pair(res, "load_warn_per_core", "load_crit_per_core", "resources"),
+        timeout_seconds=float(res["timeout_seconds"]),
+    )
+
+    probes = reader.table(top["probes"], "probes", _PROBES_SPEC)
+
+    def entries(kind: str, spec, required):
+        for index, item in enumerate(reader.array_of_tables(probes[kind], f"probes.{kind}")):
+            values = reader.table(item, f"probes.{kind}[{index}]", spec, required=required)
+            if all(values.get(k) is not None for k in required):
+                yield index, values
+
+    systemd = tuple(
+        SystemdProbeConfig(
+            unit=v["unit"],
+            scope=v["scope"],
+            name=v["name"] or _default_unit_label(v["unit"]),
+            timeout_seconds=float(v["timeout_seconds"]),
+        )
+        for _, v in entries("systemd", _SYSTEMD_SPEC, ("unit",))
+    )
+    http = tuple(
+        HttpProbeConfig(
+            name=v["name"],
+            url=v["url"],
+            kind=v["kind"],
+            timeout_seconds=float(v["timeout_seconds"]),
+            expect_status=tuple(v["expect_status"] if isinstance(v["expect_status"], list) else [v["expect_status"]]),
+            expect_body=v["expect_body"],
+            api_key_env=v["api_key_env"],
+            verify_tls=v["verify_tls"],
+        )
+        for _, v in entries("http", _HTTP_SPEC, ("name", "url"))
+    )
+    tcp = tuple(
+        TcpProbeConfig(name=v["name"], host=v["host"], port=v["port"], timeout_seconds=float(v["timeout_seconds"]))
+        for _, v in entries("tcp", _TCP_SPEC, ("name", "host", "port"))
+    )
+    command = tuple(
+        CommandProbeConfig(name=v["name"], command=tuple(v["command"]), timeout_seconds=float(v["timeout_seconds"]))
+        for _, v in entries("command", _COMMAND_SPEC, ("name", "command"))
+    )
+
+    seen: dict[tuple[str, str], str] = {}
+    for kind, group in (("systemd", systemd), ("http", http), ("tcp", tcp), ("command", command)):
+        for index, probe in enumerate(group):
+            key = (kind, probe.name)
+            if key in seen:
+                reader.problems.append(
+                    f'probes.{kind}[{index}].name = "{probe.name}": expected a name not used by another '
+                    f"{kind} probe ({seen[key]})"
+                )
+            seen[key] = f"probes.{kind}[{index}]"
+
+    if reader.problems:
+        raise ConfigError(source, reader.problems)
+    return Config(
+        source=source,
+        interval_seconds=float(top["interval_seconds"]),
+        state_dir=state_dir,
+        resources=resources,
+        systemd=systemd,
+        http=http,
+        tcp=tcp,
+        command=command,
+    )
+
+
+def _default_unit_label(unit: str) -> str:
+    return unit[: -len(".service")] if unit.endswith(".service") else unit
+
+
+def load_config(path: Path | str | None = None, env=None) -> Config:
+    """Load the config from *path*, `$AIKI_HOOKS_CONFIG`, or the XDG default.
+
+    A missing default file means embedded defaults; a missing *explicit* file is an error
+    (the user asked for it, so silently ignoring it would hide a typo).
+    """
+    env = os.environ if env is None else env
+    explicit = path is not None or bool(env.get("AIKI_HOOKS_CONFIG"))
+    file = Path(path) if path is not None else paths.config_path(env)
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(file, ["file not found"]) from None
+        return parse_config({}, source="<defaults>", env=env)
+    except OSError as exc:
+        raise ConfigError(file, [f"cannot read: {exc.strerror or exc}"]) from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, [f"not UTF-8 text (byte {exc.start})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, [f"not valid TOML: {exc}"]) from None
+    return parse_config(raw, source=str(file), env=env)
+
+
+# --------------------------------------------------------------------------- showing
+
+
+def redact_url(url: str) -> str:
+    """Hide a password embedded in a URL (https://user:secret@host -> https://user:***@host)."""
+    return re.sub(r"^(\w+://[^/:@]+):[^/@]*@", r"\1:***@", url)
+
+
+def effective_config_toml(config: Config, env=None) -> str:
+    """The effective configuration as TOML, with secrets redacted."""
+    env = os.environ if env is None else env
+    r = config.resources
+
+    def th(name: str, t: Threshold, unit: str) -> list[str]:
+        return [f"{name}_warn_{unit} = {_toml(t.warn)}", f"{name}_crit_{unit} = {_toml(t.crit)}"]
+
+    lines = [
+        f"# effective configuration (source: {config.source})",
+        f"interval_seconds = {_toml(config.interval_seconds)}",
+        "",
+        "[state]",
+        f"dir = {_toml(str(config.state_dir))}",
+        f"# cache: {config.cache_path}",
+        "",
+        "[resources]",
+        f"enabled = {_toml(r.enabled)}",
+        f"disk_paths = {_toml(list(r.disk_paths))}",
+        *th("cpu", r.cpu, "percent"),
+        *th("memory", r.memory, "percent"),
+        *th("swap", r.swap, "percent"),
+        *th("disk", r.disk_used, "percent"),
+        *th("disk", r.disk_free_gib, "free_gib"),
+        f"load_warn_per_core = {_toml(r.load_per_core.warn)}",
+        f"load_crit_per_core = {_toml(r.load_per_core.crit)}",
+        f"timeout_seconds = {_toml(r.timeout_seconds)}",
+    ]
+    for p in config.systemd:
+        lines += ["", "[[probes.systemd]]", f"name = {_toml(p.name)}", f"unit = {_toml(p.unit)}",
+                  f"scope = {_toml(p.scope)}", f"timeout_seconds = {_toml(p.timeout_seconds)}"]
+    for p in config.http:
+        lines += ["", "[[probes.http]]", f"name = {_toml(p.name)}", f"url = {_toml(redact_url(p.url))}",
+                  f"kind = {_toml(p.kind)}", f"timeout_seconds = {_toml(p.timeout_seconds)}"]
+        if p.expect_status:
+            lines.append(f"expect_status = {_toml(list(p.expect_status))}")
+        if p.expect_body is not None:
+            lines.append(f"expect_body = {_toml(p.expect_body)}")
+        if p.api_key_env:
+            state = "set" if env.get(p.api_key_env) else "NOT set"
+            lines.append(f"api_key_env = {_toml(p.api_key_env)}  # {state} in this environment; value not shown")
+        lines.append(f"verify_tls = {_toml(p.verify_tls)}")
+    for p in config.tcp:
+        lines += ["", "[[probes.tcp]]", f"name = {_toml(p.name)}", f"host = {_toml(p.host)}",
+                  f"port = {p.port}", f"timeout_seconds = {_toml(p.timeout_seconds)}"]
+    for p in config.command:
+        lines += ["", "[[probes.command]]", f"name = {_toml(p.name)}", f"command = {_toml(list(p.command))}",
+                  f"timeout_seconds = {_toml(p.timeout_seconds)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if value is None:
+        return '"" # not set'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.1f}" if value.is_integer() else repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(type(value))
