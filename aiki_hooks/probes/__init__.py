@@ -33,21 +33,30 @@ def build_probes(config: "Config", env=None) -> list[Probe]:
     CPU sample) must be built once and reused across cycles."""
     import os
 
-    from .command import CommandProbe
-    from .http import HttpProbe
-    from .resources import ResourcesProbe
-    from .systemd import SystemdProbe
-    from .tcp import TcpProbe
-
+    # Each kind is imported only when configured: the refresher pays for what it uses.
     env = dict(os.environ if env is None else env)
     probes: list[Probe] = []
     if config.resources.enabled:
+        from .resources import ResourcesProbe
+
         probes.append(ResourcesProbe(config.resources))
-    for scope in ("user", "system"):
-        units = [u for u in config.systemd if u.scope == scope]
-        if units:
-            probes.append(SystemdProbe(units, scope=scope))
-    probes.extend(HttpProbe(p, env=env) for p in config.http)
-    probes.extend(TcpProbe(p) for p in config.tcp)
-    probes.extend(CommandProbe(p) for p in config.command)
+    if config.systemd:
+        from .systemd import SystemdProbe
+
+        for scope in ("user", "system"):
+            units = [u for u in config.systemd if u.scope == scope]
+            if units:
+                probes.append(SystemdProbe(units, scope=scope))
+    if config.http:
+        from .http import HttpProbe
+
+        probes.extend(HttpProbe(p, env=env) for p in config.http)
+    if config.tcp:
+        from .tcp import TcpProbe
+
+        probes.extend(TcpProbe(p) for p in config.tcp)
+    if config.command:
+        from .command import CommandProbe
+
+        probes.extend(CommandProbe(p) for p in config.command)
     return probes

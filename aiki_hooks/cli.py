@@ -1,0 +1,198 @@
+"""The `aiki-hooks` command. The only place that prints for the user and picks exit codes.
+
+Exit codes: `status` exits with the worst status, Nagios style (0 OK, 1 WARNING,
+2 CRITICAL, 3 UNKNOWN); every command exits 3 on an error it cannot get past (bad config,
+unwritable state dir), with one line on stderr and no traceback unless --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+EXIT_ERROR = 3
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aiki-hooks",
+        description="System-health companion for Claude Code.",
+    )
+    parser.add_argument("--config", type=Path, help="config file (default: $AIKI_HOOKS_CONFIG or the XDG path)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"aiki-hooks {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    status = sub.add_parser("status", help="show the machine's health (exit code = worst status)")
+    status.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+    status.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+    sub.add_parser("refresh", help="run one cycle now, publish it, print one line")
+
+    refresher = sub.add_parser("refresher", help="run cycles forever (what the service runs)")
+    refresher.add_argument("--cycles", type=int, help="stop after N cycles (for tests and benchmarks)")
+    refresher.add_argument("--interval", type=float, help="override interval_seconds")
+
+    sub.add_parser("config", help="print the effective config (secrets redacted)")
+
+    init = sub.add_parser("init", help="write a commented config with the services detected here")
+    init.add_argument("--force", action="store_true", help="replace an existing config (kept as .bak)")
+    init.add_argument("--stdout", action="store_true", help="print it instead of writing it")
+
+    sub.add_parser("doctor", help="check the installation and say how to fix problems")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        args.command, args.json, args.color = "status", False, "auto"
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+        if args.debug:
+            raise
+        sys.stderr.write(f"aiki-hooks: {_explain(exc)}\n")
+        return EXIT_ERROR
+
+
+def _explain(exc: BaseException) -> str:
+    from .config import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return exc.message()
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or exc} (run `aiki-hooks doctor`)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _config(args):
+    from .config import load_config
+
+    return load_config(args.config)
+
+
+def cmd_status(args) -> int:
+    from .cache import read_cache
+    from .engine import Engine
+    from .render import render_status
+
+    config = _config(args)
+    read = read_cache(config.cache_path)
+    note = ""
+    data = read.data
+    if read.state != "fresh":
+        # No fresh data: measure now rather than show something old.
+        engine = Engine(config)
+        snapshot = engine.cycle()
+        data = snapshot.to_dict()
+        note = f"measured just now ({read.reason or read.state})"
+        try:
+            engine.publish(snapshot)
+        except OSError as exc:
+            note += f"; could not update the cache: {exc.strerror or exc}"
+    if args.json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        color = args.color == "always" or (
+            args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        )
+        sys.stdout.write(render_status(data, now=time.time(), color=color, note=note) + "\n")
+    from .status import Status
+
+    return int(Status.parse(data.get("status", "UNKNOWN")))
+
+
+def cmd_refresh(args) -> int:
+    from .engine import Engine
+    from .refresher import one_line_status
+
+    config = _config(args)
+    engine = Engine(config)
+    snapshot = engine.cycle()
+    engine.publish(snapshot)
+    sys.stdout.write(f"{one_line_status(snapshot)} -> {config.cache_path}\n")
+    return 0
+
+
+def cmd_refresher(args) -> int:
+    import dataclasses
+
+    from .refresher import AlreadyRunning, Refresher
+
+    config = _config(args)
+    if args.interval is not None:
+        if not 0.01 <= args.interval <= 86400:
+            raise UsageError("--interval must be between 0.01 and 86400 seconds")
+        config = dataclasses.replace(config, interval_seconds=args.interval)
+    refresher = Refresher(config)
+    refresher.install_signal_handlers()
+    try:
+        return refresher.run(max_cycles=args.cycles)
+    except AlreadyRunning as exc:
+        sys.stderr.write(f"aiki-hooks: {exc}\n")
+        return 1
+
+
+def cmd_config(args) -> int:
+    from .config import effective_config_toml
+
+    sys.stdout.write(effective_config_toml(_config(args)))
+    return 0
+
+
+def cmd_init(args) -> int:
+    from .init import detect, render_config, write_config
+    from .paths import config_path
+
+    text = render_config(detect())
+    if args.stdout:
+        sys.stdout.write(text)
+        return 0
+    path = args.config or config_path()
+    try:
+        write_config(path, text, force=args.force)
+    except FileExistsError as exc:
+        sys.stderr.write(f"aiki-hooks: {exc}\n")
+        return 1
+    sys.stdout.write(f"wrote {path}\n")
+    for line in text.splitlines():
+        if line.startswith("# Detected"):
+            sys.stdout.write(line[2:] + "\n")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import FAIL, render_findings, run_doctor
+
+    findings = run_doctor(args.config)
+    sys.stdout.write(render_findings(findings) + "\n")
+    return 1 if any(f.level == FAIL for f in findings) else 0
+
+
+COMMANDS = {
+    "status": cmd_status,
+    "refresh": cmd_refresh,
+    "refresher": cmd_refresher,
+    "config": cmd_config,
+    "init": cmd_init,
+    "doctor": cmd_doctor,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The background refresher: a cycle every `interval_seconds`, published to the cache.
+
+- Schedule on a monotonic grid (CLOCK_BOOTTIME where available, which keeps counting
+  through suspend): no drift, and after a suspend or a slow cycle it skips the missed
+  slots instead of running them all at once.
+- One instance per state directory (an flock on `refresher.lock`, which also holds the pid).
+- SIGTERM / SIGINT: the cycle in progress is abandoned (the cache keeps the last complete
+  snapshot) and the process exits 0.
+- One log line per state change on stderr (journald adds timestamps).
+- sd_notify: READY=1 after the first cycle, WATCHDOG=1 + STATUS=... every cycle and
+  often enough for WatchdogSec even when the interval is longer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, TextIO
+
+from .config import Config
+from .engine import Engine
+from .paths import ensure_private_dir
+from .result import Snapshot
+from .sdnotify import Notifier
+
+LOCK_NAME = "refresher.lock"
+
+
+def schedule_clock() -> Callable[[], float]:
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is not None:
+        try:
+            time.clock_gettime(boottime)
+            return lambda: time.clock_gettime(boottime)
+        except OSError:
+            pass
+    return time.monotonic
+
+
+def next_slot(previous_slot: float, interval: float, now: float) -> float:
+    """The next grid point after *previous_slot* that is still in the future.
+
+    Missed slots (suspend, a cycle longer than the interval) are skipped, not replayed.
+    """
+    slot = previous_slot + interval
+    if slot <= now:
+        missed = int((now - slot) // interval) + 1
+        slot += missed * interval
+    return slot
+
+
+class AlreadyRunning(Exception):
+    def __init__(self, lock_path: Path, pid: str):
+        self.lock_path = lock_path
+        self.pid = pid
+        super().__init__(f"a refresher is already running for this state dir (pid {pid or '?'}, lock {lock_path})")
+
+
+class InstanceLock:
+    """Non-blocking exclusive flock; the file keeps the owner's pid for `doctor`."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        ensure_private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise AlreadyRunning(self.path, pid) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)
+            self.fd = None
+
+
+def holder_pid(state_dir: Path) -> int | None:
+    """Pid of the running refresher for *state_dir*, or None if none holds the lock."""
+    path = Path(state_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def one_line_status(snapshot: Snapshot) -> str:
+    issues = snapshot.issues
+    if not issues:
+        return f"{snapshot.status.name}: {len(snapshot.probes)} checks fine"
+    head = "; ".join(f"{i.id} {i.severity.name}" for i in issues[:3])
+    more = f" (+{len(issues) - 3} more)" if len(issues) > 3 else ""
+    return f"{snapshot.status.name}: {len(issues)} issue(s): {head}{more}"
+
+
+def describe_changes(previous: Snapshot | None, current: Snapshot) -> list[str]:
+    """Log lines for what changed: issues opened, changed severity, resolved."""
+    before = {i.id: i for i in previous.issues} if previous else {}
+    after = {i.id: i for i in current.issues}
+    lines = []
+    for issue_id, issue in after.items():
+        old = before.get(issue_id)
+        if old is None:
+            lines.append(f"issue opened: {issue_id} {issue.severity.name}: {issue.summary}")
+        elif old.severity is not issue.severity:
+            lines.append(f"issue {issue_id} {old.severity.name} -> {issue.severity.name}: {issue.summary}")
+    for issue_id, old in before.items():
+        if issue_id not in after:
+            lines.append(f"issue resolved: {issue_id} (was {old.severity.name})")
+    return lines
+
+
+class Refresher:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        engine: Engine | None = None,
+        notifier: Notifier | None = None,
+        log: TextIO = sys.stderr,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.notifier = notifier or Notifier()
+        self.log_stream = log
+        self.clock = clock or schedule_clock()
+        self.stop = threading.Event()
+        self.cycles = 0
+
+    def log(self, line: str) -> None:
+        # journald timestamps lines itself; elsewhere we add our own.
+        prefix = "" if os.environ.get("JOURNAL_STREAM") else time.strftime("%Y-%m-%d %H:%M:%S ")
+        try:
+            self.log_stream.write(f"{prefix}aiki-hooks refresher: {line}\n")
+            self.log_stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum, _frame):
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def run(self, *, max_cycles: int | None = None) -> int:
+        lock = InstanceLock(self.config.state_dir)
+        lock.acquire()
+        try:
+            if self.engine is None:
+                self.engine = Engine(self.config)
+            interval = self.config.interval_seconds
+            self.log(
+                f"started (pid {os.getpid()}, {len(self.engine.probes)} probes, every {interval:g} s, "
+                f"cache {self.config.cache_path})"
+            )
+            previous: Snapshot | None = None
+            publish_failing = False
+            slot = self.clock()
+            while not self.stop.is_set():
+                snapshot = self.engine.cycle(stop=self.stop)
+                if snapshot is None:
+                    break
+                try:
+                    self.engine.publish(snapshot)
+                    if publish_failing:
+                        self.log("cache writable again")
+                    publish_failing = False
+                except Exception as exc:  # noqa: BLE001 - keep running; the next cycle retries
+                    if not publish_failing:
+                        self.log(f"cannot write cache {self.config.cache_path}: {exc}")
+                    publish_failing = True
+                for line in describe_changes(previous, snapshot):
+                    self.log(line)
+                status = one_line_status(snapshot)
+                if previous is None:
+                    self.log(f"first cycle: {status}")
+                    self.notifier.ready(status)
+                else:
+                    self.notifier.watchdog(status)
+                previous = snapshot
+                self.cycles += 1
+                if max_cycles is not None and self.cycles >= max_cycles:
+                    break
+                slot = next_slot(slot, interval, self.clock())
+                self._sleep_until(slot)
+            self.notifier.stopping()
+            self.log(f"stopped after {self.cycles} cycles")
+            return 0
+        finally:
+            lock.release()
+
+    def _sleep_until(self, slot: float) -> None:
+        ping = self.notifier.watchdog_seconds
+        while not self.stop.is_set():
+            remaining = slot - self.clock()
+            if remaining <= 0:
+                return
+            step = min(remaining, ping / 2) if ping else remaining
+            if self.stop.wait(step):
+                return
+            if ping and slot - self.clock() > 0:
+                self.notifier.watchdog()

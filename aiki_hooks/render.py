@@ -1,0 +1,79 @@
+"""Pure rendering: snapshot dict -> text for a person. No I/O, no clock reads.
+
+Works on the cache's JSON form (dicts) so the same code serves the CLI and, later,
+the stdlib-only hooks.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Mapping
+
+from .thresholds import fmt_duration
+
+COLORS = {"OK": "32", "WARNING": "33", "CRITICAL": "31", "UNKNOWN": "35"}
+SEVERITY = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}
+
+
+def _paint(text: str, status: str, color: bool) -> str:
+    if not color or status not in COLORS:
+        return text
+    return f"\033[{COLORS[status]}m{text}\033[0m"
+
+
+def _parse(text: str) -> float:
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _local_clock(epoch: float) -> str:
+    return _dt.datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+
+
+def render_status(
+    snapshot: Mapping[str, Any],
+    *,
+    now: float,
+    color: bool = False,
+    freshness: str = "fresh",
+    note: str = "",
+) -> str:
+    """The `aiki-hooks status` report: header, issues (worst first), then every check."""
+    status = snapshot.get("status", "UNKNOWN")
+    generated = _parse(snapshot["generated_at"])
+    age = fmt_duration(now - generated)
+    header = (
+        f"aiki-hooks on {snapshot.get('host', '?')}: {_paint(status, status, color)}"
+        f"  (checked {_local_clock(generated)}, {age} ago)"
+    )
+    lines = [header]
+    if freshness != "fresh":
+        lines.append(f"  note: health data is {freshness}" + (f": {note}" if note else ""))
+    elif note:
+        lines.append(f"  note: {note}")
+
+    issues = list(snapshot.get("issues") or [])
+    if issues:
+        lines.append("")
+        lines.append(f"Issues ({len(issues)}):")
+        width = max(len(i["id"]) for i in issues)
+        for issue in issues:
+            sev = issue["severity"]
+            lasted = fmt_duration(now - _parse(issue["since"]))
+            lines.append(
+                f"  {_paint(f'{sev:<8}', sev, color)} {issue['id']:<{width}}  {issue['summary']}  (for {lasted})"
+            )
+
+    probes = list(snapshot.get("probes") or [])
+    if probes:
+        lines.append("")
+        lines.append("Checks:")
+        width = max(len(p["name"]) for p in probes)
+        for probe in sorted(probes, key=lambda p: -SEVERITY.get(p["status"], 1)):
+            st = probe["status"]
+            lines.append(f"  {_paint(f'{st:<8}', st, color)} {probe['name']:<{width}}  {probe['summary']}")
+            for detail in probe.get("details") or ():
+                lines.append(f"  {'':<8} {'':<{width}}    | {detail}")
+    else:
+        lines.append("")
+        lines.append("No checks configured.")
+    return "\n".join(lines)
