@@ -121,3 +121,22 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_orphan_temp_files(path: Path, *, older_than_seconds: float = 60.0, now: float | None = None) -> int:
+    """Delete temp files a killed writer left behind (never a live writer's: they are young)."""
+    path = Path(path)
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        candidates = list(path.parent.glob(f".{path.name}.*.tmp"))
+    except OSError:
+        return 0
+    for candidate in candidates:
+        try:
+            if now - candidate.stat().st_mtime > older_than_seconds:
+                candidate.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

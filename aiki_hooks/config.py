@@ -322,10 +322,16 @@ _TOP_SPEC = {
 
 _STATE_SPEC = {"dir": (_text, None)}
 
-_PROBES_SPEC = {
-    kind: (lambda v: None if isinstance(v, list) else "an array of tables", [])
-    for kind in ("systemd", "http", "tcp", "command")
-}
+def _array_of_tables(kind: str) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            return None
+        return f"an array of tables (write [[probes.{kind}]], not [probes.{kind}])"
+
+    return check
+
+
+_PROBES_SPEC = {kind: (_array_of_tables(kind), []) for kind in ("systemd", "http", "tcp", "command")}
 
 
 def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -> Config:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
+from .cache import remove_orphan_temp_files
 from .config import Config
 from .engine import Engine
 from .paths import ensure_private_dir
@@ -173,6 +174,9 @@ class Refresher:
         try:
             if self.engine is None:
                 self.engine = Engine(self.config)
+            removed = remove_orphan_temp_files(self.config.cache_path)
+            if removed:
+                self.log(f"removed {removed} temp file(s) left by an interrupted write")
             interval = self.config.interval_seconds
             self.log(
                 f"started (pid {os.getpid()}, {len(self.engine.probes)} probes, every {interval:g} s, "

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from ..config import ResourcesConfig
 from ..result import Finding, ProbeResult
-from ..status import Status
+from ..status import Status, worst
 from ..thresholds import GIB, fmt_bytes, fmt_gib, fmt_percent, judge
 
 KIND = "resources"
@@ -277,8 +277,8 @@ def judge_disk(disk: DiskSample, config: ResourcesConfig) -> ProbeResult:
     used_percent = disk.used_bytes / (disk.used_bytes + disk.free_bytes) * 100 if disk.used_bytes + disk.free_bytes else 0.0
     used_status, used_why = judge(used_percent, config.disk_used, fmt_percent)
     free_status, free_why = judge(disk.free_bytes / GIB, config.disk_free_gib, lambda v: f"{fmt_gib(v)} free")
-    status, why = max((used_status, used_why), (free_status, free_why), key=lambda s: s[0].severity)
-    summary = _with(f"{used_percent:.0f}% used, {fmt_bytes(disk.free_bytes)} free", why)
+    status = worst((used_status, free_status))
+    summary = _with(f"{used_percent:.0f}% used, {fmt_bytes(disk.free_bytes)} free", used_why, free_why)
     return ProbeResult(
         name=name, kind=KIND, status=status, summary=summary,
         values={"disk_total_bytes": disk.total_bytes, "disk_used_bytes": disk.used_bytes,

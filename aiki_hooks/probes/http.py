@@ -1,0 +1,536 @@
+"""HTTP probe: does a service answer as expected; for Qdrant, is it ready and serving?
+
+Standard library only (http.client): the refresher's RSS budget is 30 MiB, and importing
+`requests` costs ~14 MiB against ~6 MiB for http.client (mostly ssl, which HTTPS needs
+anyway). All of one probe run's requests share one deadline, `timeout_seconds` in
+total: every connect, TLS handshake, send and receive gets the time left as its timeout,
+so a server that dribbles a byte at a time cannot stretch the probe. Redirects are not
+followed: a 3xx is the service answering. Bodies are read up to BODY_LIMIT_BYTES.
+
+Measuring (`fetch`, `measure_qdrant`: I/O, frozen records) is kept apart from judging
+(`judge_generic`, `judge_qdrant`: pure, build the ProbeResult). A service that refuses,
+times out or answers wrongly is CRITICAL: that failure is what we watch. Our own
+instrument failing (an exception) is left to the runner, which reports UNKNOWN.
+
+values (base units):
+  result           ok, timeout, dns_error, connection_failed, bad_status, body_mismatch
+  latency_seconds  from the start of the main request (connect included) to its response
+                   headers; the main request is the GET of the URL, for Qdrant its
+                   readiness check
+  http_status      status of the main request, or of the request that failed
+  version          qdrant only, from GET /, omitted when Qdrant does not tell
+  collections      qdrant only, number of collections from GET /collections
+
+When `api_key_env` is set, its variable's value is sent as the `api-key` header (Qdrant's
+name for it) on every request. The key itself never appears in a result.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import os
+import re
+import socket
+import ssl
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from ..config import HttpProbeConfig
+from ..result import ProbeResult, Value
+from ..status import Status
+from ..thresholds import fmt_bytes
+from .net import (
+    BAD_STATUS,
+    BODY_MISMATCH,
+    CONNECTION_FAILED,
+    OK,
+    TIMEOUT,
+    Deadline,
+    classify_connect_error,
+    fmt_latency,
+    fmt_timeout,
+    open_connection,
+)
+
+KIND = "http"
+BODY_LIMIT_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+USER_AGENT = "aiki-hooks"
+API_KEY_HEADER = "api-key"
+
+# Where an exchange was when it failed.
+CONNECTING = "connecting"
+WAITING = "waiting for the response"
+READING_BODY = "reading the body"
+
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
+
+
+# --------------------------------------------------------------------------- measure
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """Where requests go, from the configured URL. Credentials in the URL become a
+    Basic authorization header and are never shown."""
+
+    https: bool
+    host: str
+    port: int
+    path: str  # URL path without the query, "/" when empty
+    query: str
+    basic_auth: str | None = None
+
+    @property
+    def request_path(self) -> str:
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+
+def parse_target(url: str) -> Target:
+    parts = urllib.parse.urlsplit(url)
+    https = parts.scheme == "https"
+    basic_auth = None
+    if parts.username is not None:
+        credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        basic_auth = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+    return Target(
+        https=https,
+        host=parts.hostname or "",
+        port=parts.port or (443 if https else 80),
+        path=parts.path or "/",
+        query=parts.query,
+        basic_auth=basic_auth,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exchange:
+    """One GET as measured: the answer, or the failure that cut it short.
+
+    A failure while reading the body keeps the status already received.
+    """
+
+    path: str
+    status: int | None = None
+    reason: str = ""
+    latency_seconds: float | None = None
+    body: bytes = b""
+    body_truncated: bool = False  # BODY_LIMIT_BYTES read, the rest ignored
+    failure: str | None = None  # TIMEOUT, DNS_ERROR or CONNECTION_FAILED
+    failure_reason: str = ""
+    failed_while: str = ""  # CONNECTING, WAITING or READING_BODY
+
+    @property
+    def status_line(self) -> str:
+        return f"{self.status} {self.reason}".strip()
+
+
+@dataclass(frozen=True, kw_only=True)
+class QdrantMeasurement:
+    readiness: Exchange  # GET /readyz, or /healthz when this Qdrant has no /readyz
+    collections: Exchange
+    root: Exchange
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The receive side of a socket that re-arms the socket timeout to the time left
+    before every receive, so the total deadline also bounds a dribbling server."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
+        super().__init__()
+        self._sock = sock
+        # Through socket.makefile, as http.client itself reads: the descriptor then stays
+        # open when http.client closes the connection early on "Connection: close".
+        self._stream = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int | None:
+        self._sock.settimeout(self._deadline.remaining())
+        return self._stream.readinto(buffer)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """All that http.client.HTTPResponse asks of a socket."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+def _responses_within(deadline: Deadline) -> Callable[..., http.client.HTTPResponse]:
+    def response_class(sock: socket.socket, *args, **kwargs) -> http.client.HTTPResponse:
+        return http.client.HTTPResponse(_DeadlineSocket(sock, deadline), *args, **kwargs)
+
+    return response_class
+
+
+def fetch(
+    target: Target,
+    path: str,
+    *,
+    headers: Mapping[str, str],
+    deadline: Deadline,
+    clock: Callable[[], float],
+    tls_context: ssl.SSLContext | None,
+) -> Exchange:
+    """GET *path* from *target* within *deadline*; never raises for network failures."""
+    started = clock()
+    stage = CONNECTING
+    status, reason, latency = None, "", None
+    # No I/O yet: the socket is ours to open (against the deadline), the connection then
+    # owns it, so `close()` below releases it whatever fails.
+    connection = (
+        http.client.HTTPSConnection(target.host, target.port, context=tls_context)
+        if target.https
+        else http.client.HTTPConnection(target.host, target.port)
+    )
+    connection.response_class = _responses_within(deadline)
+    response: http.client.HTTPResponse | None = None
+    try:
+        connection.sock = open_connection(target.host, target.port, deadline)
+        if tls_context is not None:
+            connection.sock.settimeout(deadline.remaining())  # bounds the whole handshake
+            connection.sock = tls_context.wrap_socket(connection.sock, server_hostname=target.host)
+        stage = WAITING
+        connection.sock.settimeout(deadline.remaining())  # sendall treats it as a total
+        connection.request("GET", path, headers=dict(headers))
+        response = connection.getresponse()
+        latency = clock() - started
+        status, reason = response.status, response.reason
+        stage = READING_BODY
+        body, truncated = _read_body(response)
+    except (OSError, http.client.HTTPException) as exc:
+        failure, why = _classify_failure(exc, stage, target.host)
+        return Exchange(
+            path=path,
+            status=status,
+            reason=reason,
+            latency_seconds=latency,
+            failure=failure,
+            failure_reason=why,
+            failed_while=stage,
+        )
+    finally:
+        if response is not None:
+            response.close()
+        connection.close()
+    return Exchange(
+        path=path, status=status, reason=reason, latency_seconds=latency, body=body, body_truncated=truncated
+    )
+
+
+def _read_body(response: http.client.HTTPResponse) -> tuple[bytes, bool]:
+    """At most BODY_LIMIT_BYTES of the body, and whether that limit was reached."""
+    body = bytearray()
+    while len(body) < BODY_LIMIT_BYTES:
+        chunk = response.read(min(READ_CHUNK_BYTES, BODY_LIMIT_BYTES - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body), len(body) >= BODY_LIMIT_BYTES
+
+
+def _classify_failure(exc: OSError | http.client.HTTPException, stage: str, host: str) -> tuple[str, str]:
+    # Order matters: SSLError and TimeoutError are OSErrors, RemoteDisconnected a
+    # ConnectionError; a handshake that times out raises TimeoutError.
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return CONNECTION_FAILED, f"TLS certificate rejected: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        during = "handshake failed" if stage == CONNECTING else f"error {stage}"
+        return CONNECTION_FAILED, f"TLS {during}: {exc.reason or exc}"
+    if stage == CONNECTING and isinstance(exc, OSError):
+        failure = classify_connect_error(exc, host)
+        return failure.result, failure.reason
+    if isinstance(exc, TimeoutError):
+        return TIMEOUT, f"timed out {stage}"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return CONNECTION_FAILED, "connection closed without an answer"
+    if isinstance(exc, http.client.IncompleteRead):
+        return CONNECTION_FAILED, "connection closed before the body was complete"
+    if isinstance(exc, http.client.HTTPException):
+        return CONNECTION_FAILED, f"not a valid HTTP answer ({type(exc).__name__})"
+    return CONNECTION_FAILED, f"connection lost {stage}: {exc.strerror or exc}"
+
+
+def measure_qdrant(
+    target: Target,
+    *,
+    headers: Mapping[str, str],
+    deadline: Deadline,
+    clock: Callable[[], float],
+    tls_context: ssl.SSLContext | None,
+) -> QdrantMeasurement:
+    """Readiness, then collections, then version (the optional one last, so it cannot
+    starve the others of time). All three are asked even when one fails: once the
+    deadline is spent the rest fail at once, without I/O."""
+    base = target.path.rstrip("/")
+
+    def get(path: str) -> Exchange:
+        return fetch(target, base + path, headers=headers, deadline=deadline, clock=clock, tls_context=tls_context)
+
+    readiness = get("/readyz")
+    if readiness.status == 404:  # older Qdrant: no /readyz yet
+        readiness = get("/healthz")
+    return QdrantMeasurement(readiness=readiness, collections=get("/collections"), root=get("/"))
+
+
+# --------------------------------------------------------------------------- judge
+
+
+def judge_generic(config: HttpProbeConfig, exchange: Exchange, *, api_key_sent: bool) -> ProbeResult:
+    """Any 2xx/3xx (or one of `expect_status`), complete, with `expect_body` in the body."""
+    values: dict[str, Value] = {
+        "result": OK,
+        "latency_seconds": exchange.latency_seconds,
+        "http_status": exchange.status,
+    }
+    if config.expect_status:
+        accepted, expected = (lambda status: status in config.expect_status), _or_list(config.expect_status)
+    else:
+        accepted, expected = _is_2xx_or_3xx, "2xx/3xx"
+    problem = _answer_problem(
+        exchange,
+        accepted=accepted,
+        expected=expected,
+        timeout_seconds=config.timeout_seconds,
+        where="",
+        hints=_auth_hints(exchange.status, config, api_key_sent),
+    )
+    if problem is not None:
+        return _failed(config, values, *problem)
+    if config.expect_body is not None and config.expect_body.encode() not in exchange.body:
+        searched = f"only the first {fmt_bytes(BODY_LIMIT_BYTES)} of the body were searched"
+        details = (searched,) if exchange.body_truncated else ()
+        return _failed(config, values, BODY_MISMATCH, f"body lacks {_quote(config.expect_body)}", details)
+    summary = f"{exchange.status_line} {fmt_latency(exchange.latency_seconds or 0.0)}"
+    return _result(config, Status.OK, summary, values)
+
+
+def judge_qdrant(config: HttpProbeConfig, measurement: QdrantMeasurement, *, api_key_sent: bool) -> ProbeResult:
+    """Ready (2xx), then a collections list; the version is a bonus."""
+    readiness, collections, root = measurement.readiness, measurement.collections, measurement.root
+    values: dict[str, Value] = {
+        "result": OK,
+        "latency_seconds": readiness.latency_seconds,
+        "http_status": readiness.status,
+    }
+    via_healthz = readiness.path.endswith("/healthz")
+    details: tuple[str, ...] = ("no /readyz on this Qdrant: readiness taken from /healthz",) if via_healthz else ()
+
+    for exchange in (readiness, collections):
+        problem = _answer_problem(
+            exchange,
+            accepted=_is_2xx,
+            expected="2xx",
+            timeout_seconds=config.timeout_seconds,
+            where=f" on {exchange.path}",
+            hints=_auth_hints(exchange.status, config, api_key_sent),
+        )
+        if problem is not None:
+            return _failed(config, {**values, "http_status": exchange.status}, *problem, details)
+
+    count = parse_collection_count(collections.body)
+    if count is None:
+        summary = f"{collections.path} answered without a collections list"
+        return _failed(config, {**values, "http_status": collections.status}, BODY_MISMATCH, summary, details)
+    values["collections"] = count
+
+    version = parse_version(root.body) if root.failure is None and _is_2xx(root.status) else None
+    if version is None:
+        details += (f"version unknown: GET {root.path} {_what_went_wrong(root)}",)
+    else:
+        values["version"] = version
+
+    parts = [f"{'healthy' if via_healthz else 'ready'} {fmt_latency(readiness.latency_seconds or 0.0)}"]
+    if version is not None:
+        parts.append(f"v{version}")
+    parts.append(f"{count} collection{'' if count == 1 else 's'}")
+    return _result(config, Status.OK, ", ".join(parts), values, details)
+
+
+def parse_collection_count(body: bytes) -> int | None:
+    """len(result.collections) of Qdrant's GET /collections; None when not that shape."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    result = data.get("result") if isinstance(data, dict) else None
+    collections = result.get("collections") if isinstance(result, dict) else None
+    return len(collections) if isinstance(collections, list) else None
+
+
+def parse_version(body: bytes) -> str | None:
+    """The version in Qdrant's GET / answer; None when absent or not JSON."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    version = data.get("version") if isinstance(data, dict) else None
+    return version if isinstance(version, str) and version else None
+
+
+def _is_2xx(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
+
+
+def _is_2xx_or_3xx(status: int | None) -> bool:
+    return status is not None and 200 <= status < 400
+
+
+def _answer_problem(
+    exchange: Exchange,
+    *,
+    accepted: Callable[[int], bool],
+    expected: str,
+    timeout_seconds: float,
+    where: str,
+    hints: list[str],
+) -> tuple[str, str] | None:
+    """(result, summary) when *exchange* is not an accepted, complete answer.
+
+    *where* names the request in summaries (" on /collections"); failures to connect
+    leave it out: they concern the host, not a path.
+    """
+    if exchange.status is not None and not accepted(exchange.status):
+        notes = "; ".join([f"expected {expected}", *hints])
+        return BAD_STATUS, f"{exchange.status_line}{where} ({notes})"
+    if exchange.failure is None:
+        return None
+    timed_out = exchange.failure == TIMEOUT
+    timeout = fmt_timeout(timeout_seconds)
+    if exchange.failed_while == CONNECTING:
+        summary = f"no connection within {timeout}" if timed_out else exchange.failure_reason
+    elif exchange.failed_while == WAITING:
+        summary = (f"no answer within {timeout}" if timed_out else exchange.failure_reason) + where
+    else:
+        cause = f"body not complete within {timeout}" if timed_out else exchange.failure_reason
+        summary = f"{exchange.status_line} but {cause}{where}"
+    return exchange.failure, summary
+
+
+def _auth_hints(status: int | None, config: HttpProbeConfig, api_key_sent: bool) -> list[str]:
+    """Why a 401/403 may have happened, naming the variable, never its value."""
+    if status not in (401, 403):
+        return []
+    if config.api_key_env is None:
+        return ["no api_key_env configured"] if config.kind == "qdrant" else []
+    if not api_key_sent:
+        return [f"api key from ${config.api_key_env} not set"]
+    return [f"api key from ${config.api_key_env} rejected"]
+
+
+def _what_went_wrong(exchange: Exchange) -> str:
+    if exchange.failure is not None:
+        return exchange.failure_reason
+    if not _is_2xx(exchange.status):
+        return f"answered {exchange.status_line}"
+    return "answered without a version"
+
+
+def _or_list(items: tuple[int, ...]) -> str:
+    words = [str(item) for item in items]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _failed(
+    config: HttpProbeConfig, values: dict[str, Value], result: str, summary: str, details: tuple[str, ...] = ()
+) -> ProbeResult:
+    return _result(config, Status.CRITICAL, summary, {**values, "result": result}, details, error_kind=result)
+
+
+def _result(
+    config: HttpProbeConfig,
+    status: Status,
+    summary: str,
+    values: dict[str, Value],
+    details: tuple[str, ...] = (),
+    error_kind: str | None = None,
+) -> ProbeResult:
+    return ProbeResult(
+        name=config.name,
+        kind=KIND,
+        status=status,
+        summary=summary,
+        values=values,
+        error_kind=error_kind,
+        details=details,
+    )
+
+
+# --------------------------------------------------------------------------- probe
+
+
+class HttpProbe:
+    kind = KIND
+
+    def __init__(
+        self,
+        config: HttpProbeConfig,
+        *,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        env = os.environ if env is None else env
+        self.config = config
+        self.names = (config.name,)
+        self.timeout_seconds = config.timeout_seconds
+        self._clock = clock
+        self._api_key = (env.get(config.api_key_env) or "").strip() if config.api_key_env else ""
+        self._tls_context: ssl.SSLContext | None = None  # built once: loading the CA store is not free
+
+    def check(self) -> list[ProbeResult]:
+        target = parse_target(self.config.url)
+        headers = self._headers(target)
+        tls_context = self._tls() if target.https else None
+        deadline = Deadline(self.timeout_seconds, self._clock)
+        api_key_sent = bool(self._api_key)
+        if self.config.kind == "qdrant":
+            measurement = measure_qdrant(
+                target, headers=headers, deadline=deadline, clock=self._clock, tls_context=tls_context
+            )
+            return [judge_qdrant(self.config, measurement, api_key_sent=api_key_sent)]
+        exchange = fetch(
+            target, target.request_path, headers=headers, deadline=deadline, clock=self._clock, tls_context=tls_context
+        )
+        return [judge_generic(self.config, exchange, api_key_sent=api_key_sent)]
+
+    def _headers(self, target: Target) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"}
+        if target.basic_auth is not None:
+            headers["Authorization"] = target.basic_auth
+        if self._api_key:
+            # http.client would reject such a value with an error quoting it; say why, not what.
+            if not _HEADER_SAFE.fullmatch(self._api_key):
+                raise ValueError(
+                    f"api key from ${self.config.api_key_env} has characters not allowed in an HTTP header"
+                )
+            headers[API_KEY_HEADER] = self._api_key
+        return headers
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._tls_context is None:
+            context = ssl.create_default_context()
+            if not self.config.verify_tls:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._tls_context = context
+        return self._tls_context

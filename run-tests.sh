@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Run the whole test suite. Creates a development venv (.venv-dev) on first use and
+# refreshes it when pyproject.toml changes. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+find_python() {
+  local candidate
+  for candidate in ${PYTHON:-} python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+venv=.venv-dev
+stamp="$venv/.installed-from"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  python=$(find_python) || { echo "run-tests.sh: need Python >= 3.11 with the venv module" >&2; exit 2; }
+  echo "run-tests.sh: preparing $venv with $python" >&2
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet -e '.[test]'
+  echo "$want" > "$stamp"
+fi
+exec "$venv/bin/python" -m pytest "$@"

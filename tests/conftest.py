@@ -1,0 +1,70 @@
+"""Shared fixtures. Every test runs with HOME and the XDG dirs inside its tmp_path, so
+nothing touches the developer's real config or state."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE_BIN = Path(__file__).resolve().parent / "fake_bin"
+
+_ISOLATED_VARS = (
+    "AIKI_HOOKS_CONFIG", "AIKI_HOOKS_STATE_DIR", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
+    "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "JOURNAL_STREAM", "NO_COLOR",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    for var in _ISOLATED_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    return home
+
+
+@pytest.fixture
+def state_dir(isolated_home) -> Path:
+    return isolated_home / ".local" / "state" / "aiki-hooks"
+
+
+@pytest.fixture
+def write_config(isolated_home):
+    """Write a config.toml at the XDG default location; returns its path."""
+
+    def write(text: str) -> Path:
+        path = isolated_home / ".config" / "aiki-hooks" / "config.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    return write
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, timeout: float = 30, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real command line in a child process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "aiki_hooks.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env=env or cli_env(), stdin=subprocess.DEVNULL,
+    )
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

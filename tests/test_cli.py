@@ -1,0 +1,168 @@
+"""The command line as a user runs it: real child processes, real files."""
+
+import json
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from aiki_hooks.cache import read_cache
+
+from .conftest import REPO, cli_env, run_cli
+
+
+def _plugin(tmp_path, name, exit_code, text):
+    script = tmp_path / f"{name}.sh"
+    script.write_text(f"#!/bin/sh\necho '{text}'\nexit {exit_code}\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_status_without_cache_measures_publishes_and_exits_ok(state_dir):
+    result = run_cli("status")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("aiki-hooks on ")
+    assert "measured just now (no health data yet)" in result.stdout
+    assert "memory" in result.stdout and "disk:/" in result.stdout
+    assert read_cache(state_dir / "system_health.json").state == "fresh"
+    assert "\033[" not in result.stdout  # not a tty: no colour
+
+
+@pytest.mark.parametrize("exit_code, expected", [(0, 0), (1, 1), (2, 2), (3, 3)])
+def test_status_exit_code_is_the_worst_status(write_config, tmp_path, exit_code, expected):
+    plugin = _plugin(tmp_path, "check", exit_code, "backup is old | age=90000s;86400;172800")
+    write_config(f'[[probes.command]]\nname = "backup"\ncommand = ["{plugin}"]\n')
+    result = run_cli("status")
+    assert result.returncode == expected, result.stdout + result.stderr
+    assert "backup is old" in result.stdout
+
+
+def test_status_json_is_the_snapshot_schema(write_config, tmp_path):
+    plugin = _plugin(tmp_path, "check", 2, "replication broken")
+    write_config(f'[[probes.command]]\nname = "repl"\ncommand = ["{plugin}"]\n')
+    result = run_cli("status", "--json")
+    assert result.returncode == 2
+    data = json.loads(result.stdout)
+    assert data["schema_version"] == 1 and data["status"] == "CRITICAL"
+    assert set(data) >= {"generated_at", "interval_seconds", "host", "probes", "issues"}
+    (issue,) = data["issues"]
+    assert issue["id"] == "command:repl" and issue["severity"] == "CRITICAL"
+    assert issue["summary"] == "replication broken" and issue["since"].endswith("Z")
+    probe = next(p for p in data["probes"] if p["name"] == "repl")
+    assert set(probe) >= {"name", "kind", "status", "summary", "values", "checked_at", "duration_ms", "error_kind"}
+
+
+def test_issue_since_is_carried_across_refreshes(write_config, tmp_path):
+    plugin = _plugin(tmp_path, "check", 1, "degraded")
+    write_config(f'[[probes.command]]\nname = "svc"\ncommand = ["{plugin}"]\n')
+    assert run_cli("refresh").returncode == 0
+    first = json.loads(run_cli("status", "--json").stdout)
+    assert run_cli("refresh").returncode == 0
+    second = json.loads(run_cli("status", "--json").stdout)
+    assert second["generated_at"] != first["generated_at"]
+    assert second["issues"][0]["since"] == first["issues"][0]["since"]
+
+
+def test_config_error_is_one_clear_message_without_traceback(write_config):
+    path = write_config("interval_seconds = -5\n[[probes.tcp]]\nname = 'pg'\nhost = 'h'\nport = 'x'\n")
+    for command in ("status", "refresh", "refresher", "config"):
+        result = run_cli(command)
+        assert result.returncode == 3, command
+        assert "Traceback" not in result.stderr + result.stdout
+        assert result.stdout == ""
+        assert result.stderr.startswith(f"aiki-hooks: invalid config {path} (2 problems):")
+        assert "interval_seconds = -5: expected a number >= 0.01" in result.stderr
+        assert 'probes.tcp[0].port = "x": expected a whole number from 1 to 65535' in result.stderr
+
+
+def test_debug_flag_shows_the_traceback(write_config):
+    write_config("interval_seconds = -5\n")
+    result = run_cli("--debug", "status")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_unwritable_state_dir_is_one_line(write_config, tmp_path):
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    write_config(f'[state]\ndir = "{blocker}/state"\n')
+    result = run_cli("refresh")
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_init_writes_private_commented_config_and_never_overwrites(isolated_home):
+    result = run_cli("init")
+    path = isolated_home / ".config" / "aiki-hooks" / "config.toml"
+    assert result.returncode == 0 and f"wrote {path}" in result.stdout
+    assert "Detected when this file was written" in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert run_cli("config").returncode == 0  # what init writes is valid
+    path.write_text("interval_seconds = 30\n")
+    again = run_cli("init")
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert path.read_text() == "interval_seconds = 30\n"
+    forced = run_cli("init", "--force")
+    assert forced.returncode == 0
+    assert (path.parent / "config.toml.bak").read_text() == "interval_seconds = 30\n"
+
+
+def test_init_detects_qdrant_on_localhost(isolated_home):
+    """A real HTTP server on 127.0.0.1:6333 answering /readyz like Qdrant."""
+    import http.server
+    import threading
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/readyz" else 404)
+            self.end_headers()
+            self.wfile.write(b"all shards are ready")
+
+        def log_message(self, *args):
+            pass
+
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 6333), Ready)
+    except OSError:
+        pytest.skip("port 6333 is taken on this machine")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_cli("init", "--stdout")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0
+    assert '[[probes.http]]\nname = "qdrant"\nurl = "http://localhost:6333"\nkind = "qdrant"' in result.stdout
+    assert "Qdrant answers on localhost:6333" in result.stdout
+
+
+def test_config_prints_effective_values(write_config, monkeypatch):
+    write_config('interval_seconds = 15\n[[probes.http]]\nname = "q"\nurl = "http://u:pw@127.0.0.1:1"\n'
+                 'api_key_env = "MY_KEY"\n')
+    result = run_cli("config", env=cli_env(MY_KEY="s3cr3t-value"))
+    assert result.returncode == 0
+    assert "interval_seconds = 15.0" in result.stdout
+    assert "s3cr3t-value" not in result.stdout and ":pw@" not in result.stdout
+    assert 'api_key_env = "MY_KEY"  # set in this environment' in result.stdout
+
+
+def test_doctor_reports_problems_with_fixes(write_config, state_dir):
+    write_config('[[probes.tcp]]\nname = "pg"\nhost = "127.0.0.1"\nport = 1\ntimeout_seconds = 1\n')
+    result = run_cli("doctor")
+    assert result.returncode == 1
+    assert "[ ok ] config valid" in result.stdout
+    assert "[warn] no cache at" in result.stdout
+    assert "[warn] no refresher running" in result.stdout
+    assert "[FAIL] tcp pg: CRITICAL: connection refused" in result.stdout
+    assert "-> nothing accepts connections on 127.0.0.1:1" in result.stdout
+
+
+def test_hook_read_path_imports_only_the_standard_library():
+    """The hooks import aiki_hooks.cache and .paths on every tool call."""
+    code = (
+        "import sys; import aiki_hooks.cache, aiki_hooks.paths; "
+        "heavy = {'psutil', 'filelock', 'requests', 'mem0'} & set(sys.modules); print(sorted(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=REPO)
+    assert result.stdout.strip() == "[]", result.stderr
