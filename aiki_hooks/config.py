@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 from . import paths
 from .thresholds import Threshold
 
+RESERVED_NAMES = frozenset({"cpu", "load", "memory", "swap"})
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]*$")
 
 
@@ -375,7 +376,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
         SystemdProbeConfig(
             unit=v["unit"],
             scope=v["scope"],
-            name=v["name"] or _default_unit_label(v["unit"]),
+            name=v["name"] or v["unit"],
             timeout_seconds=float(v["timeout_seconds"]),
         )
         for _, v in entries("systemd", _SYSTEMD_SPEC, ("unit",))
@@ -393,6 +394,14 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
         )
         for _, v in entries("http", _HTTP_SPEC, ("name", "url"))
     )
+    for index, probe in enumerate(http):
+        if probe.kind == "qdrant":
+            for key in ("expect_status", "expect_body"):
+                if getattr(probe, key):
+                    reader.problems.append(
+                        f"probes.http[{index}].{key}: not used with kind = \"qdrant\" (readiness is checked on "
+                        f"/readyz); expected it only with kind = \"generic\""
+                    )
     tcp = tuple(
         TcpProbeConfig(name=v["name"], host=v["host"], port=v["port"], timeout_seconds=float(v["timeout_seconds"]))
         for _, v in entries("tcp", _TCP_SPEC, ("name", "host", "port"))
@@ -402,16 +411,16 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
         for _, v in entries("command", _COMMAND_SPEC, ("name", "command"))
     )
 
-    seen: dict[tuple[str, str], str] = {}
+    # Result names share one namespace in the snapshot (the resources probe takes cpu,
+    # load, memory, swap and disk:<path>), so a name may be used once across all kinds.
+    seen: dict[str, str] = {name: "the resources probe" for name in RESERVED_NAMES}
     for kind, group in (("systemd", systemd), ("http", http), ("tcp", tcp), ("command", command)):
         for index, probe in enumerate(group):
-            key = (kind, probe.name)
-            if key in seen:
-                reader.problems.append(
-                    f'probes.{kind}[{index}].name = "{probe.name}": expected a name not used by another '
-                    f"{kind} probe ({seen[key]})"
-                )
-            seen[key] = f"probes.{kind}[{index}]"
+            where = f"probes.{kind}[{index}]"
+            taken_by = seen.get(probe.name) or ("the resources probe" if probe.name.startswith("disk:") else None)
+            if taken_by:
+                reader.problems.append(f'{where}.name = "{probe.name}": expected a name not already used by {taken_by}')
+            seen[probe.name] = where
 
     if reader.problems:
         raise ConfigError(source, reader.problems)
@@ -425,10 +434,6 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
         tcp=tcp,
         command=command,
     )
-
-
-def _default_unit_label(unit: str) -> str:
-    return unit[: -len(".service")] if unit.endswith(".service") else unit
 
 
 def load_config(path: Path | str | None = None, env=None) -> Config:

@@ -7,14 +7,13 @@ test leaks a thread or a socket into the next one.
 
 from __future__ import annotations
 
-import dataclasses
 import http.server
 import json
 import socket
 import ssl
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal, Mapping
 
 # A dribbling server sends one byte per interval.
@@ -271,7 +270,7 @@ def delayed(route: Route, seconds: float) -> Route:
 
     def answer(request: SeenRequest) -> Reply:
         reply = route(request) if callable(route) else route
-        return dataclasses.replace(reply, delay_seconds=seconds)
+        return replace(reply, delay_seconds=seconds)
 
     return answer
 

@@ -55,6 +55,9 @@ name = "qdrant"
 url = "http://localhost:6333"
 kind = "qdrant"
 api_key_env = "QDRANT_API_KEY"
+[[probes.http]]
+name = "mem0-api"
+url = "http://127.0.0.1:8000/health"
 expect_status = 200
 [[probes.tcp]]
 name = "pg"
@@ -71,10 +74,11 @@ timeout_seconds = 2.5
     assert config.resources.disk_paths == ("/", "/home")
     assert config.resources.disk_used.warn == 80 and config.resources.disk_used.crit == 90
     assert [(u.name, u.unit, u.scope) for u in config.systemd] == [
-        ("aiki-memory", "aiki-memory.service", "user"),
+        ("aiki-memory.service", "aiki-memory.service", "user"),
         ("qdrant-unit", "qdrant.service", "system"),
     ]
-    assert config.http[0].kind == "qdrant" and config.http[0].expect_status == (200,)
+    assert config.http[0].kind == "qdrant" and config.http[0].api_key_env == "QDRANT_API_KEY"
+    assert config.http[1].kind == "generic" and config.http[1].expect_status == (200,)
     assert config.tcp[0].port == 5432
     assert config.command[0].command == ("/usr/bin/true", "-x") and config.command[0].timeout_seconds == 2.5
     assert config.max_probe_timeout == 5.0
@@ -132,11 +136,19 @@ command = "check_disk -w 10"
                      "expected the name of an environment variable", id="key-instead-of-var"),
         pytest.param("[[probes.systemd]]\nunit='a.service'\nscope='root'", 'expected one of "user", "system"', id="scope"),
         pytest.param("[[probes.tcp]]\nname='a'\nhost='h'\nport=1\n[[probes.tcp]]\nname='a'\nhost='h'\nport=2",
-                     "expected a name not used by another tcp probe", id="duplicate-name"),
+                     'probes.tcp[1].name = "a": expected a name not already used by probes.tcp[0]', id="duplicate-name"),
+        pytest.param("[[probes.systemd]]\nunit='qdrant.service'\nname='q'\n[[probes.http]]\nname='q'\nurl='http://x'",
+                     'probes.http[0].name = "q": expected a name not already used by probes.systemd[0]',
+                     id="duplicate-across-kinds"),
+        pytest.param("[[probes.tcp]]\nname='memory'\nhost='h'\nport=1",
+                     'probes.tcp[0].name = "memory": expected a name not already used by the resources probe',
+                     id="reserved-name"),
         pytest.param("[resources]\ndisk_warn_free_gib = 1\ndisk_crit_free_gib = 5",
                      "disk_warn_free_gib = 1: expected >= resources.disk_crit_free_gib", id="low-thresholds-inverted"),
         pytest.param("[state]\ndir = 'relative/path'", "expected an absolute path", id="relative-state-dir"),
         pytest.param("interval_seconds = = 3", "not valid TOML", id="toml-syntax"),
+        pytest.param("[[probes.http]]\nname='q'\nurl='http://x'\nkind='qdrant'\nexpect_status=200",
+                     'probes.http[0].expect_status: not used with kind = "qdrant"', id="qdrant-expect-status"),
     ],
 )
 def test_single_problem_messages(write_config, toml, fragment):
