@@ -6,6 +6,7 @@ import http.client
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .cache import atomic_write_bytes
 from .paths import ensure_private_dir
@@ -21,8 +22,20 @@ class Detected:
     notes: tuple[str, ...]
 
 
-def detect_qdrant(host: str = "localhost", port: int = 6333, timeout: float = 0.5) -> bool:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+def qdrant_candidates(env=None) -> list[str]:
+    """$QDRANT_URL first (what Qdrant clients read), then Qdrant's default port."""
+    env = os.environ if env is None else env
+    urls = [env["QDRANT_URL"].rstrip("/")] if env.get("QDRANT_URL", "").startswith(("http://", "https://")) else []
+    return list(dict.fromkeys(urls + [QDRANT_URL]))
+
+
+def detect_qdrant(url: str, timeout: float = 0.5) -> bool:
+    parts = urlsplit(url)
+    connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    try:
+        conn = connection(parts.hostname or "localhost", parts.port, timeout=timeout)
+    except ValueError:
+        return False
     try:
         conn.request("GET", "/readyz")
         response = conn.getresponse()
@@ -54,8 +67,9 @@ def detect_user_units(pattern: str = "aiki-*", run=run_command) -> tuple[tuple[s
 
 def detect(run=run_command) -> Detected:
     notes = []
-    qdrant = QDRANT_URL if detect_qdrant() else None
-    notes.append("Qdrant answers on localhost:6333" if qdrant else "no Qdrant on localhost:6333")
+    candidates = qdrant_candidates()
+    qdrant = next((url for url in candidates if detect_qdrant(url)), None)
+    notes.append(f"Qdrant answers on {qdrant}" if qdrant else "no Qdrant at " + " or ".join(candidates))
     units, note = detect_user_units(run=run)
     if note:
         notes.append(note)

@@ -71,6 +71,11 @@ def fmt_seconds(value: float) -> str:
     return f"{value:.1f} s"
 
 
+def round_seconds(value: float | None) -> float | None:
+    """Seconds to microsecond precision: finer digits are noise in a JSON cache."""
+    return None if value is None else round(value, 6)
+
+
 def fmt_duration(seconds: float) -> str:
     """Compact duration: 45s, 14m, 3h05m, 3d."""
     seconds = max(0, int(seconds))

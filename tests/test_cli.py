@@ -108,33 +108,29 @@ def test_init_writes_private_commented_config_and_never_overwrites(isolated_home
     assert (path.parent / "config.toml.bak").read_text() == "interval_seconds = 30\n"
 
 
-def test_init_detects_qdrant_on_localhost(isolated_home):
-    """A real HTTP server on 127.0.0.1:6333 answering /readyz like Qdrant."""
-    import http.server
-    import threading
+def test_init_detects_qdrant(isolated_home):
+    """A real HTTP server on 127.0.0.1 answering like Qdrant, found through $QDRANT_URL."""
+    from .servers import HttpServer, qdrant_routes
 
-    class Ready(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200 if self.path == "/readyz" else 404)
-            self.end_headers()
-            self.wfile.write(b"all shards are ready")
-
-        def log_message(self, *args):
-            pass
-
-    try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 6333), Ready)
-    except OSError:
-        pytest.skip("port 6333 is taken on this machine")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        result = run_cli("init", "--stdout")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with HttpServer(qdrant_routes()) as qdrant:
+        result = run_cli("init", "--stdout", env=cli_env(QDRANT_URL=qdrant.url + "/"))
     assert result.returncode == 0
-    assert '[[probes.http]]\nname = "qdrant"\nurl = "http://localhost:6333"\nkind = "qdrant"' in result.stdout
-    assert "Qdrant answers on localhost:6333" in result.stdout
+    assert f'[[probes.http]]\nname = "qdrant"\nurl = "{qdrant.url}"\nkind = "qdrant"' in result.stdout
+    assert f"Qdrant answers on {qdrant.url}" in result.stdout
+
+
+def test_init_without_qdrant_leaves_the_example_commented(isolated_home):
+    import socket
+
+    from .servers import closed_port
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 6333)) == 0:
+            pytest.skip("something listens on localhost:6333 here, which init rightly detects")
+    result = run_cli("init", "--stdout", env=cli_env(QDRANT_URL=f"http://127.0.0.1:{closed_port()}"))
+    assert result.returncode == 0
+    assert "\n[[probes.http]]" not in result.stdout and '# name = "qdrant"' in result.stdout
+    assert "no Qdrant at http://127.0.0.1:" in result.stdout
 
 
 def test_config_prints_effective_values(write_config, monkeypatch):

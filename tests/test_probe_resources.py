@@ -62,15 +62,15 @@ def test_first_cycle_omits_cpu_rather_than_zero():
     "disk, status, text",
     [
         pytest.param(DiskSample(path="/", total_bytes=200 * GIB, used_bytes=182 * GIB, free_bytes=18.2 * GIB),
-                     Status.WARNING, "/ 91% used, 18.2 GiB free; warn at 90%", id="percent-warn"),
+                     Status.WARNING, "91% used, 18.2 GiB free; warn at 90%", id="percent-warn"),
         pytest.param(DiskSample(path="/", total_bytes=200 * GIB, used_bytes=192 * GIB, free_bytes=8 * GIB),
-                     Status.CRITICAL, "/ 96% used, 8.0 GiB free; crit at 95%", id="percent-crit"),
+                     Status.CRITICAL, "96% used, 8.0 GiB free; crit at 95%", id="percent-crit"),
         pytest.param(DiskSample(path="/boot", total_bytes=1.2 * GIB, used_bytes=0.7 * GIB, free_bytes=0.5 * GIB),
-                     Status.CRITICAL, "/boot 58% used, 512.0 MiB free; crit at 1 GiB free", id="small-disk-free-crit"),
+                     Status.CRITICAL, "58% used, 512.0 MiB free; crit at 1 GiB free", id="small-disk-free-crit"),
         pytest.param(DiskSample(path="/", total_bytes=40 * GIB, used_bytes=39 * GIB, free_bytes=0.5 * GIB),
-                     Status.CRITICAL, "/ 99% used, 512.0 MiB free; crit at 95%; crit at 1 GiB free", id="both-crit"),
+                     Status.CRITICAL, "99% used, 512.0 MiB free; crit at 95%; crit at 1 GiB free", id="both-crit"),
         pytest.param(DiskSample(path="/", total_bytes=10 * GIB, used_bytes=5.5 * GIB, free_bytes=4.5 * GIB),
-                     Status.WARNING, "/ 55% used, 4.5 GiB free; warn at 5 GiB free", id="free-space-warn"),
+                     Status.WARNING, "55% used, 4.5 GiB free; warn at 5 GiB free", id="free-space-warn"),
     ],
 )
 def test_disk_levels(disk, status, text):

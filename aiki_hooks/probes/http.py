@@ -43,7 +43,7 @@ from typing import Callable, Mapping
 from ..config import HttpProbeConfig
 from ..result import ProbeResult, Value
 from ..status import Status
-from ..thresholds import fmt_bytes
+from ..thresholds import fmt_bytes, round_seconds
 from .net import (
     BAD_STATUS,
     BODY_MISMATCH,
@@ -296,7 +296,7 @@ def judge_generic(config: HttpProbeConfig, exchange: Exchange, *, api_key_sent: 
     """Any 2xx/3xx (or one of `expect_status`), complete, with `expect_body` in the body."""
     values: dict[str, Value] = {
         "result": OK,
-        "latency_seconds": exchange.latency_seconds,
+        "latency_seconds": round_seconds(exchange.latency_seconds),
         "http_status": exchange.status,
     }
     if config.expect_status:
@@ -326,7 +326,7 @@ def judge_qdrant(config: HttpProbeConfig, measurement: QdrantMeasurement, *, api
     readiness, collections, root = measurement.readiness, measurement.collections, measurement.root
     values: dict[str, Value] = {
         "result": OK,
-        "latency_seconds": readiness.latency_seconds,
+        "latency_seconds": round_seconds(readiness.latency_seconds),
         "http_status": readiness.status,
     }
     via_healthz = readiness.path.endswith("/healthz")

@@ -203,7 +203,7 @@ def _result(name: str, status: Status, summary: str, values: dict, issue_id: str
         status=status,
         summary=summary,
         values=values,
-        findings=(Finding(id=issue_id or name, status=status, summary=f"{name} {summary}"),),
+        findings=(Finding(id=issue_id or name, status=status, summary=summary),),
     )
 
 
@@ -272,7 +272,7 @@ def judge_disk(disk: DiskSample, config: ResourcesConfig) -> ProbeResult:
                            summary=f"cannot read {disk.path}: {disk.error or 'zero-size filesystem'}",
                            error_kind="disk_unreadable",
                            findings=(Finding(id=name, status=Status.UNKNOWN,
-                                             summary=f"{disk.path}: cannot read usage ({disk.error})"),))
+                                             summary=f"cannot read usage ({disk.error})"),))
     # Like df: used / (used + free) so the root reserve counts as unavailable.
     used_percent = disk.used_bytes / (disk.used_bytes + disk.free_bytes) * 100 if disk.used_bytes + disk.free_bytes else 0.0
     used_status, used_why = judge(used_percent, config.disk_used, fmt_percent)
@@ -283,7 +283,7 @@ def judge_disk(disk: DiskSample, config: ResourcesConfig) -> ProbeResult:
         name=name, kind=KIND, status=status, summary=summary,
         values={"disk_total_bytes": disk.total_bytes, "disk_used_bytes": disk.used_bytes,
                 "disk_free_bytes": disk.free_bytes, "disk_used_ratio": round(used_percent / 100, 4)},
-        findings=(Finding(id=name, status=status, summary=f"{disk.path} {summary}"),),
+        findings=(Finding(id=name, status=status, summary=summary),),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Callable
 
 from ..config import TcpProbeConfig
 from ..result import ProbeResult
+from ..thresholds import round_seconds
 from ..status import Status
 from .net import OK, TIMEOUT, Deadline, classify_connect_error, fmt_latency, fmt_timeout, open_connection
 
@@ -56,7 +57,7 @@ def judge_tcp(config: TcpProbeConfig, measurement: TcpMeasurement) -> ProbeResul
         kind=KIND,
         status=status,
         summary=summary,
-        values={"result": result, "connect_seconds": measurement.connect_seconds},
+        values={"result": result, "connect_seconds": round_seconds(measurement.connect_seconds)},
         error_kind=measurement.failure,
     )
 
