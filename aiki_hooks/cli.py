@@ -74,6 +74,8 @@ def _explain(exc: BaseException) -> str:
 
     if isinstance(exc, ConfigError):
         return exc.message()
+    if isinstance(exc, UsageError):
+        return str(exc)
     if isinstance(exc, PermissionError):
         return f"permission denied: {exc.filename or exc} (run `aiki-hooks doctor`)"
     if isinstance(exc, OSError) and exc.strerror:

@@ -67,6 +67,19 @@ def test_reader_fresh_then_stale_after_three_intervals(tmp_path):
     assert stale.state == "stale" and stale.reason == "refresher not running" and stale.usable
 
 
+def test_reader_does_not_wait_for_a_writer_holding_the_lock(tmp_path):
+    from filelock import FileLock
+
+    path = tmp_path / "system_health.json"
+    write_cache(path, snapshot_dict(time.time()))
+    with FileLock(str(path) + ".lock"):
+        started = time.monotonic()
+        read = read_cache(path)
+        waited = time.monotonic() - started
+    assert read.state == "fresh"
+    assert waited < 0.05
+
+
 READER = textwrap.dedent(
     """
     import json, sys, time
