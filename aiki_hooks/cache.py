@@ -5,25 +5,22 @@ fsynced and renamed over the cache, then the directory is fsynced; writers are
 serialised by a lock file. Readers take no lock at all: rename is atomic, so a reader
 sees the old file or the new one, never a partial one (and never waits).
 
-This module is imported by the hooks on every tool call: the read path uses only the
-standard library; `filelock` is imported by the writer alone.
+The hooks import this module on every tool call, so the read path imports only json,
+os and time (no dataclasses, pathlib or tempfile: each costs milliseconds per call);
+the writer imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from .paths import CACHE_NAME, ensure_private_dir
 
 SCHEMA_VERSION = 1
 STALE_AFTER_INTERVALS = 3
 WRITE_LOCK_TIMEOUT_SECONDS = 5.0
+CACHE_NAME = "system_health.json"
 
 FRESH = "fresh"
 STALE = "stale"
@@ -32,28 +29,38 @@ CORRUPT = "corrupt"
 UNKNOWN_SCHEMA = "unknown_schema"
 
 
-@dataclass(frozen=True)
 class CacheRead:
-    state: str  # fresh | stale | missing | corrupt | unknown_schema
-    data: dict[str, Any] | None = None
-    age_seconds: float | None = None
-    reason: str = ""
+    """The outcome of reading the cache: `state` is fresh, stale, missing, corrupt or
+    unknown_schema; `data` is the snapshot dict when fresh or stale."""
+
+    __slots__ = ("state", "data", "age_seconds", "reason")
+
+    def __init__(self, state: str, data: dict[str, Any] | None = None, age_seconds: float | None = None,
+                 reason: str = "") -> None:
+        self.state = state
+        self.data = data
+        self.age_seconds = age_seconds
+        self.reason = reason
 
     @property
     def usable(self) -> bool:
         """Fresh or stale data can still be shown (stale with its age)."""
         return self.state in (FRESH, STALE)
 
+    def __repr__(self) -> str:
+        return f"CacheRead(state={self.state!r}, age_seconds={self.age_seconds!r}, reason={self.reason!r})"
 
-def cache_path(state_dir: Path) -> Path:
-    return Path(state_dir) / CACHE_NAME
+
+def cache_path(state_dir: str | os.PathLike) -> str:
+    return os.path.join(os.fspath(state_dir), CACHE_NAME)
 
 
-def read_cache(path: Path, *, now: float | None = None) -> CacheRead:
+def read_cache(path: str | os.PathLike, *, now: float | None = None) -> CacheRead:
     """Read and classify the cache. Never raises for a bad file; never blocks."""
     now = time.time() if now is None else now
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as file:
+            raw = file.read()
     except FileNotFoundError:
         return CacheRead(MISSING, reason="no health data yet")
     except OSError as exc:
@@ -66,9 +73,9 @@ def read_cache(path: Path, *, now: float | None = None) -> CacheRead:
         return CacheRead(CORRUPT, reason="cache is not a JSON object")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-        return CacheRead(UNKNOWN_SCHEMA, data=None, reason=f"cache schema {version!r}, expected {SCHEMA_VERSION}")
+        return CacheRead(UNKNOWN_SCHEMA, reason=f"cache schema {version!r}, expected {SCHEMA_VERSION}")
     try:
-        generated = _parse_utc(data["generated_at"])
+        generated = parse_utc(data["generated_at"])
         interval = float(data["interval_seconds"])
         if not isinstance(data["probes"], list) or not isinstance(data["issues"], list):
             raise TypeError("probes/issues are not lists")
@@ -80,8 +87,9 @@ def read_cache(path: Path, *, now: float | None = None) -> CacheRead:
     return CacheRead(FRESH, data=data, age_seconds=max(age, 0.0))
 
 
-def _parse_utc(text: str) -> float:
-    import datetime as dt
+def parse_utc(text: str) -> float:
+    """Epoch seconds from the cache's ISO 8601 UTC timestamps ("...Z")."""
+    import datetime as dt  # C-accelerated and cheap; kept local to this one use
 
     moment = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     if moment.tzinfo is None:
@@ -89,21 +97,27 @@ def _parse_utc(text: str) -> float:
     return moment.timestamp()
 
 
-def write_cache(path: Path, data: dict[str, Any], *, lock_timeout: float = WRITE_LOCK_TIMEOUT_SECONDS) -> None:
+def write_cache(path: str | os.PathLike, data: dict[str, Any], *,
+                lock_timeout: float = WRITE_LOCK_TIMEOUT_SECONDS) -> None:
     """Publish *data* atomically, serialised with other writers by `<cache>.lock`."""
     from filelock import FileLock
 
-    path = Path(path)
-    ensure_private_dir(path.parent)
+    from .paths import ensure_private_dir
+
+    path = os.fspath(path)
+    ensure_private_dir(os.path.dirname(path))
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    with FileLock(str(path) + ".lock", timeout=lock_timeout, mode=0o600):
+    with FileLock(path + ".lock", timeout=lock_timeout, mode=0o600):
         atomic_write_bytes(path, payload)
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """Temp file in the same directory (0600), fsync, rename, fsync the directory."""
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    import tempfile
+
+    path = os.fspath(path)
+    directory, name = os.path.split(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(payload)
@@ -116,26 +130,31 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 
 
-def remove_orphan_temp_files(path: Path, *, older_than_seconds: float = 60.0, now: float | None = None) -> int:
+def remove_orphan_temp_files(path: str | os.PathLike, *, older_than_seconds: float = 60.0,
+                             now: float | None = None) -> int:
     """Delete temp files a killed writer left behind (never a live writer's: they are young)."""
-    path = Path(path)
+    path = os.fspath(path)
+    directory, name = os.path.split(path)
     now = time.time() if now is None else now
     removed = 0
     try:
-        candidates = list(path.parent.glob(f".{path.name}.*.tmp"))
+        entries = os.listdir(directory or ".")
     except OSError:
         return 0
-    for candidate in candidates:
+    for entry in entries:
+        if not (entry.startswith(f".{name}.") and entry.endswith(".tmp")):
+            continue
+        candidate = os.path.join(directory, entry)
         try:
-            if now - candidate.stat().st_mtime > older_than_seconds:
-                candidate.unlink()
+            if now - os.stat(candidate).st_mtime > older_than_seconds:
+                os.unlink(candidate)
                 removed += 1
         except FileNotFoundError:
             continue

@@ -142,7 +142,14 @@ def cmd_refresher(args) -> int:
         if not 0.01 <= args.interval <= 86400:
             raise UsageError("--interval must be between 0.01 and 86400 seconds")
         config = dataclasses.replace(config, interval_seconds=args.interval)
-    refresher = Refresher(config)
+    from .paths import config_path
+
+    refresher = Refresher(
+        config,
+        interval_overridden=args.interval is not None,
+        config_file=args.config or config_path(),
+        reload_config=lambda: _config(args),
+    )
     refresher.install_signal_handlers()
     try:
         return refresher.run(max_cycles=args.cycles)

@@ -89,6 +89,27 @@ class CommandProbeConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GuardRule:
+    """Deny or ask before some tools while the machine is in a given state.
+
+    The condition is either an open issue (`issue`, a glob over issue ids, at or above
+    `min_severity`) or a value of a probe (`value` = "<probe>.<key>") below/above a level.
+    """
+
+    name: str
+    tools: tuple[str, ...]
+    decision: str = "deny"
+    issue: str | None = None
+    min_severity: str = "CRITICAL"
+    value: str | None = None
+    below: float | None = None
+    above: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v if not isinstance(v, tuple) else list(v) for k, v in vars(self).items() if v is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     source: str = "<defaults>"
     interval_seconds: float = 60.0
@@ -98,6 +119,7 @@ class Config:
     http: tuple[HttpProbeConfig, ...] = ()
     tcp: tuple[TcpProbeConfig, ...] = ()
     command: tuple[CommandProbeConfig, ...] = ()
+    guard: tuple[GuardRule, ...] = ()
 
     @property
     def cache_path(self) -> Path:
@@ -319,6 +341,22 @@ _TOP_SPEC = {
     "state": (lambda v: None if isinstance(v, dict) else "a table", {}),
     "resources": (lambda v: None if isinstance(v, dict) else "a table", {}),
     "probes": (lambda v: None if isinstance(v, dict) else "a table", {}),
+    "guard": (lambda v: None if isinstance(v, dict) else "a table", {}),
+}
+
+_GUARD_SPEC = {"rules": (lambda v: None if isinstance(v, list) and all(isinstance(i, dict) for i in v)
+                         else "an array of tables (write [[guard.rules]])", [])}
+
+_GUARD_RULE_SPEC = {
+    "name": (_text, ""),
+    "tools": (_string_list, None),
+    "decision": (_choice("deny", "ask"), "deny"),
+    "issue": (_text, None),
+    "min_severity": (_choice("WARNING", "CRITICAL"), "CRITICAL"),
+    "value": (lambda v: None if isinstance(v, str) and re.fullmatch(r".+\.[a-z0-9_]+", v)
+              else 'a probe name and value key such as "disk:/.disk_free_bytes"', None),
+    "below": (_number(), None),
+    "above": (_number(), None),
 }
 
 _STATE_SPEC = {"dir": (_text, None)}
@@ -422,6 +460,29 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
                 reader.problems.append(f'{where}.name = "{probe.name}": expected a name not already used by {taken_by}')
             seen[probe.name] = where
 
+    guard_table = reader.table(top["guard"], "guard", _GUARD_SPEC)
+    guard = []
+    for index, item in enumerate(guard_table["rules"]):
+        where = f"guard.rules[{index}]"
+        rule = reader.table(item, where, _GUARD_RULE_SPEC, required=("tools",))
+        has_issue, has_value = rule["issue"] is not None, rule["value"] is not None
+        if has_issue == has_value:
+            reader.problems.append(f"{where}: expected exactly one condition, `issue` or `value`")
+        if has_value and (rule["below"] is None) == (rule["above"] is None):
+            reader.problems.append(f"{where}: expected exactly one of `below` or `above` with `value`")
+        if rule["tools"] is None:
+            continue
+        guard.append(GuardRule(
+            name=rule["name"] or f"guard rule {index + 1}",
+            tools=tuple(rule["tools"]),
+            decision=rule["decision"],
+            issue=rule["issue"],
+            min_severity=rule["min_severity"],
+            value=rule["value"],
+            below=None if rule["below"] is None else float(rule["below"]),
+            above=None if rule["above"] is None else float(rule["above"]),
+        ))
+
     if reader.problems:
         raise ConfigError(source, reader.problems)
     return Config(
@@ -433,6 +494,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
         http=http,
         tcp=tcp,
         command=command,
+        guard=tuple(guard),
     )
 
 
@@ -518,6 +580,9 @@ def effective_config_toml(config: Config, env=None) -> str:
     for p in config.command:
         lines += ["", "[[probes.command]]", f"name = {_toml(p.name)}", f"command = {_toml(list(p.command))}",
                   f"timeout_seconds = {_toml(p.timeout_seconds)}"]
+    for rule in config.guard:
+        lines += ["", "[[guard.rules]]"]
+        lines += [f"{key} = {_toml(value)}" for key, value in rule.to_dict().items()]
     return "\n".join(lines) + "\n"
 
 

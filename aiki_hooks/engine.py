@@ -38,10 +38,16 @@ class Engine:
             host=self.host,
             probes=tuple(results),
             issues=derive_issues(results, self.previous_issues, now),
+            hook_settings={"guard": [rule.to_dict() for rule in self.config.guard]},
         )
         self.previous_issues = snapshot.issues
         self.last = snapshot
         return snapshot
+
+    def reconfigure(self, config: Config) -> None:
+        """Adopt a new config: probes are rebuilt, open issues keep their `since`."""
+        self.config = config
+        self.probes = build_probes(config)
 
     def publish(self, snapshot: Snapshot) -> None:
         write_cache(self.config.cache_path, snapshot.to_dict())

@@ -40,12 +40,13 @@ def data_dir(env=None) -> Path:
     return _xdg("XDG_DATA_HOME", ".local/share", env) / APP
 
 
-def ensure_private_dir(path: Path) -> Path:
+def ensure_private_dir(path: Path | str) -> Path:
     """Create *path* (and parents) with mode 0700 and tighten it if it is looser.
 
     Refuses a directory owned by someone else: our state must not live where another
     user can swap files under us.
     """
+    path = Path(path)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = path.stat()
     if info.st_uid != os.getuid():

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import signal
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from .cache import remove_orphan_temp_files
-from .config import Config
+from .config import Config, ConfigError
 from .engine import Engine
 from .paths import ensure_private_dir
 from .result import Snapshot
@@ -134,6 +135,30 @@ def describe_changes(previous: Snapshot | None, current: Snapshot) -> list[str]:
     return lines
 
 
+class ConfigWatcher:
+    """Notices when the config file changes (mtime, size or inode), cheaply, once a cycle."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.seen = self._stamp()
+
+    def _stamp(self):
+        if self.path is None:
+            return None
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return "missing"
+        return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    def changed(self) -> bool:
+        stamp = self._stamp()
+        if stamp == self.seen:
+            return False
+        self.seen = stamp
+        return True
+
+
 class Refresher:
     def __init__(
         self,
@@ -143,8 +168,15 @@ class Refresher:
         notifier: Notifier | None = None,
         log: TextIO = sys.stderr,
         clock: Callable[[], float] | None = None,
+        interval_overridden: bool = False,
+        config_file: Path | None = None,
+        reload_config: Callable[[], Config] | None = None,
     ) -> None:
         self.config = config
+        self.interval_overridden = interval_overridden
+        # Where the config lives (even before it exists) and how to load it again.
+        self.config_file = config_file
+        self.reload_config = reload_config
         self.engine = engine
         self.notifier = notifier or Notifier()
         self.log_stream = log
@@ -177,15 +209,16 @@ class Refresher:
             removed = remove_orphan_temp_files(self.config.cache_path)
             if removed:
                 self.log(f"removed {removed} temp file(s) left by an interrupted write")
-            interval = self.config.interval_seconds
             self.log(
-                f"started (pid {os.getpid()}, {len(self.engine.probes)} probes, every {interval:g} s, "
+                f"started (pid {os.getpid()}, {len(self.engine.probes)} probes, every {self.config.interval_seconds:g} s, "
                 f"cache {self.config.cache_path})"
             )
             previous: Snapshot | None = None
             publish_failing = False
             slot = self.clock()
+            watched = ConfigWatcher(self.config_file)
             while not self.stop.is_set():
+                self._maybe_reload(watched)
                 snapshot = self.engine.cycle(stop=self.stop)
                 if snapshot is None:
                     break
@@ -210,13 +243,32 @@ class Refresher:
                 self.cycles += 1
                 if max_cycles is not None and self.cycles >= max_cycles:
                     break
-                slot = next_slot(slot, interval, self.clock())
+                slot = next_slot(slot, self.config.interval_seconds, self.clock())
                 self._sleep_until(slot)
             self.notifier.stopping()
             self.log(f"stopped after {self.cycles} cycles")
             return 0
         finally:
             lock.release()
+
+    def _maybe_reload(self, watched: "ConfigWatcher") -> None:
+        """Pick up an edited config at the next cycle; a broken edit keeps the old one."""
+        if self.reload_config is None or not watched.changed():
+            return
+        try:
+            config = self.reload_config()
+        except ConfigError as exc:
+            self.log(f"config changed but is invalid, keeping the previous one: {exc.message()}")
+            return
+        keep = {}
+        if config.state_dir != self.config.state_dir:
+            self.log("the new config moves [state] dir: restart the refresher for that; other changes applied")
+            keep["state_dir"] = self.config.state_dir
+        if self.interval_overridden:
+            keep["interval_seconds"] = self.config.interval_seconds
+        self.config = dataclasses.replace(config, **keep)
+        self.engine.reconfigure(self.config)
+        self.log(f"config reloaded from {watched.path} ({len(self.engine.probes)} probes)")
 
     def _sleep_until(self, slot: float) -> None:
         ping = self.notifier.watchdog_seconds

@@ -128,6 +128,8 @@ class Snapshot:
     probes: tuple[ProbeResult, ...]
     issues: tuple[Issue, ...]
     schema_version: int = SCHEMA_VERSION
+    # What the hooks need from the config, so they never parse TOML: {"guard": [rule, ...]}.
+    hook_settings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> Status:
@@ -142,6 +144,7 @@ class Snapshot:
             "status": self.status.name,
             "probes": [p.to_dict() for p in self.probes],
             "issues": [i.to_dict() for i in self.issues],
+            "hooks": dict(self.hook_settings),
         }
 
     @classmethod
@@ -153,6 +156,7 @@ class Snapshot:
             host=data["host"],
             probes=tuple(ProbeResult.from_dict(p) for p in data["probes"]),
             issues=tuple(Issue.from_dict(i) for i in data["issues"]),
+            hook_settings=dict(data.get("hooks") or {}),
         )
 
 

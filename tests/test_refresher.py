@@ -171,3 +171,27 @@ timeout_seconds = 20
     hang_flag.unlink()
     again = _start("--cycles", "1")
     assert again.wait(timeout=20) == 0, again.communicate()[1]
+
+
+def test_edited_config_is_picked_up_and_a_broken_edit_is_survived(isolated_home, state_dir, tmp_path):
+    config = _write_config(isolated_home, "interval_seconds = 0.1\n")
+    proc = _start()
+    cache = state_dir / "system_health.json"
+    try:
+        _wait_for(lambda: read_cache(cache).data)
+        config.write_text("interval_seconds = 0.1\ncolour = 'red'\n")
+        time.sleep(0.5)
+        plugin = tmp_path / "check.sh"
+        plugin.write_text("#!/bin/sh\necho 'queue length 9000'\nexit 2\n")
+        plugin.chmod(0o755)
+        config.write_text(f'interval_seconds = 0.1\n[[probes.command]]\nname = "queue"\ncommand = ["{plugin}"]\n'
+                          "[[guard.rules]]\nissue = 'command:queue'\ntools = ['Bash']\n")
+        data = _wait_for(lambda: (d := read_cache(cache).data) and any(p["name"] == "queue" for p in d["probes"]) and d)
+        assert data["status"] == "CRITICAL"
+        assert data["hooks"]["guard"] == [{"name": "guard rule 1", "tools": ["Bash"], "decision": "deny",
+                                          "issue": "command:queue", "min_severity": "CRITICAL"}]
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert "config changed but is invalid, keeping the previous one" in err and "colour: unknown key" in err
+    assert "config reloaded from" in err
