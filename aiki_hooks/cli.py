@@ -17,6 +17,7 @@ from pathlib import Path
 from . import __version__
 
 EXIT_ERROR = 3
+ONESHOT_LOCK = "oneshot.lock"  # the hooks check the same name (hooklib.runtime)
 
 
 class UsageError(Exception):
@@ -37,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     status.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
-    sub.add_parser("refresh", help="run one cycle now, publish it, print one line")
+    refresh = sub.add_parser("refresh", help="run one cycle now, publish it, print one line")
+    refresh.add_argument("--if-idle", action="store_true",
+                         help="do nothing if a refresher or another --if-idle refresh is running (used by the hooks)")
 
     refresher = sub.add_parser("refresher", help="run cycles forever (what the service runs)")
     refresher.add_argument("--cycles", type=int, help="stop after N cycles (for tests and benchmarks)")
@@ -50,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--stdout", action="store_true", help="print it instead of writing it")
 
     sub.add_parser("doctor", help="check the installation and say how to fix problems")
+    sub.add_parser("statusline", help="one status line for Claude Code's statusLine setting (reads its JSON on stdin)")
     return parser
 
 
@@ -122,9 +126,17 @@ def cmd_status(args) -> int:
 
 def cmd_refresh(args) -> int:
     from .engine import Engine
-    from .refresher import one_line_status
+    from .refresher import AlreadyRunning, InstanceLock, holder_pid, one_line_status
 
     config = _config(args)
+    if args.if_idle:
+        if holder_pid(config.state_dir):
+            return 0
+        try:
+            # Held for the rest of this short process: concurrent hooks start one refresh, not many.
+            InstanceLock(config.state_dir, name=ONESHOT_LOCK).acquire()
+        except AlreadyRunning:
+            return 0
     engine = Engine(config)
     snapshot = engine.cycle()
     engine.publish(snapshot)
@@ -194,6 +206,12 @@ def cmd_doctor(args) -> int:
     return 1 if any(f.level == FAIL for f in findings) else 0
 
 
+def cmd_statusline(args) -> int:
+    from .hooklib.statusline import main as statusline
+
+    return statusline()
+
+
 COMMANDS = {
     "status": cmd_status,
     "refresh": cmd_refresh,
@@ -201,6 +219,7 @@ COMMANDS = {
     "config": cmd_config,
     "init": cmd_init,
     "doctor": cmd_doctor,
+    "statusline": cmd_statusline,
 }
 
 if __name__ == "__main__":

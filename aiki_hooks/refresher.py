@@ -66,8 +66,8 @@ class AlreadyRunning(Exception):
 class InstanceLock:
     """Non-blocking exclusive flock; the file keeps the owner's pid for `doctor`."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / LOCK_NAME
+    def __init__(self, state_dir: Path, *, name: str = LOCK_NAME) -> None:
+        self.path = Path(state_dir) / name
         self.fd: int | None = None
 
     def acquire(self) -> None:

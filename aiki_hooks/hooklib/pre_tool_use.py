@@ -1,0 +1,74 @@
+"""PreToolUse: silent unless the health state changed since this session last saw it,
+plus the opt-in guard (deny / ask before some tools while the machine is in a bad state).
+
+This runs on every tool call. The silent path reads the cache and the session's small
+memory file, compares, and exits without output or writes.
+"""
+
+from __future__ import annotations
+
+from ..cache import FRESH, cache_path, read_cache
+from . import runtime, text
+from .session_start import _note_failure
+
+EVENT = "PreToolUse"
+
+
+def build(hook_input: dict, directory: str, now: float) -> tuple[dict | None, dict | None, str | None]:
+    """(hookSpecificOutput or None, new session memory or None if unchanged, notice)."""
+    session_id = str(hook_input.get("session_id") or "")
+    memory = (runtime.load_session(directory, session_id) if session_id else None) or {"fresh": True, "seen": {}}
+    read = read_cache(cache_path(directory), now=now)
+    decision = notice = None
+    new_memory = None
+    if read.state == FRESH:
+        data = read.data
+        guard_rules = (data.get("hooks") or {}).get("guard") or []
+        decision = text.guard_decision(guard_rules, data, str(hook_input.get("tool_name") or ""), now=now)
+        if not memory.get("fresh", True):
+            notice = "System health data is current again. " + text.session_block(data, now=now)
+        else:
+            notice = text.change_notice(memory.get("seen") or {}, data, now=now)
+        if notice:
+            new_memory = {**memory, "fresh": True, "seen": text.issue_memory(data),
+                          "fingerprint": text.block_fingerprint(data), "updated": now}
+    elif memory.get("fresh", True):
+        # Tell once that the data went stale or bad; the guard fails open without data.
+        started = runtime.start_background_refresh(directory)
+        notice = text.degraded_line(read.state, read.reason, read.age_seconds, read.data, started)
+        new_memory = {**memory, "fresh": False, "fingerprint": read.state, "updated": now}
+
+    if not decision and not notice:
+        return None, None, None
+    output: dict = {"hookEventName": EVENT}
+    if decision:
+        output["permissionDecision"], output["permissionDecisionReason"] = decision
+    if notice:
+        output["additionalContext"] = notice
+    return output, new_memory, notice
+
+
+def run(stdin=None) -> None:
+    hook_input = runtime.read_input(stdin)
+    directory = runtime.state_dir()
+    now = runtime.now()
+    output, memory, notice = build(hook_input, directory, now)
+    if output is None:
+        return
+    runtime.emit({"hookSpecificOutput": output})
+    session_id = str(hook_input.get("session_id") or "")
+    if session_id and memory is not None:
+        runtime.save_session(directory, session_id, memory)
+    if session_id and notice:
+        runtime.record_told(directory, session_id, EVENT, notice, now=now)
+    if session_id and "permissionDecision" in output:
+        runtime.record_told(directory, session_id, EVENT + ":guard", output["permissionDecisionReason"], now=now)
+
+
+def main() -> int:
+    runtime.install_deadline()
+    try:
+        run()
+    except BaseException as exc:  # noqa: BLE001 - nothing may escape a hook
+        _note_failure(exc)
+    return 0

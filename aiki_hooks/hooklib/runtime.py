@@ -1,0 +1,222 @@
+"""The hooks' little I/O: stdin, output, deadline, state dir, per-session memory, and
+starting one detached refresh. Standard library only; nothing here may raise into a hook."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+MAX_STDIN_BYTES = 1024 * 1024
+DEADLINE_SECONDS = 0.8
+SESSION_MEMORY_DAYS = 7
+SESSIONS_DIR = "sessions"
+EVENTS_FILE = "hook_events.jsonl"
+ONESHOT_LOCK = "oneshot.lock"
+REFRESHER_LOCK = "refresher.lock"
+
+
+def install_deadline(seconds: float = DEADLINE_SECONDS) -> None:
+    """Exit 0, silently, if the hook is still running after *seconds*.
+
+    Output is written once at the very end, so an exit before that prints nothing, which
+    Claude Code treats as "nothing to add". A hook runs single-threaded, so a timer
+    signal is the cheapest watchdog.
+    """
+
+    def give_up(_signum, _frame):
+        os._exit(0)
+
+    signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def read_input(stream=None) -> dict[str, Any]:
+    """The hook's JSON input, or {} when it is missing, too large or not an object."""
+    stream = sys.stdin if stream is None else stream
+    try:
+        raw = stream.buffer.read(MAX_STDIN_BYTES + 1) if hasattr(stream, "buffer") else stream.read()
+    except (OSError, ValueError):
+        return {}
+    if not raw or len(raw) > MAX_STDIN_BYTES:
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def emit(payload: dict[str, Any]) -> None:
+    """Write the whole JSON answer in one go (never a partial object)."""
+    text = json.dumps(payload, ensure_ascii=False)
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def state_dir(env=None) -> str:
+    """Same answer as the library's config (`[state] dir`, then $AIKI_HOOKS_STATE_DIR,
+    then XDG), without importing tomllib unless the config has a [state] table."""
+    env = os.environ if env is None else env
+    configured = _configured_state_dir(env)
+    if configured:
+        return configured
+    if env.get("AIKI_HOOKS_STATE_DIR"):
+        return os.path.expanduser(env["AIKI_HOOKS_STATE_DIR"])
+    base = env.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "aiki-hooks")
+
+
+def _configured_state_dir(env) -> str | None:
+    path = env.get("AIKI_HOOKS_CONFIG")
+    if not path:
+        base = env.get("XDG_CONFIG_HOME", "")
+        if not os.path.isabs(base):
+            base = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
+        path = os.path.join(base, "aiki-hooks", "config.toml")
+    try:
+        with open(os.path.expanduser(path), "rb") as file:
+            raw = file.read(256 * 1024)
+    except OSError:
+        return None
+    if b"[state]" not in raw:
+        return None
+    try:
+        import tomllib
+
+        value = tomllib.loads(raw.decode("utf-8")).get("state", {}).get("dir")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    if isinstance(value, str) and value.strip():
+        return os.path.expanduser(os.path.expandvars(value))
+    return None
+
+
+# --------------------------------------------------------------------------- session memory
+
+
+def _session_file(directory: str, session_id: str) -> str | None:
+    # Session ids are UUIDs; anything else must not become a path.
+    safe = "".join(ch for ch in str(session_id) if ch.isalnum() or ch in "-_")[:128]
+    if not safe:
+        return None
+    return os.path.join(directory, SESSIONS_DIR, safe + ".json")
+
+
+def load_session(directory: str, session_id: str) -> dict[str, Any] | None:
+    path = _session_file(directory, session_id)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            data = json.loads(file.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def save_session(directory: str, session_id: str, memory: dict[str, Any]) -> None:
+    """Atomic replace, 0600 in a 0700 dir; failures are ignored (worst case: a repeat)."""
+    path = _session_file(directory, session_id)
+    if path is None:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(json.dumps(memory, separators=(",", ":")))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def prune_sessions(directory: str, *, now: float, days: float = SESSION_MEMORY_DAYS) -> int:
+    """Forget sessions not seen for *days* (SessionStart does this, once per session)."""
+    folder = os.path.join(directory, SESSIONS_DIR)
+    removed = 0
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return 0
+    for entry in entries:
+        path = os.path.join(folder, entry)
+        try:
+            if now - os.stat(path).st_mtime > days * 86400:
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def record_told(directory: str, session_id: str, event: str, text: str, *, now: float) -> None:
+    """Note what the agent was told, one JSON line per message.
+
+    This is the seam for the issue journal: until it exists, the lines wait in
+    `hook_events.jsonl` in the state dir (0600, appended atomically).
+    """
+    line = json.dumps({"at": now, "session_id": session_id, "event": event, "text": text}, ensure_ascii=False)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd = os.open(os.path.join(directory, EVENTS_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, (line + "\n").encode("utf-8"))
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------- self-healing
+
+
+def lock_is_held(path: str) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+def start_background_refresh(directory: str) -> bool:
+    """Start ONE fully detached `aiki-hooks refresh --if-idle` (new session, stdio on
+    /dev/null) unless a refresher or another one-shot holds its lock. Never waits."""
+    if lock_is_held(os.path.join(directory, REFRESHER_LOCK)) or lock_is_held(os.path.join(directory, ONESHOT_LOCK)):
+        return False
+    import subprocess
+
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "aiki_hooks.cli", "refresh", "--if-idle"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True, env=env, cwd="/",
+        )
+    except OSError:
+        return False
+    return True
+
+
+def now() -> float:
+    return time.time()

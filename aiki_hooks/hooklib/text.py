@@ -1,0 +1,269 @@
+"""Pure text for the agent and the status line: snapshot dict in, words out.
+
+Statements, not instructions (imperative "system" wording can trip prompt-injection
+defences), numbers in the text, issues first with how long they have lasted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+SEVERITY = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}
+HEALTHY_BLOCK_LIMIT = 320
+ISSUE_BLOCK_LIMIT = 1000
+MAX_LISTED_ISSUES = 5
+ISSUE_SUMMARY_CHARS = 140
+SERVICE_SUMMARY_CHARS = 40
+GIB = 1024**3
+
+
+def clip(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        hours, rest = divmod(seconds, 3600)
+        return f"{hours} h {rest // 60:02d} min" if rest >= 60 else f"{hours} h"
+    return f"{seconds // 86400} d {(seconds % 86400) // 3600} h"
+
+
+def clock(epoch: float) -> str:
+    return time.strftime("%H:%M", time.localtime(epoch))
+
+
+def parse_utc(text: str) -> float:
+    from ..cache import parse_utc as _parse
+
+    return _parse(text)
+
+
+def _gib(value: float) -> str:
+    return f"{value / GIB:.1f}"
+
+
+# --------------------------------------------------------------------------- SessionStart
+
+
+def resources_line(probes: list[Mapping[str, Any]]) -> str:
+    """"cpu 12%, mem 6.1/15.6 GiB, load 0.2/core, disk / 81.0 GiB free" from the values."""
+    by_name = {p.get("name"): p.get("values") or {} for p in probes if p.get("kind") == "resources"}
+    parts = []
+    cpu = by_name.get("cpu", {}).get("cpu_percent")
+    if cpu is not None:
+        parts.append(f"cpu {cpu:.0f}%")
+    memory = by_name.get("memory", {})
+    if memory.get("memory_total_bytes"):
+        parts.append(f"mem {_gib(memory['memory_used_bytes'])}/{_gib(memory['memory_total_bytes'])} GiB")
+    swap = by_name.get("swap", {})
+    if swap.get("swap_total_bytes") and swap.get("swap_used_bytes"):
+        parts.append(f"swap {swap['swap_used_ratio'] * 100:.0f}%")
+    load = by_name.get("load", {}).get("load5_per_core")
+    if load is not None:
+        parts.append(f"load {load:.2f}/core")
+    for name, values in by_name.items():
+        if str(name).startswith("disk:") and values.get("disk_free_bytes") is not None:
+            parts.append(f"disk {name[5:]} {_gib(values['disk_free_bytes'])} GiB free")
+    return ", ".join(parts)
+
+
+def _service_phrases(probes: list[Mapping[str, Any]], detail: bool) -> list[str]:
+    phrases = []
+    for probe in probes:
+        if probe.get("kind") == "resources" or probe.get("status") != "OK":
+            continue
+        if detail:
+            short = ", ".join(str(probe.get("summary", "")).split(", ")[:2])
+            phrases.append(f"{probe['name']} {clip(short, SERVICE_SUMMARY_CHARS)}")
+        else:
+            phrases.append(str(probe["name"]))
+    return phrases
+
+
+def issue_phrase(issue: Mapping[str, Any], now: float) -> str:
+    lasted = duration(now - parse_utc(issue["since"]))
+    return f"{issue['id']} {issue['severity']} for {lasted}: {clip(issue.get('summary', ''), ISSUE_SUMMARY_CHARS)}"
+
+
+def session_block(data: Mapping[str, Any], *, now: float) -> str:
+    """The status block for SessionStart: at most ~320 characters when healthy, ~1,000
+    with issues; detail is dropped (service summaries, then names) to stay inside."""
+    generated = parse_utc(data["generated_at"])
+    head = f"System health {clock(generated)} ({duration(now - generated)} old): {data.get('status', 'UNKNOWN')}."
+    issues = list(data.get("issues") or [])
+    probes = list(data.get("probes") or [])
+    resources = resources_line(probes)
+
+    issue_text = ""
+    if issues:
+        listed = [issue_phrase(i, now) for i in issues[:MAX_LISTED_ISSUES]]
+        more = f"; {len(issues) - MAX_LISTED_ISSUES} more" if len(issues) > MAX_LISTED_ISSUES else ""
+        issue_text = f"Issues ({len(issues)}): " + "; ".join(listed) + more + "."
+    limit = ISSUE_BLOCK_LIMIT if issues else HEALTHY_BLOCK_LIMIT
+
+    for detail in (True, False, None):
+        if detail is None:
+            count = len(_service_phrases(probes, False))
+            services = f"{count} services OK." if count else ""
+        else:
+            phrases = _service_phrases(probes, detail)
+            services = ("Services OK: " + ", ".join(phrases) + ".") if phrases else ""
+        block = " ".join(part for part in (head, issue_text, services, resources + "." if resources else "") if part)
+        if len(block) <= limit:
+            return block
+    return clip(block, limit)
+
+
+def block_fingerprint(data: Mapping[str, Any]) -> str:
+    """What makes a block worth repeating on resume/compact: status and open issues,
+    not the numbers that move every cycle."""
+    issues = sorted(f"{i.get('id')}={i.get('severity')}" for i in data.get("issues") or [])
+    return f"{data.get('status')}|" + ",".join(issues)
+
+
+def degraded_line(state: str, reason: str, age: float | None, data: Mapping[str, Any] | None,
+                  refresh_started: bool) -> str:
+    """One line for a missing, stale, corrupt or unknown cache."""
+    after = " A background refresh was started." if refresh_started else ""
+    if state == "stale" and data is not None and age is not None:
+        issues = data.get("issues") or []
+        listed = ", ".join(str(i.get("id")) for i in issues[:3])
+        known = f"{data.get('status')}" + (f", {len(issues)} issue(s): {listed}" if issues else "")
+        return f"System health data is {duration(age)} old ({reason}); last known: {known}.{after}"
+    if state == "missing":
+        return f"System health: no data yet ({reason}).{after}"
+    return f"System health data unreadable ({reason}).{after}"
+
+
+# --------------------------------------------------------------------------- PreToolUse
+
+
+def issue_memory(data: Mapping[str, Any]) -> dict[str, list]:
+    """{issue id: [severity, since, summary]}: what a session has been told."""
+    return {str(i["id"]): [i.get("severity"), i.get("since"), i.get("summary", "")] for i in data.get("issues") or []}
+
+
+def change_notice(seen: Mapping[str, list], data: Mapping[str, Any], *, now: float) -> str | None:
+    """One short line naming what opened, escalated, de-escalated or resolved since *seen*."""
+    current = issue_memory(data)
+    changes = []
+    for issue_id, (severity, since, summary) in current.items():
+        before = seen.get(issue_id)
+        started = clock(parse_utc(since)) if since else "?"
+        if before is None:
+            changes.append(f"{issue_id} {severity} since {started}: {clip(summary, ISSUE_SUMMARY_CHARS)}")
+        elif before[0] != severity:
+            direction = "escalated" if SEVERITY.get(severity, 0) > SEVERITY.get(before[0], 0) else "eased"
+            changes.append(f"{issue_id} {direction} {before[0]} -> {severity}: {clip(summary, ISSUE_SUMMARY_CHARS)}")
+    for issue_id, (severity, since, _summary) in seen.items():
+        if issue_id not in current:
+            lasted = f" after {duration(now - parse_utc(since))}" if since else ""
+            changes.append(f"{issue_id} resolved (was {severity}){lasted}")
+    if not changes:
+        return None
+    count = len(current)
+    tail = f"now {data.get('status')}, {count} open issue(s)" if count else f"now {data.get('status')}, no open issues"
+    return clip("System health change: " + "; ".join(changes) + f" ({tail}).", ISSUE_BLOCK_LIMIT)
+
+
+def _fmt_value(key: str, value: float) -> str:
+    if key.endswith("_bytes"):
+        return f"{value / GIB:.1f} GiB" if abs(value) >= GIB / 10 else f"{value / 1024**2:.0f} MiB"
+    if key.endswith("_ratio"):
+        return f"{value * 100:.0f}%"
+    if key.endswith("_seconds"):
+        return f"{value:g} s"
+    return f"{value:g}"
+
+
+def guard_decision(rules: list[Mapping[str, Any]], data: Mapping[str, Any], tool_name: str,
+                   *, now: float) -> tuple[str, str] | None:
+    """("deny" | "ask", reason) for the strictest matching guard rule, or None."""
+    if not rules or not tool_name:
+        return None
+    from fnmatch import fnmatchcase  # only guard users pay for it
+
+    issues = list(data.get("issues") or [])
+    values = {p.get("name"): p.get("values") or {} for p in data.get("probes") or []}
+    found: list[tuple[str, str]] = []
+    for rule in rules:
+        if not any(fnmatchcase(tool_name, pattern) for pattern in rule.get("tools") or ()):
+            continue
+        why = None
+        if rule.get("issue"):
+            floor = SEVERITY.get(rule.get("min_severity", "CRITICAL"), 3)
+            for issue in issues:
+                if fnmatchcase(str(issue["id"]), rule["issue"]) and SEVERITY.get(issue["severity"], 0) >= floor:
+                    since = clock(parse_utc(issue["since"]))
+                    why = f"{issue['id']} is {issue['severity']} since {since} ({clip(issue.get('summary', ''), 160)})"
+                    break
+        elif rule.get("value"):
+            probe, _, key = str(rule["value"]).rpartition(".")
+            value = values.get(probe, {}).get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if rule.get("below") is not None and value < rule["below"]:
+                    why = f"{probe} {key} is {_fmt_value(key, value)}, below {_fmt_value(key, rule['below'])}"
+                elif rule.get("above") is not None and value > rule["above"]:
+                    why = f"{probe} {key} is {_fmt_value(key, value)}, above {_fmt_value(key, rule['above'])}"
+        if why:
+            decision = "deny" if rule.get("decision", "deny") == "deny" else "ask"
+            verb = "blocked" if decision == "deny" else "held for confirmation"
+            found.append((decision, f"{tool_name} is {verb} by the aiki-hooks guard rule "
+                                    f"\"{rule.get('name', 'guard')}\" while {why}."))
+    if not found:
+        return None
+    found.sort(key=lambda item: item[0] != "deny")
+    return found[0]
+
+
+# --------------------------------------------------------------------------- status line
+
+ANSI = {"OK": "32", "WARNING": "33", "CRITICAL": "31", "UNKNOWN": "35"}
+SYMBOL = {"OK": "●", "WARNING": "▲", "CRITICAL": "✖", "UNKNOWN": "?"}
+
+
+def status_line(data: Mapping[str, Any] | None, *, state: str, age: float | None,
+                session_cost_usd: float | None, columns: int, color: bool = True) -> str:
+    """One line: worst status, the issues, today's Claude cost (when a cost probe gives
+    it) and this session's cost, fitted to *columns* visible characters."""
+    if data is None:
+        status, issues = "UNKNOWN", []
+        note = "no health data" if state == "missing" else "health data unreadable"
+    else:
+        status, issues = str(data.get("status", "UNKNOWN")), list(data.get("issues") or [])
+        note = f"data {duration(age or 0)} old" if state == "stale" else ""
+    head = f"{SYMBOL.get(status, '?')} {status}"
+    costs = []
+    today = _today_cost(data)
+    if today is not None:
+        costs.append(f"today ${today:.2f}")
+    if session_cost_usd is not None:
+        costs.append(f"session ${session_cost_usd:.2f}")
+    count = f"{len(issues)} issue{'s' if len(issues) != 1 else ''}" if issues else ""
+    names = ", ".join(str(i.get("id")) for i in issues[:3]) + (", …" if len(issues) > 3 else "")
+    # Narrow terminals lose the issue names first, then whatever no longer fits.
+    for issue_part in ((f"{count}: {names}" if issues else ""), count):
+        plain = " · ".join(part for part in (f"aiki {head}", issue_part, note, *costs) if part)
+        if columns <= 0 or len(plain) <= columns:
+            break
+    if columns > 0 and len(plain) > columns:
+        plain = plain[: max(1, columns - 1)] + "…"
+    if not color or status not in ANSI:
+        return plain
+    # Colour only the status word; the width counted above is the visible one.
+    return plain.replace(head, f"\033[{ANSI[status]}m{head}\033[0m", 1) if head in plain else plain
+
+
+def _today_cost(data: Mapping[str, Any] | None) -> float | None:
+    for probe in (data or {}).get("probes") or ():
+        value = (probe.get("values") or {}).get("today_usd")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
