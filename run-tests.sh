@@ -27,4 +27,18 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$venv/bin/python" -m pip install --quiet -e '.[test]'
   echo "$want" > "$stamp"
 fi
+# The end-to-end tests drive the real Claude Code CLI, pinned; installed locally once.
+claude_version=2.1.328
+claude_dir=.cache/claude-code
+if [ ! -x "$claude_dir/node_modules/.bin/claude" ] ||
+   ! "$claude_dir/node_modules/.bin/claude" --version 2>/dev/null | grep -q "^$claude_version "; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "run-tests.sh: installing @anthropic-ai/claude-code@$claude_version into $claude_dir" >&2
+    mkdir -p "$claude_dir"
+    npm install --prefix "$claude_dir" --no-audit --no-fund --loglevel=error \
+      "@anthropic-ai/claude-code@$claude_version" >&2
+  else
+    echo "run-tests.sh: npm not found: the Claude Code end-to-end tests will be skipped (they fail under CI=true)" >&2
+  fi
+fi
 exec "$venv/bin/python" -m pytest "$@"

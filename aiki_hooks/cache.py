@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA_VERSION = 1
 STALE_AFTER_INTERVALS = 3

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from ..cache import FRESH, cache_path, read_cache
 from . import runtime, text
-from .session_start import _note_failure
 
 EVENT = "PreToolUse"
 
@@ -70,5 +69,5 @@ def main() -> int:
     try:
         run()
     except BaseException as exc:  # noqa: BLE001 - nothing may escape a hook
-        _note_failure(exc)
+        runtime.note_failure(EVENT, exc)
     return 0

@@ -8,7 +8,9 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_STDIN_BYTES = 1024 * 1024
 DEADLINE_SECONDS = 0.8
@@ -32,6 +34,14 @@ def install_deadline(seconds: float = DEADLINE_SECONDS) -> None:
 
     signal.signal(signal.SIGALRM, give_up)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def note_failure(event: str, exc: BaseException) -> None:
+    """A hook that exits 0 has its stderr in Claude Code's debug log only: say it there."""
+    try:
+        sys.stderr.write(f"aiki-hooks {event}: {type(exc).__name__}: {exc}\n")
+    except (OSError, ValueError):
+        pass
 
 
 def read_input(stream=None) -> dict[str, Any]:

@@ -7,8 +7,6 @@ if the status or the open issues changed since this session last saw them.
 
 from __future__ import annotations
 
-import sys
-
 from ..cache import FRESH, cache_path, read_cache
 from . import runtime, text
 
@@ -62,13 +60,5 @@ def main() -> int:
     try:
         run()
     except BaseException as exc:  # noqa: BLE001 - nothing may escape a hook
-        _note_failure(exc)
+        runtime.note_failure(EVENT, exc)
     return 0
-
-
-def _note_failure(exc: BaseException) -> None:
-    # Stderr of a hook that exits 0 goes to Claude Code's debug log only.
-    try:
-        sys.stderr.write(f"aiki-hooks {EVENT}: {type(exc).__name__}: {exc}\n")
-    except (OSError, ValueError):
-        pass

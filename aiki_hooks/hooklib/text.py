@@ -7,7 +7,9 @@ defences), numbers in the text, issues first with how long they have lasted.
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
+if TYPE_CHECKING:
+    from typing import Any, Mapping
 
 SEVERITY = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}
 HEALTHY_BLOCK_LIMIT = 320

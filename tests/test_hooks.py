@@ -1,0 +1,375 @@
+"""The hook scripts as Claude Code runs them: a child process, JSON on stdin, and whatever
+happens, exit 0 with valid JSON or nothing on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from aiki_hooks.cache import read_cache, write_cache
+from aiki_hooks.hooklib import text
+from aiki_hooks.result import Finding, Issue, ProbeResult, Snapshot, utc_iso
+from aiki_hooks.status import Status
+
+from .conftest import REPO
+
+HOOKS = REPO / "hooks"
+GIB = 1024**3
+
+
+def probe(name, kind, status=Status.OK, summary="fine", **values):
+    return ProbeResult(name=name, kind=kind, status=status, summary=summary, values=values, checked_at=time.time())
+
+
+def healthy_probes():
+    return (
+        probe("cpu", "resources", summary="12% busy (4 cores)", cpu_percent=12.0, cpu_count=4),
+        probe("memory", "resources", memory_used_bytes=6.1 * GIB, memory_total_bytes=15.6 * GIB, memory_used_ratio=0.39),
+        probe("load", "resources", load5_per_core=0.2),
+        probe("disk:/", "resources", disk_free_bytes=81 * GIB, disk_used_ratio=0.6),
+        probe("memory-daemon.service", "systemd", summary="active (running) 3d, 41.2 MiB"),
+        probe("qdrant", "http", summary="ready 12 ms, v1.12.4, 4 collections", collections=4),
+    )
+
+
+def snapshot(*, probes=None, issues=(), guard=(), generated_at=None, interval=60.0) -> dict:
+    """A snapshot dict; its status is the worst of the given issues (the probes stay OK)."""
+    data = Snapshot(generated_at=generated_at or time.time(), interval_seconds=interval, host="h",
+                    probes=tuple(probes if probes is not None else healthy_probes()), issues=tuple(issues),
+                    hook_settings={"guard": list(guard)}).to_dict()
+    if issues:
+        data["status"] = max((i.severity for i in issues), key=lambda s: s.severity).name
+    return data
+
+
+def issue(issue_id, severity=Status.CRITICAL, summary="connection refused", since=None):
+    return Issue(id=issue_id, severity=severity, summary=summary, since=since or time.time() - 300, probe="p")
+
+
+@pytest.fixture
+def hook_env(tmp_path):
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIKI_HOOKS_", "XDG_"))}
+    env.update(HOME=str(tmp_path), AIKI_HOOKS_STATE_DIR=str(state), PYTHONPATH=str(REPO))
+    return env, state
+
+
+def run_hook(name: str, payload, env, timeout=10) -> subprocess.CompletedProcess:
+    data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+    return subprocess.run([sys.executable, str(HOOKS / f"{name}.py")], input=data if isinstance(data, bytes)
+                          else data.encode(), capture_output=True, env=env, timeout=timeout)
+
+
+def context_of(result, event) -> str | None:
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    if not out.strip():
+        return None
+    data = json.loads(out)
+    assert data["hookSpecificOutput"]["hookEventName"] == event
+    return data["hookSpecificOutput"].get("additionalContext")
+
+
+# --------------------------------------------------------------------------- pure text
+
+
+def test_healthy_block_is_short_and_factual():
+    now = time.time()
+    block = text.session_block(snapshot(generated_at=now - 23), now=now)
+    assert block.startswith(f"System health {time.strftime('%H:%M', time.localtime(now - 23))} (23 s old): OK.")
+    assert "Services OK: memory-daemon.service active (running) 3d, 41.2 MiB, qdrant ready 12 ms, v1.12.4." in block
+    assert "cpu 12%, mem 6.1/15.6 GiB, load 0.20/core, disk / 81.0 GiB free." in block
+    assert len(block) <= text.HEALTHY_BLOCK_LIMIT
+
+
+def test_healthy_block_drops_detail_to_stay_within_320_characters():
+    many = healthy_probes() + tuple(probe(f"service-{i:02d}", "tcp", summary="connected in 0.4 ms") for i in range(12))
+    block = text.session_block(snapshot(probes=many), now=time.time())
+    assert len(block) <= text.HEALTHY_BLOCK_LIMIT
+    assert "14 services OK." in block or "Services OK: memory-daemon.service, qdrant, service-00" in block
+
+
+def test_block_with_issues_lists_them_first_with_durations_and_stays_under_1000():
+    now = time.time()
+    issues = [issue(f"http:svc{i}", summary="x" * 300, since=now - 840) for i in range(8)]
+    block = text.session_block(snapshot(issues=issues, generated_at=now), now=now)
+    assert "Issues (8): http:svc0 CRITICAL for 14 min: " in block
+    assert "; 3 more." in block
+    assert len(block) <= text.ISSUE_BLOCK_LIMIT
+
+
+@pytest.mark.parametrize(
+    "seen, issues, expected",
+    [
+        pytest.param({}, [], None, id="nothing-either-side"),
+        pytest.param({}, [issue("http:qdrant")], "http:qdrant CRITICAL since", id="opened"),
+        pytest.param({"disk:/": ["WARNING", utc_iso(time.time() - 60), ""]},
+                     [issue("disk:/", summary="96% used")], "disk:/ escalated WARNING -> CRITICAL: 96% used",
+                     id="escalated"),
+        pytest.param({"disk:/": ["CRITICAL", utc_iso(time.time() - 60), ""]},
+                     [issue("disk:/", Status.WARNING, "91% used")], "disk:/ eased CRITICAL -> WARNING", id="eased"),
+        pytest.param({"tcp:pg": ["CRITICAL", utc_iso(time.time() - 840), "refused"]}, [],
+                     "tcp:pg resolved (was CRITICAL) after 14 min (now OK, no open issues)", id="resolved"),
+        pytest.param({"tcp:pg": ["CRITICAL", utc_iso(time.time() - 840), "refused"]}, [issue("tcp:pg")], None,
+                     id="unchanged"),
+    ],
+)
+def test_change_notice(seen, issues, expected):
+    data = snapshot(issues=issues)
+    notice = text.change_notice(seen, data, now=time.time())
+    if expected is None:
+        assert notice is None
+    else:
+        assert notice.startswith("System health change: ") and expected in notice
+
+
+DENY_DISK = {"name": "disk-full", "issue": "disk:*", "min_severity": "CRITICAL", "tools": ["Write", "Edit", "Bash"],
+             "decision": "deny"}
+ASK_QDRANT = {"name": "qdrant-down", "issue": "http:qdrant", "min_severity": "WARNING", "tools": ["mcp__qdrant*"],
+              "decision": "ask"}
+LOW_FREE = {"name": "low-free", "value": "disk:/.disk_free_bytes", "below": 1 * GIB, "tools": ["Bash"],
+            "decision": "ask"}
+
+
+@pytest.mark.parametrize(
+    "rules, issues, tool, expected",
+    [
+        pytest.param([DENY_DISK], [issue("disk:/", summary="99% used")], "Write",
+                     ("deny", 'Write is blocked by the aiki-hooks guard rule "disk-full" while disk:/ is CRITICAL'),
+                     id="deny-on-issue"),
+        pytest.param([DENY_DISK], [issue("disk:/", Status.WARNING)], "Write", None, id="below-min-severity"),
+        pytest.param([DENY_DISK], [issue("disk:/")], "Read", None, id="tool-not-listed"),
+        pytest.param([ASK_QDRANT], [issue("http:qdrant", Status.WARNING)], "mcp__qdrant__find",
+                     ("ask", "mcp__qdrant__find is held for confirmation"), id="ask-glob-tool"),
+        pytest.param([ASK_QDRANT, DENY_DISK], [issue("http:qdrant"), issue("disk:/")], "Bash", ("deny", "disk-full"),
+                     id="only-matching-rule"),
+        pytest.param([LOW_FREE], [], "Bash", ("ask", "disk:/ disk_free_bytes is 0.5 GiB, below 1.0 GiB"),
+                     id="value-below"),
+        pytest.param([], [issue("disk:/")], "Bash", None, id="no-rules"),
+    ],
+)
+def test_guard_decision(rules, issues, tool, expected):
+    probes = healthy_probes() + (probe("disk:/", "resources", disk_free_bytes=0.5 * GIB),)
+    data = snapshot(probes=probes[:3] + probes[4:], issues=issues)
+    decision = text.guard_decision(rules, data, tool, now=time.time())
+    if expected is None:
+        assert decision is None
+    else:
+        assert decision[0] == expected[0] and expected[1] in decision[1]
+
+
+@pytest.mark.parametrize("columns", [200, 60, 30, 12])
+def test_status_line_fits_columns(columns):
+    data = snapshot(issues=[issue("tcp:postgres"), issue("command:backup", Status.WARNING)])
+    data["status"] = "CRITICAL"
+    line = text.status_line(data, state="fresh", age=3, session_cost_usd=0.4213, columns=columns, color=False)
+    assert len(line) <= columns
+    assert line.startswith("aiki ✖ CRITICAL"[:columns - 1])
+    if columns >= 60:
+        assert "session $0.42" in line and "2 issues" in line
+    if columns == 200:
+        assert "2 issues: tcp:postgres, command:backup" in line
+
+
+# --------------------------------------------------------------------------- the scripts
+
+
+def test_session_start_prints_the_block_as_json(hook_env):
+    env, state = hook_env
+    write_cache(state / "system_health.json", snapshot(issues=[issue("tcp:postgres")]))
+    result = run_hook("session_start", {"session_id": "s1", "source": "startup"}, env)
+    context = context_of(result, "SessionStart")
+    assert "tcp:postgres CRITICAL for 5 min: connection refused" in context
+    events = [json.loads(line) for line in (state / "hook_events.jsonl").read_text().splitlines()]
+    assert events[0]["session_id"] == "s1" and events[0]["text"] == context
+
+
+def test_session_start_on_resume_repeats_only_a_changed_block(hook_env):
+    env, state = hook_env
+    cache = state / "system_health.json"
+    write_cache(cache, snapshot())
+    assert context_of(run_hook("session_start", {"session_id": "s1", "source": "startup"}, env), "SessionStart")
+    assert context_of(run_hook("session_start", {"session_id": "s1", "source": "resume"}, env), "SessionStart") is None
+    write_cache(cache, snapshot(issues=[issue("http:qdrant")]))
+    resumed = context_of(run_hook("session_start", {"session_id": "s1", "source": "compact"}, env), "SessionStart")
+    assert "http:qdrant CRITICAL" in resumed
+
+
+@pytest.mark.parametrize(
+    "prepare, expected",
+    [
+        pytest.param(lambda cache: None, "System health: no data yet (no health data yet).", id="missing"),
+        pytest.param(lambda cache: cache.write_text("{not json"), "System health data unreadable (cache is not valid",
+                     id="corrupt"),
+        pytest.param(lambda cache: cache.write_text('{"schema_version": 7}'), "cache schema 7, expected 1",
+                     id="future-schema"),
+        pytest.param(lambda cache: write_cache(cache, snapshot(issues=[issue("tcp:pg")],
+                                                               generated_at=time.time() - 840)),
+                     "System health data is 14 min old (refresher not running); last known: CRITICAL, 1 issue(s): "
+                     "tcp:pg.", id="stale"),
+    ],
+)
+def test_session_start_degraded_cache_gives_one_line_and_starts_one_refresh(hook_env, prepare, expected):
+    env, state = hook_env
+    state.mkdir(mode=0o700)
+    cache = state / "system_health.json"
+    prepare(cache)
+    context = context_of(run_hook("session_start", {"session_id": "s1", "source": "startup"}, env), "SessionStart")
+    assert expected in context and "\n" not in context
+    assert context.endswith("A background refresh was started.")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and read_cache(cache).state != "fresh":
+        time.sleep(0.1)
+    assert read_cache(cache).state == "fresh", "the background refresh did not rewrite the cache"
+
+
+def test_no_refresh_is_started_while_a_refresher_holds_its_lock(hook_env):
+    import fcntl
+
+    env, state = hook_env
+    state.mkdir(mode=0o700)
+    with open(state / "refresher.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        context = context_of(run_hook("session_start", {"session_id": "s1", "source": "startup"}, env), "SessionStart")
+    assert context == "System health: no data yet (no health data yet)."
+
+
+def test_pre_tool_use_silent_until_something_changes_then_once(hook_env):
+    env, state = hook_env
+    cache = state / "system_health.json"
+    write_cache(cache, snapshot())
+    payload = {"session_id": "s2", "tool_name": "Bash", "tool_input": {"command": "ls"}}
+    run_hook("session_start", {"session_id": "s2", "source": "startup"}, env)
+    first = run_hook("pre_tool_use", payload, env)
+    assert first.returncode == 0 and first.stdout == b""
+    write_cache(cache, snapshot(issues=[issue("http:qdrant")]))
+    notice = context_of(run_hook("pre_tool_use", payload, env), "PreToolUse")
+    assert notice.startswith("System health change: http:qdrant CRITICAL since")
+    assert run_hook("pre_tool_use", payload, env).stdout == b""
+    write_cache(cache, snapshot())
+    resolved = context_of(run_hook("pre_tool_use", payload, env), "PreToolUse")
+    assert "http:qdrant resolved (was CRITICAL) after 5 min" in resolved
+
+
+def test_pre_tool_use_tells_once_when_data_goes_stale_and_when_it_is_back(hook_env):
+    env, state = hook_env
+    cache = state / "system_health.json"
+    write_cache(cache, snapshot(generated_at=time.time() - 600, interval=60))
+    payload = {"session_id": "s3", "tool_name": "Read"}
+    with open(state / "refresher.lock", "w") as lock:  # a "refresher" exists: no background refresh
+        import fcntl
+
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stale = context_of(run_hook("pre_tool_use", payload, env), "PreToolUse")
+        assert stale.startswith("System health data is 10 min old (refresher not running)")
+        assert run_hook("pre_tool_use", payload, env).stdout == b""
+    write_cache(cache, snapshot())
+    back = context_of(run_hook("pre_tool_use", payload, env), "PreToolUse")
+    assert back.startswith("System health data is current again. System health ")
+
+
+def test_pre_tool_use_guard_denies_with_reason(hook_env):
+    env, state = hook_env
+    write_cache(state / "system_health.json", snapshot(issues=[issue("disk:/", summary="99% used")], guard=[DENY_DISK]))
+    result = run_hook("pre_tool_use", {"session_id": "s4", "tool_name": "Edit"}, env)
+    out = json.loads(result.stdout)["hookSpecificOutput"]
+    assert out["hookEventName"] == "PreToolUse" and out["permissionDecision"] == "deny"
+    assert "while disk:/ is CRITICAL since" in out["permissionDecisionReason"]
+    assert run_hook("pre_tool_use", {"session_id": "s4", "tool_name": "Read"}, env).stdout == b""
+
+
+def test_pre_tool_use_guard_fails_open_on_stale_data(hook_env):
+    env, state = hook_env
+    write_cache(state / "system_health.json",
+                snapshot(issues=[issue("disk:/")], guard=[DENY_DISK], generated_at=time.time() - 3600))
+    out = json.loads(run_hook("pre_tool_use", {"session_id": "s5", "tool_name": "Bash"}, env).stdout)
+    assert "permissionDecision" not in out["hookSpecificOutput"]
+
+
+@pytest.mark.parametrize("hook, event", [("session_start", "SessionStart"), ("pre_tool_use", "PreToolUse"),
+                                         ("statusline", None)])
+@pytest.mark.parametrize(
+    "stdin",
+    [b"", b"not json", b"[1,2,3]", b"\xff\xfe\x00", b'{"session_id": "../../etc/passwd", "source": 7}',
+     b"{" * 100_000, b'{"session_id": "x"}' + b" " * (2 * 1024 * 1024)],
+    ids=["empty", "garbage", "array", "binary", "hostile-id", "deep", "huge"],
+)
+def test_bad_input_never_breaks_a_hook(hook_env, hook, event, stdin):
+    env, state = hook_env
+    write_cache(state / "system_health.json", snapshot())
+    result = run_hook(hook, stdin, env)
+    assert result.returncode == 0
+    assert b"Traceback" not in result.stdout + result.stderr
+    if event and result.stdout.strip():
+        assert json.loads(result.stdout)["hookSpecificOutput"]["hookEventName"] == event
+    assert not (state.parent / "etc").exists()
+
+
+def test_hook_gives_up_silently_at_its_deadline(hook_env):
+    env, state = hook_env
+    state.mkdir(mode=0o700)
+    os.mkfifo(state / "system_health.json")  # opening it blocks forever
+    started = time.monotonic()
+    result = run_hook("session_start", {"session_id": "s6", "source": "startup"}, env)
+    assert result.returncode == 0 and result.stdout == b""
+    assert time.monotonic() - started < 2.0
+
+
+def test_unwritable_state_dir_still_answers(hook_env):
+    env, state = hook_env
+    write_cache(state / "system_health.json", snapshot(issues=[issue("tcp:pg")]))
+    os.chmod(state, 0o500)
+    try:
+        context = context_of(run_hook("session_start", {"session_id": "s7", "source": "startup"}, env), "SessionStart")
+    finally:
+        os.chmod(state, 0o700)
+    assert "tcp:pg CRITICAL" in context
+
+
+STDLIB_CHECK = """
+import sys
+before = set(sys.modules)  # what the interpreter loaded at start-up (site, .pth files)
+import runpy, json
+sys.argv = [{script!r}]
+try:
+    runpy.run_path({script!r}, run_name="__main__")
+except SystemExit:
+    pass
+added = set(sys.modules) - before
+third_party = sorted({{name.split(".")[0] for name in added}} - set(sys.stdlib_module_names) - {{"aiki_hooks"}})
+sys.stderr.write("MODULES=" + json.dumps({{"third_party": third_party, "all": sorted(added)}}) + "\\n")
+"""
+
+
+@pytest.mark.parametrize("hook", ["session_start", "pre_tool_use", "statusline"])
+def test_hooks_import_only_the_standard_library(hook_env, hook):
+    env, state = hook_env
+    write_cache(state / "system_health.json", snapshot(issues=[issue("disk:/")], guard=[DENY_DISK]))
+    code = STDLIB_CHECK.format(script=str(HOOKS / f"{hook}.py"))
+    result = subprocess.run([sys.executable, "-c", code], input=json.dumps({"session_id": "s8", "tool_name": "Bash",
+                            "source": "startup"}).encode(), capture_output=True, env=env, timeout=10)
+    line = [ln for ln in result.stderr.decode().splitlines() if ln.startswith("MODULES=")][0]
+    modules = json.loads(line[len("MODULES="):])
+    assert modules["third_party"] == []
+    assert not {"psutil", "filelock", "requests", "mem0", "dataclasses", "tomllib", "subprocess"} & set(modules["all"])
+
+
+def test_statusline_reads_claude_code_stdin_and_columns(hook_env):
+    env, state = hook_env
+    data = snapshot(issues=[issue("tcp:postgres")])
+    write_cache(state / "system_health.json", data)
+    stdin = {"session_id": "s9", "model": {"id": "claude-sonnet-4-5"}, "cost": {"total_cost_usd": 1.234}}
+    wide = run_hook("statusline", stdin, {**env, "COLUMNS": "120", "NO_COLOR": "1"})
+    assert wide.stdout.decode().strip() == "aiki ✖ CRITICAL · 1 issue: tcp:postgres · session $1.23"
+    narrow = run_hook("statusline", stdin, {**env, "COLUMNS": "30", "NO_COLOR": "1"})
+    assert len(narrow.stdout.decode().strip()) <= 30
+    coloured = run_hook("statusline", stdin, {**env, "COLUMNS": "120"})
+    assert "\033[31m✖ CRITICAL\033[0m" in coloured.stdout.decode()
+    via_cli = subprocess.run([sys.executable, "-m", "aiki_hooks.cli", "statusline"], input=json.dumps(stdin).encode(),
+                             capture_output=True, env={**env, "COLUMNS": "120", "NO_COLOR": "1"}, timeout=10)
+    assert via_cli.stdout == wide.stdout
