@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--stdout", action="store_true", help="print it instead of writing it")
 
     sub.add_parser("doctor", help="check the installation and say how to fix problems")
+    costs = sub.add_parser("costs", help="Claude usage and cost per day, like ccusage's daily report")
+    costs.add_argument("--json", action="store_true", help="print the report as JSON")
+    costs.add_argument("--days", type=int, default=7, help="how many days back, today included (default 7)")
+
     sub.add_parser("statusline", help="one status line for Claude Code's statusLine setting (reads its JSON on stdin)")
     return parser
 
@@ -206,6 +210,24 @@ def cmd_doctor(args) -> int:
     return 1 if any(f.level == FAIL for f in findings) else 0
 
 
+def cmd_costs(args) -> int:
+    from .costs.render import costs_json, costs_table
+    from .probes.costs import CostsProbe
+
+    if not 1 <= args.days <= 3660:
+        raise UsageError("--days must be between 1 and 3660")
+    config = _config(args)
+    probe = CostsProbe(config.costs, config.state_dir)
+    with probe.locked():
+        figures = probe.figures(days=args.days)
+    external = probe.external(config.costs.external) if config.costs.external else None
+    if args.json:
+        sys.stdout.write(json.dumps(costs_json(figures, external, config.costs), indent=2) + "\n")
+    else:
+        sys.stdout.write(costs_table(figures, external, config.costs) + "\n")
+    return 0
+
+
 def cmd_statusline(args) -> int:
     from .hooklib.statusline import main as statusline
 
@@ -220,6 +242,7 @@ COMMANDS = {
     "init": cmd_init,
     "doctor": cmd_doctor,
     "statusline": cmd_statusline,
+    "costs": cmd_costs,
 }
 
 if __name__ == "__main__":

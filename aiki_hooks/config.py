@@ -89,6 +89,39 @@ class CommandProbeConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PriceOverride:
+    """USD per million tokens for a model prefix ([costs.prices."claude-x"])."""
+
+    input: float
+    output: float
+    cache_write_5m: float
+    cache_write_1h: float
+    cache_read: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalCostConfig:
+    """The user's own token tracker: a command printing JSON, or a JSON file."""
+
+    command: tuple[str, ...] = ()
+    json_file: str | None = None
+    timeout_seconds: float = 5.0
+    label: str = "tracker"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CostsConfig:
+    enabled: bool = True
+    timezone: str | None = None
+    claude_config_dirs: tuple[str, ...] = ()
+    daily_usd: float | None = None
+    block_usd: float | None = None
+    timeout_seconds: float = 30.0
+    prices: tuple[tuple[str, PriceOverride], ...] = ()
+    external: ExternalCostConfig | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class GuardRule:
     """Deny or ask before some tools while the machine is in a given state.
 
@@ -120,6 +153,7 @@ class Config:
     tcp: tuple[TcpProbeConfig, ...] = ()
     command: tuple[CommandProbeConfig, ...] = ()
     guard: tuple[GuardRule, ...] = ()
+    costs: CostsConfig = CostsConfig()
 
     @property
     def cache_path(self) -> Path:
@@ -128,6 +162,8 @@ class Config:
     @property
     def max_probe_timeout(self) -> float:
         timeouts = [self.resources.timeout_seconds] if self.resources.enabled else []
+        if self.costs.enabled:
+            timeouts.append(self.costs.timeout_seconds)
         for group in (self.systemd, self.http, self.tcp, self.command):
             timeouts.extend(p.timeout_seconds for p in group)
         return max(timeouts, default=1.0)
@@ -342,6 +378,46 @@ _TOP_SPEC = {
     "resources": (lambda v: None if isinstance(v, dict) else "a table", {}),
     "probes": (lambda v: None if isinstance(v, dict) else "a table", {}),
     "guard": (lambda v: None if isinstance(v, dict) else "a table", {}),
+    "costs": (lambda v: None if isinstance(v, dict) else "a table", {}),
+}
+
+
+def _timezone(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(value)
+            return None
+        except (ValueError, KeyError, OSError):
+            pass
+    return 'an IANA time zone name such as "Europe/Berlin"'
+
+
+_COSTS_SPEC = {
+    "enabled": (_boolean, True),
+    "timezone": (_timezone, None),
+    "claude_config_dirs": (_string_list, []),
+    "daily_usd": (_number(0, low_open=True), None),
+    "block_usd": (_number(0, low_open=True), None),
+    "timeout_seconds": (_TIMEOUT, 30.0),
+    "prices": (lambda v: None if isinstance(v, dict) else 'a table of model prefixes ([costs.prices."claude-x"])', {}),
+    "external": (lambda v: None if isinstance(v, dict) else "a table", None),
+}
+
+_PRICE_SPEC = {
+    "input": (_number(0), None),
+    "output": (_number(0), None),
+    "cache_write_5m": (_number(0), None),
+    "cache_write_1h": (_number(0), None),
+    "cache_read": (_number(0), None),
+}
+
+_EXTERNAL_SPEC = {
+    "command": (_string_list, None),
+    "json_file": (_text, None),
+    "timeout_seconds": (_TIMEOUT, 5.0),
+    "label": (_text, "tracker"),
 }
 
 _GUARD_SPEC = {"rules": (lambda v: None if isinstance(v, list) and all(isinstance(i, dict) for i in v)
@@ -483,6 +559,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
             above=None if rule["above"] is None else float(rule["above"]),
         ))
 
+    costs = _parse_costs(reader, top["costs"])
+
     if reader.problems:
         raise ConfigError(source, reader.problems)
     return Config(
@@ -495,6 +573,49 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
         tcp=tcp,
         command=command,
         guard=tuple(guard),
+        costs=costs,
+    )
+
+
+def _parse_costs(reader: "_Reader", raw: Any) -> CostsConfig:
+    values = reader.table(raw, "costs", _COSTS_SPEC)
+    prices = []
+    for prefix, table in (values["prices"] or {}).items():
+        where = f'costs.prices."{prefix}"'
+        if not str(prefix).startswith("claude-"):
+            reader.problems.append(f'{where}: expected a model prefix starting with "claude-"')
+        price = reader.table(table, where, _PRICE_SPEC, required=("input", "output"))
+        if price["input"] is None or price["output"] is None:
+            continue
+        rate = float(price["input"])
+        # Anthropic's usual multiples of the input price when a cache rate is not given.
+        prices.append((str(prefix), PriceOverride(
+            input=rate,
+            output=float(price["output"]),
+            cache_write_5m=float(price["cache_write_5m"] if price["cache_write_5m"] is not None else rate * 1.25),
+            cache_write_1h=float(price["cache_write_1h"] if price["cache_write_1h"] is not None else rate * 2),
+            cache_read=float(price["cache_read"] if price["cache_read"] is not None else rate * 0.1),
+        )))
+    external = None
+    if values["external"] is not None:
+        ext = reader.table(values["external"], "costs.external", _EXTERNAL_SPEC)
+        if (ext["command"] is None) == (ext["json_file"] is None):
+            reader.problems.append("costs.external: expected exactly one of `command` or `json_file`")
+        external = ExternalCostConfig(
+            command=tuple(ext["command"] or ()),
+            json_file=os.path.expanduser(ext["json_file"]) if ext["json_file"] else None,
+            timeout_seconds=float(ext["timeout_seconds"]),
+            label=ext["label"],
+        )
+    return CostsConfig(
+        enabled=values["enabled"],
+        timezone=values["timezone"],
+        claude_config_dirs=tuple(values["claude_config_dirs"]),
+        daily_usd=None if values["daily_usd"] is None else float(values["daily_usd"]),
+        block_usd=None if values["block_usd"] is None else float(values["block_usd"]),
+        timeout_seconds=float(values["timeout_seconds"]),
+        prices=tuple(prices),
+        external=external,
     )
 
 
@@ -580,6 +701,24 @@ def effective_config_toml(config: Config, env=None) -> str:
     for p in config.command:
         lines += ["", "[[probes.command]]", f"name = {_toml(p.name)}", f"command = {_toml(list(p.command))}",
                   f"timeout_seconds = {_toml(p.timeout_seconds)}"]
+    c = config.costs
+    lines += ["", "[costs]", f"enabled = {_toml(c.enabled)}", f"timeout_seconds = {_toml(c.timeout_seconds)}"]
+    if c.timezone:
+        lines.append(f"timezone = {_toml(c.timezone)}")
+    if c.claude_config_dirs:
+        lines.append(f"claude_config_dirs = {_toml(list(c.claude_config_dirs))}")
+    for key in ("daily_usd", "block_usd"):
+        if getattr(c, key) is not None:
+            lines.append(f"{key} = {_toml(getattr(c, key))}")
+    for prefix, price in c.prices:
+        lines += ["", f'[costs.prices."{prefix}"]'] + [f"{k} = {_toml(v)}" for k, v in vars(price).items()]
+    if c.external:
+        lines += ["", "[costs.external]"]
+        if c.external.command:
+            lines.append(f"command = {_toml(list(c.external.command))}")
+        if c.external.json_file:
+            lines.append(f"json_file = {_toml(c.external.json_file)}")
+        lines += [f"timeout_seconds = {_toml(c.external.timeout_seconds)}", f"label = {_toml(c.external.label)}"]
     for rule in config.guard:
         lines += ["", "[[guard.rules]]"]
         lines += [f"{key} = {_toml(value)}" for key, value in rule.to_dict().items()]

@@ -81,7 +81,7 @@ timeout_seconds = 2.5
     assert config.http[1].kind == "generic" and config.http[1].expect_status == (200,)
     assert config.tcp[0].port == 5432
     assert config.command[0].command == ("/usr/bin/true", "-x") and config.command[0].timeout_seconds == 2.5
-    assert config.max_probe_timeout == 5.0
+    assert config.max_probe_timeout == 30.0  # the costs probe (a first full scan can take a while)
 
 
 def test_all_errors_reported_at_once_with_file_key_value_expectation(write_config):

@@ -79,7 +79,7 @@ def resources_line(probes: list[Mapping[str, Any]]) -> str:
 def _service_phrases(probes: list[Mapping[str, Any]], detail: bool) -> list[str]:
     phrases = []
     for probe in probes:
-        if probe.get("kind") == "resources" or probe.get("status") != "OK":
+        if probe.get("kind") in ("resources", "costs") or probe.get("status") != "OK":
             continue
         if detail:
             short = ", ".join(str(probe.get("summary", "")).split(", ")[:2])
@@ -87,6 +87,26 @@ def _service_phrases(probes: list[Mapping[str, Any]], detail: bool) -> list[str]
         else:
             phrases.append(str(probe["name"]))
     return phrases
+
+
+def costs_line(probes: list[Mapping[str, Any]]) -> str:
+    """"Claude today $4.12, block $1.20; tracker today $3.90." from the costs probe's values."""
+    parts = []
+    for probe in probes:
+        if probe.get("kind") != "costs":
+            continue
+        values = probe.get("values") or {}
+        today = values.get("today_usd")
+        if isinstance(today, (int, float)):
+            text = f"Claude today ${today:.2f}"
+            if values.get("today_unpriced_tokens"):
+                text += f" + {values['today_unpriced_tokens']:,} tokens unpriced"
+            if isinstance(values.get("block_usd"), (int, float)):
+                text += f", block ${values['block_usd']:.2f}"
+            parts.append(text)
+        elif isinstance(values.get("external_today_usd"), (int, float)):
+            parts.append(f"{values.get('label') or 'tracker'} today ${values['external_today_usd']:.2f}")
+    return "; ".join(parts) + "." if parts else ""
 
 
 def issue_phrase(issue: Mapping[str, Any], now: float) -> str:
@@ -102,6 +122,7 @@ def session_block(data: Mapping[str, Any], *, now: float) -> str:
     issues = list(data.get("issues") or [])
     probes = list(data.get("probes") or [])
     resources = resources_line(probes)
+    costs = costs_line(probes)
 
     issue_text = ""
     if issues:
@@ -117,7 +138,8 @@ def session_block(data: Mapping[str, Any], *, now: float) -> str:
         else:
             phrases = _service_phrases(probes, detail)
             services = ("Services OK: " + ", ".join(phrases) + ".") if phrases else ""
-        block = " ".join(part for part in (head, issue_text, services, resources + "." if resources else "") if part)
+        block = " ".join(part for part in (head, issue_text, services, resources + "." if resources else "", costs)
+                         if part)
         if len(block) <= limit:
             return block
     return clip(block, limit)
@@ -265,6 +287,8 @@ def status_line(data: Mapping[str, Any] | None, *, state: str, age: float | None
 
 def _today_cost(data: Mapping[str, Any] | None) -> float | None:
     for probe in (data or {}).get("probes") or ():
+        if probe.get("kind") != "costs":
+            continue
         value = (probe.get("values") or {}).get("today_usd")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)

@@ -3,7 +3,7 @@ its failures. Each probe takes its system dependencies (command runner, psutil, 
 as constructor arguments so tests inject instead of patching.
 
 The contract (`Probe`):
-- `kind`: "systemd", "http", "tcp", "resources", "command".
+- `kind`: "systemd", "http", "tcp", "resources", "command", "costs".
 - `names`: the result names it will produce, so the runner can report UNKNOWN for each
   of them when the probe raises or misses its deadline.
 - `timeout_seconds`: the probe's own deadline, enforced on its I/O.
@@ -59,4 +59,8 @@ def build_probes(config: "Config", env=None) -> list[Probe]:
         from .command import CommandProbe
 
         probes.extend(CommandProbe(p) for p in config.command)
+    if config.costs.enabled:
+        from .costs import CostsProbe
+
+        probes.append(CostsProbe(config.costs, config.state_dir, env=env))
     return probes

@@ -1,0 +1,246 @@
+"""Claude usage and cost: today, this 5-hour block, the last 7 days, per session and
+per model, from the incremental transcript index; budgets become issues. The user's
+own tracker (a command or a JSON file) is shown beside it as a second, labelled source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+from ..config import CostsConfig, ExternalCostConfig
+from ..costs import report
+from ..costs.prices import PriceBook, Rates
+from ..costs.scan import Scanner, claude_config_dirs, transcript_files
+from ..costs.store import CostStore
+from ..proc import CommandNotFound, run_command
+from ..result import Finding, ProbeResult
+from ..status import Status
+from ..thresholds import Threshold
+
+KIND = "costs"
+CLAUDE_NAME = "claude-costs"
+TRACKER_NAME = "cost-tracker"
+INDEX_NAME = "costs.sqlite"
+WEEK_DAYS = 7
+MAX_SESSIONS_REPORTED = 20
+BUDGET_WARN_FRACTION = 0.8
+
+
+def price_book(config: CostsConfig) -> PriceBook:
+    return PriceBook({prefix: Rates(input=p.input, cache_write_5m=p.cache_write_5m, cache_write_1h=p.cache_write_1h,
+                                    cache_read=p.cache_read, output=p.output) for prefix, p in config.prices})
+
+
+def short_model(model: str) -> str:
+    """claude-opus-4-5-20251101 -> opus-4-5: enough to tell models apart in one line."""
+    name = model.removeprefix("claude-")
+    parts = name.split("-")
+    if parts and len(parts[-1]) == 8 and parts[-1].isdigit():
+        parts = parts[:-1]
+    return "-".join(parts)
+
+
+def usd(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def budget_status(spent: float, budget: float | None) -> tuple[Status, str]:
+    if not budget:
+        return Status.OK, ""
+    status = Threshold(warn=budget * BUDGET_WARN_FRACTION, crit=budget).evaluate(spent)
+    return status, f"{spent / budget * 100:.0f}% of the {usd(budget)} budget"
+
+
+class CostsProbe:
+    kind = KIND
+
+    def __init__(self, config: CostsConfig, state_dir: str | os.PathLike, *, env: Mapping[str, str] | None = None,
+                 clock: Callable[[], float] = time.time, run=run_command) -> None:
+        self.config = config
+        self.index_path = os.path.join(os.fspath(state_dir), INDEX_NAME)
+        self.env = dict(os.environ if env is None else env)
+        self.clock = clock
+        self.run = run
+        self.timeout_seconds = config.timeout_seconds
+        self.names = (CLAUDE_NAME,) + ((TRACKER_NAME,) if config.external else ())
+        self.prices = price_book(config)
+        self.tz = report.zone(config.timezone)
+        self._lock = threading.Lock()
+        self._store: CostStore | None = None
+        self._cached: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ measure
+
+    def figures(self, days: int = WEEK_DAYS) -> dict[str, Any]:
+        """Scan what is new, then compute the figures (also used by `aiki-hooks costs`).
+
+        When nothing new was read and the day has not changed, the previous figures are
+        reused (only the block's activity is re-judged), so a quiet refresh costs a stat
+        per file and nothing more.
+        """
+        if self._store is None:
+            self._store = CostStore(self.index_path)
+        scanner = Scanner(self._store, self.prices)
+        stats = scanner.refresh(transcript_files(claude_config_dirs(self.config.claude_config_dirs, self.env)))
+        now = self.clock()
+        today = report.local_date(now, self.tz)
+        cached = self._cached
+        if (cached is not None and not stats.files_read and not stats.files_forgotten
+                and cached["day"] == today and cached["days"] == days):
+            block = cached["last_block"]
+            return {**cached, "now": now, "stats": stats, "block": block if block and block.active(now) else None}
+        first_day = _dt.date.fromordinal(today.toordinal() - (days - 1))
+        since = report.day_start(first_day, self.tz)
+        # Blocks chain back to the last 5-hour gap: look back a day further than the period.
+        messages = self._store.messages_since(min(since, now - 86400) - report.BLOCK_SECONDS)
+        in_period = [m for m in messages if m.ts >= since]
+        today_start = report.day_start(today, self.tz)
+        todays = [m for m in in_period if m.ts >= today_start]
+        blocks = report.blocks(messages)
+        last_block = blocks[-1] if blocks else None
+        recent_sessions: dict[str, report.Totals] = {}
+        for m in messages:
+            if m.ts >= now - 86400 and m.session:
+                recent_sessions.setdefault(m.session, report.Totals()).add(m)
+        unpriced = [m for m in todays if m.cost is None]
+        estimate = None
+        if unpriced:
+            pairs = sorted({(m.session, m.model) for m in unpriced})
+            estimate = report.estimate_unpriced(todays, self._store.session_costs([p[0] for p in pairs]),
+                                                self._store.session_model_tokens(pairs))
+        self._cached = {
+            "day": today,
+            "days": days,
+            "daily": report.daily(in_period, self.tz),
+            "today": report.breakdown(todays),
+            "week": report.breakdown(in_period),
+            "last_block": last_block,
+            "sessions": recent_sessions,
+            "unpriced_today_estimate": estimate,
+        }
+        block = last_block if last_block and last_block.active(now) else None
+        return {**self._cached, "now": now, "stats": stats, "block": block}
+
+    def external(self, source: ExternalCostConfig) -> tuple[float | None, str | None]:
+        """(today's USD from the user's tracker, error)."""
+        try:
+            if source.command:
+                out = self.run(source.command, timeout=source.timeout_seconds)
+                if out.timed_out:
+                    return None, f"no answer within {source.timeout_seconds:g} s"
+                if out.returncode != 0:
+                    return None, f"exit {out.returncode}: {(out.stderr or out.stdout).strip()[:120]}"
+                text = out.stdout
+            else:
+                with open(source.json_file, encoding="utf-8") as file:
+                    text = file.read(1024 * 1024)
+            data = json.loads(text)
+        except CommandNotFound as exc:
+            return None, str(exc)
+        except OSError as exc:
+            return None, f"{exc.strerror or exc}: {getattr(exc, 'filename', '')}"
+        except ValueError:
+            return None, "did not print JSON"
+        value = data.get("today_usd") if isinstance(data, dict) else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None, 'no number "today_usd" in its JSON'
+        return float(value), None
+
+    # ------------------------------------------------------------------ check
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Wait for the index (another scan may be running in this process)."""
+        with self._lock:
+            yield
+
+    def check(self) -> list[ProbeResult]:
+        if not self._lock.acquire(blocking=False):
+            # A first full scan outlived the cycle; it carries on, this cycle reports that.
+            return [ProbeResult(name=CLAUDE_NAME, kind=KIND, status=Status.UNKNOWN, error_kind="busy",
+                                summary="still indexing Claude Code transcripts")]
+        try:
+            results = [judge_costs(self.figures(), self.config)]
+        finally:
+            self._lock.release()
+        if self.config.external:
+            value, error = self.external(self.config.external)
+            results.append(judge_external(self.config.external, value, error))
+        return results
+
+
+# --------------------------------------------------------------------------- judge (pure)
+
+
+def _models_text(breakdown: report.Breakdown, limit: int = 3) -> str:
+    priced = sorted(((t.cost, model) for model, t in breakdown.by_model.items() if t.cost > 0), reverse=True)
+    if len(priced) <= 1:
+        return ""
+    shown = ", ".join(f"{short_model(model)} {usd(cost)}" for cost, model in priced[:limit])
+    return f" ({shown}{', …' if len(priced) > limit else ''})"
+
+
+def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
+    today: report.Breakdown = figures["today"]
+    week: report.Breakdown = figures["week"]
+    block: report.Block | None = figures["block"]
+
+    parts = [f"today {usd(today.total.cost)}{_models_text(today)}"]
+    if today.total.unpriced_tokens:
+        unpriced = sorted(short_model(m) for m, t in today.by_model.items() if t.unpriced_tokens)
+        estimate = figures.get("unpriced_today_estimate")
+        priced_by_claude = f", {usd(estimate)} by Claude Code's own count" if estimate is not None else ""
+        parts.append(f"+ {today.total.unpriced_tokens:,} tokens unpriced ({', '.join(unpriced)}{priced_by_claude})")
+    if block is not None:
+        ends = time.strftime("%H:%M", time.localtime(block.end))
+        parts.append(f"block {usd(block.breakdown.total.cost)} until {ends}")
+    parts.append(f"7 d {usd(week.total.cost)}")
+
+    findings = []
+    day_status, day_text = budget_status(today.total.cost, config.daily_usd)
+    if day_text:
+        parts[0] += f", {day_text}"
+        findings.append(Finding(id="costs:today", status=day_status,
+                                summary=f"Claude spend today {usd(today.total.cost)}, {day_text}"))
+    if block is not None:
+        block_status, block_text = budget_status(block.breakdown.total.cost, config.block_usd)
+        if block_text:
+            findings.append(Finding(id="costs:block", status=block_status,
+                                    summary=f"Claude spend this 5-hour block {usd(block.breakdown.total.cost)}, "
+                                            f"{block_text}"))
+    status = max((f.status for f in findings), key=lambda s: s.severity, default=Status.OK)
+
+    sessions = sorted(figures["sessions"].items(), key=lambda item: -item[1].cost)[:MAX_SESSIONS_REPORTED]
+    values: dict[str, Any] = {
+        "today_usd": round(today.total.cost, 6),
+        "today_tokens": today.total.tokens,
+        "today_unpriced_tokens": today.total.unpriced_tokens,
+        "today_unpriced_usd_claude_code": figures.get("unpriced_today_estimate"),
+        "week_usd": round(week.total.cost, 6),
+        "week_tokens": week.total.tokens,
+        "block_usd": round(block.breakdown.total.cost, 6) if block else None,
+        "block_ends_at": block.end if block else None,
+        "today_by_model_usd": {m: round(t.cost, 6) for m, t in sorted(today.by_model.items())},
+        "session_usd": {sid: round(t.cost, 6) for sid, t in sessions},
+        "files": figures["stats"].files,
+    }
+    stats = figures["stats"]
+    details = tuple(stats.errors[:3])
+    if stats.bad_lines or stats.oversized_lines:
+        details += (f"skipped {stats.bad_lines} unreadable and {stats.oversized_lines} oversized line(s)",)
+    return ProbeResult(name=CLAUDE_NAME, kind=KIND, status=status, summary=", ".join(parts), values=values,
+                       details=details, findings=tuple(findings))
+
+
+def judge_external(source: ExternalCostConfig, value: float | None, error: str | None) -> ProbeResult:
+    if error is not None:
+        return ProbeResult(name=TRACKER_NAME, kind=KIND, status=Status.UNKNOWN, error_kind="tracker_failed",
+                           summary=f"{source.label}: {error}")
+    return ProbeResult(name=TRACKER_NAME, kind=KIND, status=Status.OK, summary=f"{source.label} today {usd(value)}",
+                       values={"external_today_usd": value, "label": source.label})
