@@ -18,7 +18,7 @@ one object per line, with what makes real corpora hard:
 Deterministic for a given --seed. Prompt sizes stay within the 200k context window, as
 in a default Claude Code session (no long-context tier).
 
-Usage: python3 bench/gen_transcripts.py OUT_DIR [--size-mib 200] [--seed 7] [--days 30]
+Usage: python3 bench/gen_transcripts.py OUT_DIR [--size-mib 200] [--seed 7] [--days 30] [--max-session-kib N]
 """
 
 from __future__ import annotations
@@ -167,13 +167,13 @@ class Generator:
         self.bytes += len(text.encode("utf-8"))
         self.files += 1
 
-    def run(self, size_bytes: int, projects: int) -> None:
+    def run(self, size_bytes: int, projects: int, session_cap: int = 8_000_000, max_files: int | None = None) -> None:
         names = [f"-home-dev-src-project-{i:02d}" for i in range(projects)]
-        while self.bytes < size_bytes:
+        while self.bytes < size_bytes and (max_files is None or self.files < max_files):
             name = self.rng.choice(names)
             start = self.now - dt.timedelta(days=self.rng.uniform(0, self.days))
             start = start.replace(microsecond=self.rng.randint(0, 999) * 1000)
-            budget = min(int(self.rng.lognormvariate(12.2, 1.0)), 8_000_000, max(10_000, size_bytes - self.bytes))
+            budget = min(int(self.rng.lognormvariate(12.2, 1.0)), session_cap, max(10_000, size_bytes - self.bytes))
             self.session(self.out / "projects" / name, "/home/dev/src/" + name.rsplit("-", 1)[-1], start, budget)
 
 
@@ -184,11 +184,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--projects", type=int, default=24)
+    parser.add_argument("--max-session-kib", type=int, default=8000, help="cap on one session's size")
+    parser.add_argument("--files", type=int, help="stop after this many files (with --size-mib as a cap)")
     parser.add_argument("--now", help="ISO time the corpus ends at (default: now)")
     args = parser.parse_args()
     now = dt.datetime.fromisoformat(args.now) if args.now else dt.datetime.now(dt.timezone.utc)
     generator = Generator(args.out, args.seed, args.days, now.astimezone(dt.timezone.utc))
-    generator.run(int(args.size_mib * 1024 * 1024), args.projects)
+    generator.run(int(args.size_mib * 1024 * 1024), args.projects, args.max_session_kib * 1024, args.files)
     print(f"wrote {generator.files} files, {generator.bytes / 1024 / 1024:.1f} MiB into {args.out}")
 
 

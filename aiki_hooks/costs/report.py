@@ -97,6 +97,18 @@ def daily(messages: Iterable[Message], tz: _dt.tzinfo | None) -> dict[str, Break
     return dict(sorted(days.items()))
 
 
+def block_starts(timestamps: Sequence[float]) -> list[int]:
+    """Indexes where a new 5-hour block starts, over sorted timestamps (ccusage's rule)."""
+    starts: list[int] = []
+    start = last = None
+    for index, ts in enumerate(timestamps):
+        if start is None or ts >= start + BLOCK_SECONDS or ts - last >= BLOCK_SECONDS:
+            starts.append(index)
+            start = ts - (ts % 3600)
+        last = ts
+    return starts
+
+
 def blocks(messages: Sequence[Message]) -> list[Block]:
     """ccusage's 5-hour blocks over messages sorted by time."""
     found: list[Block] = []
@@ -137,3 +149,89 @@ def estimate_unpriced(messages: Iterable[Message], session_costs: Mapping[tuple[
             estimate += session_costs[pair] * tokens / total
             known = True
     return estimate if known else None
+
+
+class Window:
+    """The figures for `days` calendar days up to today, updated incrementally.
+
+    Built once from the index, then fed only the messages each refresh adds; rebuilt
+    when the day changes or a transcript was forgotten.
+    """
+
+    def __init__(self, *, days: int, tz: _dt.tzinfo | None, now: float) -> None:
+        self.days = days
+        self.tz = tz
+        self.today = local_date(now, tz)
+        self.since = day_start(_dt.date.fromordinal(self.today.toordinal() - (days - 1)), tz)
+        self.today_start = day_start(self.today, tz)
+        # Blocks chain back to the last 5-hour gap: keep a day more than the period.
+        self.lookback = min(self.since, now - 86400) - BLOCK_SECONDS
+        self.daily: dict[str, Breakdown] = {}
+        self.period = Breakdown()
+        self.today_breakdown = Breakdown()
+        self.recent: list[Message] = []
+        self._sorted = True
+        self._version = 0
+        self._memo: dict[str, tuple] = {}  # derived figures, valid while nothing is added
+
+    def valid_for(self, now: float, days: int) -> bool:
+        return days == self.days and local_date(now, self.tz) == self.today
+
+    def add(self, messages: Iterable[Message]) -> None:
+        self._version += 1
+        for m in messages:
+            if m.ts < self.lookback:
+                continue
+            if self.recent and m.ts < self.recent[-1].ts:
+                self._sorted = False
+            self.recent.append(m)
+            if m.ts >= self.since:
+                self.period.add(m)
+                self.daily.setdefault(local_date(m.ts, self.tz).isoformat(), Breakdown()).add(m)
+                if m.ts >= self.today_start:
+                    self.today_breakdown.add(m)
+
+    def _ordered(self) -> list[Message]:
+        if not self._sorted:
+            self.recent.sort(key=lambda m: m.ts)
+            self._sorted = True
+        return self.recent
+
+    def current_block(self, now: float) -> Block | None:
+        memo = self._memo.get("block")
+        if memo is None or memo[0] != self._version:
+            messages = self._ordered()
+            block = None
+            if messages:
+                first = block_starts([m.ts for m in messages])[-1]
+                start_ts = messages[first].ts - (messages[first].ts % 3600)
+                block = Block(start_ts, start_ts + BLOCK_SECONDS, messages[-1].ts, breakdown(messages[first:]))
+            memo = self._memo["block"] = (self._version, block)
+        block = memo[1]
+        return block if block is not None and block.active(now) else None
+
+    def sessions(self, now: float) -> dict[str, Totals]:
+        """Sessions active in the last 24 hours (recomputed at most once a minute when idle)."""
+        memo = self._memo.get("sessions")
+        if memo is not None and memo[0] == (self._version, int(now // 60)):
+            return memo[1]
+        found = self._sessions(now)
+        self._memo["sessions"] = ((self._version, int(now // 60)), found)
+        return found
+
+    def _sessions(self, now: float) -> dict[str, Totals]:
+        import bisect
+
+        messages = self._ordered()
+        first = bisect.bisect_left([m.ts for m in messages], now - 86400)
+        found: dict[str, Totals] = {}
+        for m in messages[first:]:
+            if m.session:
+                found.setdefault(m.session, Totals()).add(m)
+        return found
+
+    def daily_sorted(self) -> dict[str, Breakdown]:
+        memo = self._memo.get("daily")
+        if memo is None or memo[0] != self._version:
+            memo = self._memo["daily"] = (self._version, dict(sorted(self.daily.items())))
+        return memo[1]

@@ -78,6 +78,10 @@ class ScanStats:
     oversized_lines: int = 0
     vanished: int = 0
     errors: list[str] = field(default_factory=list)
+    # Rows whose key the index had not seen before this refresh, in reading order; None
+    # when a file was forgotten, so figures must be recomputed from the index.
+    new_rows: list[tuple] | None = field(default_factory=list)
+    index_was_empty: bool = False
 
 
 def parse_timestamp(text: object) -> float | None:
@@ -175,120 +179,225 @@ def _candidate_lines(buffer: bytes, end: int) -> Iterator[tuple[int, int]]:
         position = stop + 1
 
 
+@dataclass
+class FileRead:
+    """What reading one file after its offset found; no database access, so files can be
+    read in worker processes."""
+
+    path: str
+    file_id: int
+    inode: int
+    offset: int  # after the last complete line read
+    size: int
+    rows: list[tuple] = field(default_factory=list)
+    session_costs: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+    bytes_read: int = 0
+    bad_lines: int = 0
+    oversized_lines: int = 0
+    vanished: bool = False
+
+
+def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBook) -> FileRead:
+    """Read the complete lines of *path* after *offset*; a line still being written, or
+    longer than MAX_LINE_BYTES and unfinished, is left for the next refresh."""
+    result = FileRead(path=path, file_id=file_id, inode=inode, offset=offset, size=0)
+    try:
+        file = open(path, "rb")
+    except FileNotFoundError:
+        result.vanished = True
+        return result
+    with file:
+        result.size = os.fstat(file.fileno()).st_size
+        file.seek(offset)
+        carry = b""
+        skip_from: int | None = None  # start of an oversized line being skipped
+        consumed = offset
+        while True:
+            chunk = file.read(CHUNK_BYTES)
+            if not chunk:
+                break
+            result.bytes_read += len(chunk)
+            if skip_from is not None:
+                newline = chunk.find(b"\n")
+                if newline < 0:
+                    consumed += len(chunk)
+                    continue
+                consumed += newline + 1
+                chunk = chunk[newline + 1:]
+                skip_from = None
+            buffer = carry + chunk if carry else chunk
+            end = buffer.rfind(b"\n") + 1  # complete lines only
+            if end == 0:
+                if len(buffer) > MAX_LINE_BYTES:
+                    result.oversized_lines += 1
+                    skip_from = consumed
+                    consumed += len(buffer)
+                    carry = b""
+                else:
+                    carry = buffer
+                continue
+            _parse_lines(buffer, end, consumed, result, prices)
+            consumed += end
+            carry = buffer[end:]
+        result.offset = skip_from if skip_from is not None else consumed
+    return result
+
+
+def _parse_lines(buffer: bytes, end: int, base_offset: int, result: FileRead, prices: PriceBook) -> None:
+    for start, stop in _candidate_lines(buffer, end):
+        try:
+            entry = json_loads(buffer[start:stop])
+        except (ValueError, UnicodeDecodeError):
+            result.bad_lines += 1
+            continue
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("type") == "cost-state":
+            found = session_costs_from_line(entry)
+            if found and found[0]:
+                result.session_costs.append(found)
+            continue
+        row = row_from_line(entry, prices, f"@{result.file_id}:{base_offset + start}")
+        if row is not None:
+            result.rows.append(row)
+
+
+# Below this much to read, worker processes cost more than they save.
+PARALLEL_MIN_BYTES = 32 * 1024 * 1024
+_worker_prices: PriceBook | None = None
+
+
+def _read_in_worker(task: tuple[str, int, int, int]) -> FileRead:
+    return read_file(*task, _worker_prices)
+
+
+def read_files(tasks: list[tuple[str, int, int, int]], prices: PriceBook, pending_bytes: int,
+               workers: int | None = None) -> Iterator[FileRead]:
+    """Read files in order; a large backlog (a first scan) is spread over the CPUs."""
+    workers = workers if workers is not None else min(len(os.sched_getaffinity(0)), 4)
+    if workers < 2 or pending_bytes < PARALLEL_MIN_BYTES or len(tasks) < 2:
+        for task in tasks:
+            yield read_file(*task, prices)
+        return
+    import multiprocessing
+
+    global _worker_prices
+    _worker_prices = prices  # inherited by the forked workers
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers) as pool:
+        yield from pool.imap(_read_in_worker, tasks, chunksize=max(1, len(tasks) // (workers * 8)))
+
+
 class Scanner:
-    def __init__(self, store: CostStore, prices: PriceBook) -> None:
+    def __init__(self, store: CostStore, prices: PriceBook, *, workers: int | None = None) -> None:
         self.store = store
         self.prices = prices
+        self.workers = workers
+        self._known: dict[str, FileState] | None = None  # as of `_known_version`
+        self._known_version: int | None = None
+
+    def _nothing_new(self, files: Sequence[str]) -> bool:
+        """True when every file is as last indexed: no lock, no write, one stat per file."""
+        if self._known is None or self._known_version != self.store.data_version():
+            return False
+        if len(files) != len(self._known) or self.store.get_meta("prices") != self.prices.fingerprint:
+            return False
+        known = self._known
+        for path in files:
+            state = known.get(path)
+            try:
+                info = os.stat(path)
+            except OSError:
+                return False
+            if state is None or state.inode != info.st_ino or state.size != info.st_size:
+                return False
+        return True
 
     def refresh(self, files: Sequence[str]) -> ScanStats:
         """Bring the index up to date with *files*, in one transaction."""
         stats = ScanStats(files=len(files))
+        if self._nothing_new(files):
+            return stats
         self.store.begin()  # IMMEDIATE: another process scanning the same index waits here
         try:
             known = self.store.files()
+            stats.index_was_empty = not known
             if self.store.get_meta("prices") != self.prices.fingerprint:
                 self.store.reprice(self.prices)
                 self.store.set_meta("prices", self.prices.fingerprint)
-            present = set(files)
-            for path, state in known.items():
-                if path not in present:
-                    self.store.forget_file(state.id)
-                    stats.files_forgotten += 1
-            for path in files:
-                try:
-                    info = os.stat(path)
-                except FileNotFoundError:
-                    stats.vanished += 1
-                    continue
-                except OSError as exc:
-                    stats.errors.append(f"{path}: {exc.strerror}")
-                    continue
-                state = known.get(path)
-                if state is not None and state.inode == info.st_ino and state.size == info.st_size:
-                    continue  # nothing new: the common case, one stat per file
-                self._read_file(path, state, info, stats)
+            tasks, pending = self._plan(files, known, stats)
+            seen: set[str] = set()
+            for found in read_files(tasks, self.prices, pending, self.workers):
+                self._apply(found, stats, seen)
             self.store.commit()
         except BaseException:
             self.store.rollback()
+            self._known = None
             raise
+        self._known, self._known_version = self.store.files(), self.store.data_version()
         return stats
 
-    def _read_file(self, path: str, state: FileState | None, info: os.stat_result, stats: ScanStats) -> None:
-        if state is None:
-            file_id, offset = self.store.add_file(path, info.st_ino), 0
-        elif state.inode != info.st_ino or info.st_size < state.offset:
-            # Replaced or truncated: this file's contribution is recomputed from scratch.
-            self.store.forget_file_contents(state.id)
-            stats.files_forgotten += 1
-            file_id, offset = state.id, 0
-        else:
-            file_id, offset = state.id, state.offset
-        try:
-            offset, size = self._read_from(path, file_id, offset, stats)
-        except FileNotFoundError:
-            stats.vanished += 1
-            self.store.forget_file(file_id)
-            return
-        self.store.update_file(file_id, inode=info.st_ino, size=size, offset=offset)
-        stats.files_read += 1
-
-    def _read_from(self, path: str, file_id: int, offset: int, stats: ScanStats) -> tuple[int, int]:
-        """Read complete lines after *offset*; returns (new offset, size seen)."""
-        messages: list[tuple] = []
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            file.seek(offset)
-            carry = b""
-            skip_from: int | None = None  # start of a line longer than MAX_LINE_BYTES
-            consumed = offset
-            while True:
-                chunk = file.read(CHUNK_BYTES)
-                if not chunk:
-                    break
-                stats.bytes_read += len(chunk)
-                if skip_from is not None:
-                    newline = chunk.find(b"\n")
-                    if newline < 0:
-                        consumed += len(chunk)
-                        continue
-                    consumed += newline + 1
-                    chunk = chunk[newline + 1:]
-                    skip_from = None
-                buffer = carry + chunk if carry else chunk
-                end = buffer.rfind(b"\n") + 1  # complete lines only
-                if end == 0:
-                    if len(buffer) > MAX_LINE_BYTES:
-                        stats.oversized_lines += 1
-                        skip_from = consumed
-                        consumed += len(buffer)
-                        carry = b""
-                    else:
-                        carry = buffer
-                    continue
-                self._parse_lines(buffer, end, file_id, consumed, messages, stats)
-                consumed += end
-                carry = buffer[end:]
-            if skip_from is not None:
-                consumed = skip_from  # that line is not finished yet: skip it again next time
-        self.store.add_rows(file_id, messages)
-        stats.usage_lines += len(messages)
-        return consumed, size
-
-    def _parse_lines(self, buffer: bytes, end: int, file_id: int, base_offset: int,
-                     messages: list[tuple], stats: ScanStats) -> None:
-        for start, stop in _candidate_lines(buffer, end):
+    def _plan(self, files: Sequence[str], known: dict[str, FileState], stats: ScanStats):
+        """Forget what vanished or was rewritten; list (path, id, offset, inode) to read."""
+        present = set(files)
+        for path, state in known.items():
+            if path not in present:
+                self.store.forget_file(state.id)
+                stats.files_forgotten += 1
+                stats.new_rows = None
+        tasks, pending = [], 0
+        for path in files:
             try:
-                entry = json_loads(buffer[start:stop])
-            except (ValueError, UnicodeDecodeError):
-                stats.bad_lines += 1
+                info = os.stat(path)
+            except FileNotFoundError:
+                stats.vanished += 1
                 continue
-            if not isinstance(entry, dict):
+            except OSError as exc:
+                stats.errors.append(f"{path}: {exc.strerror}")
                 continue
-            if entry.get("type") == "cost-state":
-                found = session_costs_from_line(entry)
-                if found and found[0]:
-                    self.store.set_session_costs(file_id, found[0], found[1])
-                continue
-            row = row_from_line(entry, self.prices, f"@{file_id}:{base_offset + start}")
-            if row is not None:
-                messages.append(row)
+            state = known.get(path)
+            if state is not None and state.inode == info.st_ino and state.size == info.st_size:
+                continue  # nothing new: the common case, one stat per file
+            if state is None:
+                file_id, offset = self.store.add_file(path, info.st_ino), 0
+            elif state.inode != info.st_ino or info.st_size < state.offset:
+                # Replaced or truncated: this file's contribution is recomputed from scratch.
+                self.store.forget_file_contents(state.id)
+                stats.files_forgotten += 1
+                stats.new_rows = None
+                file_id, offset = state.id, 0
+            else:
+                file_id, offset = state.id, state.offset
+            tasks.append((path, file_id, offset, info.st_ino))
+            pending += info.st_size - offset
+        return tasks, pending
+
+    def _apply(self, found: FileRead, stats: ScanStats, seen: set[str]) -> None:
+        if found.vanished:
+            stats.vanished += 1
+            self.store.forget_file(found.file_id)
+            stats.new_rows = None
+            return
+        stats.files_read += 1
+        stats.bytes_read += found.bytes_read
+        stats.bad_lines += found.bad_lines
+        stats.oversized_lines += found.oversized_lines
+        stats.usage_lines += len(found.rows)
+        if stats.new_rows is not None:
+            stats.new_rows.extend(self._unseen(found.rows, seen, check_index=not stats.index_was_empty))
+        self.store.add_rows(found.file_id, found.rows)
+        for session, costs in found.session_costs:
+            self.store.set_session_costs(found.file_id, session, costs)
+        self.store.update_file(found.file_id, inode=found.inode, size=found.size, offset=found.offset)
+
+    def _unseen(self, rows: list[tuple], seen: set[str], *, check_index: bool) -> list[tuple]:
+        """The rows whose key neither this refresh nor (if asked) the index has seen."""
+        fresh = []
+        for row in rows:
+            if row[0] not in seen:
+                seen.add(row[0])
+                fresh.append(row)
+        if check_index and fresh:
+            known = self.store.known_keys([row[0] for row in fresh])
+            fresh = [row for row in fresh if row[0] not in known]
+        return fresh

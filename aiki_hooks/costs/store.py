@@ -61,6 +61,11 @@ class FileState:
     offset: int
 
 
+def message_from_row(row: tuple) -> "Message":
+    """A Message from a scanner row (key, ts, session, model, sidechain, tokens..., cost)."""
+    return Message(row[0], row[1], row[2], row[3], bool(row[4]), *row[5:])
+
+
 @dataclass(frozen=True)
 class Message:
     key: str
@@ -108,6 +113,10 @@ class CostStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits to the index (SQLite's data_version)."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     # ------------------------------------------------------------------ meta
 
@@ -170,6 +179,14 @@ class CostStore:
             "INSERT OR REPLACE INTO session_costs (file_id, session, model, cost_usd) VALUES (?, ?, ?, ?)",
             ((file_id, session, model, cost) for model, cost in costs.items()),
         )
+
+    def known_keys(self, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            batch = keys[start:start + 500]
+            marks = ",".join("?" * len(batch))
+            found.update(r[0] for r in self.db.execute(f"SELECT key FROM messages WHERE key IN ({marks})", batch))
+        return found
 
     def messages_since(self, since: float) -> list[Message]:
         """Unique messages (first occurrence wins, as in ccusage) at or after *since*, by time."""

@@ -6,7 +6,6 @@ own tracker (a command or a JSON file) is shown beside it as a second, labelled 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
 import threading
@@ -17,7 +16,7 @@ from ..config import CostsConfig, ExternalCostConfig
 from ..costs import report
 from ..costs.prices import PriceBook, Rates
 from ..costs.scan import Scanner, claude_config_dirs, transcript_files
-from ..costs.store import CostStore
+from ..costs.store import CostStore, message_from_row
 from ..proc import CommandNotFound, run_command
 from ..result import Finding, ProbeResult
 from ..status import Status
@@ -73,59 +72,50 @@ class CostsProbe:
         self.tz = report.zone(config.timezone)
         self._lock = threading.Lock()
         self._store: CostStore | None = None
-        self._cached: dict[str, Any] | None = None
+        self._window: report.Window | None = None
 
     # ------------------------------------------------------------------ measure
 
     def figures(self, days: int = WEEK_DAYS) -> dict[str, Any]:
-        """Scan what is new, then compute the figures (also used by `aiki-hooks costs`).
+        """Scan what is new, then bring the figures up to date (also used by `aiki-hooks costs`).
 
-        When nothing new was read and the day has not changed, the previous figures are
-        reused (only the block's activity is re-judged), so a quiet refresh costs a stat
-        per file and nothing more.
+        The window of figures is fed only the messages this refresh added; it is rebuilt
+        from the index when the day changed or a transcript was truncated, replaced or
+        deleted. A refresh with nothing new costs one stat per file.
         """
         if self._store is None:
             self._store = CostStore(self.index_path)
-        scanner = Scanner(self._store, self.prices)
-        stats = scanner.refresh(transcript_files(claude_config_dirs(self.config.claude_config_dirs, self.env)))
+            self._scanner = Scanner(self._store, self.prices)
+        stats = self._scanner.refresh(transcript_files(claude_config_dirs(self.config.claude_config_dirs, self.env)))
         now = self.clock()
-        today = report.local_date(now, self.tz)
-        cached = self._cached
-        if (cached is not None and not stats.files_read and not stats.files_forgotten
-                and cached["day"] == today and cached["days"] == days):
-            block = cached["last_block"]
-            return {**cached, "now": now, "stats": stats, "block": block if block and block.active(now) else None}
-        first_day = _dt.date.fromordinal(today.toordinal() - (days - 1))
-        since = report.day_start(first_day, self.tz)
-        # Blocks chain back to the last 5-hour gap: look back a day further than the period.
-        messages = self._store.messages_since(min(since, now - 86400) - report.BLOCK_SECONDS)
-        in_period = [m for m in messages if m.ts >= since]
-        today_start = report.day_start(today, self.tz)
-        todays = [m for m in in_period if m.ts >= today_start]
-        blocks = report.blocks(messages)
-        last_block = blocks[-1] if blocks else None
-        recent_sessions: dict[str, report.Totals] = {}
-        for m in messages:
-            if m.ts >= now - 86400 and m.session:
-                recent_sessions.setdefault(m.session, report.Totals()).add(m)
-        unpriced = [m for m in todays if m.cost is None]
+        window = self._window
+        if window is not None and window.valid_for(now, days) and stats.new_rows is not None:
+            window.add(message_from_row(row) for row in stats.new_rows)
+        else:
+            window = report.Window(days=days, tz=self.tz, now=now)
+            if stats.index_was_empty and stats.new_rows is not None:
+                window.add(message_from_row(row) for row in stats.new_rows)  # everything, just read
+            else:
+                window.add(self._store.messages_since(window.lookback))
+            self._window = window
+        todays = window.today_breakdown
         estimate = None
-        if unpriced:
+        if todays.total.unpriced_tokens:
+            unpriced = [m for m in window.recent if m.ts >= window.today_start and m.cost is None]
             pairs = sorted({(m.session, m.model) for m in unpriced})
-            estimate = report.estimate_unpriced(todays, self._store.session_costs([p[0] for p in pairs]),
+            estimate = report.estimate_unpriced(unpriced, self._store.session_costs([p[0] for p in pairs]),
                                                 self._store.session_model_tokens(pairs))
-        self._cached = {
-            "day": today,
+        return {
+            "now": now,
             "days": days,
-            "daily": report.daily(in_period, self.tz),
-            "today": report.breakdown(todays),
-            "week": report.breakdown(in_period),
-            "last_block": last_block,
-            "sessions": recent_sessions,
+            "stats": stats,
+            "daily": window.daily_sorted(),
+            "today": todays,
+            "week": window.period,
+            "block": window.current_block(now),
+            "sessions": window.sessions(now),
             "unpriced_today_estimate": estimate,
         }
-        block = last_block if last_block and last_block.active(now) else None
-        return {**self._cached, "now": now, "stats": stats, "block": block}
 
     def external(self, source: ExternalCostConfig) -> tuple[float | None, str | None]:
         """(today's USD from the user's tracker, error)."""

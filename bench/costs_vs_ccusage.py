@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""The cost probe against ccusage (npm ccusage@20.0.24), same run, same corpus.
+
+1. Builds (once, cached under bench/out/) a 200 MiB transcript corpus with
+   bench/gen_transcripts.py and a 1,000-file corpus for the no-new-bytes refresh.
+2. Cold full scan, as whole processes, 5 runs each, interleaved:
+   `ccusage claude daily --offline --json --breakdown` (the baseline) and
+   `aiki-hooks costs --json` on an empty index; median wall time and peak RSS.
+3. Checks the two reports agree: every (day, model) token total identical, costs within
+   0.5% for the models ccusage prices.
+4. Warm refresh: append ~1 MiB across 4 sessions, then one probe refresh (in process);
+   median of 5. Baseline: reading those appended bytes with plain Python.
+5. No new bytes, 1,000 files: one probe refresh with nothing new (in process); median of
+   30. Baseline: os.stat of the same 1,000 files.
+
+Targets (issue 4): cold wall <= 0.5x ccusage, peak RSS <= 60 MiB; warm <= 50 ms;
+no-new-bytes <= 5 ms.
+
+Usage: python3 bench/costs_vs_ccusage.py [--size-mib 200] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "bench" / "out"
+CCUSAGE_VERSION = "20.0.24"
+sys.path.insert(0, str(REPO))
+
+
+def ensure_ccusage() -> str:
+    prefix = REPO / ".cache" / "ccusage"
+    binary = prefix / "node_modules" / ".bin" / "ccusage"
+    if not binary.exists():
+        subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error",
+                        f"ccusage@{CCUSAGE_VERSION}"], check=True)
+    return str(binary)
+
+
+def ensure_corpus(name: str, *args: str) -> Path:
+    target = OUT / name
+    if not (target / "projects").exists():
+        subprocess.run([sys.executable, str(REPO / "bench" / "gen_transcripts.py"), str(target), *args], check=True)
+    return target
+
+
+def run_measured(argv: list[str], env: dict) -> tuple[float, float, bytes]:
+    """(wall seconds, peak RSS MiB, stdout) of a whole process."""
+    started = time.perf_counter()
+    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {argv}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def compare(ours: dict, theirs: dict) -> tuple[int, int, float]:
+    mine = {(d["date"], m): t for d in ours["daily"] for m, t in d["models"].items()}
+    cc = {(d["date"], b["modelName"]): b for d in theirs["daily"] for b in d["modelBreakdowns"]}
+    mismatched, worst = 0, 0.0
+    for key in set(mine) | set(cc):
+        a, b = mine.get(key), cc.get(key)
+        if a is None or b is None:
+            mismatched += 1
+            continue
+        if (a["input_tokens"], a["output_tokens"], a["cache_write_tokens"], a["cache_read_tokens"]) != (
+                b["inputTokens"], b["outputTokens"], b["cacheCreationTokens"], b["cacheReadTokens"]):
+            mismatched += 1
+        if not b.get("missingPricing") and b["cost"] > 0:
+            worst = max(worst, abs(a["cost_usd"] - b["cost"]) / b["cost"])
+    return len(set(mine) | set(cc)), mismatched, worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=float, default=200)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    ccusage = ensure_ccusage()
+    now = "2026-11-24T12:00:00+00:00"
+    corpus = ensure_corpus(f"corpus-{args.size_mib:g}", "--size-mib", str(args.size_mib), "--now", now)
+    many = ensure_corpus("corpus-1000-files", "--files", "1000", "--size-mib", "60", "--max-session-kib", "20",
+                         "--seed", "11", "--now", now)
+    size = sum(p.stat().st_size for p in corpus.rglob("*.jsonl")) / 1024 / 1024
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        config = tmp / "aiki.toml"
+        config.write_text(f'[state]\ndir = "{tmp}/state"\n[resources]\nenabled = false\n'
+                          f'[costs]\ntimezone = "UTC"\nclaude_config_dirs = ["{corpus}"]\n')
+        env = dict(os.environ, TZ="UTC", CLAUDE_CONFIG_DIR=str(corpus), AIKI_HOOKS_CONFIG=str(config),
+                   PYTHONPATH=str(REPO))
+        theirs_cmd = [ccusage, "claude", "daily", "--offline", "--json", "--breakdown"]
+        ours_cmd = [sys.executable, "-m", "aiki_hooks.cli", "costs", "--json", "--days", "60"]
+        cc_runs, our_runs = [], []
+        for _ in range(args.runs):
+            cc_runs.append(run_measured(theirs_cmd, env))
+            shutil.rmtree(tmp / "state", ignore_errors=True)  # cold: an empty index every time
+            our_runs.append(run_measured(ours_cmd, env))
+        cc_wall = statistics.median(r[0] for r in cc_runs)
+        our_wall = statistics.median(r[0] for r in our_runs)
+        keys, mismatched, worst = compare(json.loads(our_runs[-1][2]), json.loads(cc_runs[-1][2]))
+
+        print(f"corpus: {size:.0f} MiB, {len(list(corpus.rglob('*.jsonl')))} files; {args.runs} runs each")
+        print(f"cold scan  ccusage {CCUSAGE_VERSION}: {cc_wall:.3f} s, peak RSS "
+              f"{max(r[1] for r in cc_runs):.0f} MiB (baseline)")
+        print(f"cold scan  aiki-hooks costs: {our_wall:.3f} s ({our_wall / cc_wall:.2f}x ccusage, target <= 0.5x), "
+              f"peak RSS {max(r[1] for r in our_runs):.0f} MiB (target <= 60)")
+        print(f"agreement  {keys} (day, model) pairs, {mismatched} with different token totals; "
+              f"largest cost difference on priced models {worst * 100:.4f}% (target < 0.5%)")
+
+        from aiki_hooks.config import parse_config
+        from aiki_hooks.probes.costs import CostsProbe
+
+        # Warm refresh: ~1 MiB appended across 4 sessions, then one refresh.
+        work = tmp / "work"
+        shutil.copytree(corpus, work)
+        probe = CostsProbe(parse_config({"costs": {"timezone": "UTC", "claude_config_dirs": [str(work)]}}).costs,
+                           tmp / "warm-state")
+        probe.check()
+        sessions = sorted(work.rglob("*.jsonl"), key=lambda p: p.stat().st_size)[-4:]
+        extra = ensure_corpus("corpus-append", "--size-mib", "6", "--seed", "5", "--now", now)
+        payload = b"".join(p.read_bytes() for p in sorted(extra.rglob("*.jsonl")))
+        lines = [line for line in payload.splitlines(keepends=True) if line.endswith(b"\n")]
+        warm, base = [], []
+        for run in range(args.runs):
+            chunk, taken = [], 0
+            for line in lines[run * 300:]:
+                chunk.append(line.replace(b'"msg_', f'"msg_w{run}_'.encode()))  # new responses each run
+                taken += len(line)
+                if taken >= 1024 * 1024:
+                    break
+            step = (len(chunk) + 3) // 4
+            pieces = [(session, b"".join(chunk[i * step:(i + 1) * step])) for i, session in enumerate(sessions)]
+            for session, piece in pieces:
+                with open(session, "ab") as file:
+                    file.write(piece)
+            started = time.perf_counter()
+            for session, piece in pieces:
+                with open(session, "rb") as file:
+                    file.seek(-len(piece), os.SEEK_END)
+                    file.read()
+            base.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            probe.check()
+            warm.append(time.perf_counter() - started)
+        appended = sum(len(p) for _, p in pieces) / 1024 / 1024
+        warm_ms, base_ms = statistics.median(warm) * 1000, statistics.median(base) * 1000
+        print(f"warm       {appended:.2f} MiB appended to 4 sessions: refresh {warm_ms:.1f} ms (target <= 50 ms); "
+              f"{warm_ms / base_ms:.1f}x just reading those bytes ({base_ms:.2f} ms)")
+
+        # No new bytes, 1,000 files.
+        files = list(many.rglob("*.jsonl"))
+        probe = CostsProbe(parse_config({"costs": {"timezone": "UTC", "claude_config_dirs": [str(many)]}}).costs,
+                           tmp / "idle-state")
+        probe.check()
+        idle, stat_only = [], []
+        for _ in range(30):
+            started = time.perf_counter()
+            for path in files:
+                os.stat(path)
+            stat_only.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            probe.check()
+            idle.append(time.perf_counter() - started)
+        idle_ms, stat_ms = statistics.median(idle) * 1000, statistics.median(stat_only) * 1000
+        print(f"no new bytes, {len(files)} files: refresh {idle_ms:.2f} ms (target <= 5 ms); "
+              f"{idle_ms / stat_ms:.1f}x a bare os.stat of each file ({stat_ms:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()
