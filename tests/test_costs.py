@@ -372,3 +372,20 @@ def test_judge_costs_is_pure():
     config = parse_config({"costs": {"daily_usd": 2}}).costs
     result = judge_costs(figures, config)
     assert result.status is Status.CRITICAL and result.summary.startswith("today $2.50, 125% of the $2.00 budget")
+
+
+def test_parallel_first_scan_equals_serial(tmp_path, monkeypatch):
+    import aiki_hooks.costs.scan as scan
+
+    out = tmp_path / "generated"
+    subprocess.run([sys.executable, str(REPO / "bench" / "gen_transcripts.py"), str(out), "--size-mib", "2",
+                    "--seed", "9", "--now", "2026-11-20T12:00:00+00:00"], check=True, capture_output=True)
+    files = transcript_files([str(out)])
+    monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
+    results = []
+    for workers in (1, 2):
+        store = CostStore(str(tmp_path / f"w{workers}.sqlite"))
+        stats = Scanner(store, PriceBook(), workers=workers).refresh(files)
+        totals = report.breakdown(store.messages_since(0))
+        results.append((stats.usage_lines, len(stats.new_rows), totals.total.tokens, round(totals.total.cost, 6)))
+    assert results[0] == results[1] and results[0][2] > 0

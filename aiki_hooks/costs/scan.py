@@ -272,9 +272,10 @@ def _read_in_worker(task: tuple[str, int, int, int]) -> FileRead:
 
 
 def read_files(tasks: list[tuple[str, int, int, int]], prices: PriceBook, pending_bytes: int,
-               workers: int | None = None) -> Iterator[FileRead]:
-    """Read files in order; a large backlog (a first scan) is spread over the CPUs."""
-    workers = workers if workers is not None else min(len(os.sched_getaffinity(0)), 4)
+               workers: int = 1) -> Iterator[FileRead]:
+    """Read files in order; with workers > 1, a large backlog (a first scan) is spread
+    over forked processes (callers must be single-threaded)."""
+    workers = min(workers, len(os.sched_getaffinity(0)), 4)
     if workers < 2 or pending_bytes < PARALLEL_MIN_BYTES or len(tasks) < 2:
         for task in tasks:
             yield read_file(*task, prices)
@@ -289,7 +290,7 @@ def read_files(tasks: list[tuple[str, int, int, int]], prices: PriceBook, pendin
 
 
 class Scanner:
-    def __init__(self, store: CostStore, prices: PriceBook, *, workers: int | None = None) -> None:
+    def __init__(self, store: CostStore, prices: PriceBook, *, workers: int = 1) -> None:
         self.store = store
         self.prices = prices
         self.workers = workers

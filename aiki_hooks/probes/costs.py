@@ -60,7 +60,7 @@ class CostsProbe:
     kind = KIND
 
     def __init__(self, config: CostsConfig, state_dir: str | os.PathLike, *, env: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.time, run=run_command) -> None:
+                 clock: Callable[[], float] = time.time, run=run_command, workers: int = 1) -> None:
         self.config = config
         self.index_path = os.path.join(os.fspath(state_dir), INDEX_NAME)
         self.env = dict(os.environ if env is None else env)
@@ -73,6 +73,9 @@ class CostsProbe:
         self._lock = threading.Lock()
         self._store: CostStore | None = None
         self._window: report.Window | None = None
+        # Worker processes only where forking is safe: a single-threaded command, not the
+        # refresher, whose probe threads may hold locks at fork time.
+        self.workers = workers
 
     # ------------------------------------------------------------------ measure
 
@@ -85,7 +88,7 @@ class CostsProbe:
         """
         if self._store is None:
             self._store = CostStore(self.index_path)
-            self._scanner = Scanner(self._store, self.prices)
+            self._scanner = Scanner(self._store, self.prices, workers=self.workers)
         stats = self._scanner.refresh(transcript_files(claude_config_dirs(self.config.claude_config_dirs, self.env)))
         now = self.clock()
         window = self._window
