@@ -124,7 +124,7 @@ def main() -> None:
     final = statistics.median(rss[-tenth:])
     per_cycle_ms = (cpu - one_cpu) / (args.cycles - 1) * 1000
 
-    print(f"refresher, {args.cycles} cycles at 0.01 s (resources + 1 http probe), {wall:.1f} s wall, "
+    print(f"refresher, {args.cycles} cycles at 0.01 s (resources, 1 http probe, the costs probe), {wall:.1f} s wall, "
           f"{len(samples)} RSS samples")
     print(f"steady RSS      {final:6.1f} MiB  ({final / bare_rss:.2f}x bare interpreter {bare_rss:.1f} MiB)"
           f"   target <= 30 MiB: {'met' if final <= 30 else 'MISSED'}")

@@ -64,10 +64,6 @@ def run(stdin=None) -> None:
         runtime.record_told(directory, session_id, EVENT + ":guard", output["permissionDecisionReason"], now=now)
 
 
+
 def main() -> int:
-    runtime.install_deadline()
-    try:
-        run()
-    except BaseException as exc:  # noqa: BLE001 - nothing may escape a hook
-        runtime.note_failure(EVENT, exc)
-    return 0
+    return runtime.guarded(EVENT, run)

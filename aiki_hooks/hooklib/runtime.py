@@ -36,6 +36,17 @@ def install_deadline(seconds: float = DEADLINE_SECONDS) -> None:
     signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
+def guarded(event: str, run) -> int:
+    """Run a hook under its deadline; whatever happens, exit 0: a hook must never break
+    Claude Code."""
+    install_deadline()
+    try:
+        run()
+    except BaseException as exc:  # noqa: BLE001 - nothing may escape a hook
+        note_failure(event, exc)
+    return 0
+
+
 def note_failure(event: str, exc: BaseException) -> None:
     """A hook that exits 0 has its stderr in Claude Code's debug log only: say it there."""
     try:

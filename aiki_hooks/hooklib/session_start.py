@@ -54,11 +54,6 @@ def run(stdin=None) -> None:
         runtime.prune_sessions(directory, now=now)
 
 
+
 def main() -> int:
-    """Always exit 0: a hook must never break Claude Code."""
-    runtime.install_deadline()
-    try:
-        run()
-    except BaseException as exc:  # noqa: BLE001 - nothing may escape a hook
-        runtime.note_failure(EVENT, exc)
-    return 0
+    return runtime.guarded(EVENT, run)
