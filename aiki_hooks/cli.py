@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     costs.add_argument("--json", action="store_true", help="print the report as JSON")
     costs.add_argument("--days", type=int, default=7, help="how many days back, today included (default 7)")
 
+    flush = sub.add_parser("mem0-flush", help="deliver the spooled journal records to mem0 (the refresher starts it)")
+    flush.add_argument("--force", action="store_true", help="ignore the backoff after failures")
+
+    history = sub.add_parser("issues", help="recent issue occurrences from the journal, with durations")
+    history.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
+    history.add_argument("--json", action="store_true", help="print them as JSON")
+
     sub.add_parser("statusline", help="one status line for Claude Code's statusLine setting (reads its JSON on stdin)")
     return parser
 
@@ -110,12 +117,12 @@ def cmd_status(args) -> int:
         # No fresh data: measure now rather than show something old.
         engine = Engine(config)
         snapshot = engine.cycle()
-        data = snapshot.to_dict()
         note = f"measured just now ({read.reason or read.state})"
         try:
-            engine.publish(snapshot)
+            snapshot = engine.publish(snapshot)
         except OSError as exc:
             note += f"; could not update the cache: {exc.strerror or exc}"
+        data = snapshot.to_dict()
     if args.json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
@@ -129,7 +136,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_refresh(args) -> int:
-    from .engine import Engine
+    from .engine import Engine, start_mem0_flush
     from .refresher import AlreadyRunning, InstanceLock, holder_pid, one_line_status
 
     config = _config(args)
@@ -142,8 +149,8 @@ def cmd_refresh(args) -> int:
         except AlreadyRunning:
             return 0
     engine = Engine(config)
-    snapshot = engine.cycle()
-    engine.publish(snapshot)
+    snapshot = engine.publish(engine.cycle())
+    start_mem0_flush(config)  # detached; it outlives this short process
     sys.stdout.write(f"{one_line_status(snapshot)} -> {config.cache_path}\n")
     return 0
 
@@ -228,6 +235,29 @@ def cmd_costs(args) -> int:
     return 0
 
 
+def cmd_issues(args) -> int:
+    from . import journal
+    from .issue_history import as_json, occurrences, render_table, within_days
+
+    if not 1 <= args.days <= 3660:
+        raise UsageError("--days must be between 1 and 3660")
+    config = _config(args)
+    now = time.time()
+    found = within_days(occurrences(journal.read(str(config.state_dir))), now=now, days=args.days)
+    if args.json:
+        sys.stdout.write(json.dumps(as_json(found, now), indent=2) + "\n")
+    else:
+        sys.stdout.write(render_table(found, now) + "\n")
+    return 0
+
+
+def cmd_mem0_flush(args) -> int:
+    from .mem0_delivery import main as flush
+
+    config = _config(args)
+    return flush(config.mem0, config.state_dir, force=args.force, quiet=not args.debug)
+
+
 def cmd_statusline(args) -> int:
     from .hooklib.statusline import main as statusline
 
@@ -243,6 +273,8 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "statusline": cmd_statusline,
     "costs": cmd_costs,
+    "mem0-flush": cmd_mem0_flush,
+    "issues": cmd_issues,
 }
 
 if __name__ == "__main__":

@@ -122,6 +122,35 @@ class CostsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class JournalConfig:
+    """The issue journal: transitions damped over cycles, JSON lines rotated by size."""
+
+    open_after_cycles: int = 2
+    resolve_after_cycles: int = 2
+    max_bytes: int = 5 * 1024 * 1024
+    keep_files: int = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mem0Config:
+    """Delivery of journal records into mem0, by a short-lived helper process."""
+
+    backend: str = "off"  # off | local | platform | rest
+    user_id: str = "aiki-hooks"
+    agent_id: str | None = None
+    infer: bool = False
+    telemetry: bool = False
+    local_config: Mapping[str, Any] | None = None  # inline [mem0.config] table
+    config_file: str | None = None  # or the user's mem0 JSON config
+    host: str | None = None  # platform (self-hosted) or rest base URL
+    api_key_env: str = "MEM0_API_KEY"
+    max_spool_records: int = 1000
+    backoff_initial_seconds: float = 30.0
+    backoff_max_seconds: float = 1800.0
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class GuardRule:
     """Deny or ask before some tools while the machine is in a given state.
 
@@ -154,6 +183,8 @@ class Config:
     command: tuple[CommandProbeConfig, ...] = ()
     guard: tuple[GuardRule, ...] = ()
     costs: CostsConfig = CostsConfig()
+    journal: JournalConfig = JournalConfig()
+    mem0: Mem0Config = Mem0Config()
 
     @property
     def cache_path(self) -> Path:
@@ -379,6 +410,32 @@ _TOP_SPEC = {
     "probes": (lambda v: None if isinstance(v, dict) else "a table", {}),
     "guard": (lambda v: None if isinstance(v, dict) else "a table", {}),
     "costs": (lambda v: None if isinstance(v, dict) else "a table", {}),
+    "journal": (lambda v: None if isinstance(v, dict) else "a table", {}),
+    "mem0": (lambda v: None if isinstance(v, dict) else "a table", {}),
+}
+
+_JOURNAL_SPEC = {
+    "open_after_cycles": (_integer(1, 1000), 2),
+    "resolve_after_cycles": (_integer(1, 1000), 2),
+    "max_bytes": (_integer(64 * 1024, 1024**3), 5 * 1024 * 1024),
+    "keep_files": (_integer(1, 100), 3),
+}
+
+_MEM0_SPEC = {
+    "backend": (_choice("off", "local", "platform", "rest"), "off"),
+    "user_id": (_text, "aiki-hooks"),
+    "agent_id": (_text, None),
+    "infer": (_boolean, False),
+    "telemetry": (_boolean, False),
+    "config": (lambda v: None if isinstance(v, dict) else "a table (your mem0 config, as in Memory.from_config)",
+               None),
+    "config_file": (_text, None),
+    "host": (_url, None),
+    "api_key_env": (_env_var_name, "MEM0_API_KEY"),
+    "max_spool_records": (_integer(1, 10_000_000), 1000),
+    "backoff_initial_seconds": (_number(0, 86400, low_open=True), 30.0),
+    "backoff_max_seconds": (_number(0, 7 * 86400, low_open=True), 1800.0),
+    "timeout_seconds": (_TIMEOUT, 60.0),
 }
 
 
@@ -560,6 +617,25 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
         ))
 
     costs = _parse_costs(reader, top["costs"])
+    j = reader.table(top["journal"], "journal", _JOURNAL_SPEC)
+    journal = JournalConfig(open_after_cycles=j["open_after_cycles"], resolve_after_cycles=j["resolve_after_cycles"],
+                            max_bytes=j["max_bytes"], keep_files=j["keep_files"])
+    m = reader.table(top["mem0"], "mem0", _MEM0_SPEC)
+    if m["backend"] == "local" and m["config"] is not None and m["config_file"] is not None:
+        reader.problems.append("mem0: expected at most one of `config` or `config_file`")
+    if m["backend"] in ("rest",) and not m["host"]:
+        reader.problems.append('mem0.host: missing (required with backend = "rest")')
+    if m["backoff_initial_seconds"] > m["backoff_max_seconds"]:
+        reader.problems.append(f"mem0.backoff_initial_seconds = {_show(m['backoff_initial_seconds'])}: expected <= "
+                               f"mem0.backoff_max_seconds ({_show(m['backoff_max_seconds'])})")
+    mem0 = Mem0Config(
+        backend=m["backend"], user_id=m["user_id"], agent_id=m["agent_id"], infer=m["infer"],
+        telemetry=m["telemetry"], local_config=m["config"],
+        config_file=os.path.expanduser(m["config_file"]) if m["config_file"] else None,
+        host=m["host"], api_key_env=m["api_key_env"], max_spool_records=m["max_spool_records"],
+        backoff_initial_seconds=float(m["backoff_initial_seconds"]),
+        backoff_max_seconds=float(m["backoff_max_seconds"]), timeout_seconds=float(m["timeout_seconds"]),
+    )
 
     if reader.problems:
         raise ConfigError(source, reader.problems)
@@ -574,6 +650,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
         command=command,
         guard=tuple(guard),
         costs=costs,
+        journal=journal,
+        mem0=mem0,
     )
 
 
@@ -719,6 +797,25 @@ def effective_config_toml(config: Config, env=None) -> str:
         if c.external.json_file:
             lines.append(f"json_file = {_toml(c.external.json_file)}")
         lines += [f"timeout_seconds = {_toml(c.external.timeout_seconds)}", f"label = {_toml(c.external.label)}"]
+    j = config.journal
+    lines += ["", "[journal]"] + [f"{k} = {_toml(v)}" for k, v in vars(j).items()]
+    m = config.mem0
+    lines += ["", "[mem0]", f"backend = {_toml(m.backend)}", f"user_id = {_toml(m.user_id)}"]
+    if m.agent_id:
+        lines.append(f"agent_id = {_toml(m.agent_id)}")
+    lines += [f"infer = {_toml(m.infer)}", f"telemetry = {_toml(m.telemetry)}"]
+    if m.host:
+        lines.append(f"host = {_toml(redact_url(m.host))}")
+    if m.config_file:
+        lines.append(f"config_file = {_toml(m.config_file)}")
+    if m.local_config is not None:
+        lines.append(f"# config: an inline table of {len(m.local_config)} key(s), not shown (it may hold API keys)")
+    state = "set" if env.get(m.api_key_env) else "NOT set"
+    lines.append(f"api_key_env = {_toml(m.api_key_env)}  # {state} in this environment; value not shown")
+    lines += [f"max_spool_records = {m.max_spool_records}",
+              f"backoff_initial_seconds = {_toml(m.backoff_initial_seconds)}",
+              f"backoff_max_seconds = {_toml(m.backoff_max_seconds)}",
+              f"timeout_seconds = {_toml(m.timeout_seconds)}"]
     for rule in config.guard:
         lines += ["", "[[guard.rules]]"]
         lines += [f"{key} = {_toml(value)}" for key, value in rule.to_dict().items()]

@@ -1,30 +1,50 @@
-"""One cycle: run the probes, derive issues (carrying `since` across cycles), publish."""
+"""One cycle: run the probes, derive issues (carrying `since` across cycles), publish.
+
+Publishing also keeps the issue journal: the tracker turns the snapshot into damped
+transitions, which go to the journal and, when mem0 is on, to the delivery spool.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
+from . import journal
 from .cache import read_cache, write_cache
 from .config import Config
 from .probes import Probe, build_probes
-from .result import Issue, Snapshot, derive_issues
+from .result import Finding, Issue, ProbeResult, Snapshot, derive_issues, replace
 from .runner import run_probes
+from .status import Status, worst
+
+PATTERN_DAYS = 7
+PATTERN_REFRESH_SECONDS = 600
 
 
 class Engine:
-    """Holds the probes (some keep state between cycles) and the previous snapshot."""
+    """Holds the probes (some keep state between cycles), the previous snapshot and the
+    issue tracker."""
 
-    def __init__(self, config: Config, *, probes: Sequence[Probe] | None = None, wall=time.time) -> None:
+    def __init__(self, config: Config, *, probes: Sequence[Probe] | None = None, wall=time.time,
+                 log: Callable[[str], None] | None = None) -> None:
+        from .occurrences import IssueTracker
+
         self.config = config
         self.probes = list(probes) if probes is not None else build_probes(config)
         self.wall = wall
+        self.log = log or (lambda line: sys.stderr.write(f"aiki-hooks: {line}\n"))
         self.host = socket.gethostname()
         self.previous_issues: tuple[Issue, ...] = load_open_issues(config.cache_path)
         self.last: Snapshot | None = None
+        self.tracker = IssueTracker(str(config.state_dir), config.journal, host=self.host)
+        self._patterns: tuple[dict, ...] = ()
+        self._patterns_at = float("-inf")
+        self._unjournaled: list[dict] = []  # records a failed append keeps for the next cycle
 
     def cycle(self, stop: threading.Event | None = None) -> Snapshot | None:
         """Run one cycle and return its snapshot, or None if *stop* interrupted it."""
@@ -32,25 +52,124 @@ class Engine:
         if results is None:
             return None
         now = self.wall()
+        mem0 = self.delivery_result(now)
+        if mem0 is not None:
+            results.append(mem0)
         snapshot = Snapshot(
             generated_at=now,
             interval_seconds=self.config.interval_seconds,
             host=self.host,
             probes=tuple(results),
             issues=derive_issues(results, self.previous_issues, now),
-            hook_settings={"guard": [rule.to_dict() for rule in self.config.guard]},
+            hook_settings=self.hook_settings(),
+            patterns=self.patterns(now),
         )
         self.previous_issues = snapshot.issues
         self.last = snapshot
         return snapshot
 
+    def hook_settings(self) -> dict:
+        """What the hooks need from the config (they never parse TOML)."""
+        return {
+            "guard": [rule.to_dict() for rule in self.config.guard],
+            "mem0_spool": self.config.mem0.backend != "off",
+            "max_spool_records": self.config.mem0.max_spool_records,
+            "journal_max_bytes": self.config.journal.max_bytes,
+            "journal_keep_files": self.config.journal.keep_files,
+        }
+
     def reconfigure(self, config: Config) -> None:
         """Adopt a new config: probes are rebuilt, open issues keep their `since`."""
         self.config = config
         self.probes = build_probes(config)
+        self.tracker.config = config.journal
 
-    def publish(self, snapshot: Snapshot) -> None:
+    # ------------------------------------------------------------------ journal
+
+    def patterns(self, now: float) -> tuple[dict, ...]:
+        """Recurring issues of the last week, re-read from the journal when it changed."""
+        if now - self._patterns_at >= PATTERN_REFRESH_SECONDS:
+            from .patterns import recurrence
+
+            try:
+                records = journal.read(str(self.config.state_dir), since=now - PATTERN_DAYS * 86400)
+                self._patterns = tuple(recurrence(records, now=now, days=PATTERN_DAYS))
+            except (FileNotFoundError, NotADirectoryError):
+                pass  # no journal yet; publishing will say if the state dir is unusable
+            except OSError as exc:
+                self.log(f"cannot read the journal: {exc.strerror or exc}")
+            self._patterns_at = now
+        return self._patterns
+
+    def record(self, snapshot: Snapshot) -> tuple[Snapshot, list[dict]]:
+        """Damped transitions into the journal (and the mem0 spool); returns the snapshot
+        with each issue's `occurrence_id` and the records written."""
+        records = self._unjournaled + self.tracker.update(snapshot, snapshot.generated_at)
+        self._unjournaled = []
+        written: list[dict] = []
+        if records:
+            try:
+                written = journal.append(str(self.config.state_dir), records,
+                                         max_bytes=self.config.journal.max_bytes,
+                                         keep_files=self.config.journal.keep_files)
+            except OSError as exc:
+                self._unjournaled = records[-1000:]
+                self.log(f"cannot append to the journal: {exc.strerror or exc}; will retry")
+            else:
+                self._patterns_at = float("-inf")  # the journal changed
+                self.spool(written)
+        opened = self.tracker.open_occurrences()
+        issues = tuple(
+            replace(issue, occurrence_id=opened[issue.id]["occurrence_id"]) if issue.id in opened else issue
+            for issue in snapshot.issues
+        )
+        return replace(snapshot, issues=issues), written
+
+    def spool(self, records: list[dict]) -> None:
+        if self.config.mem0.backend == "off" or not records:
+            return
+        from .spool import Spool
+
+        try:
+            dropped = Spool(str(self.config.state_dir), self.config.mem0.max_spool_records).enqueue(records)
+        except OSError as exc:
+            self.log(f"cannot spool records for mem0: {exc.strerror or exc}")
+            return
+        if dropped:
+            self.log(f"mem0 spool full: dropped the {dropped} oldest record(s)")
+
+    def delivery_result(self, now: float) -> ProbeResult | None:
+        """mem0 delivery as a check of its own: its warnings become issues."""
+        if self.config.mem0.backend == "off":
+            return None
+        from .spool import Spool
+
+        spool = Spool(str(self.config.state_dir), self.config.mem0.max_spool_records)
+        try:
+            waiting = spool.count()
+            problems = spool.health(now, self.config.mem0)
+        except OSError as exc:
+            return ProbeResult(name="mem0", kind="mem0", status=Status.UNKNOWN, error_kind="spool_unreadable",
+                               summary=f"cannot read the spool: {exc.strerror or exc}")
+        findings = tuple(Finding(id=issue_id, status=Status.parse(severity), summary=text)
+                         for issue_id, severity, text in problems)
+        status = worst(f.status for f in findings)
+        summary = "; ".join(f.summary for f in findings) or (
+            f"{self.config.mem0.backend} backend, {waiting} record(s) waiting" if waiting
+            else f"{self.config.mem0.backend} backend, all records delivered")
+        return ProbeResult(name="mem0", kind="mem0", status=status, summary=summary,
+                           values={"records_waiting": waiting, "backend": self.config.mem0.backend},
+                           findings=findings)
+
+    # ------------------------------------------------------------------ publish
+
+    def publish(self, snapshot: Snapshot) -> Snapshot:
+        """Journal the transitions, then write the cache. Returns what was published."""
+        snapshot, _ = self.record(snapshot)
+        self.previous_issues = snapshot.issues
+        self.last = snapshot
         write_cache(self.config.cache_path, snapshot.to_dict())
+        return snapshot
 
 
 def load_open_issues(cache_file: Path) -> tuple[Issue, ...]:
@@ -62,3 +181,32 @@ def load_open_issues(cache_file: Path) -> tuple[Issue, ...]:
         return tuple(Issue.from_dict(item) for item in read.data["issues"])
     except (KeyError, TypeError, ValueError):
         return ()
+
+
+def start_mem0_flush(config: Config, *, env: dict | None = None):
+    """Start `aiki-hooks mem0-flush` in the background when records wait and the backoff
+    allows; returns the Popen (the caller reaps it) or None. mem0 is imported only there."""
+    if config.mem0.backend == "off":
+        return None
+    from .spool import Spool
+
+    spool = Spool(str(config.state_dir), config.mem0.max_spool_records)
+    try:
+        if not spool.count() or not spool.due(time.time()):
+            return None
+    except OSError:
+        return None
+    import subprocess
+
+    from .hooklib.runtime import lock_is_held
+
+    if lock_is_held(os.path.join(str(config.state_dir), "mem0-flush.lock")):
+        return None
+    child_env = dict(os.environ if env is None else env)
+    if not config.source.startswith("<"):
+        child_env["AIKI_HOOKS_CONFIG"] = config.source
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child_env["PYTHONPATH"] = package_root + (os.pathsep + child_env["PYTHONPATH"]
+                                              if child_env.get("PYTHONPATH") else "")
+    return subprocess.Popen([sys.executable, "-m", "aiki_hooks.cli", "mem0-flush"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, start_new_session=True, env=child_env, cwd="/")

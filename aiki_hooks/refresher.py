@@ -25,7 +25,7 @@ from typing import Callable, TextIO
 
 from .cache import remove_orphan_temp_files
 from .config import Config, ConfigError
-from .engine import Engine
+from .engine import Engine, start_mem0_flush
 from .paths import ensure_private_dir
 from .result import Snapshot
 from .sdnotify import Notifier
@@ -183,6 +183,8 @@ class Refresher:
         self.clock = clock or schedule_clock()
         self.stop = threading.Event()
         self.cycles = 0
+        self.flush_helper = None
+        self.flush_started = 0.0
 
     def log(self, line: str) -> None:
         # journald timestamps lines itself; elsewhere we add our own.
@@ -223,7 +225,7 @@ class Refresher:
                 if snapshot is None:
                     break
                 try:
-                    self.engine.publish(snapshot)
+                    snapshot = self.engine.publish(snapshot)
                     if publish_failing:
                         self.log("cache writable again")
                     publish_failing = False
@@ -233,6 +235,7 @@ class Refresher:
                     publish_failing = True
                 for line in describe_changes(previous, snapshot):
                     self.log(line)
+                self._tend_mem0_flush()
                 status = one_line_status(snapshot)
                 if previous is None:
                     self.log(f"first cycle: {status}")
@@ -246,10 +249,45 @@ class Refresher:
                 slot = next_slot(slot, self.config.interval_seconds, self.clock())
                 self._sleep_until(slot)
             self.notifier.stopping()
+            self._stop_mem0_flush()
             self.log(f"stopped after {self.cycles} cycles")
             return 0
         finally:
             lock.release()
+
+    def _tend_mem0_flush(self) -> None:
+        """Reap the flush helper, kill it past its deadline, start one when records wait.
+
+        The helper imports mem0 (~1 s, ~100 MiB) so this process never does; killing it
+        is safe: a record leaves the spool only once the backend confirmed it.
+        """
+        helper = self.flush_helper
+        if helper is not None:
+            code = helper.poll()
+            if code is None:
+                if time.monotonic() - self.flush_started < self.config.mem0.timeout_seconds:
+                    return
+                self.log(f"mem0 flush helper exceeded {self.config.mem0.timeout_seconds:g} s; killed")
+                self._stop_mem0_flush()
+            elif code == 3:
+                self.log("mem0 flush helper: invalid mem0 configuration (run `aiki-hooks mem0-flush` to see it)")
+            self.flush_helper = None
+        try:
+            self.flush_helper = start_mem0_flush(self.config)
+        except OSError as exc:
+            self.log(f"cannot start the mem0 flush helper: {exc.strerror or exc}")
+            self.flush_helper = None
+        self.flush_started = time.monotonic()
+
+    def _stop_mem0_flush(self) -> None:
+        helper = self.flush_helper
+        if helper is None or helper.poll() is not None:
+            return
+        try:
+            os.killpg(helper.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        helper.wait(timeout=5)
 
     def _maybe_reload(self, watched: "ConfigWatcher") -> None:
         """Pick up an edited config at the next cycle; a broken edit keeps the old one."""

@@ -99,6 +99,8 @@ class Issue:
     summary: str
     since: float
     probe: str
+    # The journal's occurrence once the issue has held long enough to open there.
+    occurrence_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +109,7 @@ class Issue:
             "summary": self.summary,
             "since": utc_iso(self.since),
             "probe": self.probe,
+            "occurrence_id": self.occurrence_id,
         }
 
     @classmethod
@@ -117,6 +120,7 @@ class Issue:
             summary=data["summary"],
             since=parse_iso(data["since"]),
             probe=data.get("probe", ""),
+            occurrence_id=data.get("occurrence_id"),
         )
 
 
@@ -130,6 +134,8 @@ class Snapshot:
     schema_version: int = SCHEMA_VERSION
     # What the hooks need from the config, so they never parse TOML: {"guard": [rule, ...]}.
     hook_settings: Mapping[str, Any] = field(default_factory=dict)
+    # Recurring trouble from the journal: [{"issue_id", "count", "text", ...}].
+    patterns: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def status(self) -> Status:
@@ -145,6 +151,7 @@ class Snapshot:
             "probes": [p.to_dict() for p in self.probes],
             "issues": [i.to_dict() for i in self.issues],
             "hooks": dict(self.hook_settings),
+            "patterns": [dict(p) for p in self.patterns],
         }
 
     @classmethod
@@ -157,6 +164,7 @@ class Snapshot:
             probes=tuple(ProbeResult.from_dict(p) for p in data["probes"]),
             issues=tuple(Issue.from_dict(i) for i in data["issues"]),
             hook_settings=dict(data.get("hooks") or {}),
+            patterns=tuple(data.get("patterns") or ()),
         )
 
 

@@ -373,3 +373,20 @@ def test_statusline_reads_claude_code_stdin_and_columns(hook_env):
     via_cli = subprocess.run([sys.executable, "-m", "aiki_hooks.cli", "statusline"], input=json.dumps(stdin).encode(),
                              capture_output=True, env={**env, "COLUMNS": "120", "NO_COLOR": "1"}, timeout=10)
     assert via_cli.stdout == wide.stdout
+
+
+def test_block_carries_one_recurrence_line_for_an_open_issue():
+    now = time.time()
+    data = snapshot(issues=[issue("http:qdrant")], generated_at=now)
+    data["patterns"] = [
+        {"issue_id": "disk:/", "count": 5, "text": "disk / full 5x in 7 d, median 2 h"},
+        {"issue_id": "http:qdrant", "count": 4, "text": "qdrant down 4x in 7 d, median 11 min, usually 03:00-04:00"},
+    ]
+    block = text.session_block(data, now=now)
+    assert block.count("Recurring:") == 1
+    assert "Recurring: qdrant down 4x in 7 d, median 11 min, usually 03:00-04:00." in block
+    data["issues"] = []
+    data["status"] = "OK"
+    assert "Recurring: disk / full 5x in 7 d, median 2 h." in text.session_block(data, now=now)
+    data["patterns"] = [{"issue_id": "tcp:pg", "count": 2, "text": "pg down 2x in 7 d"}]
+    assert "Recurring" not in text.session_block(data, now=now)

@@ -79,7 +79,7 @@ def resources_line(probes: list[Mapping[str, Any]]) -> str:
 def _service_phrases(probes: list[Mapping[str, Any]], detail: bool) -> list[str]:
     phrases = []
     for probe in probes:
-        if probe.get("kind") in ("resources", "costs") or probe.get("status") != "OK":
+        if probe.get("kind") in ("resources", "costs", "mem0") or probe.get("status") != "OK":
             continue
         if detail:
             short = ", ".join(str(probe.get("summary", "")).split(", ")[:2])
@@ -109,6 +109,15 @@ def costs_line(probes: list[Mapping[str, Any]]) -> str:
     return "; ".join(parts) + "." if parts else ""
 
 
+def pattern_line(data: Mapping[str, Any]) -> str:
+    """At most one line of recurring trouble: for an issue open now, else one seen 3+ times."""
+    patterns = [p for p in data.get("patterns") or () if isinstance(p, dict) and p.get("text")]
+    open_ids = {i.get("id") for i in data.get("issues") or ()}
+    chosen = next((p for p in patterns if p.get("issue_id") in open_ids), None) or next(
+        (p for p in patterns if (p.get("count") or 0) >= 3), None)
+    return f"Recurring: {clip(chosen['text'], 160)}." if chosen else ""
+
+
 def issue_phrase(issue: Mapping[str, Any], now: float) -> str:
     lasted = duration(now - parse_utc(issue["since"]))
     return f"{issue['id']} {issue['severity']} for {lasted}: {clip(issue.get('summary', ''), ISSUE_SUMMARY_CHARS)}"
@@ -123,6 +132,7 @@ def session_block(data: Mapping[str, Any], *, now: float) -> str:
     probes = list(data.get("probes") or [])
     resources = resources_line(probes)
     costs = costs_line(probes)
+    recurring = pattern_line(data)
 
     issue_text = ""
     if issues:
@@ -138,8 +148,8 @@ def session_block(data: Mapping[str, Any], *, now: float) -> str:
         else:
             phrases = _service_phrases(probes, detail)
             services = ("Services OK: " + ", ".join(phrases) + ".") if phrases else ""
-        block = " ".join(part for part in (head, issue_text, services, resources + "." if resources else "", costs)
-                         if part)
+        block = " ".join(part for part in (head, issue_text, recurring, services,
+                                           resources + "." if resources else "", costs) if part)
         if len(block) <= limit:
             return block
     return clip(block, limit)

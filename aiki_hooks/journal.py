@@ -1,0 +1,338 @@
+"""The issue journal: one JSON line per transition or session event, in the state dir.
+
+Layout (directory 0700, files 0600)::
+
+    journal.jsonl        newest records, one compact JSON object per line
+    journal.jsonl.1 ...  older files after rotation by size (`.1` is the most recent)
+    journal.lock         flock serialising every writer (refresher and hooks)
+    journal.seq          the last `seq` handed out
+    sessions_told.json   {record_id: at} of session events already written
+
+Every record has the fields in `FIELDS`; `seq` is a strictly increasing integer over
+all files, so readers order by it and consumers (the mem0 spool) can resume from it.
+`record_id` is stable and unique, so a consumer can de-duplicate.
+
+The SessionStart hook writes here, so this module imports only json, os, time and
+fcntl (no dataclasses, typing, pathlib or tempfile: each costs milliseconds per hook).
+A writer may raise OSError (a full disk, say): callers decide what that means to them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+
+from .cache import parse_utc
+from .hooklib.text import clip, clock
+
+TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
+if TYPE_CHECKING:
+    from typing import Any
+
+JOURNAL_NAME = "journal.jsonl"
+LOCK_NAME = "journal.lock"
+SEQ_NAME = "journal.seq"
+SESSIONS_TOLD_NAME = "sessions_told.json"
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+DEFAULT_KEEP_FILES = 3
+# How much of the journal's end is read to find the last seq written.
+TAIL_BYTES = 16 * 1024
+# The told-index only has to outlive a session's resumes and compactions.
+SESSIONS_TOLD_DAYS = 7
+SESSIONS_TOLD_MAX = 2000
+SESSION_SUMMARY_CHARS = 120
+
+TRANSITION = "transition"
+SESSION = "session"
+SESSION_BEGAN = "session_began"
+
+FIELDS = (
+    "seq", "at", "kind", "record_id", "occurrence_id", "issue_id", "transition", "severity",
+    "previous_severity", "probe", "summary", "sentence", "started_at", "duration_seconds",
+    "session_id", "cwd", "host",
+)
+
+
+def make_record(**fields: Any) -> dict[str, Any]:
+    """A record with every field of the schema (None where not given), in schema order,
+    without `seq` (append assigns it). An unknown field is a programming error."""
+    unknown = set(fields) - set(FIELDS)
+    if unknown or "seq" in fields:
+        raise ValueError(f"not journal record fields: {sorted(unknown | ({'seq'} & set(fields)))}")
+    return {name: fields.get(name) for name in FIELDS if name != "seq"}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def append(state_dir: str, records: list[dict[str, Any]], *, max_bytes: int = DEFAULT_MAX_BYTES,
+           keep_files: int = DEFAULT_KEEP_FILES) -> list[dict[str, Any]]:
+    """Append *records*, each with the next `seq`; returns them with `seq` set.
+
+    The journal is rotated first when these lines would take it past *max_bytes*
+    (a file is never rotated empty, so one oversized batch still lands somewhere).
+    """
+    if not records:
+        return []
+    with _Locked(state_dir):
+        return _append_locked(state_dir, records, max_bytes=max_bytes, keep_files=keep_files)
+
+
+def session_event(state_dir: str, *, session_id: str, cwd: str | None, open_issues: list[dict[str, Any]],
+                  now: float, host: str, max_bytes: int = DEFAULT_MAX_BYTES,
+                  keep_files: int = DEFAULT_KEEP_FILES) -> list[dict[str, Any]]:
+    """Record that a Claude Code session began while these issues were open: one
+    `session_began` record per issue that carries an `occurrence_id`, at most once per
+    session and occurrence (resume and compact start the same session again)."""
+    candidates = [issue for issue in open_issues if isinstance(issue, dict) and issue.get("occurrence_id")]
+    if not session_id or not candidates:
+        return []
+    with _Locked(state_dir):
+        told = _load_told(state_dir)
+        records = []
+        for issue in candidates:
+            record = session_record(issue, session_id=session_id, cwd=cwd, now=now, host=host)
+            if record["record_id"] not in told:
+                records.append(record)
+                told[record["record_id"]] = now
+        if not records:
+            return []
+        written = _append_locked(state_dir, records, max_bytes=max_bytes, keep_files=keep_files)
+        # After the journal: a crash in between repeats a record (same record_id), never loses one.
+        _save_told(state_dir, told, now=now)
+        return written
+
+
+def session_record(issue: dict[str, Any], *, session_id: str, cwd: str | None, now: float,
+                   host: str) -> dict[str, Any]:
+    """The `session_began` record for one open issue of the cache's `issues[]`."""
+    try:
+        started_at = parse_utc(issue["since"])
+    except (KeyError, TypeError, ValueError):
+        started_at = None
+    occurrence_id = str(issue["occurrence_id"])
+    return make_record(
+        at=now, kind=SESSION, record_id=f"session:{session_id}:{occurrence_id}", occurrence_id=occurrence_id,
+        issue_id=issue.get("id"), transition=SESSION_BEGAN, severity=issue.get("severity"),
+        probe=issue.get("probe"), summary=issue.get("summary"),
+        sentence=session_sentence(issue, session_id=session_id, cwd=cwd, started_at=started_at),
+        started_at=started_at, session_id=session_id, cwd=cwd, host=host,
+    )
+
+
+def session_sentence(issue: dict[str, Any], *, session_id: str, cwd: str | None, started_at: float | None) -> str:
+    """"Claude Code session 1a2b3c4d in /home/me/proj began while qdrant (http:qdrant)
+    was CRITICAL: connection refused (since 14:05).\""""
+    issue_id = str(issue.get("id") or "?")
+    probe = issue.get("probe")
+    label = f"{probe} ({issue_id})" if probe and probe != issue_id else issue_id
+    where = f" in {cwd}" if cwd else ""
+    summary = clip(issue.get("summary") or "", SESSION_SUMMARY_CHARS)
+    since = f" (since {clock(started_at)})" if started_at is not None else ""
+    return (f"Claude Code session {session_id[:8]}{where} began while {label} was "
+            f"{issue.get('severity') or 'not OK'}: {summary}{since}.")
+
+
+class _Locked:
+    """Exclusive flock on journal.lock for the duration of a with-block."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.path = os.path.join(state_dir, LOCK_NAME)
+        self.state_dir = state_dir
+        self.fd = -1
+
+    def __enter__(self) -> _Locked:
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self.fd)  # closing releases the flock
+
+
+def _append_locked(state_dir: str, records: list[dict[str, Any]], *, max_bytes: int,
+                   keep_files: int) -> list[dict[str, Any]]:
+    path = os.path.join(state_dir, JOURNAL_NAME)
+    # The seq file is written after the journal, so after a crash the journal can be ahead.
+    seq = max(_read_seq_file(state_dir), _last_seq_in_journal(state_dir))
+    written = []
+    for record in records:
+        seq += 1
+        written.append({"seq": seq, **{k: v for k, v in record.items() if k != "seq"}})
+    payload = "".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in written)
+    data = payload.encode("utf-8")
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        size = 0
+    if size and size + len(data) > max_bytes:
+        _rotate(state_dir, keep_files)
+        size = 0
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data  # a killed writer left half a line: end it, do not extend it
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _write_small_file(os.path.join(state_dir, SEQ_NAME), f"{seq}\n")
+    return written
+
+
+def _rotate(state_dir: str, keep_files: int) -> None:
+    """journal.jsonl -> .1 -> .2 ...; files past *keep_files* are deleted (also leftovers
+    from a larger keep_files setting)."""
+    path = os.path.join(state_dir, JOURNAL_NAME)
+    # Highest first, so a rename never lands on a file not yet moved.
+    for index in sorted(_rotated_indexes(state_dir), reverse=True):
+        if index >= keep_files:
+            os.unlink(f"{path}.{index}")
+        else:
+            os.replace(f"{path}.{index}", f"{path}.{index + 1}")
+    if keep_files >= 1:
+        os.replace(path, f"{path}.1")
+    else:
+        os.unlink(path)
+
+
+def _rotated_indexes(state_dir: str) -> list[int]:
+    prefix = JOURNAL_NAME + "."
+    try:
+        names = os.listdir(state_dir)
+    except FileNotFoundError:
+        return []
+    return [int(name[len(prefix):]) for name in names
+            if name.startswith(prefix) and name[len(prefix):].isdigit()]
+
+
+def _read_seq_file(state_dir: str) -> int:
+    try:
+        with open(os.path.join(state_dir, SEQ_NAME), "rb") as file:
+            return int(file.read(64).strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _last_seq_in_journal(state_dir: str) -> int:
+    """The seq of the last valid line, in the newest file that has one."""
+    path = os.path.join(state_dir, JOURNAL_NAME)
+    for name in [path] + [f"{path}.{i}" for i in sorted(_rotated_indexes(state_dir))]:
+        seq = _last_seq_in_file(name)
+        if seq:
+            return seq
+    return 0
+
+
+def _last_seq_in_file(path: str) -> int:
+    try:
+        with open(path, "rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(0, size - TAIL_BYTES))
+            tail = file.read()
+            lines = tail.splitlines()
+            if size > TAIL_BYTES:
+                lines = lines[1:]  # the first line of the tail is probably cut
+            seq = _last_seq_in_lines(lines)
+            if not seq and size > TAIL_BYTES:
+                # A long corrupt stretch at the end: read the whole file once.
+                file.seek(0)
+                seq = _last_seq_in_lines(file.read().splitlines())
+            return seq
+    except OSError:
+        return 0
+
+
+def _last_seq_in_lines(lines: list[bytes]) -> int:
+    for line in reversed(lines):
+        record = _parse_line(line)
+        if record is not None:
+            return record["seq"]
+    return 0
+
+
+def _load_told(state_dir: str) -> dict[str, float]:
+    try:
+        with open(os.path.join(state_dir, SESSIONS_TOLD_NAME), "rb") as file:
+            data = json.loads(file.read())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, (int, float))}
+
+
+def _save_told(state_dir: str, told: dict[str, float], *, now: float) -> None:
+    horizon = now - SESSIONS_TOLD_DAYS * 86400
+    recent = sorted(((at, key) for key, at in told.items() if at >= horizon), reverse=True)[:SESSIONS_TOLD_MAX]
+    _write_small_file(os.path.join(state_dir, SESSIONS_TOLD_NAME),
+                      json.dumps({key: at for at, key in recent}, separators=(",", ":")))
+
+
+def _write_small_file(path: str, text: str) -> None:
+    """Temp file + rename (0600), under the journal lock so the temp name cannot clash."""
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read(state_dir: str, *, since: float | None = None) -> list[dict[str, Any]]:
+    """Every record in the journal and its rotated files, oldest first (by seq).
+
+    Corrupt and partial lines (a writer killed mid-line, a hand edit) are skipped.
+    With *since*, only records whose `at` is at or after it. Takes a shared lock so a
+    rotation cannot move a file between two reads.
+    """
+    path = os.path.join(state_dir, JOURNAL_NAME)
+    try:
+        lock_fd = os.open(os.path.join(state_dir, LOCK_NAME), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        lock_fd = -1  # no writer ever ran here
+    try:
+        if lock_fd >= 0:
+            fcntl.flock(lock_fd, fcntl.LOCK_SH)
+        names = [f"{path}.{i}" for i in sorted(_rotated_indexes(state_dir), reverse=True)] + [path]
+        records = []
+        for name in names:
+            try:
+                with open(name, "rb") as file:
+                    lines = file.read().splitlines()
+            except FileNotFoundError:
+                continue
+            for line in lines:
+                record = _parse_line(line)
+                if record is not None and (since is None or _at_or_after(record, since)):
+                    records.append(record)
+    finally:
+        if lock_fd >= 0:
+            os.close(lock_fd)
+    records.sort(key=lambda r: r["seq"])
+    return records
+
+
+def _parse_line(line: bytes) -> dict[str, Any] | None:
+    """The record on *line*, or None when it is not a JSON object with an integer seq."""
+    try:
+        record = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    seq = record.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        return None
+    return record
+
+
+def _at_or_after(record: dict[str, Any], since: float) -> bool:
+    at = record.get("at")
+    return isinstance(at, (int, float)) and not isinstance(at, bool) and at >= since

@@ -1,0 +1,300 @@
+"""Successive snapshots -> issue transitions for the journal, with flap damping.
+
+An issue id must be present for `open_after_cycles` consecutive cycles before its
+occurrence opens, and an open occurrence must be absent for `resolve_after_cycles`
+consecutive cycles before it resolves: a probe that fails once in a while writes
+nothing. Severity changes of an open occurrence are recorded at once. The times in the
+records are the real ones (when the issue was first seen, when it was last seen), not
+the moments the damping elapsed.
+
+State (`occurrences.json` in the state dir, 0600, replaced atomically) is small JSON, so
+a restarted refresher continues the same occurrences instead of opening them again.
+Sentence building is pure (`*_sentence`, `issue_label`) and tested with tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .cache import atomic_write_bytes
+from .config import JournalConfig
+from .hooklib.text import clip, clock, duration
+from .journal import TRANSITION, make_record
+from .probes.net import CONNECTION_FAILED, DNS_ERROR, TIMEOUT
+from .result import Issue, ProbeResult, Snapshot
+from .status import Status
+
+STATE_NAME = "occurrences.json"
+STATE_VERSION = 1
+
+OPENED = "opened"
+ESCALATED = "escalated"
+DE_ESCALATED = "de-escalated"
+RESOLVED = "resolved"
+
+RESOURCES = "resources"
+COSTS = "costs"
+# Kinds whose OK probes are named as context ("aiki-memory.service still active").
+SERVICE_KINDS = ("systemd", "http", "tcp", "command")
+# error_kind values that mean the target did not answer at all.
+NO_ANSWER = frozenset({CONNECTION_FAILED, TIMEOUT, DNS_ERROR})
+MAX_CONTEXT_SERVICES = 3
+SENTENCE_LIMIT = 240
+SUMMARY_CHARS = 110
+CONTEXT_NAME_CHARS = 40
+
+
+@dataclass(kw_only=True)
+class Pending:
+    """An issue seen in consecutive cycles, not yet long enough to open."""
+
+    first_seen: float
+    cycles: int
+
+
+@dataclass(kw_only=True)
+class Occurrence:
+    """An open occurrence. `absent_since` is the first cycle without the issue, while
+    it waits out `resolve_after_cycles`."""
+
+    occurrence_id: str
+    issue_id: str
+    severity: str
+    started_at: float
+    probe: str
+    kind: str
+    summary: str
+    absent_cycles: int = 0
+    absent_since: float | None = None
+    severity_changes: int = 0
+
+
+class IssueTracker:
+    """Turns each cycle's snapshot into journal records (without `seq`).
+
+    `config` may be replaced between cycles (the refresher reloads an edited config).
+    """
+
+    def __init__(self, state_dir: str | os.PathLike, config: JournalConfig, *, host: str) -> None:
+        self.path = os.path.join(os.fspath(state_dir), STATE_NAME)
+        self.config = config
+        self.host = host
+        self.pending: dict[str, Pending] = {}
+        self.open: dict[str, Occurrence] = {}
+        self._saved = b""
+        self._load()
+
+    def update(self, snapshot: Snapshot, now: float) -> list[dict[str, Any]]:
+        present = {issue.id: issue for issue in snapshot.issues if issue.severity is not Status.OK}
+        records = []
+        for issue_id in sorted(self.open):
+            occurrence = self.open[issue_id]
+            issue = present.get(issue_id)
+            if issue is None:
+                records.extend(self._absent(occurrence, snapshot, now))
+            else:
+                records.extend(self._still_present(occurrence, issue, now))
+        self.pending = {issue_id: pending for issue_id, pending in self.pending.items() if issue_id in present}
+        for issue_id in sorted(present.keys() - self.open.keys()):
+            records.extend(self._candidate(present[issue_id], snapshot, now))
+        self._save()
+        return records
+
+    def open_occurrences(self) -> dict[str, dict[str, Any]]:
+        """{issue_id: {occurrence_id, severity, started_at}} for the cache's issues."""
+        return {
+            issue_id: {"occurrence_id": o.occurrence_id, "severity": o.severity, "started_at": o.started_at}
+            for issue_id, o in self.open.items()
+        }
+
+    # ------------------------------------------------------------------ transitions
+
+    def _candidate(self, issue: Issue, snapshot: Snapshot, now: float) -> list[dict[str, Any]]:
+        pending = self.pending.setdefault(issue.id, Pending(first_seen=now, cycles=0))
+        pending.cycles += 1
+        if pending.cycles < self.config.open_after_cycles:
+            return []
+        del self.pending[issue.id]
+        probe = find_probe(snapshot.probes, issue)
+        occurrence = Occurrence(
+            occurrence_id=uuid.uuid4().hex, issue_id=issue.id, severity=issue.severity.name,
+            started_at=pending.first_seen, probe=issue.probe, kind=issue_kind(issue.id, probe),
+            summary=issue.summary,
+        )
+        self.open[issue.id] = occurrence
+        sentence = opened_sentence(
+            label=issue_label(issue.id, occurrence.probe, occurrence.kind), kind=occurrence.kind,
+            severity=occurrence.severity, summary=issue.summary, started_at=occurrence.started_at,
+            error_kind=probe.error_kind if probe else None,
+            context=ok_services(snapshot.probes) if occurrence.kind in SERVICE_KINDS else (),
+        )
+        return [self._record(occurrence, OPENED, sentence, at=now)]
+
+    def _still_present(self, occurrence: Occurrence, issue: Issue, now: float) -> list[dict[str, Any]]:
+        occurrence.absent_cycles = 0
+        occurrence.absent_since = None
+        occurrence.summary = issue.summary
+        previous = occurrence.severity
+        if issue.severity.name == previous:
+            return []
+        transition = ESCALATED if issue.severity.severity > Status[previous].severity else DE_ESCALATED
+        occurrence.severity = issue.severity.name
+        occurrence.severity_changes += 1
+        sentence = changed_sentence(
+            label=issue_label(occurrence.issue_id, occurrence.probe, occurrence.kind), previous=previous,
+            severity=occurrence.severity, summary=issue.summary, at=now, started_at=occurrence.started_at,
+        )
+        return [self._record(occurrence, transition, sentence, at=now, previous_severity=previous)]
+
+    def _absent(self, occurrence: Occurrence, snapshot: Snapshot, now: float) -> list[dict[str, Any]]:
+        occurrence.absent_cycles += 1
+        if occurrence.absent_since is None:
+            occurrence.absent_since = now
+        if occurrence.absent_cycles < self.config.resolve_after_cycles:
+            return []
+        del self.open[occurrence.issue_id]
+        recovered_at = occurrence.absent_since
+        lasted = max(0.0, recovered_at - occurrence.started_at)
+        probe = next((p for p in snapshot.probes if p.name == occurrence.probe and p.status is Status.OK), None)
+        sentence = resolved_sentence(
+            label=issue_label(occurrence.issue_id, occurrence.probe, occurrence.kind), kind=occurrence.kind,
+            recovered_at=recovered_at, duration_seconds=lasted, now_summary=probe.summary if probe else None,
+        )
+        return [self._record(occurrence, RESOLVED, sentence, at=now, duration_seconds=lasted)]
+
+    def _record(self, occurrence: Occurrence, transition: str, sentence: str, *, at: float,
+                previous_severity: str | None = None, duration_seconds: float | None = None) -> dict[str, Any]:
+        record_id = f"{occurrence.occurrence_id}:{transition}"
+        if transition in (ESCALATED, DE_ESCALATED) and occurrence.severity_changes > 1:
+            # An occurrence can escalate more than once; record_id must stay unique.
+            record_id += f":{occurrence.severity_changes}"
+        return make_record(
+            at=at, kind=TRANSITION, record_id=record_id, occurrence_id=occurrence.occurrence_id,
+            issue_id=occurrence.issue_id, transition=transition, severity=occurrence.severity,
+            previous_severity=previous_severity, probe=occurrence.probe, summary=occurrence.summary,
+            sentence=sentence, started_at=occurrence.started_at, duration_seconds=duration_seconds, host=self.host,
+        )
+
+    # ------------------------------------------------------------------ state file
+
+    def _load(self) -> None:
+        """Continue from the state file; a missing, corrupt or foreign one starts fresh."""
+        try:
+            with open(self.path, "rb") as file:
+                raw = file.read()
+            data = json.loads(raw)
+            if data.get("version") != STATE_VERSION:
+                return
+            pending = {k: Pending(**v) for k, v in data["pending"].items()}
+            opened = {k: Occurrence(**v) for k, v in data["open"].items()}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return
+        self.pending, self.open, self._saved = pending, opened, raw
+
+    def _save(self) -> None:
+        data = {
+            "version": STATE_VERSION,
+            "pending": {k: dataclasses.asdict(v) for k, v in self.pending.items()},
+            "open": {k: dataclasses.asdict(v) for k, v in self.open.items()},
+        }
+        payload = json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        if payload != self._saved:  # most cycles change nothing: spare the disk an fsync
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            atomic_write_bytes(self.path, payload)
+            self._saved = payload
+
+
+# --------------------------------------------------------------------------- words (pure)
+
+
+def find_probe(probes: Sequence[ProbeResult], issue: Issue) -> ProbeResult | None:
+    """The probe that raised *issue*: by name, preferring the kind the id names."""
+    named = [p for p in probes if p.name == issue.probe]
+    for probe in named:
+        if issue.id.startswith(f"{probe.kind}:"):
+            return probe
+    return named[0] if named else None
+
+
+def issue_kind(issue_id: str, probe: ProbeResult | None) -> str:
+    if probe is not None:
+        return probe.kind
+    return issue_id.split(":", 1)[0] if ":" in issue_id else ""
+
+
+def issue_label(issue_id: str, probe: str, kind: str) -> str:
+    """How a sentence names an issue: "qdrant (http)", "disk /", "memory", "costs:today"."""
+    if kind == RESOURCES:
+        return issue_id.replace(":", " ", 1)
+    if probe and issue_id == f"{kind}:{probe}":
+        return f"{probe} ({kind})"
+    return issue_id
+
+
+def ok_services(probes: Iterable[ProbeResult]) -> list[tuple[str, str]]:
+    """(name, kind) of services that are fine, as context for an outage (at most 3)."""
+    return [(p.name, p.kind) for p in probes
+            if p.kind in SERVICE_KINDS and p.status is Status.OK][:MAX_CONTEXT_SERVICES]
+
+
+def _still(name: str, kind: str) -> str:
+    state = {"systemd": "active", "http": "answering", "tcp": "answering"}.get(kind, "OK")
+    return f"{clip(name, CONTEXT_NAME_CHARS)} still {state}"
+
+
+def opened_sentence(*, label: str, kind: str, severity: str, summary: str, started_at: float,
+                    error_kind: str | None = None, context: Sequence[tuple[str, str]] = ()) -> str:
+    """ "qdrant (http) stopped answering at 14:05 (connection refused); aiki-memory.service
+    still active." / "disk / crossed 91% used at 14:05 (18.2 GiB free; warn at 90%)." """
+    at = clock(started_at)
+    summary = clip(summary, SUMMARY_CHARS)
+    if severity == Status.UNKNOWN.name:
+        main = f"{label} could not be checked from {at} ({summary})"
+    elif kind == RESOURCES:
+        # Resource summaries read "91% used, 18.2 GiB free; warn at 90%": the first
+        # figure is what crossed a level, the rest explains it.
+        head, *levels = summary.split("; ")
+        first, _, others = head.partition(", ")
+        rest = "; ".join(part for part in (others, *levels) if part)
+        main = f"{label} crossed {first} at {at}" + (f" ({rest})" if rest else "")
+    elif severity == Status.CRITICAL.name and kind in ("http", "tcp") and error_kind in NO_ANSWER:
+        main = f"{label} stopped answering at {at} ({summary})"
+    elif severity == Status.CRITICAL.name and kind == "systemd":
+        main = f"{label} went down at {at} ({summary})"
+    elif severity == Status.CRITICAL.name and kind in SERVICE_KINDS:
+        main = f"{label} failed its check at {at} ({summary})"
+    else:
+        main = f"{label} turned {severity} at {at} ({summary})"
+    still = ", ".join(_still(name, service_kind) for name, service_kind in context)
+    return _fit(main, f"; {still}" if still else "")
+
+
+def changed_sentence(*, label: str, previous: str, severity: str, summary: str, at: float,
+                     started_at: float) -> str:
+    """ "qdrant (http) went from WARNING to CRITICAL at 14:07 (connection refused); open since 14:05." """
+    main = f"{label} went from {previous} to {severity} at {clock(at)} ({clip(summary, SUMMARY_CHARS)})"
+    return _fit(main, f"; open since {clock(started_at)}")
+
+
+def resolved_sentence(*, label: str, kind: str, recovered_at: float, duration_seconds: float,
+                      now_summary: str | None = None) -> str:
+    """ "qdrant (http) recovered at 14:19 after 14 min." / "disk / back within its levels at
+    14:19 after 2 h 05 min (now 80% used, 40.0 GiB free)." """
+    lasted = duration(duration_seconds)
+    if kind == RESOURCES:
+        main = f"{label} back within its levels at {clock(recovered_at)} after {lasted}"
+        return _fit(main, f" (now {clip(now_summary, SUMMARY_CHARS)})" if now_summary else "")
+    return _fit(f"{label} recovered at {clock(recovered_at)} after {lasted}", "")
+
+
+def _fit(main: str, context: str) -> str:
+    """Main clause plus optional context, under SENTENCE_LIMIT: context goes first."""
+    if len(main) + len(context) + 1 <= SENTENCE_LIMIT:
+        return f"{main}{context}."
+    return clip(main, SENTENCE_LIMIT - 1) + "."

@@ -1,0 +1,420 @@
+"""A durable, bounded spool of journal records waiting to reach mem0.
+
+Standard library only and cheap to import: the refresher enqueues every cycle and may
+ask for `health()`; the short-lived `aiki-hooks mem0-flush` helper drains it.
+
+Layout, all under `<state_dir>/spool/` (directory 0700, files 0600)::
+
+    000000000041-s1234.json   one record per file; the 12-digit prefix is a spool-owned
+    000000000042-s1235.json   counter, so lexical order = enqueue order even if the
+                              journal's `seq` ever restarts (the seq is kept for reading)
+    state.json                {failures, first_failure_at, last_error, next_attempt_at,
+                               last_success_at, dropped, dropped_at, last_dropped_at,
+                               dropped_record_ids}
+    .lock                     flock serialising every read-modify-write (enqueue vs flush)
+    bad/                      files that could not be parsed, kept for a human to look at
+
+Every file is written to a temp file in the same directory, fsynced and renamed, so a
+reader sees a whole record or none. A record leaves the spool in two ways only: the
+helper removes it after mem0 confirmed it (see mem0_delivery), or the spool is over
+`max_records` and the OLDEST are dropped; drops are counted in state.json and reported
+by `health()` ("mem0 spool full: 7 records dropped since 14:05"), never silent.
+
+Health rules (pure, in `health_issues`):
+- "mem0:delivery" WARNING once deliveries have been failing for at least one
+  `backoff_initial_seconds` (one failed attempt that the first retry fixes is noise,
+  not an outage; a failure that survives the first retry window is reported).
+- "mem0:spool" WARNING while records were dropped within the last 24 h
+  (DROPPED_WARN_SECONDS); a drop after that quiet period starts a new count.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import random
+    from typing import Any
+
+SPOOL_DIR = "spool"
+BAD_DIR = "bad"
+STATE_NAME = "state.json"
+LOCK_NAME = ".lock"
+LOCK_TIMEOUT_SECONDS = 2.0
+ORPHAN_TEMP_SECONDS = 60.0
+DROPPED_WARN_SECONDS = 24 * 3600.0
+MAX_DROPPED_IDS = 20
+JITTER = 0.2
+
+DELIVERY_ISSUE = "mem0:delivery"
+SPOOL_ISSUE = "mem0:spool"
+WARNING = "WARNING"
+
+_PREFIX_DIGITS = 12
+
+
+def empty_state() -> dict[str, Any]:
+    return {
+        "failures": 0,
+        "first_failure_at": None,
+        "last_error": None,
+        "next_attempt_at": None,
+        "last_success_at": None,
+        "dropped": 0,
+        "dropped_at": None,
+        "last_dropped_at": None,
+        "dropped_record_ids": [],
+    }
+
+
+class SpoolBusy(OSError):
+    """Another process held the spool lock for longer than LOCK_TIMEOUT_SECONDS."""
+
+
+class Spool:
+    """One state directory's spool. Cheap to construct (creates the directory only)."""
+
+    def __init__(self, state_dir: str | os.PathLike, max_records: int = 1000) -> None:
+        if max_records < 1:
+            raise ValueError("max_records must be >= 1")
+        self.dir = os.path.join(os.fspath(state_dir), SPOOL_DIR)
+        self.max_records = int(max_records)
+        _private_dir(os.fspath(state_dir))
+        _private_dir(self.dir)
+
+    # ------------------------------------------------------------------ records
+
+    def enqueue(self, records: list[dict[str, Any]], *, now: float | None = None) -> int:
+        """Add *records* (in order); drop the oldest beyond max_records. Returns how many were dropped."""
+        if not records:
+            return 0
+        now = time.time() if now is None else now
+        with self._locked():
+            names = self._record_names()
+            counter = _counter(names[-1]) if names else 0
+            for record in records:
+                counter += 1
+                name = f"{counter:0{_PREFIX_DIGITS}d}-s{_seq_tag(record)}.json"
+                payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
+                _atomic_write(os.path.join(self.dir, name), payload.encode("utf-8"))
+                names.append(name)
+            excess = len(names) - self.max_records
+            if excess <= 0:
+                return 0
+            dropped_ids = []
+            for name in names[:excess]:
+                path = os.path.join(self.dir, name)
+                dropped_ids.append(_record_id_of(path) or name)
+                _unlink_quietly(path)
+            state = self._read_state()
+            _note_dropped(state, dropped_ids, now)
+            self._write_state(state)
+            return excess
+
+    def pending(self) -> list[tuple[str, dict[str, Any]]]:
+        """(path, record) oldest first. Unreadable files are moved to spool/bad/."""
+        out = []
+        for name in self._record_names():
+            path = os.path.join(self.dir, name)
+            try:
+                with open(path, "rb") as file:
+                    record = json.loads(file.read())
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")  # noqa: TRY004 - handled just below, like bad JSON
+            except FileNotFoundError:
+                continue  # removed meanwhile (a concurrent flush or a drop)
+            except (OSError, ValueError, UnicodeDecodeError):
+                self._quarantine(path)
+                continue
+            out.append((path, record))
+        self._remove_orphan_temps()
+        return out
+
+    def quarantine(self, path: str | os.PathLike) -> None:
+        """Move a record that can never be delivered (e.g. no record_id) to spool/bad/."""
+        self._quarantine(os.fspath(path))
+
+    def remove(self, path: str | os.PathLike) -> None:
+        """Forget a delivered record (already gone is fine)."""
+        _unlink_quietly(os.fspath(path))
+
+    def count(self) -> int:
+        return len(self._record_names())
+
+    # ------------------------------------------------------------------ state
+
+    def load_state(self) -> dict[str, Any]:
+        return self._read_state()
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        with self._locked():
+            self._write_state(state)
+
+    def due(self, now: float | None = None) -> bool:
+        """True when the backoff allows a delivery attempt now."""
+        return is_due(self._read_state(), time.time() if now is None else now)
+
+    def record_failure(self, error: str, now: float, config: Any, *, rng: random.Random | None = None) -> float:
+        """Count a failed attempt and schedule the next one. Returns the delay chosen."""
+        with self._locked():
+            state = self._read_state()
+            delay = apply_failure(state, error, now, config, rng=rng)
+            self._write_state(state)
+        return delay
+
+    def record_success(self, now: float) -> None:
+        with self._locked():
+            state = self._read_state()
+            apply_success(state, now)
+            self._write_state(state)
+
+    def health(self, now: float | None, config: Any) -> list[tuple[str, str, str]]:
+        now = time.time() if now is None else now
+        return health_issues(self._read_state(), self.count(), now, config)
+
+    # ------------------------------------------------------------------ internals
+
+    def _record_names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        return sorted(e for e in entries if e.endswith(".json") and e[:1].isdigit())
+
+    def _state_path(self) -> str:
+        return os.path.join(self.dir, STATE_NAME)
+
+    def _read_state(self) -> dict[str, Any]:
+        state = empty_state()
+        try:
+            with open(self._state_path(), "rb") as file:
+                loaded = json.loads(file.read())
+        except FileNotFoundError:
+            return state
+        except (OSError, ValueError, UnicodeDecodeError):
+            return state  # a corrupt state only loses backoff bookkeeping; start over
+        if isinstance(loaded, dict):
+            state.update(loaded)
+        return state
+
+    def _write_state(self, state: dict[str, Any]) -> None:
+        payload = json.dumps(state, separators=(",", ":"), sort_keys=True, default=str)
+        _atomic_write(self._state_path(), payload.encode("utf-8"))
+
+    def _quarantine(self, path: str) -> None:
+        bad = os.path.join(self.dir, BAD_DIR)
+        try:
+            _private_dir(bad)
+            os.replace(path, os.path.join(bad, os.path.basename(path)))
+        except FileNotFoundError:
+            pass
+
+    def _remove_orphan_temps(self) -> None:
+        now = time.time()
+        try:
+            entries = os.listdir(self.dir)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.startswith(".") and entry.endswith(".tmp"):
+                path = os.path.join(self.dir, entry)
+                try:
+                    if now - os.stat(path).st_mtime > ORPHAN_TEMP_SECONDS:
+                        os.unlink(path)
+                except FileNotFoundError:
+                    continue
+
+    def _locked(self) -> _FileLock:
+        return _FileLock(os.path.join(self.dir, LOCK_NAME), LOCK_TIMEOUT_SECONDS)
+
+
+# ---------------------------------------------------------------------- pure rules
+
+
+def backoff_delay(failures: int, config: Any, rng: random.Random | None = None) -> float:
+    """initial * 2**(failures-1), capped at max, then +-20% jitter."""
+    initial = float(config.backoff_initial_seconds)
+    cap = float(config.backoff_max_seconds)
+    base = min(cap, initial * 2.0 ** max(0, min(failures - 1, 60)))
+    if rng is None:
+        import random as rng  # only a failing delivery pays for it
+    factor = 1.0 + rng.uniform(-JITTER, JITTER)
+    return base * factor
+
+
+def is_due(state: dict[str, Any], now: float) -> bool:
+    next_at = state.get("next_attempt_at")
+    return not isinstance(next_at, (int, float)) or now >= next_at
+
+
+def apply_failure(state: dict[str, Any], error: str, now: float, config: Any,
+                  *, rng: random.Random | None = None) -> float:
+    failures = int(state.get("failures") or 0) + 1
+    state["failures"] = failures
+    if not state.get("first_failure_at"):
+        state["first_failure_at"] = now
+    state["last_error"] = str(error)[:500]
+    delay = backoff_delay(failures, config, rng)
+    state["next_attempt_at"] = now + delay
+    return delay
+
+
+def apply_success(state: dict[str, Any], now: float) -> None:
+    state.update(failures=0, first_failure_at=None, last_error=None, next_attempt_at=None, last_success_at=now)
+
+
+def _note_dropped(state: dict[str, Any], record_ids: list[str], now: float) -> None:
+    last = state.get("last_dropped_at")
+    if not state.get("dropped") or not isinstance(last, (int, float)) or now - last > DROPPED_WARN_SECONDS:
+        state["dropped"], state["dropped_at"], state["dropped_record_ids"] = 0, now, []
+    state["dropped"] = int(state["dropped"]) + len(record_ids)
+    state["last_dropped_at"] = now
+    state["dropped_record_ids"] = (list(state.get("dropped_record_ids") or []) + record_ids)[-MAX_DROPPED_IDS:]
+
+
+def health_issues(state: dict[str, Any], pending: int, now: float, config: Any) -> list[tuple[str, str, str]]:
+    """(issue_id, severity, summary) for the refresher's snapshot. Pure."""
+    issues = []
+    failures = int(state.get("failures") or 0)
+    since = state.get("first_failure_at")
+    if failures > 0 and isinstance(since, (int, float)) and now - since >= float(config.backoff_initial_seconds):
+        summary = f"mem0 unreachable for {format_duration(now - since)}, {_records(pending)} waiting"
+        if state.get("last_error"):
+            summary += f" (last error: {_shorten(str(state['last_error']), 120)})"
+        issues.append((DELIVERY_ISSUE, WARNING, summary))
+    dropped = int(state.get("dropped") or 0)
+    last = state.get("last_dropped_at") or state.get("dropped_at")
+    if dropped > 0 and (not isinstance(last, (int, float)) or now - last <= DROPPED_WARN_SECONDS):
+        issues.append((SPOOL_ISSUE, WARNING,
+                       f"mem0 spool full: {_records(dropped)} dropped since {_clock(state.get('dropped_at'), now)}"))
+    return issues
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, rest = divmod(seconds, 86400)
+    return f"{days} d {rest // 3600} h" if rest // 3600 else f"{days} d"
+
+
+def _records(n: int) -> str:
+    return f"{n} record" if n == 1 else f"{n} records"
+
+
+def _clock(at: Any, now: float) -> str:
+    if not isinstance(at, (int, float)):
+        return "unknown time"
+    local = time.localtime(at)
+    if now - at < 86400 and time.localtime(now)[:3] == local[:3]:
+        return time.strftime("%H:%M", local)
+    return time.strftime("%Y-%m-%d %H:%M", local)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------- file helpers
+
+
+def _counter(name: str) -> int:
+    try:
+        return int(name[:_PREFIX_DIGITS])
+    except ValueError:
+        return 0
+
+
+def _seq_tag(record: dict[str, Any]) -> str:
+    seq = record.get("seq")
+    return str(seq) if isinstance(seq, int) and not isinstance(seq, bool) else "x"
+
+
+def _record_id_of(path: str) -> str | None:
+    try:
+        with open(path, "rb") as file:
+            value = json.loads(file.read()).get("record_id")
+        return str(value) if value is not None else None
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+        return None
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _private_dir(path: str) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.stat(path)
+    if info.st_uid != os.getuid():
+        raise PermissionError(f"{path} is owned by uid {info.st_uid}, not by this user")
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def _atomic_write(path: str, payload: bytes) -> None:
+    """Temp file (0600, O_EXCL) in the same directory, fsync, rename, fsync the directory."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class _FileLock:
+    """flock on a file, polled so a stuck holder makes us fail (SpoolBusy), never hang."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path, self.timeout, self.fd = path, timeout, -1
+
+    def __enter__(self) -> _FileLock:
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    self.fd = -1
+                    if exc.errno in (errno.EAGAIN, errno.EACCES):
+                        raise SpoolBusy(errno.EAGAIN, f"spool lock {self.path} held for over {self.timeout:g} s")
+                    raise
+                time.sleep(0.01)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = -1
+

@@ -1,0 +1,146 @@
+"""Issue 5 end to end: the real refresher process turns a flapping and then a lasting
+problem into damped journal transitions, publishes occurrence ids and recurrence, and
+its mem0-flush helper delivers every transition exactly once to a mem0 REST server on
+127.0.0.1 that is down for a while; the refresher itself never imports mem0."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from aiki_hooks import journal
+from aiki_hooks.cache import read_cache
+
+from .conftest import cli_env
+from .test_mem0_delivery import KEY, KEY_ENV, rest_server, url_of
+
+PLUGIN = """#!/bin/sh
+if [ -e "{flag}" ]; then echo "queue stuck: 9000 jobs"; exit 2; fi
+echo "queue flowing"; exit 0
+"""
+
+
+def wait_for(predicate, timeout=30.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
+def rss_mib(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_refresher_journals_damped_transitions_and_delivers_them_once(tmp_path, isolated_home):
+    state = tmp_path / "state"
+    flag = tmp_path / "stuck"
+    plugin = tmp_path / "check_queue"
+    plugin.write_text(PLUGIN.format(flag=flag))
+    plugin.chmod(0o755)
+    with rest_server(faults=["500", "500"]) as server:
+        config = tmp_path / "aiki.toml"
+        config.write_text(f"""
+interval_seconds = 0.2
+[state]
+dir = "{state}"
+[resources]
+enabled = false
+[costs]
+enabled = false
+[journal]
+open_after_cycles = 2
+resolve_after_cycles = 2
+[mem0]
+backend = "rest"
+host = "{url_of(server)}"
+api_key_env = "{KEY_ENV}"
+user_id = "dev"
+backoff_initial_seconds = 0.5
+backoff_max_seconds = 1
+timeout_seconds = 10
+[[probes.command]]
+name = "queue"
+command = ["{plugin}"]
+""")
+        env = cli_env(AIKI_HOOKS_CONFIG=str(config), **{KEY_ENV: KEY})
+        refresher = subprocess.Popen([sys.executable, "-m", "aiki_hooks.cli", "refresher"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cache = state / "system_health.json"
+        try:
+            wait_for(lambda: read_cache(cache).data)
+            # A one-cycle flap: never reaches the journal.
+            flag.touch()
+            wait_for(lambda: (d := read_cache(cache).data) and d["status"] == "CRITICAL")
+            flag.unlink()
+            wait_for(lambda: (d := read_cache(cache).data) and d["status"] == "OK")
+            time.sleep(1.0)
+            assert [r for r in journal.read(str(state)) if r["kind"] == "transition"] == []
+            # A lasting problem: opened after two cycles, with its occurrence id in the cache.
+            flag.touch()
+            issue = wait_for(lambda: next((i for i in (read_cache(cache).data or {}).get("issues", [])
+                                           if i.get("occurrence_id")), None))
+            assert issue["id"] == "command:queue"
+            time.sleep(1.0)
+            flag.unlink()
+            wait_for(lambda: any(r["transition"] == "resolved" for r in journal.read(str(state))))
+            # The helper delivers both transitions despite two 500s, each exactly once.
+            wait_for(lambda: len(server.memories) >= 2, timeout=30)
+            time.sleep(1.5)  # give a duplicate every chance to appear
+            peak = rss_mib(refresher.pid)
+        finally:
+            refresher.send_signal(signal.SIGTERM)
+            _, err = refresher.communicate(timeout=20)
+        records = [r for r in journal.read(str(state)) if r["kind"] == "transition"]
+        queue = [r for r in records if r["issue_id"] == "command:queue"]
+        assert [r["transition"] for r in queue] == ["opened", "resolved"]
+        assert queue[0]["occurrence_id"] == queue[1]["occurrence_id"] == issue["occurrence_id"]
+        assert "queue" in queue[0]["sentence"] and "recovered" in queue[1]["sentence"]
+        # The outage of mem0 itself is an issue of its own, journaled and delivered too.
+        assert {r["issue_id"] for r in records} <= {"command:queue", "mem0:delivery"}
+        stored = [m["metadata"]["record_id"] for m in server.memories]
+        assert stored == [r["record_id"] for r in records if r["record_id"] in stored]
+        assert len(stored) == len(set(stored))
+        assert set(r["record_id"] for r in queue) <= set(stored)
+        assert peak < 60, f"refresher RSS {peak:.0f} MiB: it must never import mem0"
+        assert "Traceback" not in err
+
+    history = subprocess.run([sys.executable, "-m", "aiki_hooks.cli", "issues", "--json"], env=env,
+                             capture_output=True, text=True, timeout=30)
+    assert history.returncode == 0, history.stderr
+    (occurrence,) = [o for o in json.loads(history.stdout)["occurrences"] if o["issue_id"] == "command:queue"]
+    assert occurrence["open"] is False and occurrence["duration_seconds"] > 0.5
+    table = subprocess.run([sys.executable, "-m", "aiki_hooks.cli", "issues"], env=env, capture_output=True,
+                           text=True, timeout=30)
+    assert "command:queue" in table.stdout
+
+
+def test_session_start_journals_that_a_session_began_during_an_issue(tmp_path):
+    from .test_hooks import issue, run_hook, snapshot
+    from aiki_hooks.cache import write_cache
+    from aiki_hooks.result import replace
+
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIKI_HOOKS_", "XDG_"))}
+    env.update(HOME=str(tmp_path), AIKI_HOOKS_STATE_DIR=str(state), PYTHONPATH=str(cli_env()["PYTHONPATH"]))
+    open_issue = replace(issue("http:qdrant"), occurrence_id="occ123")
+    data = snapshot(issues=[open_issue])
+    data["hooks"]["mem0_spool"] = True
+    write_cache(state / "system_health.json", data)
+    payload = {"session_id": "sess-1", "source": "startup", "cwd": "/home/me/proj"}
+    for _ in range(2):  # a second start of the same session adds nothing
+        assert run_hook("session_start", payload, env).returncode == 0
+    (record,) = journal.read(str(state))
+    assert record["transition"] == "session_began" and record["occurrence_id"] == "occ123"
+    assert "/home/me/proj" in record["sentence"] and "http:qdrant" in record["sentence"]
+    spooled = sorted((state / "spool").glob("*.json"))
+    assert len(spooled) == 1 and json.loads(spooled[0].read_text())["record_id"] == record["record_id"]
