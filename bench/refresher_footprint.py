@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import json
 import os
 import statistics
 import subprocess
@@ -96,6 +97,7 @@ def python_start_cpu(env, runs: int = 10) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=1000)
+    parser.add_argument("--mem0", action="store_true", help="also measure with mem0 delivery on")
     args = parser.parse_args()
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
@@ -118,6 +120,12 @@ def main() -> None:
         cpu, wall, samples = run_child(base + [str(args.cycles)], env)
 
     server.shutdown()
+    report(args, bare_rss, start_cpu, one_cpu, cpu, wall, samples)
+    if args.mem0:
+        mem0_run(args, samples)
+
+
+def report(args, bare_rss, start_cpu, one_cpu, cpu, wall, samples) -> None:
     rss = [kib / 1024 for _, kib in samples]
     tenth = max(1, len(rss) // 10)
     warm = statistics.median(rss[tenth : 2 * tenth]) if len(rss) >= 2 * tenth else rss[0]
@@ -135,6 +143,60 @@ def main() -> None:
           f"starting `python3 -c pass`, {start_cpu * 1000:.1f} ms)   target <= 20 ms: "
           f"{'met' if per_cycle_ms <= 20 else 'MISSED'}")
     print(f"start-up CPU    {one_cpu * 1000:6.1f} ms for a 1-cycle run")
+
+
+class FakeMem0(http.server.BaseHTTPRequestHandler):
+    """mem0's REST API, enough for delivery: POST /memories stores, POST /search finds."""
+
+    memories: list = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if self.path == "/memories":
+            FakeMem0.memories.append(body)
+            payload = {"results": [{"id": str(len(FakeMem0.memories)), "event": "ADD"}]}
+        else:
+            wanted = (body.get("filters") or {}).get("record_id")
+            hits = [m for m in FakeMem0.memories if (m.get("metadata") or {}).get("record_id") == wanted]
+            payload = {"results": [{"id": "x", "metadata": m["metadata"]} for m in hits]}
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def mem0_run(args, baseline_samples) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeMem0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        flap = Path(tmp) / "flap.sh"
+        # CRITICAL for 3 cycles in every 6: an occurrence opens and resolves over and over.
+        flap.write_text(f'#!/bin/sh\nn=$(cat {tmp}/n 2>/dev/null || echo 0); echo $((n+1)) > {tmp}/n\n'
+                        'if [ $((n % 6)) -lt 3 ]; then echo "flapping"; exit 2; fi; echo fine; exit 0\n')
+        flap.chmod(0o755)
+        config = Path(tmp) / "config.toml"
+        config.write_text(
+            f'[state]\ndir = "{tmp}/state"\n[journal]\nopen_after_cycles = 1\nresolve_after_cycles = 1\n'
+            f'[mem0]\nbackend = "rest"\nhost = "http://127.0.0.1:{server.server_address[1]}"\n'
+            f'backoff_initial_seconds = 0.1\nbackoff_max_seconds = 0.5\n'
+            f'[[probes.command]]\nname = "flap"\ncommand = ["{flap}"]\n'
+        )
+        env = dict(os.environ, AIKI_HOOKS_CONFIG=str(config), PYTHONPATH=str(REPO))
+        cycles = max(200, args.cycles // 5)
+        cpu, wall, samples = run_child([sys.executable, "-m", "aiki_hooks.cli", "refresher", "--interval", "0.05",
+                                        "--cycles", str(cycles)], env)
+    server.shutdown()
+    base = statistics.median(kib / 1024 for _, kib in baseline_samples[-len(baseline_samples) // 10:])
+    rss = [kib / 1024 for _, kib in samples]
+    tenth = max(1, len(rss) // 10)
+    warm, final = statistics.median(rss[tenth:2 * tenth]), statistics.median(rss[-tenth:])
+    print(f"with mem0 on, {cycles} cycles at 0.05 s, {len(FakeMem0.memories)} memories delivered by the helper:")
+    print(f"steady RSS      {final:6.1f} MiB  ({final / base:.2f}x the run without mem0); growth "
+          f"{final - warm:+.2f} MiB; peak {max(rss):.1f} MiB   target: no growth, mem0 never imported")
 
 
 if __name__ == "__main__":

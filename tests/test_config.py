@@ -187,3 +187,15 @@ def test_effective_config_is_valid_toml_that_round_trips(tmp_path):
 )
 def test_redact_url(url, shown):
     assert redact_url(url) == shown
+
+
+def test_every_toml_example_in_the_readme_is_a_valid_config():
+    import re
+    import tomllib
+
+    from .conftest import REPO
+
+    blocks = re.findall(r"```toml\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    assert len(blocks) >= 4
+    for block in blocks:
+        parse_config(tomllib.loads(block))
