@@ -115,6 +115,15 @@ def messages_for(record: Mapping[str, Any]) -> list[dict[str, str]]:
     return [{"role": "user", "content": str(record["sentence"])}]
 
 
+def add_options(config: Any, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of `add` shared by the SDK backends (Memory and MemoryClient)."""
+    options: dict[str, Any] = {"user_id": config.user_id, "metadata": memory_metadata(record),
+                               "infer": bool(config.infer)}
+    if config.agent_id:
+        options["agent_id"] = config.agent_id
+    return options
+
+
 def request_timeout(config: Any) -> float:
     """Per-call timeout: a third of the helper's whole budget, at most 30 s."""
     return max(0.2, min(float(config.timeout_seconds) / 3.0, MAX_REQUEST_TIMEOUT_SECONDS))
@@ -210,11 +219,7 @@ class LocalBackend:
         return _matches(found, record_id)
 
     def add(self, record: Mapping[str, Any]) -> None:
-        kwargs: dict[str, Any] = {"user_id": self.config.user_id, "metadata": memory_metadata(record),
-                                  "infer": bool(self.config.infer)}
-        if self.config.agent_id:
-            kwargs["agent_id"] = self.config.agent_id
-        self.memory.add(messages_for(record), **kwargs)
+        self.memory.add(messages_for(record), **add_options(self.config, record))
 
     def close(self) -> None:
         memory = getattr(self, "memory", None)
@@ -269,11 +274,7 @@ class PlatformBackend:
         return _matches(found, record_id)
 
     def add(self, record: Mapping[str, Any]) -> None:
-        kwargs: dict[str, Any] = {"user_id": self.config.user_id, "metadata": memory_metadata(record),
-                                  "infer": bool(self.config.infer)}
-        if self.config.agent_id:
-            kwargs["agent_id"] = self.config.agent_id
-        self.client.add(messages_for(record), **kwargs)
+        self.client.add(messages_for(record), **add_options(self.config, record))
 
     def close(self) -> None:
         self._http.close()

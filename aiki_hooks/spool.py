@@ -35,6 +35,8 @@ import json
 import os
 import time
 
+from .hooklib.text import duration as format_duration  # one wording of durations everywhere
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import random
@@ -292,19 +294,6 @@ def health_issues(state: dict[str, Any], pending: int, now: float, config: Any) 
         issues.append((SPOOL_ISSUE, WARNING,
                        f"mem0 spool full: {_records(dropped)} dropped since {_clock(state.get('dropped_at'), now)}"))
     return issues
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        hours, minutes = divmod(seconds // 60, 60)
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, rest = divmod(seconds, 86400)
-    return f"{days} d {rest // 3600} h" if rest // 3600 else f"{days} d"
 
 
 def _records(n: int) -> str:
