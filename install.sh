@@ -1,39 +1,58 @@
 #!/usr/bin/env bash
-# Install aiki-hooks for this user and show the machine's health.
+# Install aiki-hooks for this user: after this, the next Claude Code session starts with
+# the machine's health.
 #
-#   ./install.sh            install (or upgrade) and print the status
+#   ./install.sh                     install or upgrade; safe to run again
+#   ./install.sh --statusline        also register the status line (--force replaces a foreign one)
+#   ./install.sh --project DIR       register the hooks in DIR/.claude/settings.json instead
+#   ./install.sh --settings FILE     ... or in this settings file
+#   ./install.sh --no-service        do not set up the background refresher
+#   ./install.sh --dry-run           show what would change (the settings diff); change nothing
+#   ./install.sh --uninstall         remove our hooks, status line and service (--purge: also state and venv)
+#   ./install.sh --plugin            build the Claude Code plugin instead of registering hooks
 #   ./install.sh --help
 #
-# What it does:
-#   1. finds a Python >= 3.11 and creates a venv in ${XDG_DATA_HOME:-~/.local/share}/aiki-hooks/venv
-#   2. installs this package into it (a real copy: deleting the clone breaks nothing)
-#   3. links ~/.local/bin/aiki-hooks to the venv's command
-#   4. writes a commented config with the services it detects, unless one exists
-#   5. runs one refresh and prints the status
-# Registering the Claude Code hooks and the systemd unit comes in a later release.
+# It creates a venv in ${XDG_DATA_HOME:-~/.local/share}/aiki-hooks/venv with the package
+# (a copy: deleting the clone breaks nothing), copies the hook scripts next to it, writes a
+# commented config if you have none, merges the hooks into Claude Code's settings.json
+# (every other key and hook is kept; the previous file is backed up), starts the refresher
+# under systemd (or detached where there is no systemd), and shows the status block.
 set -euo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
-case "${1:-}" in
-  -h|--help) usage; exit 0 ;;
-  "") ;;
-  *) echo "install.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
-esac
-
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 
+where=() statusline=() force=() dry_run="" uninstall="" purge="" service="yes" plugin=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --project|--settings) [ $# -ge 2 ] || die "$1 needs a value"; where=("$1" "$2"); shift ;;
+    --statusline) statusline=(--statusline) ;;
+    --force) force=(--force) ;;
+    --dry-run) dry_run=yes ;;
+    --uninstall) uninstall=yes ;;
+    --purge) purge=yes ;;
+    --no-service) service="" ;;
+    --plugin) plugin=yes ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+  shift
+done
+[ -z "$purge" ] || [ -n "$uninstall" ] || die "--purge goes with --uninstall"
+
 src="$(cd "$(dirname "$0")" && pwd)"
 data_home="${XDG_DATA_HOME:-$HOME/.local/share}"
-venv="$data_home/aiki-hooks/venv"
+data="$data_home/aiki-hooks"
+venv="$data/venv"
 bin_dir="$HOME/.local/bin"
 
 find_python() {
   local candidate path
   for candidate in ${PYTHON:-} python3.13 python3.12 python3.11 python3; do
     path=$(command -v "$candidate" 2>/dev/null) || continue
-    # Resolve pyenv-style shims to the real interpreter: the hooks will call it on
-    # every tool use and a shim costs ~100 ms each time.
+    # The real interpreter, not a pyenv-style shim: the hooks run it on every tool call
+    # and a shim costs ~100 ms each time.
     path=$("$path" -c 'import sys; print(sys.executable)' 2>/dev/null) || continue
     if "$path" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
       echo "$path"; return 0
@@ -42,11 +61,59 @@ find_python() {
   return 1
 }
 
-python=$(find_python) || die "no Python >= 3.11 with the venv module found. Install one (Debian/Ubuntu: sudo apt-get install python3 python3-venv) or set PYTHON=/path/to/python3.11"
-say "using $python ($("$python" -c 'import platform; print(platform.python_version())'))"
+# The command line tool: the installed one, or this checkout's (dry runs, uninstall without a venv).
+aiki() {
+  if [ -x "$venv/bin/aiki-hooks" ]; then
+    "$venv/bin/aiki-hooks" "$@"
+  else
+    PYTHONPATH="$src${PYTHONPATH:+:$PYTHONPATH}" "${python:-$(find_python)}" -m aiki_hooks.cli "$@"
+  fi
+}
 
+python=$(find_python) || die "no Python >= 3.11 with the venv module found. Install one (Debian/Ubuntu: sudo apt-get install python3 python3-venv) or set PYTHON=/path/to/python3.11"
+
+if [ -n "$uninstall" ]; then
+  aiki uninstall-hooks "${where[@]}" ${dry_run:+--dry-run}
+  [ -z "$service" ] || aiki service uninstall ${dry_run:+--dry-run}
+  if [ -n "$purge" ]; then
+    state=$(aiki config | sed -n 's/^dir = "\(.*\)"$/\1/p' | head -1)
+    if [ -n "$dry_run" ]; then
+      say "would remove $data and ${state:-the state dir}"
+    else
+      rm -rf "$data" ${state:+"$state"}
+      [ -L "$bin_dir/aiki-hooks" ] && rm -f "$bin_dir/aiki-hooks"
+      say "removed $data${state:+ and $state} (your config is kept)"
+    fi
+  fi
+  exit 0
+fi
+
+if [ -n "$plugin" ]; then
+  target="$data/plugin-marketplace"
+  if [ -n "$dry_run" ]; then say "would build the plugin in $target"; exit 0; fi
+  umask 077
+  mkdir -p "$data"
+  PYTHONPATH="$src" "$python" -m aiki_hooks.plugin "$src" "$target" >/dev/null
+  say "built the plugin and its marketplace in $target; now run:"
+  echo "    claude plugin marketplace add $target"
+  echo "    claude plugin install aiki-hooks@aiki-local --scope user"
+  say "the plugin sets up its own venv and refresher on the first session (state in the plugin's data dir)"
+  say "do not also register the hooks with install.sh: they would run twice (install.sh --uninstall removes ours)"
+  exit 0
+fi
+
+if [ -n "$dry_run" ]; then
+  say "dry run: nothing is changed"
+  [ -x "$venv/bin/python" ] || say "would create $venv and install aiki-hooks into it"
+  aiki install-hooks "${where[@]}" "${statusline[@]}" "${force[@]}" --dry-run --python "$venv/bin/python" \
+    --hooks-dir "$data/hooks"
+  [ -z "$service" ] || aiki service install --dry-run --executable "$venv/bin/aiki-hooks"
+  exit 0
+fi
+
+say "using $python ($("$python" -c 'import platform; print(platform.python_version())'))"
 umask 077
-mkdir -p "$data_home/aiki-hooks"
+mkdir -p "$data"
 if [ ! -x "$venv/bin/python" ]; then
   say "creating venv $venv"
   "$python" -m venv "$venv"
@@ -62,21 +129,25 @@ case ":$PATH:" in
   *) say "note: $bin_dir is not on your PATH; add it, or run $venv/bin/aiki-hooks" ;;
 esac
 
-aiki="$venv/bin/aiki-hooks"
 config_file=$("$venv/bin/python" -c 'from aiki_hooks.paths import config_path; print(config_path())')
 if [ -e "$config_file" ]; then
   say "keeping your config $config_file"
 else
-  "$aiki" init | sed 's/^/==> /'
+  aiki init | sed 's/^/==> /'
+fi
+
+aiki install-hooks "${where[@]}" "${statusline[@]}" "${force[@]}" --python "$venv/bin/python" \
+  --hooks-dir "$data/hooks" | sed 's/^/==> /'
+if [ -n "$service" ]; then
+  # --restart: the package was just reinstalled, the running refresher has the old code.
+  aiki service install --restart --executable "$venv/bin/aiki-hooks" | sed 's/^/==> /'
 fi
 
 say "running one refresh"
-"$aiki" refresh >/dev/null
+aiki refresh >/dev/null
 echo
-rc=0
-"$aiki" status || rc=$?
+say "what the agent sees when a Claude Code session starts:"
+echo
+aiki preview
 echo
 say "done. Status: aiki-hooks status   Checks: aiki-hooks doctor   Config: $config_file"
-say "keep it fresh in the background with: aiki-hooks refresher"
-# The status exit code reports the machine's health, not the install: the install succeeded.
-[ "$rc" -le 3 ] && exit 0 || exit "$rc"

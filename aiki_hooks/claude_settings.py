@@ -7,6 +7,9 @@ hooks exactly as users get them: an absolute interpreter path (a pyenv shim woul
 
 from __future__ import annotations
 
+import difflib
+import json
+import os
 import shlex
 from pathlib import Path
 
@@ -38,3 +41,542 @@ def hook_entries(python: str | Path, hooks_dir: str | Path) -> dict[str, list[di
 
 def statusline_entry(python: str | Path, hooks_dir: str | Path) -> dict:
     return {"type": "command", "command": hook_command(python, Path(hooks_dir) / "statusline.py"), "padding": 0}
+
+
+# ---------------------------------------------------------------------------------------
+# Installing into settings.json: where, the scripts, recognising our entries, the merge.
+#
+# Only json/os/shlex/difflib/pathlib here: `aiki-hooks install-hooks` should start fast
+# and the hooks never import this module.
+
+SCRIPT_MODULES = {"SessionStart": "session_start", "PreToolUse": "pre_tool_use", "statusLine": "statusline"}
+OUR_SCRIPT_NAMES = frozenset(f"{module}.py" for module in SCRIPT_MODULES.values())
+BACKUP_SUFFIX = ".aiki-hooks.bak"
+PLUGIN_NAME = "aiki-hooks"
+
+HOOK_SCRIPT_TEMPLATE = '''#!/usr/bin/env python3
+"""Claude Code hook entry point: runs aiki_hooks.hooklib.{module}. Always exits 0.
+
+Registered with an absolute interpreter path (see the README). When the package is not
+importable (running from a checkout or a plugin folder), the folder above this one is used.
+"""
+import os
+import sys
+
+try:
+    try:
+        from aiki_hooks.hooklib.{module} import main
+    except ImportError:
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        from aiki_hooks.hooklib.{module} import main
+except BaseException as exc:  # noqa: BLE001 - a hook must never break Claude Code
+    sys.stderr.write(f"aiki-hooks: cannot load the hook: {{exc}}\\n")
+    sys.exit(0)
+sys.exit(main())
+'''
+
+
+class SettingsError(Exception):
+    """settings.json cannot be used as it is; the message is one line and says nothing was written."""
+
+
+class SettingsChange:
+    """What install_settings / uninstall_settings did (or, with dry_run, would do)."""
+
+    __slots__ = ("backup", "changed", "diff", "path", "warnings")
+
+    def __init__(self, path: Path, changed: bool, diff: str = "", warnings: list[str] | None = None,
+                 backup: Path | None = None) -> None:
+        self.path = path
+        self.changed = changed
+        self.diff = diff
+        self.warnings = list(warnings or [])
+        self.backup = backup
+
+    def __repr__(self) -> str:
+        return (f"SettingsChange(path={self.path!r}, changed={self.changed!r}, warnings={self.warnings!r}, "
+                f"backup={self.backup!r})")
+
+
+# -- locations --------------------------------------------------------------------------
+
+def _home(env) -> Path:
+    return Path(env.get("HOME") or os.path.expanduser("~"))
+
+
+def _expand(value: str, env) -> Path:
+    if value == "~" or value.startswith("~/"):
+        return _home(env) / value[2:]
+    return Path(value).expanduser()
+
+
+def claude_config_dir(env=None) -> Path:
+    """`${CLAUDE_CONFIG_DIR:-~/.claude}`; a comma-separated list means its first entry."""
+    env = os.environ if env is None else env
+    value = (env.get("CLAUDE_CONFIG_DIR") or "").split(",")[0].strip()
+    return _expand(value, env) if value else _home(env) / ".claude"
+
+
+def settings_path(*, project: str | None = None, settings: str | None = None, env=None) -> Path:
+    """The file install-hooks edits: `--settings FILE`, else `--project DIR` ->
+    DIR/.claude/settings.json, else the user's `${CLAUDE_CONFIG_DIR:-~/.claude}/settings.json`."""
+    env = os.environ if env is None else env
+    if settings:
+        return _expand(str(settings), env)
+    if project:
+        return _expand(str(project), env) / ".claude" / "settings.json"
+    return claude_config_dir(env) / "settings.json"
+
+
+def claude_settings_files(project: str | Path | None = None, env=None) -> list[Path]:
+    """The settings files Claude Code reads for *project*, lowest precedence first: the
+    user's file, then DIR/.claude/settings.json and DIR/.claude/settings.local.json
+    (the same file is listed once, e.g. when the project is the home directory)."""
+    env = os.environ if env is None else env
+    files = [claude_config_dir(env) / "settings.json"]
+    if project is not None:
+        base = _expand(str(project), env) / ".claude"
+        files += [base / "settings.json", base / "settings.local.json"]
+    unique: list[Path] = []
+    seen: set[str] = set()
+    for file in files:
+        key = os.path.realpath(file)
+        if key not in seen:
+            seen.add(key)
+            unique.append(file)
+    return unique
+
+
+def default_hooks_dir(env=None) -> Path:
+    """Where the installer copies the hook scripts: `${XDG_DATA_HOME:-~/.local/share}/aiki-hooks/hooks`."""
+    from .paths import data_dir
+
+    return data_dir(env) / "hooks"
+
+
+# -- the hook scripts ---------------------------------------------------------------------
+
+def hook_script_text(module: str) -> str:
+    """The thin entry script for aiki_hooks.hooklib.<module> (hooks/<module>.py is exactly this)."""
+    if module not in SCRIPT_MODULES.values():
+        raise ValueError(f"unknown hook module {module!r}; expected one of {sorted(SCRIPT_MODULES.values())}")
+    return HOOK_SCRIPT_TEMPLATE.format(module=module)
+
+
+_UNCHECKED = object()
+
+
+def _atomic_write(path: Path, payload: bytes, mode: int, *, expect=_UNCHECKED) -> None:
+    """Temp file in the same directory, fsync, rename over *path*, fsync the directory.
+
+    With *expect*, the file must still hold those bytes (None: must still be missing)
+    right before the rename (Claude Code rewrites settings.json on its own); otherwise
+    SettingsError and nothing is replaced."""
+    import tempfile
+
+    directory = os.path.dirname(os.fspath(path)) or "."
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(payload)
+            tmp.flush()
+            os.fchmod(tmp.fileno(), mode)
+            os.fsync(tmp.fileno())
+        if expect is not _UNCHECKED and _read_bytes(path) != expect:
+            raise SettingsError(f"{path} changed while aiki-hooks was updating it; nothing was written, run again")
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        return None
+
+
+def install_hook_scripts(target_dir: str | Path) -> dict[str, Path]:
+    """Write session_start.py, pre_tool_use.py and statusline.py into *target_dir*
+    (created 0700 if missing): atomically, mode 0755, and only when the content differs.
+    Returns {"SessionStart": path, "PreToolUse": path, "statusLine": path}."""
+    target = Path(target_dir)
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for event, module in SCRIPT_MODULES.items():
+        path = target / f"{module}.py"
+        payload = hook_script_text(module).encode("utf-8")
+        if _read_bytes(path) != payload:
+            _atomic_write(path, payload, 0o755)
+        elif (os.stat(path).st_mode & 0o777) != 0o755:
+            os.chmod(path, 0o755)
+        written[event] = path
+    return written
+
+
+# -- recognising our entries --------------------------------------------------------------
+
+def _tokens(command: str) -> list[str]:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return command.split()
+
+
+def is_ours(command) -> bool:
+    """True when *command* runs one of our entry scripts from an `aiki-hooks/hooks/`
+    directory (the installed layout, or a clone named aiki-hooks), a script inside the
+    `aiki_hooks` package, `python -m aiki_hooks...`, or `aiki-hooks statusline`.
+    A user's own `~/bin/session_start.py` is not ours."""
+    if not isinstance(command, str) or not command.strip():
+        return False
+    tokens = _tokens(command)
+    for index, token in enumerate(tokens):
+        parts = [part for part in token.replace("\\", "/").split("/") if part]
+        if not parts:
+            continue
+        name = parts[-1]
+        if name in OUR_SCRIPT_NAMES:
+            if len(parts) >= 3 and parts[-2] == "hooks" and parts[-3] == "aiki-hooks":
+                return True
+            if "aiki_hooks" in parts[:-1]:
+                return True
+        if index > 0 and tokens[index - 1] == "-m" and (token == "aiki_hooks" or token.startswith("aiki_hooks.")):
+            return True
+        if name == "aiki-hooks" and index + 1 < len(tokens) and tokens[index + 1] == "statusline":
+            return True
+    return False
+
+
+def _handler_is_ours(handler) -> bool:
+    if not isinstance(handler, dict):
+        return False
+    command = handler.get("command")
+    if not isinstance(command, str):
+        return False
+    args = handler.get("args")
+    if isinstance(args, list) and all(isinstance(arg, str) for arg in args):
+        command = " ".join([shlex.quote(command)] + [shlex.quote(arg) for arg in args])
+    return is_ours(command)
+
+
+# -- planning (pure functions over parsed settings) ---------------------------------------
+
+def _clone(value):
+    return json.loads(json.dumps(value))
+
+
+def _hooks_table(settings: dict, source: str) -> dict | None:
+    hooks = settings.get("hooks")
+    if hooks is None:
+        return None
+    if not isinstance(hooks, dict):
+        raise SettingsError(f"{source}: \"hooks\" is not an object; nothing was written")
+    for event, groups in hooks.items():
+        if not isinstance(groups, list):
+            raise SettingsError(f"{source}: \"hooks\".\"{event}\" is not a list; nothing was written")
+    return hooks
+
+
+def _strip_ours(hooks: dict) -> None:
+    """Remove our handlers; drop the groups and event lists that this left empty (and
+    only those: an empty group or list the user wrote stays)."""
+    for event in list(hooks):
+        groups = hooks[event]
+        if not isinstance(groups, list):
+            continue
+        kept = []
+        dropped_group = False
+        for group in groups:
+            inner = group.get("hooks") if isinstance(group, dict) else None
+            if isinstance(inner, list) and any(_handler_is_ours(h) for h in inner):
+                group["hooks"] = [h for h in inner if not _handler_is_ours(h)]
+                if not group["hooks"]:
+                    dropped_group = True
+                    continue
+            kept.append(group)
+        if dropped_group and not kept:
+            del hooks[event]
+        else:
+            hooks[event] = kept
+
+
+def _ours_in(groups: list) -> list[tuple[dict, dict]]:
+    found = []
+    for group in groups:
+        inner = group.get("hooks") if isinstance(group, dict) else None
+        if isinstance(inner, list):
+            found += [(group, h) for h in inner if _handler_is_ours(h)]
+    return found
+
+
+def _enabled_plugins(settings: dict) -> list[str]:
+    plugins = settings.get("enabledPlugins")
+    if not isinstance(plugins, dict):
+        return []
+    return [key for key, on in plugins.items() if isinstance(key, str) and key.startswith(f"{PLUGIN_NAME}@") and on is True]
+
+
+def _common_warnings(settings: dict, source: str) -> list[str]:
+    warnings = []
+    if settings.get("disableAllHooks") is True:
+        warnings.append(f"hooks and the status line are disabled by disableAllHooks in {source}")
+    for key in _enabled_plugins(settings):
+        warnings.append("the aiki-hooks plugin is enabled too: every hook would run twice; disable one "
+                        f"(claude plugin disable {key}) or run install.sh --uninstall")
+    return warnings
+
+
+def with_our_hooks(settings: dict, python: str | Path, hooks_dir: str | Path, *, statusline: bool, force: bool,
+                   source: str = "settings.json") -> tuple[dict, list[str]]:
+    """*settings* with our entries exactly once (as `hook_entries` makes them), every other
+    key and foreign hook kept in order. Returns (new settings, warnings); *settings* is not
+    modified. *source* names the file in warnings and errors."""
+    if not isinstance(settings, dict):
+        raise SettingsError(f"{source}: not a JSON object; nothing was written")
+    wanted = hook_entries(python, hooks_dir)
+    wanted_status = statusline_entry(python, hooks_dir)
+    if not all(is_ours(g["hooks"][0]["command"]) for gs in wanted.values() for g in gs):
+        raise ValueError(f"hooks_dir {hooks_dir} must be an aiki-hooks/hooks directory, or the entries "
+                         "could not be recognised (and removed) later")
+    new = _clone(settings)
+    warnings = _common_warnings(new, source)
+
+    hooks = _hooks_table(new, source)
+    if hooks is None:
+        hooks = new["hooks"] = {}
+    stale = {event: groups for event, groups in hooks.items() if event not in wanted}
+    _strip_ours(stale)  # ours under an event we no longer use
+    for event in [event for event in hooks if event not in wanted]:
+        if event in stale:
+            hooks[event] = stale[event]
+        else:
+            del hooks[event]
+    for event, groups in wanted.items():
+        current = hooks.get(event, [])
+        ours = _ours_in(current)
+        if len(ours) == 1 and ours[0][0] == groups[0]:
+            continue  # already right: leave it where it is
+        if ours:
+            single = {event: current}
+            _strip_ours(single)
+            current = single.get(event, [])
+        hooks[event] = current + _clone(groups)
+
+    status = new.get("statusLine")
+    if isinstance(status, dict) and is_ours(status.get("command")):
+        if any(status.get(key) != value for key, value in wanted_status.items()):
+            status.update(wanted_status)  # keeps the user's extra keys (refreshInterval, ...)
+    elif statusline:
+        if status is None:
+            new["statusLine"] = wanted_status
+        elif force:
+            old = status.get("command") if isinstance(status, dict) else status
+            new["statusLine"] = wanted_status
+            warnings.append(f"replaced the statusLine ({old}) in {source}")
+        else:
+            old = status.get("command") if isinstance(status, dict) else status
+            warnings.append(f"kept your statusLine ({old}) in {source}; use --force to replace it with ours")
+    return new, warnings
+
+
+def without_our_hooks(settings: dict) -> dict:
+    """*settings* without our hook entries and our statusLine; foreign entries untouched.
+    The `hooks` key goes only when removing ours left it empty."""
+    if not isinstance(settings, dict):
+        raise SettingsError("settings: not a JSON object; nothing was written")
+    new = _clone(settings)
+    hooks = new.get("hooks")
+    if isinstance(hooks, dict):
+        before = len(hooks)
+        _strip_ours(hooks)
+        if not hooks and before:
+            del new["hooks"]
+    status = new.get("statusLine")
+    if isinstance(status, dict) and is_ours(status.get("command")):
+        del new["statusLine"]
+    return new
+
+
+# -- file operations ------------------------------------------------------------------------
+
+def render_settings(settings: dict) -> str:
+    """The JSON text we write: 2-space indent like Claude Code, UTF-8 kept, trailing newline."""
+    return json.dumps(settings, indent=2, ensure_ascii=False) + "\n"
+
+
+def _parse(path: Path, raw: bytes | None) -> dict:
+    if raw is None:
+        return {}
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start}); nothing was written") from None
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}); "
+                            "nothing was written") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: the top level is a JSON {type(data).__name__}, not an object; "
+                            "nothing was written")
+    return data
+
+
+def load_settings(path: str | Path) -> dict:
+    """Parsed settings; {} when the file is missing or empty; SettingsError when unusable."""
+    path = Path(path)
+    try:
+        raw = _read_bytes(path)
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read it ({exc.strerror or exc}); nothing was written") from None
+    return _parse(path, raw)
+
+
+def _apply(path: str | Path, plan, dry_run: bool) -> SettingsChange:
+    path = Path(path)
+    # Write through a symlink (dotfile managers link settings.json): replace its target.
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        raw = _read_bytes(target)
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read it ({exc.strerror or exc}); nothing was written") from None
+    old = _parse(path, raw)
+    new, warnings = plan(old)
+    if new == old:
+        return SettingsChange(path, False, "", warnings)
+    old_text = raw.decode("utf-8-sig") if raw is not None else ""
+    new_text = render_settings(new)
+    diff = "".join(difflib.unified_diff(old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
+                                        fromfile=f"{path} (before)" if raw is not None else "/dev/null",
+                                        tofile=str(path)))
+    if dry_run:
+        return SettingsChange(path, True, diff, warnings)
+    backup = None
+    if raw is None:
+        if not target.parent.is_dir():
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = 0o600
+    else:
+        mode = os.stat(target).st_mode & 0o777
+        backup = path.with_name(path.name + BACKUP_SUFFIX)
+        _atomic_write(backup, raw, 0o600)
+    _atomic_write(target, new_text.encode("utf-8"), mode, expect=raw)
+    return SettingsChange(path, True, diff, warnings, backup)
+
+
+def install_settings(path: str | Path, python: str | Path, hooks_dir: str | Path, *, statusline: bool = False,
+                     force: bool = False, dry_run: bool = False) -> SettingsChange:
+    """Merge our entries into the settings file at *path* (see with_our_hooks)."""
+    return _apply(path, lambda old: with_our_hooks(old, python, hooks_dir, statusline=statusline, force=force,
+                                                  source=str(path)), dry_run)
+
+
+def uninstall_settings(path: str | Path, *, dry_run: bool = False) -> SettingsChange:
+    """Remove our entries from the settings file at *path* (see without_our_hooks). A
+    missing file stays missing."""
+    return _apply(path, lambda old: (without_our_hooks(old), []), dry_run)
+
+
+# -- doctor ---------------------------------------------------------------------------------
+
+def _command_paths(command: str) -> tuple[str | None, list[str]]:
+    """(the program, the script paths) of one of our commands."""
+    tokens = _tokens(command)
+    program = tokens[0] if tokens else None
+    scripts = [t for t in tokens[1:] if t.endswith(".py") and ("/" in t or "\\" in t)]
+    return program, scripts
+
+
+def check_settings(paths, *, python_must_exist: bool = True) -> list:
+    """Findings for `aiki-hooks doctor` about the Claude Code settings files *paths*
+    (lowest precedence first, as claude_settings_files returns them)."""
+    from .doctor import FAIL, PASS, WARN, Finding
+
+    findings: list = []
+    registered: dict[str, list[Path]] = {event: [] for event in HOOK_SCRIPTS}
+    disabled: tuple[Path, bool] | None = None
+    plugins: dict[str, tuple[Path, bool]] = {}
+    commands: list[tuple[Path, str, dict]] = []
+    for path in map(Path, paths):
+        try:
+            settings = load_settings(path)
+        except SettingsError as exc:
+            message = str(exc).replace("; nothing was written", "")
+            findings.append(Finding(FAIL, message, f"fix {path} by hand: Claude Code cannot use it either"))
+            continue
+        if "disableAllHooks" in settings:
+            disabled = (path, settings["disableAllHooks"] is True)
+        enabled = settings.get("enabledPlugins")
+        if isinstance(enabled, dict):
+            for key, on in enabled.items():
+                if isinstance(key, str) and key.startswith(f"{PLUGIN_NAME}@"):
+                    plugins[key] = (path, on is True)
+        hooks = settings.get("hooks")
+        if isinstance(hooks, dict):
+            for event, groups in hooks.items():
+                if not isinstance(groups, list):
+                    continue
+                for _group, handler in _ours_in(groups):
+                    commands.append((path, event, handler))
+                    if event in registered and path not in registered[event]:
+                        registered[event].append(path)
+        status = settings.get("statusLine")
+        if isinstance(status, dict) and is_ours(status.get("command")):
+            commands.append((path, "statusLine", status))
+
+    plugin_on = sorted(key for key, (_path, on) in plugins.items() if on)
+    missing = [event for event, files in registered.items() if not files]
+    fix_install = "run `aiki-hooks install-hooks`"
+    if len(missing) == len(registered):
+        if plugin_on:
+            findings.append(Finding(PASS, f"hooks provided by the plugin {', '.join(plugin_on)}"))
+        else:
+            findings.append(Finding(FAIL, "hooks missing (Claude Code may have rewritten settings.json)", fix_install))
+    else:
+        for event in missing:
+            findings.append(Finding(FAIL, f"{event} hook missing (Claude Code may have rewritten settings.json)",
+                                    fix_install))
+        for event, files in registered.items():
+            if len(files) > 1:
+                findings.append(Finding(WARN, f"{event} hook registered in {len(files)} files "
+                                        f"({', '.join(map(str, files))}): it runs once per file",
+                                        "keep one: `aiki-hooks uninstall-hooks --settings FILE` for the others"))
+            elif files:
+                findings.append(Finding(PASS, f"{event} hook registered in {files[0]}"))
+        if plugin_on:
+            findings.append(Finding(WARN, f"the plugin {', '.join(plugin_on)} is enabled too: every hook runs twice",
+                                    f"claude plugin disable {plugin_on[0]}, or `aiki-hooks uninstall-hooks`"))
+
+    for path, event, handler in commands:
+        program, scripts = _command_paths(handler.get("command", ""))
+        if program and python_must_exist:
+            if "/" not in program:
+                findings.append(Finding(WARN, f"{event} command in {path} runs `{program}` through PATH",
+                                        f"{fix_install} to register an absolute interpreter path"))
+            elif not os.path.exists(os.path.expanduser(program)):
+                findings.append(Finding(FAIL, f"{event} interpreter {program} (in {path}) does not exist",
+                                        fix_install))
+        for script in scripts:
+            if not os.path.exists(os.path.expanduser(script)):
+                findings.append(Finding(FAIL, f"{event} script {script} (in {path}) does not exist", fix_install))
+        if event != "statusLine" and not isinstance(handler.get("timeout"), (int, float)):
+            findings.append(Finding(WARN, f"{event} hook in {path} has no timeout (Claude Code's default is 600 s)",
+                                    fix_install))
+
+    if disabled is not None and disabled[1]:
+        findings.append(Finding(FAIL, f"hooks and the status line are disabled by disableAllHooks in {disabled[0]}",
+                                f"remove \"disableAllHooks\" from {disabled[0]}"))
+    return findings

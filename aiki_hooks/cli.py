@@ -45,6 +45,20 @@ def _parser() -> argparse.ArgumentParser:
     refresher = sub.add_parser("refresher", help="run cycles forever (what the service runs)")
     refresher.add_argument("--cycles", type=int, help="stop after N cycles (for tests and benchmarks)")
     refresher.add_argument("--interval", type=float, help="override interval_seconds")
+    refresher.add_argument("--daemon", action="store_true",
+                           help="start it detached (no systemd) and return; does nothing if one runs")
+
+    service = sub.add_parser("service", help="run the refresher as a systemd user service (detached without systemd)")
+    actions = service.add_subparsers(dest="service_command", metavar="ACTION", required=True)
+    install = actions.add_parser("install", help="write, enable and start the user unit (idempotent)")
+    install.add_argument("--executable", help="absolute aiki-hooks path for ExecStart (default: this installation's)")
+    install.add_argument("--restart", action="store_true", help="restart even if unchanged (after an upgrade)")
+    install.add_argument("--no-sandbox", action="store_true",
+                         help="leave out ProtectSystem/ProtectHome/ReadWritePaths/PrivateTmp")
+    install.add_argument("--dry-run", action="store_true")
+    remove = actions.add_parser("uninstall", help="stop and remove the unit (and a detached refresher)")
+    remove.add_argument("--dry-run", action="store_true")
+    actions.add_parser("status", help="the unit's state, or the detached refresher's")
 
     sub.add_parser("config", help="print the effective config (secrets redacted)")
 
@@ -63,6 +77,21 @@ def _parser() -> argparse.ArgumentParser:
     history = sub.add_parser("issues", help="recent issue occurrences from the journal, with durations")
     history.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
     history.add_argument("--json", action="store_true", help="print them as JSON")
+
+    for name, text in (("install-hooks", "register the hooks in Claude Code's settings (install.sh does it)"),
+                       ("uninstall-hooks", "remove our hooks and status line from Claude Code's settings")):
+        settings = sub.add_parser(name, help=text)
+        where = settings.add_mutually_exclusive_group()
+        where.add_argument("--settings", help="this settings file")
+        where.add_argument("--project", help="DIR/.claude/settings.json")
+        settings.add_argument("--dry-run", action="store_true", help="print the change, write nothing")
+        if name == "install-hooks":
+            settings.add_argument("--statusline", action="store_true", help="also register the status line")
+            settings.add_argument("--force", action="store_true", help="replace a status line that is not ours")
+            settings.add_argument("--python", help="interpreter for the hooks (default: this one)")
+            settings.add_argument("--hooks-dir", help="where the hook scripts go (default: the data dir)")
+
+    sub.add_parser("preview", help="print the status block exactly as the agent gets it at session start")
 
     sub.add_parser("statusline", help="one status line for Claude Code's statusLine setting (reads its JSON on stdin)")
     return parser
@@ -167,6 +196,13 @@ def cmd_refresher(args) -> int:
         config = dataclasses.replace(config, interval_seconds=args.interval)
     from .paths import config_path
 
+    if args.daemon:
+        from .daemon import start_daemon
+
+        extra = ["--interval", str(args.interval)] if args.interval is not None else []
+        started, pid, message = start_daemon(config, extra_args=extra)
+        sys.stdout.write(f"refresher {message}" + (f" (pid {pid})" if not started and pid else "") + "\n")
+        return 0 if started or pid else 1
     refresher = Refresher(
         config,
         interval_overridden=args.interval is not None,
@@ -258,6 +294,110 @@ def cmd_mem0_flush(args) -> int:
     return flush(config.mem0, config.state_dir, force=args.force, quiet=not args.debug)
 
 
+def cmd_install_hooks(args) -> int:
+    from pathlib import Path as _Path
+
+    from .claude_settings import (SettingsError, default_hooks_dir, install_hook_scripts, install_settings,
+                                  settings_path)
+
+    hooks_dir = _Path(args.hooks_dir) if args.hooks_dir else default_hooks_dir()
+    target = settings_path(project=args.project, settings=args.settings)
+    if not args.dry_run:
+        install_hook_scripts(hooks_dir)
+    try:
+        change = install_settings(target, args.python or sys.executable, hooks_dir, statusline=args.statusline,
+                                  force=args.force, dry_run=args.dry_run)
+    except SettingsError as exc:
+        sys.stderr.write(f"aiki-hooks: {exc}\n")
+        return 1
+    return _report_settings_change(change, args.dry_run)
+
+
+def cmd_uninstall_hooks(args) -> int:
+    from .claude_settings import SettingsError, settings_path, uninstall_settings
+
+    try:
+        change = uninstall_settings(settings_path(project=args.project, settings=args.settings), dry_run=args.dry_run)
+    except SettingsError as exc:
+        sys.stderr.write(f"aiki-hooks: {exc}\n")
+        return 1
+    return _report_settings_change(change, args.dry_run)
+
+
+def _report_settings_change(change, dry_run: bool) -> int:
+    if dry_run:
+        sys.stdout.write(change.diff or f"{change.path}: no change\n")
+    elif change.changed:
+        backup = f" (previous version in {change.backup})" if change.backup else ""
+        sys.stdout.write(f"updated {change.path}{backup}\n")
+    else:
+        sys.stdout.write(f"{change.path} already up to date\n")
+    for warning in change.warnings:
+        sys.stderr.write(f"aiki-hooks: warning: {warning}\n")
+    return 0
+
+
+def cmd_service(args) -> int:
+    import getpass
+
+    from . import service
+    from .daemon import start_daemon, stop_daemon
+    from .refresher import holder_pid
+
+    config = _config(args)
+    available, why = service.systemd_available()
+    if args.service_command == "install":
+        if not available:
+            sys.stdout.write(f"no systemd user manager ({why}): running the refresher detached instead; "
+                             "the hooks restart it when its data goes stale\n")
+            if args.dry_run:
+                return 0
+            if args.restart:
+                stop_daemon(config)
+            started, pid, message = start_daemon(config)
+            sys.stdout.write(f"refresher {message}" + (f" (pid {pid})" if not started and pid else "") + "\n")
+            return 0 if started or pid else 1
+        executable = args.executable or service.find_executable()
+        if not executable:
+            raise UsageError("cannot find the aiki-hooks command; pass --executable /abs/path/to/aiki-hooks")
+        for line in service.install_unit(os.path.abspath(executable), config, dry_run=args.dry_run,
+                                         force_restart=args.restart, sandbox=not args.no_sandbox):
+            sys.stdout.write(line + "\n")
+        hint = service.linger_hint(getpass.getuser())
+        if hint:
+            sys.stdout.write(f"note: {hint}\n")
+        return 0
+    if args.service_command == "uninstall":
+        if available:
+            for line in service.uninstall_unit(dry_run=args.dry_run):
+                sys.stdout.write(line + "\n")
+        elif service.unit_path().exists() and not args.dry_run:
+            service.unit_path().unlink()
+            sys.stdout.write(f"removed {service.unit_path()} (systemd not reachable: {why})\n")
+        pid = holder_pid(config.state_dir)
+        if pid and not args.dry_run:
+            stop_daemon(config)
+            sys.stdout.write(f"stopped the refresher (pid {pid})\n")
+        elif pid:
+            sys.stdout.write(f"would stop the refresher (pid {pid})\n")
+        return 0
+    state, detail = service.unit_status()
+    sys.stdout.write(f"{state}: {detail}\n")
+    pid = holder_pid(config.state_dir)
+    if state != "active" and pid:
+        sys.stdout.write(f"a refresher runs outside systemd: pid {pid}\n")
+    return 0 if state == "active" or pid else 1
+
+
+def cmd_preview(args) -> int:
+    from .hooklib.session_start import build
+
+    config = _config(args)
+    context, _ = build({"source": "startup"}, str(config.state_dir), time.time())
+    sys.stdout.write((context or "") + "\n")
+    return 0
+
+
 def cmd_statusline(args) -> int:
     from .hooklib.statusline import main as statusline
 
@@ -272,6 +412,10 @@ COMMANDS = {
     "init": cmd_init,
     "doctor": cmd_doctor,
     "statusline": cmd_statusline,
+    "preview": cmd_preview,
+    "service": cmd_service,
+    "install-hooks": cmd_install_hooks,
+    "uninstall-hooks": cmd_uninstall_hooks,
     "costs": cmd_costs,
     "mem0-flush": cmd_mem0_flush,
     "issues": cmd_issues,

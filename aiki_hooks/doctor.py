@@ -67,8 +67,12 @@ def run_doctor(config_path: Path | None, *, run=run_command, cycle: Callable | N
     findings.append(Finding(PASS, f"config valid ({config.source})"))
 
     findings.extend(_check_state_dir(config))
+    from .claude_settings import check_settings, claude_settings_files
+
+    findings.extend(check_settings(claude_settings_files(project=Path.cwd())))
     findings.extend(_check_cache_and_refresher(config))
     findings.extend(_check_systemctl(config, run))
+    findings.extend(_check_unit(run))
 
     if cycle is None:
         from .engine import Engine
@@ -149,6 +153,20 @@ def _check_systemctl(config: Config, run) -> list[Finding]:
             out.append(Finding(FAIL if needed else WARN, f"systemctl ({scope}) unreachable: {reason}",
                                HINTS[("systemd", "no_bus")]))
     return out
+
+
+def _check_unit(run) -> list[Finding]:
+    """The refresher's user unit, where systemd is reachable (else the lock check speaks)."""
+    from .service import unit_status
+
+    state, detail = unit_status(run)
+    if state == "no-systemd":
+        return []
+    if state == "active":
+        return [Finding(PASS, f"refresher unit {detail}")]
+    if state == "not-installed":
+        return [Finding(WARN, f"refresher unit not installed: {detail}", "run ./install.sh or `aiki-hooks service install`")]
+    return [Finding(FAIL, f"refresher unit {state}: {detail}", "`aiki-hooks service install --restart` restarts it")]
 
 
 def render_findings(findings: list[Finding]) -> str:

@@ -1,52 +1,202 @@
-"""install.sh as a new user runs it: a fresh HOME, a real venv, a real pip install."""
+"""install.sh as a new user runs it: a fresh HOME and CLAUDE_CONFIG_DIR, a real venv and
+pip install, and a fake `systemctl` on PATH that records its calls (this machine has no
+systemd bus; see tests/fake_bin_service/README.md). The venv is shared by the tests of this
+module (XDG_DATA_HOME) so pip runs once in full."""
 
+from __future__ import annotations
+
+import json
 import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from .conftest import REPO
 
+FAKE_SERVICE = REPO / "tests" / "fake_bin_service"
+USER_SETTINGS = {
+    "theme": "dark",
+    "permissions": {"allow": ["Bash(git status)"], "deny": ["Read(./.env)"]},
+    "hooks": {
+        "SessionStart": [{"matcher": "startup", "hooks": [{"type": "command", "command": "~/bin/greet.sh"}]}],
+        "PostToolUse": [{"matcher": "Edit", "hooks": [{"type": "command", "command": "ruff format"}]}],
+    },
+    "statusLine": {"type": "command", "command": "~/bin/my-status.sh"},
+    "someFutureKey": {"nested": [1, 2, {"x": None}]},
+}
 
-def _install(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "AIKI_HOOKS_", "PYTHON"))}
-    env["HOME"] = str(home)
-    return subprocess.run(["bash", str(REPO / "install.sh"), *args], capture_output=True, text=True,
-                          env=env, timeout=600, stdin=subprocess.DEVNULL)
+
+@pytest.fixture(scope="module")
+def shared_data(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("xdg-data")
+
+
+class User:
+    def __init__(self, root: Path, data: Path, **fake_env: str) -> None:
+        self.home = root / "user-home"
+        self.home.mkdir(parents=True)
+        self.claude = self.home / ".claude"
+        self.settings = self.claude / "settings.json"
+        self.data = data
+        self.calls_log = root / "systemctl-calls.jsonl"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "AIKI_HOOKS_", "PYTHON", "FAKE_"))}
+        self.env.update(HOME=str(self.home), XDG_DATA_HOME=str(data), CLAUDE_CONFIG_DIR=str(self.claude),
+                        PATH=f"{FAKE_SERVICE}{os.pathsep}{os.environ['PATH']}", FAKE_SERVICE_LOG=str(self.calls_log),
+                        **fake_env)
+
+    def install(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(["bash", str(REPO / "install.sh"), *args], capture_output=True, text=True,
+                                env=self.env, timeout=900, stdin=subprocess.DEVNULL)
+        if check:
+            assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    def calls(self) -> list[list[str]]:
+        if not self.calls_log.exists():
+            return []
+        return [json.loads(line) for line in self.calls_log.read_text().splitlines()]
+
+    @property
+    def unit(self) -> Path:
+        return self.home / ".config" / "systemd" / "user" / "aiki-hooks-refresher.service"
+
+    @property
+    def state(self) -> Path:
+        return self.home / ".local" / "state" / "aiki-hooks"
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a reaper."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def verbs(calls) -> list[str]:
+    return [c[2] for c in calls if len(c) > 2 and c[0] == "systemctl"]
 
 
 @pytest.mark.slow
-def test_install_creates_a_self_contained_setup_and_shows_the_status(tmp_path):
-    home = tmp_path / "newuser"
-    home.mkdir()
-    result = _install(home)
+def test_install_repeat_and_uninstall_keep_the_users_settings(tmp_path, shared_data):
+    user = User(tmp_path, shared_data)
+    user.claude.mkdir(parents=True)
+    original = json.dumps(USER_SETTINGS, indent=4) + "\n"
+    user.settings.write_text(original)
+    os.chmod(user.settings, 0o640)
+
+    first = user.install()
+    assert "what the agent sees when a Claude Code session starts" in first.stdout
+    assert "System health" in first.stdout
+    settings = json.loads(user.settings.read_text())
+    python = shared_data / "aiki-hooks" / "venv" / "bin" / "python"
+    hooks_dir = shared_data / "aiki-hooks" / "hooks"
+    ours = [h["command"] for event in ("SessionStart", "PreToolUse") for group in settings["hooks"][event]
+            for h in group["hooks"] if str(hooks_dir) in h["command"]]
+    assert ours == [f"{python} {hooks_dir}/session_start.py", f"{python} {hooks_dir}/pre_tool_use.py"]
+    assert settings["hooks"]["SessionStart"][0]["hooks"][0]["command"] == "~/bin/greet.sh"
+    assert {k: settings[k] for k in ("theme", "permissions", "statusLine", "someFutureKey")} == {
+        k: USER_SETTINGS[k] for k in ("theme", "permissions", "statusLine", "someFutureKey")}
+    assert (user.settings.stat().st_mode & 0o777) == 0o640
+    assert Path(str(user.settings) + ".aiki-hooks.bak").read_text() == original
+    # Nothing points back into the clone.
+    assert str(REPO) not in user.settings.read_text()
+    assert str(REPO) not in user.unit.read_text()
+    assert "Type=notify" in user.unit.read_text() and "WatchdogSec=" in user.unit.read_text()
+    assert {"show-environment", "daemon-reload", "enable", "restart"} <= set(verbs(user.calls()))
+
+    installed = user.settings.read_bytes()
+    unit_mtime = user.unit.stat().st_mtime_ns
+    user.calls_log.unlink()
+    user.install()
+    assert user.settings.read_bytes() == installed  # byte-identical
+    assert user.unit.stat().st_mtime_ns == unit_mtime and "daemon-reload" not in verbs(user.calls())
+
+    user.install("--uninstall")
+    assert json.loads(user.settings.read_text()) == USER_SETTINGS
+    assert not user.unit.exists()
+    assert ["systemctl", "--user", "disable", "--now", "aiki-hooks-refresher.service"] in user.calls()
+
+
+def test_invalid_settings_are_refused_and_left_untouched(tmp_path, shared_data):
+    user = User(tmp_path, shared_data)
+    user.claude.mkdir(parents=True)
+    user.settings.write_text('{"theme": "dark",,}\n')
+    result = user.install("--no-service", check=False)
+    assert result.returncode != 0
+    assert str(user.settings) in result.stderr and "nothing was written" in result.stderr
+    assert user.settings.read_text() == '{"theme": "dark",,}\n'
+
+
+def test_project_settings_and_dry_run(tmp_path, shared_data):
+    user = User(tmp_path, shared_data)
+    project = tmp_path / "proj"
+    project.mkdir()
+    dry = User(tmp_path / "dry", tmp_path / "dry-data")
+    preview = dry.install("--dry-run")
+    assert "session_start.py" in preview.stdout and "would create" in preview.stdout
+    assert not dry.settings.exists() and not dry.unit.exists() and not (tmp_path / "dry-data" / "aiki-hooks").exists()
+    user.install("--project", str(project), "--no-service")
+    settings = json.loads((project / ".claude" / "settings.json").read_text())
+    assert {"SessionStart", "PreToolUse"} <= set(settings["hooks"])
+    assert not user.settings.exists()
+
+
+@pytest.mark.slow
+def test_without_systemd_one_detached_refresher(tmp_path, shared_data):
+    user = User(tmp_path, shared_data, FAKE_SYSTEMD="absent")
+    try:
+        first = user.install()
+        assert "no systemd user manager (Failed to connect to bus: No medium found)" in first.stdout
+        pid = int((user.state / "refresher.lock").read_text().split()[0])
+        os.kill(pid, 0)
+        user.install()  # restarts it on the new code: still exactly one
+        second_pid = int((user.state / "refresher.lock").read_text().split()[0])
+        os.kill(second_pid, 0)
+        if second_pid != pid:
+            assert not alive(pid), "the old refresher still runs beside the new one"
+        user.install("--uninstall")
+        assert (user.state / "refresher.lock").read_text().strip() == ""
+    finally:
+        text = (user.state / "refresher.lock").read_text().strip() if (user.state / "refresher.lock").exists() else ""
+        if text.isdigit():
+            try:
+                os.kill(int(text), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.mark.slow
+def test_a_claude_code_session_with_the_installed_settings_gets_the_block(tmp_path, shared_data):
+    from .e2e.anthropic_mock import AnthropicMock, TextReply
+    from .e2e.conftest import find_claude
+    from .e2e.test_claude_code import system_messages
+
+    claude = find_claude()
+    if claude is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Claude Code CLI not found")
+        pytest.skip("Claude Code CLI not found")
+    user = User(tmp_path, shared_data)
+    user.install("--no-service")
+    project = tmp_path / "proj"
+    project.mkdir()
+    with AnthropicMock([TextReply("Hi.")]) as mock:
+        env = dict(user.env, ANTHROPIC_BASE_URL=mock.url, ANTHROPIC_API_KEY="sk-ant-test", DISABLE_TELEMETRY="1",
+                   CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1")
+        result = subprocess.run([claude, "-p", "hello", "--output-format", "json"], cwd=project, env=env,
+                                capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "aiki-hooks on " in result.stdout and "Checks:" in result.stdout
-    assert "disk:/" in result.stdout
-
-    venv = home / ".local" / "share" / "aiki-hooks" / "venv"
-    command = home / ".local" / "bin" / "aiki-hooks"
-    assert command.is_symlink() and Path(os.readlink(command)) == venv / "bin" / "aiki-hooks"
-    config = home / ".config" / "aiki-hooks" / "config.toml"
-    assert "Detected when this file was written" in config.read_text()
-    assert (home / ".local" / "state" / "aiki-hooks" / "system_health.json").exists()
-
-    # Not an editable install: nothing in the venv points back into the clone.
-    site = next(venv.glob("lib/python3*/site-packages"))
-    assert (site / "aiki_hooks" / "cache.py").is_file()
-    pointers = [p for p in site.iterdir() if p.suffix in (".pth", ".egg-link")]
-    assert all(str(REPO) not in p.read_text() for p in pointers)
-
-    # A second run upgrades in place and keeps the user's config.
-    config.write_text("interval_seconds = 30\n")
-    again = _install(home)
-    assert again.returncode == 0, again.stderr
-    assert f"keeping your config {config}" in again.stdout
-    assert config.read_text() == "interval_seconds = 30\n"
+    (block,) = [m for m in system_messages(mock.requests[0]) if m.startswith("SessionStart hook additional context:")]
+    assert "System health" in block
 
 
-def test_install_help_and_unknown_option(tmp_path):
-    assert "Install aiki-hooks for this user" in _install(tmp_path, "--help").stdout
-    bad = _install(tmp_path, "--bogus")
-    assert bad.returncode == 2 and "unknown option '--bogus'" in bad.stderr
+def test_install_help_and_unknown_option(tmp_path, shared_data):
+    user = User(tmp_path, shared_data)
+    assert "Install aiki-hooks for this user" in user.install("--help").stdout
+    bad = user.install("--bogus", check=False)
+    assert bad.returncode == 1 and "unknown option '--bogus'" in bad.stderr

@@ -1,0 +1,520 @@
+"""Registering the hooks in Claude Code's settings.json: where, recognising our entries,
+the merge (every foreign key and hook kept in order), the file writes and the doctor checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from aiki_hooks import claude_settings as cs
+from aiki_hooks.claude_settings import (
+    SettingsError,
+    check_settings,
+    hook_entries,
+    install_settings,
+    is_ours,
+    statusline_entry,
+    uninstall_settings,
+    with_our_hooks,
+    without_our_hooks,
+)
+from aiki_hooks.doctor import FAIL, PASS, WARN
+
+from .conftest import REPO
+
+PY = "/opt/aiki/venv/bin/python"
+HOOKS_DIR = "/home/me/.local/share/aiki-hooks/hooks"
+OURS = hook_entries(PY, HOOKS_DIR)
+SS_CMD = OURS["SessionStart"][0]["hooks"][0]["command"]
+PTU_CMD = OURS["PreToolUse"][0]["hooks"][0]["command"]
+USER_SS = {"matcher": "startup", "hooks": [{"type": "command", "command": "~/bin/session_start.py", "timeout": 9}]}
+USER_PTU = {"matcher": "Bash", "hooks": [{"type": "command", "command": "/usr/local/bin/guard --strict"}]}
+USER_STATUS = {"type": "command", "command": "~/.claude/statusline.sh", "padding": 1}
+
+
+def install(settings, *, statusline=False, force=False, python=PY, hooks_dir=HOOKS_DIR):
+    return with_our_hooks(settings, python, hooks_dir, statusline=statusline, force=force)
+
+
+# -- is_ours ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [
+    SS_CMD,
+    PTU_CMD,
+    "/usr/bin/python3 /home/me/.local/share/aiki-hooks/hooks/statusline.py",
+    "python3 ~/.local/share/aiki-hooks/hooks/session_start.py",
+    "'/home/a b/venv/bin/python' '/home/a b/.local/share/aiki-hooks/hooks/pre_tool_use.py'",
+    "/x/venv/bin/python /home/me/src/aiki-hooks/hooks/session_start.py",  # the README's manual layout
+    "/x/venv/bin/python /x/venv/lib/python3.12/site-packages/aiki_hooks/hooklib/pre_tool_use.py",
+    "/x/venv/bin/python -m aiki_hooks.hooklib.session_start",
+    "python3 -m aiki_hooks statusline",
+    "/home/me/.local/share/aiki-hooks/venv/bin/aiki-hooks statusline",
+    "aiki-hooks statusline",
+    "$HOME/.local/share/aiki-hooks/hooks/session_start.py",
+])
+def test_is_ours(command):
+    assert is_ours(command)
+
+
+@pytest.mark.parametrize("command", [
+    "~/bin/session_start.py",
+    "python3 /home/me/bin/session_start.py",
+    "python3 /home/me/hooks/pre_tool_use.py",
+    "python3 /home/me/my-hooks/hooks/session_start.py",
+    "python3 /home/me/aiki-hooks/hooks/other.py",
+    "python3 /home/me/aiki-hooks/session_start.py",
+    "echo aiki-hooks/hooks/session_start",
+    "aiki-hooks status",
+    "/usr/local/bin/guard --strict",
+    "python3 -m mytool.aiki_hooks",
+    "\"${CLAUDE_PLUGIN_ROOT}/hooks/plugin-run\" session_start",
+    "",
+    None,
+    42,
+])
+def test_is_not_ours(command):
+    assert not is_ours(command)
+
+
+def test_unbalanced_quotes_do_not_raise():
+    assert is_ours("python3 ~/.local/share/aiki-hooks/hooks/session_start.py '")
+    assert not is_ours("echo 'oops")
+
+
+# -- planning: install then uninstall gives the original back -----------------------------------
+
+ORIGINALS = {
+    "empty": {},
+    "unrelated keys": {"model": "opus", "theme": "dark", "env": {"A": "1"}},
+    "permissions": {"permissions": {"allow": ["Bash(git *)"], "deny": ["Read(./.env)"]}, "cleanupPeriodDays": 20},
+    "user hooks on the same events": {
+        "hooks": {"SessionStart": [USER_SS], "PreToolUse": [USER_PTU], "Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]},
+    },
+    "user hooks on other events": {"hooks": {"PostToolUse": [USER_PTU]}, "model": "sonnet"},
+    "user statusLine": {"statusLine": USER_STATUS},
+    "unknown and nested": {
+        "zzz": [1, {"deep": {"deeper": [None, True, 1.5, "ü"]}}],
+        "enabledPlugins": {"other@mkt": True},
+        "extraKnownMarketplaces": {"mkt": {"source": {"source": "directory", "path": "/x"}}},
+        "a": None,
+    },
+    "user empty event list": {"hooks": {"Stop": []}},
+}
+
+
+@pytest.mark.parametrize("statusline", [False, True])
+@pytest.mark.parametrize("name", list(ORIGINALS))
+def test_install_then_uninstall_gives_the_original(name, statusline):
+    original = ORIGINALS[name]
+    frozen = json.dumps(original)
+    installed, _ = install(original, statusline=statusline)
+    assert json.dumps(original) == frozen  # not modified in place
+    assert without_our_hooks(installed) == original
+    assert json.dumps(without_our_hooks(installed)) == frozen  # key order too
+
+
+@pytest.mark.parametrize("name", list(ORIGINALS))
+def test_install_adds_ours_once_and_keeps_everything_else_in_order(name):
+    original = ORIGINALS[name]
+    installed, _ = install(original)
+    assert list(installed)[: len(original)] == list(original)
+    for key, value in original.items():
+        if key != "hooks":
+            assert installed[key] == value
+    for event, groups in OURS.items():
+        before = original.get("hooks", {}).get(event, [])
+        assert installed["hooks"][event] == before + groups  # ours appended, exactly hook_entries
+    for event, groups in original.get("hooks", {}).items():
+        if event not in OURS:
+            assert installed["hooks"][event] == groups
+    assert list(installed["hooks"])[: len(original.get("hooks", {}))] == list(original.get("hooks", {}))
+
+
+@pytest.mark.parametrize("statusline", [False, True])
+@pytest.mark.parametrize("name", list(ORIGINALS))
+def test_idempotent(name, statusline):
+    once, _ = install(ORIGINALS[name], statusline=statusline)
+    twice, _ = install(once, statusline=statusline)
+    assert twice == once
+    assert json.dumps(twice) == json.dumps(once)
+
+
+def test_uninstall_without_ours_changes_nothing():
+    for original in ORIGINALS.values():
+        assert without_our_hooks(original) == original
+    assert without_our_hooks({"hooks": {}}) == {"hooks": {}}
+
+
+def test_stale_entry_with_old_path_and_timeout_is_replaced():
+    stale = {"hooks": {
+        "SessionStart": [USER_SS, {"matcher": "startup", "hooks": [
+            {"type": "command", "command": "python3 /home/me/src/aiki-hooks/hooks/session_start.py", "timeout": 60}]}],
+        "PreToolUse": [{"hooks": [{"type": "command", "command": "/old/python /home/me/src/aiki-hooks/hooks/pre_tool_use.py"}]},
+                       USER_PTU],
+        "PostToolUse": [{"hooks": [{"type": "command", "command": "/old/python /home/me/src/aiki-hooks/hooks/pre_tool_use.py"}]}],
+    }}
+    new, _ = install(stale)
+    assert new == {"hooks": {"SessionStart": [USER_SS] + OURS["SessionStart"],
+                             "PreToolUse": [USER_PTU] + OURS["PreToolUse"]}}
+
+
+def test_a_correct_entry_stays_where_it_is():
+    settings = {"hooks": {"PreToolUse": OURS["PreToolUse"] + [USER_PTU], "SessionStart": OURS["SessionStart"]}}
+    new, _ = install(settings)
+    assert json.dumps(new) == json.dumps(settings)
+
+
+def test_duplicate_entries_of_ours_collapse_to_one():
+    settings = {"hooks": {"PreToolUse": OURS["PreToolUse"] + [USER_PTU] + OURS["PreToolUse"]}}
+    new, _ = install(settings)
+    assert new["hooks"]["PreToolUse"] == [USER_PTU] + OURS["PreToolUse"]
+
+
+def test_group_shared_with_a_foreign_handler():
+    foreign = {"type": "command", "command": "~/bin/session_start.py"}
+    old_ours = {"type": "command", "command": "python3 /srv/aiki-hooks/hooks/session_start.py", "timeout": 5}
+    settings = {"hooks": {"SessionStart": [{"matcher": "startup", "hooks": [old_ours, foreign]}]}}
+    new, _ = install(settings)
+    assert new["hooks"]["SessionStart"] == [{"matcher": "startup", "hooks": [foreign]}] + OURS["SessionStart"]
+    assert without_our_hooks(new) == {"hooks": {"SessionStart": [{"matcher": "startup", "hooks": [foreign]}], }}
+    # uninstalling from the shared group directly keeps the group and its matcher
+    assert without_our_hooks(settings) == {"hooks": {"SessionStart": [{"matcher": "startup", "hooks": [foreign]}]}}
+
+
+def test_exec_form_args_are_recognised():
+    settings = {"hooks": {"PreToolUse": [{"hooks": [
+        {"type": "command", "command": "/x/python", "args": ["/home/me/.local/share/aiki-hooks/hooks/pre_tool_use.py"]}]}]}}
+    assert without_our_hooks(settings) == {}
+
+
+def test_hooks_dir_that_could_not_be_recognised_is_refused():
+    with pytest.raises(ValueError, match="aiki-hooks/hooks"):
+        install({}, hooks_dir="/tmp/somewhere/hooks")
+
+
+@pytest.mark.parametrize("bad", [{"hooks": []}, {"hooks": {"PreToolUse": {}}}])
+def test_malformed_hooks_refused(bad):
+    with pytest.raises(SettingsError, match="nothing was written"):
+        install(bad)
+
+
+# -- statusLine ----------------------------------------------------------------------------------
+
+def test_statusline_added_only_when_asked():
+    assert "statusLine" not in install({})[0]
+    new, warnings = install({}, statusline=True)
+    assert new["statusLine"] == statusline_entry(PY, HOOKS_DIR)
+    assert warnings == []
+
+
+def test_foreign_statusline_kept_without_force():
+    new, warnings = install({"statusLine": USER_STATUS}, statusline=True)
+    assert new["statusLine"] == USER_STATUS
+    assert any("--force" in w for w in warnings)
+    new, warnings = install({"statusLine": USER_STATUS}, statusline=False)
+    assert new["statusLine"] == USER_STATUS and warnings == []
+
+
+def test_foreign_statusline_replaced_with_force_and_warned():
+    new, warnings = install({"statusLine": USER_STATUS}, statusline=True, force=True)
+    assert new["statusLine"] == statusline_entry(PY, HOOKS_DIR)
+    assert any("replaced the statusLine" in w and "statusline.sh" in w for w in warnings)
+    # uninstall removes ours; the foreign one lives on in the backup only
+    assert "statusLine" not in without_our_hooks(new)
+
+
+def test_our_statusline_is_updated_and_extra_keys_kept():
+    old = {"type": "command", "command": "/old/venv/bin/aiki-hooks statusline", "padding": 2, "refreshInterval": 10}
+    for wanted in (True, False):
+        new, warnings = install({"statusLine": old}, statusline=wanted)
+        assert new["statusLine"] == {**statusline_entry(PY, HOOKS_DIR), "refreshInterval": 10}
+        assert warnings == []
+
+
+# -- warnings ---------------------------------------------------------------------------------
+
+def test_disable_all_hooks_warned():
+    _, warnings = with_our_hooks({"disableAllHooks": True}, PY, HOOKS_DIR, statusline=False, force=False,
+                                 source="/x/settings.json")
+    assert warnings == ["hooks and the status line are disabled by disableAllHooks in /x/settings.json"]
+    assert install({"disableAllHooks": False})[1] == []
+
+
+def test_plugin_enabled_warned():
+    _, warnings = install({"enabledPlugins": {"aiki-hooks@aiki-local": True, "other@x": True}})
+    assert warnings == [("the aiki-hooks plugin is enabled too: every hook would run twice; disable one "
+                        "(claude plugin disable aiki-hooks@aiki-local) or run install.sh --uninstall")]
+    assert install({"enabledPlugins": {"aiki-hooks@aiki-local": False}})[1] == []
+
+
+# -- settings_path ------------------------------------------------------------------------------
+
+def test_settings_path():
+    env = {"HOME": "/home/me"}
+    assert cs.settings_path(env=env) == Path("/home/me/.claude/settings.json")
+    assert cs.settings_path(env={**env, "CLAUDE_CONFIG_DIR": "/cfg"}) == Path("/cfg/settings.json")
+    assert cs.settings_path(env={**env, "CLAUDE_CONFIG_DIR": "/a,/b"}) == Path("/a/settings.json")
+    assert cs.settings_path(env={**env, "CLAUDE_CONFIG_DIR": "~/cc"}) == Path("/home/me/cc/settings.json")
+    assert cs.settings_path(project="/p", env=env) == Path("/p/.claude/settings.json")
+    assert cs.settings_path(project="/p", settings="/s.json", env=env) == Path("/s.json")
+
+
+def test_claude_settings_files(tmp_path):
+    env = {"HOME": str(tmp_path)}
+    assert cs.claude_settings_files(env=env) == [tmp_path / ".claude/settings.json"]
+    assert cs.claude_settings_files(project=tmp_path / "p", env=env) == [
+        tmp_path / ".claude/settings.json", tmp_path / "p/.claude/settings.json", tmp_path / "p/.claude/settings.local.json"]
+    # the home directory as the project: its .claude/settings.json is the user's file, listed once
+    assert cs.claude_settings_files(project=tmp_path, env=env) == [
+        tmp_path / ".claude/settings.json", tmp_path / ".claude/settings.local.json"]
+
+
+# -- hook scripts ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("module", ["session_start", "pre_tool_use", "statusline"])
+def test_repo_hook_scripts_are_the_template(module):
+    assert (REPO / "hooks" / f"{module}.py").read_bytes() == cs.hook_script_text(module).encode("utf-8")
+
+
+def test_install_hook_scripts(tmp_path):
+    target = tmp_path / "share" / "aiki-hooks" / "hooks"
+    written = cs.install_hook_scripts(target)
+    assert set(written) == {"SessionStart", "PreToolUse", "statusLine"}
+    for path in written.values():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o755
+        assert path.read_bytes() == (REPO / "hooks" / path.name).read_bytes()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+    mtimes = {p: p.stat().st_mtime_ns for p in written.values()}
+    os.chmod(written["PreToolUse"], 0o644)
+    assert cs.install_hook_scripts(target) == written
+    assert {p: p.stat().st_mtime_ns for p in written.values()} == mtimes  # same content: not rewritten
+    assert stat.S_IMODE(written["PreToolUse"].stat().st_mode) == 0o755
+    written["SessionStart"].write_text("old")
+    cs.install_hook_scripts(target)
+    assert written["SessionStart"].read_text() == cs.hook_script_text("session_start")
+    assert not [p for p in target.iterdir() if p.name.endswith(".tmp")]
+    # the commands we register for them are recognised as ours
+    for groups in hook_entries(PY, target).values():
+        assert is_ours(groups[0]["hooks"][0]["command"])
+
+
+def test_unknown_hook_module():
+    with pytest.raises(ValueError):
+        cs.hook_script_text("nope")
+
+
+# -- file operations ---------------------------------------------------------------------------
+
+@pytest.fixture
+def hooks_dir(tmp_path) -> Path:
+    return tmp_path / "share" / "aiki-hooks" / "hooks"
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_fresh_file_is_0600_in_a_0700_dir(tmp_path, hooks_dir):
+    path = tmp_path / "cfg" / "claude" / "settings.json"
+    change = install_settings(path, PY, hooks_dir)
+    assert change.changed and change.backup is None
+    assert mode(path) == 0o600 and mode(path.parent) == 0o700
+    text = path.read_text()
+    assert text.endswith("}\n") and text.startswith('{\n  "hooks": {\n    "SessionStart"')
+    assert json.loads(text) == {"hooks": hook_entries(PY, hooks_dir)}
+    assert not list(path.parent.glob("*.bak"))
+
+
+def test_existing_mode_kept_backup_once_second_run_identical(tmp_path, hooks_dir):
+    path = tmp_path / "settings.json"
+    original = b'{"model": "opus",   "env": {"X": "\xc3\xbc"}}'
+    path.write_bytes(original)
+    os.chmod(path, 0o640)
+    change = install_settings(path, PY, hooks_dir, statusline=True)
+    assert change.changed and change.backup == tmp_path / "settings.json.aiki-hooks.bak"
+    assert change.backup.read_bytes() == original and mode(change.backup) == 0o600
+    assert mode(path) == 0o640
+    assert '"X": "ü"' in path.read_text(encoding="utf-8")  # ensure_ascii=False
+    data = json.loads(path.read_text())
+    assert list(data) == ["model", "env", "hooks", "statusLine"]
+
+    first = path.read_bytes()
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    os.utime(change.backup, ns=(1_000_000_000, 1_000_000_000))
+    again = install_settings(path, PY, hooks_dir, statusline=True)
+    assert not again.changed and again.diff == "" and again.backup is None
+    assert path.read_bytes() == first
+    assert path.stat().st_mtime_ns == 1_000_000_000
+    assert change.backup.stat().st_mtime_ns == 1_000_000_000 and change.backup.read_bytes() == original
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_uninstall_round_trip_on_the_file(tmp_path, hooks_dir):
+    path = tmp_path / "settings.json"
+    original = {"permissions": {"allow": ["Bash(ls)"]}, "hooks": {"PreToolUse": [USER_PTU]}}
+    path.write_text(json.dumps(original, indent=2) + "\n")
+    install_settings(path, PY, hooks_dir)
+    change = uninstall_settings(path)
+    assert change.changed and PTU_CMD not in path.read_text()
+    assert json.loads(path.read_text()) == original
+    assert not uninstall_settings(path).changed
+
+
+def test_uninstall_missing_file_creates_nothing(tmp_path):
+    path = tmp_path / "none" / "settings.json"
+    change = uninstall_settings(path)
+    assert not change.changed and not path.parent.exists()
+
+
+@pytest.mark.parametrize("content, where", [
+    (b'{"hooks": {\n  "a": 1,\n}', "line 3, column 1"),
+    (b"{'single': 1}", "line 1, column 2"),
+])
+def test_invalid_json_refused_and_untouched(tmp_path, hooks_dir, content, where):
+    path = tmp_path / "cfg" / "settings.json"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    before = path.stat().st_mtime_ns
+    with pytest.raises(SettingsError) as err:
+        install_settings(path, PY, hooks_dir)
+    message = str(err.value)
+    assert str(path) in message and where in message and "nothing was written" in message
+    assert "\n" not in message
+    assert path.read_bytes() == content and path.stat().st_mtime_ns == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["settings.json"]
+    with pytest.raises(SettingsError):
+        uninstall_settings(path)
+
+
+def test_non_object_refused(tmp_path, hooks_dir):
+    path = tmp_path / "settings.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(SettingsError, match="not an object; nothing was written"):
+        install_settings(path, PY, hooks_dir)
+    assert path.read_text() == "[1, 2]"
+
+
+def test_dry_run_writes_nothing_and_returns_the_diff(tmp_path, hooks_dir):
+    path = tmp_path / "cfg" / "settings.json"
+    path.parent.mkdir()
+    path.write_text('{"model": "opus"}\n')
+    change = install_settings(path, PY, hooks_dir, dry_run=True)
+    assert change.changed and change.backup is None
+    expected = hook_entries(PY, hooks_dir)["PreToolUse"][0]["hooks"][0]["command"]
+    assert json.dumps(expected)[1:-1] in change.diff
+    assert change.diff.startswith("---") and "\n+" in change.diff and '-{"model": "opus"}' in change.diff
+    assert path.read_text() == '{"model": "opus"}\n'
+    assert sorted(p.name for p in path.parent.iterdir()) == ["settings.json"]
+    missing = tmp_path / "new" / "settings.json"
+    assert install_settings(missing, PY, hooks_dir, dry_run=True).changed
+    assert not missing.parent.exists()
+
+
+def test_warnings_name_the_file(tmp_path, hooks_dir):
+    path = tmp_path / "settings.json"
+    path.write_text('{"disableAllHooks": true}')
+    change = install_settings(path, PY, hooks_dir)
+    assert change.warnings == [f"hooks and the status line are disabled by disableAllHooks in {path}"]
+
+
+def test_symlinked_settings_stay_a_symlink(tmp_path, hooks_dir):
+    real = tmp_path / "dotfiles" / "settings.json"
+    real.parent.mkdir()
+    real.write_text("{}")
+    link = tmp_path / "settings.json"
+    link.symlink_to(real)
+    install_settings(link, PY, hooks_dir)
+    assert link.is_symlink() and "hooks" in json.loads(real.read_text())
+
+
+def test_concurrent_rewrite_detected(tmp_path, hooks_dir, monkeypatch):
+    path = tmp_path / "settings.json"
+    path.write_text('{"a": 1}')
+    real_write = cs._atomic_write
+
+    def racing(target, payload, mode, **kw):
+        if target == path:
+            path.write_text('{"a": 2}')  # Claude Code rewrote it meanwhile
+        return real_write(target, payload, mode, **kw)
+
+    monkeypatch.setattr(cs, "_atomic_write", racing)
+    with pytest.raises(SettingsError, match="changed while"):
+        install_settings(path, PY, hooks_dir)
+    assert path.read_text() == '{"a": 2}'
+
+
+# -- doctor ------------------------------------------------------------------------------------
+
+def write_json(path: Path, data) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def levels(findings):
+    return [(f.level, f.what) for f in findings]
+
+
+def test_check_settings_all_good(tmp_path):
+    hooks_dir = tmp_path / "aiki-hooks" / "hooks"
+    cs.install_hook_scripts(hooks_dir)
+    user = tmp_path / "user" / "settings.json"
+    install_settings(user, sys.executable, hooks_dir, statusline=True)
+    findings = check_settings([user, tmp_path / "p/.claude/settings.json"])
+    assert {f.level for f in findings} == {PASS}, levels(findings)
+    assert any("SessionStart hook registered" in f.what for f in findings)
+
+
+def test_check_settings_missing_everywhere(tmp_path):
+    user = write_json(tmp_path / "settings.json", {"model": "opus"})
+    findings = check_settings([user, tmp_path / "nope.json"])
+    assert levels(findings) == [(FAIL, "hooks missing (Claude Code may have rewritten settings.json)")]
+    assert "aiki-hooks install-hooks" in findings[0].fix
+
+
+def test_check_settings_one_missing_and_paths(tmp_path):
+    settings = {"hooks": {"SessionStart": hook_entries("/no/python", tmp_path / "aiki-hooks" / "hooks")["SessionStart"]}}
+    user = write_json(tmp_path / "settings.json", settings)
+    findings = check_settings([user])
+    whats = levels(findings)
+    assert (FAIL, "PreToolUse hook missing (Claude Code may have rewritten settings.json)") in whats
+    assert any(level == FAIL and "/no/python" in what for level, what in whats)
+    assert any(level == FAIL and str(tmp_path / "aiki-hooks/hooks/session_start.py") in what for level, what in whats)
+    relaxed = check_settings([user], python_must_exist=False)
+    assert not any("/no/python" in f.what for f in relaxed)
+
+
+def test_check_settings_disabled_plugin_invalid(tmp_path):
+    hooks_dir = tmp_path / "aiki-hooks" / "hooks"
+    cs.install_hook_scripts(hooks_dir)
+    user = write_json(tmp_path / "user.json", {"hooks": hook_entries(sys.executable, hooks_dir),
+                                               "enabledPlugins": {"aiki-hooks@aiki-local": True}})
+    project = write_json(tmp_path / "p/.claude/settings.json", {"disableAllHooks": True})
+    local = tmp_path / "p/.claude/settings.local.json"
+    local.write_text("{oops")
+    findings = check_settings([user, project, local])
+    whats = levels(findings)
+    assert (FAIL, f"hooks and the status line are disabled by disableAllHooks in {project}") in whats
+    assert any(level == WARN and "aiki-hooks@aiki-local is enabled too" in what for level, what in whats)
+    assert any(level == FAIL and str(local) in what and "invalid JSON" in what for level, what in whats)
+
+
+def test_check_settings_precedence_and_plugin_only(tmp_path):
+    user = write_json(tmp_path / "user.json", {"disableAllHooks": True, "enabledPlugins": {"aiki-hooks@m": True}})
+    local = write_json(tmp_path / "local.json", {"disableAllHooks": False})
+    findings = check_settings([user, local])
+    assert levels(findings) == [(PASS, "hooks provided by the plugin aiki-hooks@m")]
+
+
+def test_check_settings_registered_twice(tmp_path):
+    hooks_dir = tmp_path / "aiki-hooks" / "hooks"
+    cs.install_hook_scripts(hooks_dir)
+    a = write_json(tmp_path / "a.json", {"hooks": hook_entries(sys.executable, hooks_dir)})
+    b = write_json(tmp_path / "b.json", {"hooks": hook_entries(sys.executable, hooks_dir)})
+    findings = check_settings([a, b])
+    assert any(f.level == WARN and "registered in 2 files" in f.what for f in findings)
