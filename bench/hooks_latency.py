@@ -107,6 +107,8 @@ def main() -> None:
             "SessionStart": entries["SessionStart"][0]["hooks"][0]["command"],
             "PreToolUse (silent)": entries["PreToolUse"][0]["hooks"][0]["command"],
             "statusline": hook_command(python, REPO / "hooks" / "statusline.py"),
+            # The plugin's entry: a sh wrapper that picks the interpreter, then the same hook.
+            "PreToolUse (plugin)": f"{shlex.quote(str(REPO / 'hooks' / 'plugin-run'))} pre_tool_use",
         }
         stdins = {
             "baseline": b'{"session_id": "bench", "tool_name": "Bash"}',
@@ -116,6 +118,8 @@ def main() -> None:
                                                "tool_name": "Bash", "tool_input": {"command": "ls"}}).encode(),
             "statusline": json.dumps({"session_id": "bench", "cost": {"total_cost_usd": 0.42}}).encode(),
         }
+        stdins["PreToolUse (plugin)"] = stdins["PreToolUse (silent)"]
+        env["AIKI_HOOKS_PYTHON"] = python
         # The session has seen the current state, so PreToolUse takes its silent path.
         subprocess.run(["sh", "-c", commands["SessionStart"]], input=stdins["SessionStart"].replace(
             b"bench-start", b"bench"), stdout=subprocess.DEVNULL, env=env, check=True)
