@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
             settings.add_argument("--python", help="interpreter for the hooks (default: this one)")
             settings.add_argument("--hooks-dir", help="where the hook scripts go (default: the data dir)")
 
+    probe = sub.add_parser("probe", help="one compact JSON line for collectors (Vector's exec source)")
+    probe.add_argument("--json", action="store_true", help="JSON output (the only format; for clarity in pipelines)")
+    probe.add_argument("--issues", action="store_true", help="only the issues, not the whole snapshot")
+
+    sub.add_parser("metrics", help="print the current snapshot as Prometheus metrics")
+
     sub.add_parser("preview", help="print the status block exactly as the agent gets it at session start")
 
     sub.add_parser("statusline", help="one status line for Claude Code's statusLine setting (reads its JSON on stdin)")
@@ -179,6 +185,7 @@ def cmd_refresh(args) -> int:
             return 0
     engine = Engine(config)
     snapshot = engine.publish(engine.cycle())
+    engine.close()  # lets a webhook output finish sending
     start_mem0_flush(config)  # detached; it outlives this short process
     sys.stdout.write(f"{one_line_status(snapshot)} -> {config.cache_path}\n")
     return 0
@@ -389,6 +396,39 @@ def cmd_service(args) -> int:
     return 0 if state == "active" or pid else 1
 
 
+def _current_snapshot(config) -> dict:
+    """The cache when fresh, else a cycle measured now (and published)."""
+    from .cache import read_cache
+    from .engine import Engine
+
+    read = read_cache(config.cache_path)
+    if read.state == "fresh":
+        return read.data
+    engine = Engine(config)
+    snapshot = engine.cycle()
+    try:
+        snapshot = engine.publish(snapshot)
+    except OSError:
+        pass
+    return snapshot.to_dict()
+
+
+def cmd_probe(args) -> int:
+    data = _current_snapshot(_config(args))
+    if args.issues:
+        data = {"generated_at": data["generated_at"], "host": data["host"], "status": data["status"],
+                "issues": data["issues"]}
+    sys.stdout.write(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n")
+    return 0  # the status is in the line; collectors treat a non-zero exit as their own error
+
+
+def cmd_metrics(args) -> int:
+    from .metrics import exposition
+
+    sys.stdout.write(exposition(_current_snapshot(_config(args))).decode("utf-8"))
+    return 0
+
+
 def cmd_preview(args) -> int:
     from .hooklib.session_start import build
 
@@ -413,6 +453,8 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "statusline": cmd_statusline,
     "preview": cmd_preview,
+    "probe": cmd_probe,
+    "metrics": cmd_metrics,
     "service": cmd_service,
     "install-hooks": cmd_install_hooks,
     "uninstall-hooks": cmd_uninstall_hooks,

@@ -185,6 +185,7 @@ class Config:
     costs: CostsConfig = CostsConfig()
     journal: JournalConfig = JournalConfig()
     mem0: Mem0Config = Mem0Config()
+    outputs: tuple = ()  # tuple[outputs.OutputConfig, ...]; defaults applied at load
 
     @property
     def cache_path(self) -> Path:
@@ -412,6 +413,7 @@ _TOP_SPEC = {
     "costs": (lambda v: None if isinstance(v, dict) else "a table", {}),
     "journal": (lambda v: None if isinstance(v, dict) else "a table", {}),
     "mem0": (lambda v: None if isinstance(v, dict) else "a table", {}),
+    "outputs": (lambda v: None, None),  # checked by outputs.parse_outputs
 }
 
 _JOURNAL_SPEC = {
@@ -637,6 +639,10 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
         backoff_max_seconds=float(m["backoff_max_seconds"]), timeout_seconds=float(m["timeout_seconds"]),
     )
 
+    from .outputs import parse_outputs
+
+    outputs = parse_outputs(top["outputs"], reader, mem0_enabled=mem0.backend != "off")
+
     if reader.problems:
         raise ConfigError(source, reader.problems)
     return Config(
@@ -652,6 +658,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
         costs=costs,
         journal=journal,
         mem0=mem0,
+        outputs=tuple(outputs),
     )
 
 

@@ -45,6 +45,48 @@ class Engine:
         self._patterns: tuple[dict, ...] = ()
         self._patterns_at = float("-inf")
         self._unjournaled: list[dict] = []  # records a failed append keeps for the next cycle
+        self._metrics_servers: dict[str, object] = {}
+        self.router = self._make_router()
+
+    # ------------------------------------------------------------------ outputs
+
+    def _make_router(self):
+        """[[outputs]]: where each cycle's snapshot and journal records go, filtered.
+
+        The cache and the journal are always written in full (the hooks, the patterns and
+        `aiki-hooks issues` depend on them), so their handlers have nothing left to do."""
+        from .outputs import Router
+
+        def done_already(out, data, records, now):
+            return None
+
+        return Router(self.config.outputs, handlers={
+            "cache": done_already,
+            "journal": done_already,
+            "mem0": lambda out, data, records, now: self.spool(records),
+            "prometheus_textfile": self._write_textfile,
+            "prometheus_http": self._serve_metrics,
+        }, log=self.log)
+
+    def _write_textfile(self, out, data, records, now) -> None:
+        from .metrics import write_textfile
+
+        write_textfile(out.directory, data)
+
+    def _serve_metrics(self, out, data, records, now) -> None:
+        server = self._metrics_servers.get(out.name)
+        if server is None:
+            from .metrics import MetricsServer
+
+            server = self._metrics_servers[out.name] = MetricsServer(out.host, out.port)
+            self.log(f"serving metrics on http://{out.host}:{server.port}/metrics")
+        server.update(data)
+
+    def close(self) -> None:
+        self.router.close()
+        for server in self._metrics_servers.values():
+            server.close()
+        self._metrics_servers.clear()
 
     def cycle(self, stop: threading.Event | None = None) -> Snapshot | None:
         """Run one cycle and return its snapshot, or None if *stop* interrupted it."""
@@ -55,6 +97,8 @@ class Engine:
         mem0 = self.delivery_result(now)
         if mem0 is not None:
             results.append(mem0)
+        if self.router.failures:
+            results.append(self.router.probe_result(now))
         snapshot = Snapshot(
             generated_at=now,
             interval_seconds=self.config.interval_seconds,
@@ -83,6 +127,8 @@ class Engine:
         self.config = config
         self.probes = build_probes(config)
         self.tracker.config = config.journal
+        self.close()
+        self.router = self._make_router()
 
     # ------------------------------------------------------------------ journal
 
@@ -117,7 +163,6 @@ class Engine:
                 self.log(f"cannot append to the journal: {exc.strerror or exc}; will retry")
             else:
                 self._patterns_at = float("-inf")  # the journal changed
-                self.spool(written)
         opened = self.tracker.open_occurrences()
         issues = tuple(
             replace(issue, occurrence_id=opened[issue.id]["occurrence_id"]) if issue.id in opened else issue
@@ -165,10 +210,12 @@ class Engine:
 
     def publish(self, snapshot: Snapshot) -> Snapshot:
         """Journal the transitions, then write the cache. Returns what was published."""
-        snapshot, _ = self.record(snapshot)
+        snapshot, written = self.record(snapshot)
         self.previous_issues = snapshot.issues
         self.last = snapshot
-        write_cache(self.config.cache_path, snapshot.to_dict())
+        data = snapshot.to_dict()
+        write_cache(self.config.cache_path, data)
+        self.router.route(data, written, snapshot.generated_at)
         return snapshot
 
 

@@ -250,6 +250,7 @@ class Refresher:
                 self._sleep_until(slot)
             self.notifier.stopping()
             self._stop_mem0_flush()
+            self.engine.close()
             self.log(f"stopped after {self.cycles} cycles")
             return 0
         finally:

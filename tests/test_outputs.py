@@ -1,0 +1,425 @@
+"""Outputs: validation, pure filters, the jsonl and webhook sinks (against real loopback
+servers), and the router keeping outputs independent."""
+
+from __future__ import annotations
+
+import collections
+import http.server
+import json
+import os
+import re
+import stat
+import threading
+import time
+
+import pytest
+
+from aiki_hooks import outputs as o
+from aiki_hooks.config import _Reader
+from aiki_hooks.outputs import (
+    OutputConfig,
+    Router,
+    filter_records,
+    filter_snapshot,
+    validate_outputs,
+)
+
+from .servers import RawServer, never_answer
+
+# --------------------------------------------------------------------------- helpers
+
+
+class PostServer:
+    """A loopback HTTP server answering POSTs with the next status of *statuses*
+    (the last one repeats); `seen` holds (path, headers lower-cased, parsed body)."""
+
+    def __init__(self, statuses=(200,)):
+        self.statuses = list(statuses)
+        self.seen: list[tuple[str, dict, object]] = []
+        self.arrived = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
+                status = outer.statuses.pop(0) if len(outer.statuses) > 1 else outer.statuses[0]
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(b"ok")
+                outer.arrived.set()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02})
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hook?x=1"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def wait_for(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def probe(name, status, kind="systemd"):
+    return {"name": name, "kind": kind, "status": status, "summary": f"{name} {status}"}
+
+
+def issue(id_, severity, probe_name):
+    return {"id": id_, "severity": severity, "summary": id_, "since": "2025-01-01T00:00:00.000Z",
+            "probe": probe_name, "occurrence_id": None}
+
+
+SNAPSHOT = {
+    "schema_version": 1, "generated_at": "2025-01-01T00:00:00.000Z", "interval_seconds": 60, "host": "box",
+    "status": "CRITICAL",
+    "probes": [probe("qdrant.service", "CRITICAL"), probe("memory", "WARNING", "resources"),
+               probe("cpu", "OK", "resources"), probe("api", "UNKNOWN", "http")],
+    "issues": [issue("systemd:qdrant.service", "CRITICAL", "qdrant.service"),
+               issue("memory:ram", "WARNING", "memory"), issue("http:api", "UNKNOWN", "api")],
+    "hooks": {}, "patterns": [],
+}
+
+
+def record(occurrence, transition, severity, issue_id="systemd:qdrant.service", probe_name="qdrant.service"):
+    return {"record_id": f"{occurrence}:{transition}", "kind": "transition", "occurrence_id": occurrence,
+            "transition": transition, "severity": severity, "issue_id": issue_id, "probe": probe_name,
+            "sentence": f"{issue_id} {transition}", "at": 1.0}
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_valid_outputs_get_defaults_and_expanded_paths(isolated_home):
+    outs, problems = validate_outputs([
+        {"type": "cache"},
+        {"type": "jsonl", "path": "~/health.jsonl", "probes": ["qdrant*"]},
+        {"type": "webhook", "name": "alerts", "url": "https://example.net/x", "min_severity": "CRITICAL",
+         "headers_env": "ALERT_HEADERS"},
+        {"type": "prometheus_http"},
+        {"type": "prometheus_textfile", "directory": "/var/lib/node_exporter"},
+    ])
+    assert problems == []
+    cache, jsonl, hook, prom, text = outs
+    assert (cache.name, cache.min_severity, cache.probes) == ("cache", "OK", ())
+    assert jsonl.path == str(isolated_home / "health.jsonl") and jsonl.what == "snapshot"
+    assert jsonl.max_bytes == 10 * 1024 * 1024 and jsonl.probes == ("qdrant*",)
+    assert (hook.name, hook.what, hook.timeout_seconds, hook.retries) == ("alerts", "transitions", 5.0, 3)
+    assert (prom.host, prom.port) == ("127.0.0.1", 9464)
+    assert text.directory == "/var/lib/node_exporter"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ([{"type": "smoke-signal"}], ['outputs[0].type = "smoke-signal": expected one of "cache"']),
+    ([{"name": "x"}], ["outputs[0].type: missing (required)"]),
+    ([{"type": "webhook"}], ["outputs[0].url: missing (required)"]),
+    ([{"type": "webhook", "url": "ftp://x"}], ['outputs[0].url = "ftp://x": expected an http:// or https:// URL']),
+    ([{"type": "jsonl", "path": "rel/x.jsonl"}], ['outputs[0].path = "rel/x.jsonl": expected an absolute path']),
+    ([{"type": "cache", "min_severity": "BAD"}], ['outputs[0].min_severity = "BAD": expected one of "OK"']),
+    ([{"type": "cache", "url": "http://x"}], ["outputs[0].url: unknown key"]),
+    ([{"type": "jsonl", "path": "/a", "retries": 2}], ["outputs[0].retries: unknown key"]),
+    ([{"type": "jsonl", "path": "/a"}, {"type": "jsonl", "path": "/b"}],
+     ['outputs[1].name = "jsonl": expected a name not already used by outputs[0]']),
+    ([{"type": "cache"}, {"type": "cache", "name": "c2"}], ['outputs[1].type = "cache": expected at most one']),
+    ([{"type": "webhook", "url": "http://x", "headers_env": "Authorization: Bearer s3cret"}],
+     ["outputs[0].headers_env = \"Authorization: Bearer s3cret\": expected the name of an environment variable"]),
+    ([], ["outputs: expected at least one [[outputs]] table"]),
+    ({"type": "cache"}, ["outputs: expected an array of tables"]),
+])
+def test_each_problem_is_reported(raw, expected):
+    _outs, problems = validate_outputs(raw)
+    assert len(problems) == len(expected), problems
+    for want, got in zip(expected, problems):
+        assert got.startswith(want), (got, want)
+
+
+def test_all_problems_reported_at_once():
+    _, problems = validate_outputs([
+        {"type": "nope"},
+        {"type": "webhook", "min_severity": "LOUD"},
+        {"type": "jsonl", "path": "/tmp/a", "colour": "red"},
+        {"type": "jsonl", "path": "/tmp/b"},
+    ])
+    joined = "\n".join(problems)
+    assert 'outputs[0].type = "nope"' in joined
+    assert "outputs[1].url: missing (required)" in joined
+    assert 'outputs[1].min_severity = "LOUD"' in joined
+    assert "outputs[2].colour: unknown key" in joined
+    assert 'outputs[3].name = "jsonl": expected a name not already used by outputs[2]' in joined
+    assert len(problems) == 5
+
+
+def test_missing_key_means_defaults_and_parse_outputs_works_with_the_config_reader():
+    reader = _Reader()
+    assert [x.type for x in o.parse_outputs(None, reader)] == ["cache", "journal"]
+    assert [x.type for x in o.parse_outputs(None, reader, mem0_enabled=True)] == ["cache", "journal", "mem0"]
+    o.parse_outputs([{"type": "webhook"}], reader)
+    assert reader.problems == ["outputs[0].url: missing (required)"]
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@pytest.mark.parametrize("min_severity, globs, probes, issues, status", [
+    ("OK", (), ["qdrant.service", "memory", "cpu", "api"],
+     ["systemd:qdrant.service", "memory:ram", "http:api"], "CRITICAL"),
+    ("CRITICAL", (), ["qdrant.service"], ["systemd:qdrant.service"], "CRITICAL"),
+    ("WARNING", (), ["qdrant.service", "memory"], ["systemd:qdrant.service", "memory:ram"], "CRITICAL"),
+    ("UNKNOWN", ("memory", "http:*"), ["memory", "api"], ["memory:ram", "http:api"], "WARNING"),
+    ("OK", ("resources:*",), ["memory", "cpu"], [], "WARNING"),  # probe matched by kind:name; issue by id
+    ("OK", ("cpu",), ["cpu"], [], "OK"),
+    ("CRITICAL", ("memory",), [], [], "OK"),
+])
+def test_filter_snapshot(min_severity, globs, probes, issues, status):
+    out = OutputConfig(type="jsonl", path="/x", min_severity=min_severity, probes=globs)
+    result = filter_snapshot(SNAPSHOT, out)
+    assert [p["name"] for p in result["probes"]] == probes
+    assert [i["id"] for i in result["issues"]] == issues
+    assert result["status"] == status
+    assert result["host"] == "box" and len(SNAPSHOT["probes"]) == 4  # input untouched
+
+
+RECORDS = [
+    record("o1", "opened", "CRITICAL"),
+    record("o2", "opened", "WARNING", "memory:ram", "memory"),
+    record("o3", "resolved", "CRITICAL", "http:api", "api"),
+    record("o4", "resolved", "WARNING", "http:api", "api"),
+]
+
+
+@pytest.mark.parametrize("min_severity, globs, expected", [
+    ("OK", (), ["o1:opened", "o2:opened", "o3:resolved", "o4:resolved"]),
+    ("CRITICAL", (), ["o1:opened", "o3:resolved"]),  # resolved keeps its severity
+    ("WARNING", ("memory",), ["o2:opened"]),  # by probe
+    ("OK", ("http:*",), ["o3:resolved", "o4:resolved"]),  # by issue id
+    ("CRITICAL", ("memory*",), []),
+])
+def test_filter_records(min_severity, globs, expected):
+    out = OutputConfig(type="mem0", min_severity=min_severity, probes=globs)
+    assert [r["record_id"] for r in filter_records(RECORDS, out)] == expected
+
+
+def test_an_occurrence_told_once_is_followed_to_its_end():
+    out = OutputConfig(type="mem0", min_severity="CRITICAL")
+    told = collections.OrderedDict()
+    assert [r["transition"] for r in filter_records([record("o1", "opened", "CRITICAL")], out, told)] == ["opened"]
+    later = [record("o1", "de-escalated", "WARNING"), record("o9", "opened", "WARNING"),
+             record("o1", "resolved", "WARNING")]
+    assert [r["record_id"] for r in filter_records(later, out, told)] == ["o1:de-escalated", "o1:resolved"]
+    assert "o1" not in told
+
+
+# --------------------------------------------------------------------------- jsonl
+
+
+def test_jsonl_snapshot_issues_transitions_and_permissions(tmp_path):
+    base = tmp_path / "new" / "dir"
+    outs = [OutputConfig(type="jsonl", name=w, path=str(base / f"{w}.jsonl"), what=w)
+            for w in ("snapshot", "issues", "transitions")]
+    router = Router(outs)
+    router.route(SNAPSHOT, RECORDS, now=100.0)
+    router.route(SNAPSHOT, [], now=160.0)
+    assert router.failures == {}
+    assert stat.S_IMODE(os.stat(base).st_mode) == 0o700
+    lines = {}
+    for w in ("snapshot", "issues", "transitions"):
+        path = base / f"{w}.jsonl"
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        text = path.read_text()
+        assert "\n\n" not in text and text.endswith("\n")
+        lines[w] = [json.loads(line) for line in text.splitlines()]
+    assert len(lines["snapshot"]) == 2 and lines["snapshot"][0]["status"] == "CRITICAL"
+    assert ": " not in (base / "snapshot.jsonl").read_text().splitlines()[0]  # compact
+    assert [i["id"] for i in lines["issues"]] == [i["id"] for i in SNAPSHOT["issues"]] * 2
+    assert lines["issues"][0]["host"] == "box"
+    assert [r["record_id"] for r in lines["transitions"]] == [r["record_id"] for r in RECORDS]
+
+
+def test_jsonl_rotates_by_size(tmp_path):
+    path = tmp_path / "h.jsonl"
+    line = json.dumps(SNAPSHOT, separators=(",", ":")) + "\n"
+    out = OutputConfig(type="jsonl", path=str(path), max_bytes=len(line) * 3 + 10)
+    router = Router([out])
+    for n in range(5):
+        router.route(SNAPSHOT, [], now=float(n))
+    assert path.read_text().count("\n") == 2
+    assert (tmp_path / "h.jsonl.1").read_text().count("\n") == 3
+    assert not (tmp_path / "h.jsonl.2").exists()
+
+
+# --------------------------------------------------------------------------- router
+
+
+def test_one_failing_output_does_not_stop_another_and_its_warning_clears(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.mkdir()  # a directory where the file should be
+    good = tmp_path / "good.jsonl"
+    calls = []
+    router = Router(
+        [OutputConfig(type="jsonl", name="broken", path=str(bad)),
+         OutputConfig(type="cache"),
+         OutputConfig(type="jsonl", name="fine", path=str(good))],
+        handlers={"cache": lambda out, data, records, now: calls.append(now)},
+    )
+    router.route(SNAPSHOT, RECORDS, now=1000.0)
+    router.route(SNAPSHOT, RECORDS, now=1200.0)
+    assert calls == [1000.0, 1200.0]
+    assert good.read_text().count("\n") == 2
+    assert set(router.failures) == {"broken"}
+    since, error, count = router.failures["broken"]
+    assert (since, count) == (1000.0, 2) and "directory" in error.lower()
+    [(issue_id, severity, summary)] = router.findings(1200.0)
+    assert (issue_id, severity) == ("output:broken", "WARNING")
+    assert summary.startswith("jsonl broken failing for 3 min: ")
+
+    bad.rmdir()
+    router.route(SNAPSHOT, RECORDS, now=1260.0)
+    assert router.failures == {} and router.findings(1260.0) == []
+    assert bad.is_file()
+
+
+def test_a_raising_handler_and_an_unhandled_type_are_findings():
+    def boom(out, data, records, now):
+        raise RuntimeError("mem0 said no")
+
+    router = Router([OutputConfig(type="mem0"), OutputConfig(type="prometheus_http")], handlers={"mem0": boom})
+    router.route(SNAPSHOT, RECORDS, now=10.0)
+    found = {i: s for i, _, s in router.findings(40.0)}
+    assert found["output:mem0"] == "mem0 output failing for 30 s: RuntimeError: mem0 said no"
+    assert "nothing handles outputs of type prometheus_http" in found["output:prometheus_http"]
+    result = router.probe_result(40.0)
+    assert result.status.name == "WARNING"
+    assert sorted(f.id for f in result.issue_findings()) == ["output:mem0", "output:prometheus_http"]
+
+
+def test_handlers_get_data_filtered_for_their_output():
+    seen = {}
+    router = Router([OutputConfig(type="mem0", min_severity="CRITICAL"), OutputConfig(type="cache")],
+                    handlers={t: (lambda out, data, records, now: seen.__setitem__(out.name, (data, records)))
+                              for t in ("mem0", "cache")})
+    router.route(SNAPSHOT, RECORDS, now=1.0)
+    assert [r["record_id"] for r in seen["mem0"][1]] == ["o1:opened", "o3:resolved"]
+    assert [p["name"] for p in seen["mem0"][0]["probes"]] == ["qdrant.service"]
+    assert len(seen["cache"][1]) == 4 and len(seen["cache"][0]["probes"]) == 4
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+def hook(url, **kw):
+    return OutputConfig(type="webhook", name="alerts", url=url, **kw)
+
+
+def test_webhook_posts_transitions_with_headers_from_the_environment():
+    env = {"ALERT_HEADERS": "Authorization: Bearer s3cret-token\nX-Team: ops\n"}
+    with PostServer([200]) as server:
+        router = Router([hook(server.url, headers_env="ALERT_HEADERS")], env=env, backoff_seconds=0.01)
+        try:
+            router.route(SNAPSHOT, [], now=1.0)  # no transitions: nothing posted
+            router.route(SNAPSHOT, RECORDS, now=2.0)
+            assert wait_for(lambda: len(server.seen) == 1)
+            time.sleep(0.1)
+        finally:
+            router.close()
+    path, headers, body = server.seen[0]
+    assert len(server.seen) == 1
+    assert path == "/hook?x=1"
+    assert headers["authorization"] == "Bearer s3cret-token" and headers["x-team"] == "ops"
+    assert headers["content-type"] == "application/json"
+    assert [r["record_id"] for r in body["transitions"]] == [r["record_id"] for r in RECORDS]
+    assert router.failures == {} and router.findings(3.0) == []
+
+
+def test_webhook_500_then_success_within_retries_is_no_finding():
+    with PostServer([500, 500, 200]) as server:
+        router = Router([hook(server.url, retries=3)], backoff_seconds=0.01)
+        try:
+            router.route(SNAPSHOT, RECORDS, now=1.0)
+            assert wait_for(lambda: len(server.seen) == 3)
+            time.sleep(0.1)
+        finally:
+            router.close()
+    assert router.failures == {} and router.findings() == []
+    assert server.seen[0][2] == server.seen[2][2]  # the same payload again
+
+
+def test_webhook_failing_for_good_is_a_finding_without_the_header_value_and_clears():
+    env = {"ALERT_HEADERS": "Authorization: Bearer s3cret-token"}
+    with PostServer([500, 500, 500, 200]) as server:
+        router = Router([hook(server.url, retries=2, headers_env="ALERT_HEADERS")], env=env, backoff_seconds=0.01)
+        try:
+            router.route(SNAPSHOT, RECORDS, now=1.0)
+            assert wait_for(lambda: router.findings())
+            [(issue_id, severity, summary)] = router.findings()
+            assert len(server.seen) == 3
+            assert (issue_id, severity) == ("output:alerts", "WARNING")
+            assert "webhook alerts failing for" in summary
+            assert "HTTP 500" in summary and "(1 payload dropped)" in summary
+            assert "s3cret" not in summary and "s3cret" not in repr(router.failures)
+            router.route(SNAPSHOT, RECORDS, now=2.0)
+            assert wait_for(lambda: not router.failures)
+        finally:
+            router.close()
+    assert router.findings() == []
+
+
+def test_webhook_missing_header_variable_is_a_finding():
+    with PostServer([200]) as server:
+        router = Router([hook(server.url, retries=0, headers_env="NOT_SET_ANYWHERE")], env={}, backoff_seconds=0.01)
+        try:
+            router.route(SNAPSHOT, RECORDS, now=1.0)
+            assert wait_for(lambda: router.findings())
+        finally:
+            router.close()
+    assert server.seen == []
+    assert "NOT_SET_ANYWHERE (headers_env) is not set" in router.findings()[0][2]
+
+
+def test_a_webhook_that_never_answers_never_holds_up_the_cycle(tmp_path):
+    good = tmp_path / "good.jsonl"
+    with RawServer(never_answer) as server:
+        router = Router([hook(server.url + "/x", retries=1, timeout_seconds=0.3, queue_size=2),
+                         OutputConfig(type="jsonl", path=str(good))], backoff_seconds=0.05)
+        try:
+            started = time.monotonic()
+            for n in range(5):
+                router.route(SNAPSHOT, RECORDS, now=float(n))
+            took = time.monotonic() - started
+            assert took < 0.05, took
+            assert good.read_text().count("\n") == 5
+            assert router.findings() == [] or "dropped" in router.findings()[0][2]
+            assert wait_for(lambda: router.failures.get("alerts"), timeout=3.0)
+            summary = router.findings()[0][2]
+            assert "no answer within 0.3 s" in summary
+            # 5 payloads, queue of 2: 2 or 3 dropped by the full queue (depending on when the
+            # worker took the first), plus the one given up.
+            dropped = int(re.search(r"\((\d+) payloads dropped\)", summary).group(1))
+            assert dropped in (3, 4), summary
+            assert server.accepted >= 2  # two attempts for the first payload
+        finally:
+            router.close()
+
+
+def test_direct_construction_gets_the_same_defaults_as_the_config():
+    assert OutputConfig(type="webhook", url="http://x").what == "transitions"
+    assert OutputConfig(type="jsonl", path="/x").what == "snapshot"
+    assert OutputConfig(type="jsonl", name="j", path="/x", what="issues").what == "issues"
