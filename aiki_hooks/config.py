@@ -823,6 +823,18 @@ def effective_config_toml(config: Config, env=None) -> str:
               f"backoff_initial_seconds = {_toml(m.backoff_initial_seconds)}",
               f"backoff_max_seconds = {_toml(m.backoff_max_seconds)}",
               f"timeout_seconds = {_toml(m.timeout_seconds)}"]
+    from .outputs import _COMMON_SPEC, _TYPE_SPECS
+
+    for out in config.outputs:
+        lines += ["", "[[outputs]]"]
+        keys = list(_COMMON_SPEC) + list(_TYPE_SPECS.get(out.type, {}))
+        for key in keys:
+            value = getattr(out, key, None)
+            if value is None or value == ():
+                continue
+            if key == "url":
+                value = redact_url(value)
+            lines.append(f"{key} = {_toml(list(value) if isinstance(value, tuple) else value)}")
     for rule in config.guard:
         lines += ["", "[[guard.rules]]"]
         lines += [f"{key} = {_toml(value)}" for key, value in rule.to_dict().items()]
