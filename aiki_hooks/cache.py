@@ -113,8 +113,11 @@ def write_cache(path: str | os.PathLike, data: dict[str, Any], *,
         atomic_write_bytes(path, payload)
 
 
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Temp file in the same directory (0600), fsync, rename, fsync the directory."""
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes, *, mode: int | None = None) -> None:
+    """Temp file in the same directory (0600, or *mode*), fsync, rename, fsync the directory.
+
+    The temp name starts with a dot and ends in .tmp, so collectors watching the
+    directory for `*.prom` or `*.json` never pick it up half written."""
     import tempfile
 
     path = os.fspath(path)
@@ -122,6 +125,8 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
     try:
         with os.fdopen(fd, "wb") as tmp:
+            if mode is not None:
+                os.fchmod(tmp.fileno(), mode)
             tmp.write(payload)
             tmp.flush()
             os.fsync(tmp.fileno())

@@ -206,25 +206,10 @@ def write_textfile(directory: str | os.PathLike, data: Mapping[str, Any], name: 
     """Write the exposition for node_exporter's textfile collector, atomically: a temp file
     in the same directory (not ending in .prom, so the collector never reads it), mode 0644,
     fsync, rename over `name`. Returns the path written."""
-    import tempfile
+    from .cache import atomic_write_bytes
 
-    directory = os.fspath(directory)
-    path = os.path.join(directory, name)
-    payload = exposition(data)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            os.fchmod(tmp.fileno(), 0o644)
-            tmp.write(payload)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    path = os.path.join(os.fspath(directory), name)
+    atomic_write_bytes(path, exposition(data), mode=0o644)
     return path
 
 
