@@ -113,31 +113,40 @@ def write_cache(path: str | os.PathLike, data: dict[str, Any], *,
         atomic_write_bytes(path, payload)
 
 
-def atomic_write_bytes(path: str | os.PathLike, payload: bytes, *, mode: int | None = None) -> None:
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes, *, mode: int | None = None,
+                       before_replace=None) -> None:
     """Temp file in the same directory (0600, or *mode*), fsync, rename, fsync the directory.
 
     The temp name starts with a dot and ends in .tmp, so collectors watching the
-    directory for `*.prom` or `*.json` never pick it up half written."""
-    import tempfile
-
+    directory for `*.prom` or `*.json` never pick it up half written. *before_replace*,
+    if given, runs just before the rename; raising there leaves *path* untouched.
+    Only os calls: the hooks' spool writes go through here too.
+    """
     path = os.fspath(path)
     directory, name = os.path.split(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
+    directory = directory or "."
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        with os.fdopen(fd, "wb") as tmp:
+        try:
             if mode is not None:
-                os.fchmod(tmp.fileno(), mode)
-            tmp.write(payload)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
+                os.fchmod(fd, mode)
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if before_replace is not None:
+            before_replace()
+        os.replace(tmp, path)
     except BaseException:
         try:
-            os.unlink(tmp_name)
+            os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
-    dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -167,35 +167,16 @@ _UNCHECKED = object()
 
 
 def _atomic_write(path: Path, payload: bytes, mode: int, *, expect=_UNCHECKED) -> None:
-    """Temp file in the same directory, fsync, rename over *path*, fsync the directory.
+    """cache.atomic_write_bytes; with *expect*, the file must still hold those bytes (None:
+    must still be missing) right before the rename (Claude Code rewrites settings.json on
+    its own), otherwise SettingsError and nothing is replaced."""
+    from .cache import atomic_write_bytes
 
-    With *expect*, the file must still hold those bytes (None: must still be missing)
-    right before the rename (Claude Code rewrites settings.json on its own); otherwise
-    SettingsError and nothing is replaced."""
-    import tempfile
-
-    directory = os.path.dirname(os.fspath(path)) or "."
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(payload)
-            tmp.flush()
-            os.fchmod(tmp.fileno(), mode)
-            os.fsync(tmp.fileno())
+    def unchanged() -> None:
         if expect is not _UNCHECKED and _read_bytes(path) != expect:
             raise SettingsError(f"{path} changed while aiki-hooks was updating it; nothing was written, run again")
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+
+    atomic_write_bytes(path, payload, mode=mode, before_replace=unchanged)
 
 
 def _read_bytes(path: Path) -> bytes | None:

@@ -355,27 +355,9 @@ def _private_dir(path: str) -> None:
 
 
 def _atomic_write(path: str, payload: bytes) -> None:
-    """Temp file (0600, O_EXCL) in the same directory, fsync, rename, fsync the directory."""
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    from .cache import atomic_write_bytes  # only when writing: importing the spool stays cheap
+
+    atomic_write_bytes(path, payload)
 
 
 class _FileLock:
