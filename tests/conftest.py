@@ -66,5 +66,18 @@ def run_cli(*args: str, timeout: float = 30, env: dict | None = None) -> subproc
     )
 
 
+def wait_for(predicate, timeout: float = 10.0, step: float = 0.02):
+    """Poll *predicate* until it returns something truthy (returned), or fail."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())

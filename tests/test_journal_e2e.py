@@ -16,6 +16,7 @@ from aiki_hooks import journal
 from aiki_hooks.cache import read_cache
 
 from .conftest import cli_env
+from .conftest import wait_for as _wait_for
 from .test_mem0_delivery import KEY, KEY_ENV, rest_server, url_of
 
 PLUGIN = """#!/bin/sh
@@ -25,13 +26,7 @@ echo "queue flowing"; exit 0
 
 
 def wait_for(predicate, timeout=30.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+    return _wait_for(predicate, timeout=timeout, step=step)
 
 
 def rss_mib(pid: int) -> float:

@@ -16,7 +16,7 @@ from aiki_hooks.refresher import describe_changes, holder_pid, next_slot
 from aiki_hooks.result import Issue, Snapshot
 from aiki_hooks.status import Status
 
-from .conftest import cli_env
+from .conftest import cli_env, wait_for
 
 
 @pytest.mark.parametrize(
@@ -66,23 +66,13 @@ def _start(*args, env=None):
     )
 
 
-def _wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 def test_refresher_keeps_cache_fresh_and_stops_cleanly_on_sigterm(isolated_home, state_dir):
     _write_config(isolated_home, "interval_seconds = 0.2\n")
     proc = _start()
     try:
         cache = state_dir / "system_health.json"
-        first = _wait_for(lambda: read_cache(cache).data)
-        second = _wait_for(lambda: (d := read_cache(cache).data) and d["generated_at"] != first["generated_at"] and d)
+        first = wait_for(lambda: read_cache(cache).data)
+        second = wait_for(lambda: (d := read_cache(cache).data) and d["generated_at"] != first["generated_at"] and d)
         assert second["interval_seconds"] == 0.2
         assert holder_pid(state_dir) == proc.pid
         # The CPU figure appears from the second cycle on.
@@ -102,7 +92,7 @@ def test_second_instance_is_refused(isolated_home, state_dir):
     _write_config(isolated_home, "interval_seconds = 5\n")
     first = _start()
     try:
-        _wait_for(lambda: holder_pid(state_dir))
+        wait_for(lambda: holder_pid(state_dir))
         second = _start()
         out, err = second.communicate(timeout=10)
         assert second.returncode == 1
@@ -153,7 +143,7 @@ timeout_seconds = 20
     proc = _start()
     cache = state_dir / "system_health.json"
     try:
-        _wait_for(lambda: read_cache(cache).data)
+        wait_for(lambda: read_cache(cache).data)
         hang_flag.touch()  # the next cycle now hangs inside the plugin
         time.sleep(0.5)
         before = cache.read_bytes()
@@ -178,7 +168,7 @@ def test_edited_config_is_picked_up_and_a_broken_edit_is_survived(isolated_home,
     proc = _start()
     cache = state_dir / "system_health.json"
     try:
-        _wait_for(lambda: read_cache(cache).data)
+        wait_for(lambda: read_cache(cache).data)
         config.write_text("interval_seconds = 0.1\ncolour = 'red'\n")
         time.sleep(0.5)
         plugin = tmp_path / "check.sh"
@@ -186,7 +176,7 @@ def test_edited_config_is_picked_up_and_a_broken_edit_is_survived(isolated_home,
         plugin.chmod(0o755)
         config.write_text(f'interval_seconds = 0.1\n[[probes.command]]\nname = "queue"\ncommand = ["{plugin}"]\n'
                           "[[guard.rules]]\nissue = 'command:queue'\ntools = ['Bash']\n")
-        data = _wait_for(lambda: (d := read_cache(cache).data) and any(p["name"] == "queue" for p in d["probes"]) and d)
+        data = wait_for(lambda: (d := read_cache(cache).data) and any(p["name"] == "queue" for p in d["probes"]) and d)
         assert data["status"] == "CRITICAL"
         assert data["hooks"]["guard"] == [{"name": "guard rule 1", "tools": ["Bash"], "decision": "deny",
                                           "issue": "command:queue", "min_severity": "CRITICAL"}]

@@ -27,6 +27,8 @@ from aiki_hooks.daemon import log_path, start_daemon, stop_daemon
 from aiki_hooks.refresher import holder_pid
 from aiki_hooks.service import UNIT_NAME, ServiceError
 
+from .conftest import wait_for
+
 FAKES = Path(__file__).resolve().parent / "fake_bin_service"
 EXE = "/opt/aiki-hooks/venv/bin/aiki-hooks"
 NO_BUS = "Failed to connect to bus: No medium found"  # captured here: systemctl --user without a user bus
@@ -440,16 +442,6 @@ def daemon_config(tmp_path):
             os.kill(pid, signal.SIGKILL)
 
 
-def _wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -468,13 +460,13 @@ def test_daemon_starts_once_writes_the_cache_and_stops(daemon_config):
         assert os.readlink(f"/proc/{pid}/cwd") == "/"
         assert stat.S_IMODE(log_path(config).stat().st_mode) == 0o600
         assert start_daemon(config) == (False, pid, "already running")
-        data = _wait_for(lambda: read_cache(config.cache_path).data)
+        data = wait_for(lambda: read_cache(config.cache_path).data)
         assert data["interval_seconds"] == 0.2
     finally:
         stopped = stop_daemon(config)
     assert stopped == pid
     assert holder_pid(config.state_dir) is None
-    _wait_for(lambda: not _alive(pid), timeout=5)
+    wait_for(lambda: not _alive(pid), timeout=5)
     log = log_path(config).read_text()
     assert "aiki-hooks refresher: started" in log and "stopped after" in log
     assert stop_daemon(config) is None  # nothing left to stop
