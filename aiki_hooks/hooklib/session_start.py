@@ -7,15 +7,16 @@ if the status or the open issues changed since this session last saw them.
 
 from __future__ import annotations
 
-from ..cache import FRESH, cache_path, read_cache
+from ..cache import FRESH, CacheRead, cache_path, read_cache
 from . import runtime, text
 
 EVENT = "SessionStart"
 
 
-def build(hook_input: dict, directory: str, now: float) -> tuple[str | None, dict]:
-    """(context to add or None, the session's new memory)."""
-    read = read_cache(cache_path(directory), now=now)
+def build(hook_input: dict, directory: str, now: float, read: CacheRead | None = None) -> tuple[str | None, dict]:
+    """(context to add or None, the session's new memory); *read* is the cache if the
+    caller has read it already."""
+    read = read if read is not None else read_cache(cache_path(directory), now=now)
     if read.state == FRESH:
         context = text.session_block(read.data, now=now)
         fingerprint = text.block_fingerprint(read.data)
@@ -42,7 +43,8 @@ def run(stdin=None) -> None:
     hook_input = runtime.read_input(stdin)
     directory = runtime.state_dir()
     now = runtime.now()
-    context, memory = build(hook_input, directory, now)
+    read = read_cache(cache_path(directory), now=now)
+    context, memory = build(hook_input, directory, now, read)
     if context:
         runtime.emit({"hookSpecificOutput": {"hookEventName": EVENT, "additionalContext": context}})
     session_id = str(hook_input.get("session_id") or "")
@@ -53,13 +55,12 @@ def run(stdin=None) -> None:
     if hook_input.get("source", "startup") == "startup":
         runtime.prune_sessions(directory, now=now)
         if session_id:
-            journal_session_start(directory, session_id, hook_input.get("cwd"), now)
+            journal_session_start(directory, session_id, hook_input.get("cwd"), now, read)
 
 
-def journal_session_start(directory: str, session_id: str, cwd, now: float) -> None:
+def journal_session_start(directory: str, session_id: str, cwd, now: float, read: CacheRead) -> None:
     """Note in the issue journal (and the mem0 spool) that this session began while
     issues were open: once per session and occurrence. Nothing here may fail the hook."""
-    read = read_cache(cache_path(directory), now=now)
     if read.state != FRESH or not read.data.get("issues"):
         return
     from .. import journal
