@@ -109,11 +109,15 @@ WRITER = textwrap.dedent(
     from aiki_hooks.cache import write_cache
     from aiki_hooks.result import utc_iso
     path, count, tag = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    # Two writers publishing back to back is far past real use (one refresher per state
+    # dir, a cycle a minute): filelock polls, so the other writer can lose the race for
+    # seconds on a loaded machine. This test is about readers, so writers wait as long as needed.
     for seq in range(count):
         size = 1000 + (seq * 7919) % 120_000  # varying sizes make torn reads visible
         write_cache(path, {"schema_version": 1, "generated_at": utc_iso(time.time()), "interval_seconds": 60,
                            "host": tag, "status": "OK", "probes": [], "issues": [],
-                           "seq": f"{tag}{seq}", "pad": "x" * size, "pad_len": size})
+                           "seq": f"{tag}{seq}", "pad": "x" * size, "pad_len": size},
+                    lock_timeout=200)
     """
 )
 
