@@ -11,14 +11,17 @@ Traps handled here (each has bitten a public cost tracker):
   4 / 4.5 above 200k prompt tokens, Haiku 5.5 above 100k: every token of that request,
   output included, at the higher rate);
 - model ids carry date and context suffixes (`claude-sonnet-4-5-20250929`,
-  `claude-opus-5-5[1m]`) and provider prefixes (`us.anthropic.claude-...`): matched by
-  family prefix, longest first;
+  `claude-opus-5-5[1m]`), Vertex and Bedrock forms (`claude-opus-4-1@20250805`,
+  `...-20250929-v1:0`) and provider prefixes (`us.anthropic.claude-...`): a row's prefix
+  matches only where its version ends (see `SUFFIX`), so `claude-opus-4-9` is not Opus 4
+  and `claude-fable-5-2` is not Fable 5;
 - a model missing here is *unpriced*, never $0.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -83,10 +86,9 @@ TABLE: tuple[ModelPrice, ...] = (
                changes=((_utc("2026-10-07"), Rates(input=2, cache_write_5m=2.50, cache_write_1h=4, cache_read=0.10,
                                                      output=10)),)),
     ModelPrice(("claude-sonnet-5",), Rates(input=2, cache_write_5m=2.50, cache_write_1h=4, cache_read=0.20, output=10)),
-    ModelPrice(("claude-sonnet-4-5", "claude-sonnet-4-20"), SONNET_4, tier=Tier(200_000, SONNET_4_LONG)),
+    # Sonnet 4 (`claude-sonnet-4`, `claude-sonnet-4-20250514`) and 4.5 have the long-context tier.
+    ModelPrice(("claude-sonnet-4-5", "claude-sonnet-4"), SONNET_4, tier=Tier(200_000, SONNET_4_LONG)),
     ModelPrice(("claude-sonnet-4-6", "claude-3-7-sonnet", "claude-3-5-sonnet"), SONNET_4),
-    # "claude-sonnet-4" alone (no date) is Sonnet 4, with its long-context tier.
-    ModelPrice(("claude-sonnet-4",), SONNET_4, tier=Tier(200_000, SONNET_4_LONG)),
     ModelPrice(("claude-haiku-5-5",), Rates(input=0.10, cache_write_5m=0.125, cache_write_1h=0.20, cache_read=0.01,
                                             output=0.50),
                tier=Tier(100_000, Rates(input=0.50, cache_write_5m=0.625, cache_write_1h=1.00, cache_read=0.05,
@@ -96,6 +98,21 @@ TABLE: tuple[ModelPrice, ...] = (
     ModelPrice(("claude-3-haiku",), Rates(input=0.25, cache_write_5m=0.30, cache_write_1h=0.50, cache_read=0.03,
                                           output=1.25)),
 )
+
+
+# What may follow a row's prefix: nothing, a `-YYYYMMDD` date, then Vertex's `@...`,
+# Bedrock's `-v1:0` or a context suffix `[1m]`. Anything else (`-9`, `-5-2`, `-preview`) is
+# another model, which must stay unpriced rather than take a neighbour's price.
+SUFFIX = re.compile(r"(?:-\d{8})?(?:@|-v\d|\[|$)")
+# An override key ending in `*` (`"claude-nova-*"`) deliberately matches a whole family.
+WILDCARD = "*"
+
+
+def prefix_matches(name: str, prefix: str) -> bool:
+    """*name* (normalised) is the model *prefix* names, not merely a string starting with it."""
+    if prefix.endswith(WILDCARD):
+        return name.startswith(prefix[:-1])
+    return name.startswith(prefix) and SUFFIX.match(name, len(prefix)) is not None
 
 
 def normalise_model(model: str) -> str:
@@ -110,7 +127,7 @@ def normalise_model(model: str) -> str:
 
 
 class PriceBook:
-    """The table plus the user's overrides, matched by longest prefix."""
+    """The table plus the user's overrides, matched by longest prefix (see prefix_matches)."""
 
     def __init__(self, overrides: Mapping[str, Rates] | None = None) -> None:
         entries: list[tuple[str, ModelPrice]] = []
@@ -127,7 +144,7 @@ class PriceBook:
         if model in self._cache:
             return self._cache[model]
         name = normalise_model(model)
-        found = next((price for _, (prefix, price) in self._entries if name.startswith(prefix)), None)
+        found = next((price for _, (prefix, price) in self._entries if prefix_matches(name, prefix)), None)
         self._cache[model] = found
         return found
 
