@@ -34,6 +34,10 @@ from .paths import ensure_private_dir
 from .refresher import holder_pid
 
 LOG_NAME = "refresher.log"
+# Written while a detached refresher is wanted: the hooks read it to restart that
+# refresher (not just refresh once) when they find its data stale, e.g. after a reboot.
+# Removed by stop_daemon; a systemd unit keeps its refresher alive by itself.
+RESTART_NAME = "refresher.restart.json"
 LOG_ROTATE_BYTES = 1024 * 1024
 START_WAIT_SECONDS = 5.0
 STOP_WAIT_SECONDS = 10.0
@@ -73,6 +77,14 @@ def _child_env(config: Config) -> dict[str, str]:
     return env
 
 
+def _write_restart_command(state_dir: Path, argv: list[str]) -> None:
+    import json
+
+    from .cache import atomic_write_bytes
+
+    atomic_write_bytes(state_dir / RESTART_NAME, json.dumps({"argv": argv}).encode("utf-8"))
+
+
 def _open_log(path: Path) -> int:
     try:
         if path.stat().st_size > LOG_ROTATE_BYTES:
@@ -103,10 +115,12 @@ def start_daemon(config: Config, *, argv_prefix: Sequence[str] | None = None,
     *argv_prefix* replaces `python -m aiki_hooks.cli` (tests, or the `aiki-hooks` path).
     """
     state_dir = Path(config.state_dir)
+    ensure_private_dir(state_dir)
+    _write_restart_command(state_dir, refresher_argv(config, argv_prefix=argv_prefix,
+                                                     extra_args=("--daemon", *extra_args)))
     pid = holder_pid(state_dir)
     if pid:
         return False, pid, "already running"
-    ensure_private_dir(state_dir)
     log = log_path(config)
     log_fd = _open_log(log)
     try:
@@ -147,6 +161,10 @@ def stop_daemon(config: Config, *, wait_seconds: float = STOP_WAIT_SECONDS) -> i
     refresher exits 0, so Restart=on-failure leaves it stopped) but systemd is not told.
     """
     state_dir = Path(config.state_dir)
+    try:
+        (state_dir / RESTART_NAME).unlink()
+    except FileNotFoundError:
+        pass
     pid = holder_pid(state_dir)
     if pid is None:
         return None

@@ -16,7 +16,7 @@ from aiki_hooks.hooklib import text
 from aiki_hooks.result import Finding, Issue, ProbeResult, Snapshot, utc_iso
 from aiki_hooks.status import Status
 
-from .conftest import REPO
+from .conftest import REPO, wait_for
 
 HOOKS = REPO / "hooks"
 GIB = 1024**3
@@ -390,3 +390,37 @@ def test_block_carries_one_recurrence_line_for_an_open_issue():
     assert "Recurring: disk / full 5x in 7 d, median 2 h." in text.session_block(data, now=now)
     data["patterns"] = [{"issue_id": "tcp:pg", "count": 2, "text": "pg down 2x in 7 d"}]
     assert "Recurring" not in text.session_block(data, now=now)
+
+
+def test_stale_data_restarts_a_detached_refresher_that_died(hook_env, tmp_path):
+    """Without systemd, install.sh starts `refresher --daemon`; after a reboot (here: kill -9)
+    the first hook that finds the data stale starts that refresher again, not a one-shot."""
+    import signal
+
+    from aiki_hooks.refresher import holder_pid
+
+    env, state = hook_env
+    config = tmp_path / "config.toml"
+    config.write_text("interval_seconds = 0.5\n[costs]\nenabled = false\n")
+    cli = [sys.executable, "-m", "aiki_hooks.cli", "--config", str(config)]
+    started = subprocess.run([*cli, "refresher", "--daemon"], env=env, capture_output=True, text=True, timeout=30)
+    assert started.returncode == 0, started.stderr
+    first = holder_pid(state)
+    try:
+        assert first and (state / "refresher.restart.json").exists()
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: holder_pid(state) is None, timeout=5)
+        write_cache(state / "system_health.json", snapshot(generated_at=time.time() - 600, interval=0.5))
+        context = context_of(run_hook("session_start", {"session_id": "s9", "source": "startup"}, env),
+                             "SessionStart")
+        assert context.endswith("A background refresh was started.")
+        second = wait_for(lambda: holder_pid(state), timeout=20)
+        assert second != first
+        # A long-lived refresher, not one refresh: the cache stays fresh past 3 intervals.
+        time.sleep(2.0)
+        assert read_cache(state / "system_health.json").state == "fresh"
+        assert holder_pid(state) == second
+    finally:
+        pid = holder_pid(state)
+        if pid and pid > 0:
+            os.kill(pid, signal.SIGKILL)

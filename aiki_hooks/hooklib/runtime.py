@@ -13,12 +13,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_STDIN_BYTES = 1024 * 1024
-DEADLINE_SECONDS = 0.8
+DEADLINE_SECONDS = 0.5
+EVENTS_MAX_BYTES = 1024 * 1024  # hook_events.jsonl is rotated to .1 past this
 SESSION_MEMORY_DAYS = 7
 SESSIONS_DIR = "sessions"
 EVENTS_FILE = "hook_events.jsonl"
 ONESHOT_LOCK = "oneshot.lock"
 REFRESHER_LOCK = "refresher.lock"
+RESTART_FILE = "refresher.restart.json"  # aiki_hooks.daemon.RESTART_NAME
 
 
 def install_deadline(seconds: float = DEADLINE_SECONDS) -> None:
@@ -29,11 +31,29 @@ def install_deadline(seconds: float = DEADLINE_SECONDS) -> None:
     signal is the cheapest watchdog.
     """
 
+    global _deadline_at
+
     def give_up(_signum, _frame):
         os._exit(0)
 
     signal.signal(signal.SIGALRM, give_up)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    _deadline_at = time.monotonic() + seconds
+
+
+_deadline_at: float | None = None
+
+
+def disarm_deadline() -> None:
+    """Called just before the answer is written: a timer firing mid-write would leave
+    half a JSON object on stdout."""
+    signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def rearm_deadline() -> None:
+    """After the answer is out, what is left (bookkeeping) runs on the rest of the budget."""
+    if _deadline_at is not None:
+        signal.setitimer(signal.ITIMER_REAL, max(_deadline_at - time.monotonic(), 0.01))
 
 
 def guarded(event: str, run) -> int:
@@ -72,13 +92,16 @@ def read_input(stream=None) -> dict[str, Any]:
 
 
 def emit(payload: dict[str, Any]) -> None:
-    """Write the whole JSON answer in one go (never a partial object)."""
-    text = json.dumps(payload, ensure_ascii=False)
+    """Write the whole JSON answer in one go (never a partial object). ASCII escapes, so
+    a non-UTF-8 locale on stdout cannot make the write fail."""
+    text = json.dumps(payload, ensure_ascii=True)
+    disarm_deadline()
     try:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
     except (OSError, ValueError):
         pass
+    rearm_deadline()
 
 
 def state_dir(env=None) -> str:
@@ -114,8 +137,8 @@ def _configured_state_dir(env) -> str | None:
         import tomllib
 
         value = tomllib.loads(raw.decode("utf-8")).get("state", {}).get("dir")
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        return None
+    except (ValueError, UnicodeDecodeError, AttributeError, ImportError):
+        return None  # ImportError: an interpreter older than 3.11 has no tomllib
     if isinstance(value, str) and value.strip():
         return os.path.expanduser(os.path.expandvars(value))
     return None
@@ -218,9 +241,25 @@ def lock_is_held(path: str) -> bool:
     return False
 
 
+def restart_command(directory: str) -> list[str] | None:
+    """The `refresher --daemon` command a detached refresher left for us (see
+    aiki_hooks.daemon.RESTART_NAME), or None: then a one-shot refresh is all we start."""
+    try:
+        with open(os.path.join(directory, RESTART_FILE), "rb") as file:
+            argv = json.loads(file.read(64 * 1024)).get("argv")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)
+            and os.path.isabs(argv[0]) and os.access(argv[0], os.X_OK)):
+        return argv
+    return None
+
+
 def start_background_refresh(directory: str) -> bool:
-    """Start ONE fully detached `aiki-hooks refresh --if-idle` (new session, stdio on
-    /dev/null) unless a refresher or another one-shot holds its lock. Never waits."""
+    """Start ONE fully detached refresh (new session, stdio on /dev/null) unless a
+    refresher or another one-shot holds its lock; never waits. Where a detached refresher
+    was installed (no systemd) that refresher is restarted; otherwise one
+    `aiki-hooks refresh --if-idle` runs."""
     if lock_is_held(os.path.join(directory, REFRESHER_LOCK)) or lock_is_held(os.path.join(directory, ONESHOT_LOCK)):
         return False
     import subprocess
@@ -228,9 +267,10 @@ def start_background_refresh(directory: str) -> bool:
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    argv = restart_command(directory) or [sys.executable, "-m", "aiki_hooks.cli", "refresh", "--if-idle"]
     try:
         subprocess.Popen(
-            [sys.executable, "-m", "aiki_hooks.cli", "refresh", "--if-idle"],
+            argv,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True, env=env, cwd="/",
         )

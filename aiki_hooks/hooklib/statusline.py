@@ -29,6 +29,7 @@ def main() -> int:
     runtime.install_deadline()
     try:
         line = render(runtime.read_input(), runtime.state_dir(), runtime.now())
+        runtime.disarm_deadline()
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
     except BaseException:  # noqa: BLE001 - an empty status line is better than a broken one
