@@ -46,6 +46,8 @@ SESSION_SUMMARY_CHARS = 120
 TRANSITION = "transition"
 SESSION = "session"
 SESSION_BEGAN = "session_began"
+# PreToolUse told a running session that an issue opened or escalated.
+SESSION_TOLD = "session_told"
 
 FIELDS = (
     "seq", "at", "kind", "record_id", "occurrence_id", "issue_id", "transition", "severity",
@@ -81,10 +83,12 @@ def append(state_dir: str, records: list[dict[str, Any]], *, max_bytes: int = DE
 
 def session_event(state_dir: str, *, session_id: str, cwd: str | None, open_issues: list[dict[str, Any]],
                   now: float, host: str, max_bytes: int = DEFAULT_MAX_BYTES,
-                  keep_files: int = DEFAULT_KEEP_FILES) -> list[dict[str, Any]]:
+                  keep_files: int = DEFAULT_KEEP_FILES, transition: str = SESSION_BEGAN) -> list[dict[str, Any]]:
     """Record that a Claude Code session began while these issues were open: one
     `session_began` record per issue that carries an `occurrence_id`, at most once per
-    session and occurrence (resume and compact start the same session again)."""
+    session and occurrence (resume and compact start the same session again).
+    With transition=SESSION_TOLD: that a running session was told an issue opened or
+    escalated, once per session, occurrence and severity."""
     candidates = [issue for issue in open_issues if isinstance(issue, dict) and issue.get("occurrence_id")]
     if not session_id or not candidates:
         return []
@@ -92,7 +96,8 @@ def session_event(state_dir: str, *, session_id: str, cwd: str | None, open_issu
         told = _load_told(state_dir)
         records = []
         for issue in candidates:
-            record = session_record(issue, session_id=session_id, cwd=cwd, now=now, host=host)
+            record = session_record(issue, session_id=session_id, cwd=cwd, now=now, host=host,
+                                    transition=transition)
             if record["record_id"] not in told:
                 records.append(record)
                 told[record["record_id"]] = now
@@ -105,23 +110,31 @@ def session_event(state_dir: str, *, session_id: str, cwd: str | None, open_issu
 
 
 def session_record(issue: dict[str, Any], *, session_id: str, cwd: str | None, now: float,
-                   host: str) -> dict[str, Any]:
-    """The `session_began` record for one open issue of the cache's `issues[]`."""
+                   host: str, transition: str = SESSION_BEGAN) -> dict[str, Any]:
+    """The `session_began` (or `session_told`) record for one open issue of the cache's `issues[]`."""
     try:
         started_at = parse_utc(issue["since"])
     except (KeyError, TypeError, ValueError):
         started_at = None
     occurrence_id = str(issue["occurrence_id"])
+    if transition == SESSION_TOLD:
+        record_id = f"told:{session_id}:{occurrence_id}:{issue.get('severity')}"
+        sentence = session_sentence(issue, session_id=session_id, cwd=cwd, started_at=started_at,
+                                    verb=f"was told at {clock(now)} that", tense="is")
+    else:
+        record_id = f"session:{session_id}:{occurrence_id}"
+        sentence = session_sentence(issue, session_id=session_id, cwd=cwd, started_at=started_at)
     return make_record(
-        at=now, kind=SESSION, record_id=f"session:{session_id}:{occurrence_id}", occurrence_id=occurrence_id,
-        issue_id=issue.get("id"), transition=SESSION_BEGAN, severity=issue.get("severity"),
+        at=now, kind=SESSION, record_id=record_id, occurrence_id=occurrence_id,
+        issue_id=issue.get("id"), transition=transition, severity=issue.get("severity"),
         probe=issue.get("probe"), summary=issue.get("summary"),
-        sentence=session_sentence(issue, session_id=session_id, cwd=cwd, started_at=started_at),
+        sentence=sentence,
         started_at=started_at, session_id=session_id, cwd=cwd, host=host,
     )
 
 
-def session_sentence(issue: dict[str, Any], *, session_id: str, cwd: str | None, started_at: float | None) -> str:
+def session_sentence(issue: dict[str, Any], *, session_id: str, cwd: str | None, started_at: float | None,
+                     verb: str = "began while", tense: str = "was") -> str:
     """"Claude Code session 1a2b3c4d in /home/me/proj began while qdrant (http:qdrant)
     was CRITICAL: connection refused (since 14:05).\""""
     issue_id = str(issue.get("id") or "?")
@@ -130,7 +143,7 @@ def session_sentence(issue: dict[str, Any], *, session_id: str, cwd: str | None,
     where = f" in {cwd}" if cwd else ""
     summary = clip(issue.get("summary") or "", SESSION_SUMMARY_CHARS)
     since = f" (since {clock(started_at)})" if started_at is not None else ""
-    return (f"Claude Code session {session_id[:8]}{where} began while {label} was "
+    return (f"Claude Code session {session_id[:8]}{where} {verb} {label} {tense} "
             f"{issue.get('severity') or 'not OK'}: {summary}{since}.")
 
 
