@@ -346,17 +346,89 @@ sys.stderr.write("MODULES=" + json.dumps({{"third_party": third_party, "all": so
 """
 
 
-@pytest.mark.parametrize("hook", ["session_start", "pre_tool_use", "statusline"])
-def test_hooks_import_only_the_standard_library(hook_env, hook):
+def journaled_snapshot(**kwargs) -> dict:
+    """Issues with occurrence ids and mem0 on, as the refresher publishes them: the hooks
+    then also write the journal and the spool."""
+    data = snapshot(**kwargs)
+    for number, item in enumerate(data["issues"]):
+        item["occurrence_id"] = f"occ{number}"
+    data["hooks"]["mem0_spool"] = True
+    return data
+
+
+@pytest.mark.parametrize("hook, scenario", [
+    ("session_start", "healthy-with-issue"), ("pre_tool_use", "healthy-with-issue"), ("statusline", "healthy-with-issue"),
+    ("session_start", "journal-and-spool"), ("pre_tool_use", "journal-and-spool"),
+    ("session_start", "degraded"), ("pre_tool_use", "degraded"),
+])
+def test_hooks_import_only_the_standard_library(hook_env, hook, scenario):
     env, state = hook_env
-    write_cache(state / "system_health.json", snapshot(issues=[issue("disk:/")], guard=[DENY_DISK]))
+    cache = state / "system_health.json"
+    if scenario == "healthy-with-issue":
+        write_cache(cache, snapshot(issues=[issue("disk:/")], guard=[DENY_DISK]))
+    elif scenario == "journal-and-spool":
+        write_cache(cache, journaled_snapshot(issues=[issue("disk:/")]))
+    else:
+        state.mkdir(mode=0o700)
+        cache.write_text("{corrupt")
     code = STDLIB_CHECK.format(script=str(HOOKS / f"{hook}.py"))
     result = subprocess.run([sys.executable, "-c", code], input=json.dumps({"session_id": "s8", "tool_name": "Bash",
-                            "source": "startup"}).encode(), capture_output=True, env=env, timeout=10)
+                            "source": "startup", "cwd": "/p"}).encode(), capture_output=True, env=env, timeout=10)
     line = [ln for ln in result.stderr.decode().splitlines() if ln.startswith("MODULES=")][0]
     modules = json.loads(line[len("MODULES="):])
     assert modules["third_party"] == []
-    assert not {"psutil", "filelock", "requests", "mem0", "dataclasses", "tomllib", "subprocess"} & set(modules["all"])
+    heavy = {"psutil", "filelock", "requests", "mem0", "dataclasses", "tomllib", "orjson", "prometheus_client"}
+    if scenario != "degraded":
+        heavy.add("subprocess")  # only a degraded cache starts a (detached) refresh
+    assert not heavy & set(modules["all"])
+    if scenario == "journal-and-spool":  # the path under test really ran
+        assert "aiki_hooks.journal" in modules["all"] and "aiki_hooks.spool" in modules["all"]
+        assert (state / "journal.jsonl").exists()
+
+
+def test_pre_tool_use_journals_what_it_told_once_per_occurrence_and_severity(hook_env):
+    env, state = hook_env
+    cache = state / "system_health.json"
+    write_cache(cache, journaled_snapshot())
+    payload = {"session_id": "sess-told-1", "tool_name": "Bash", "cwd": "/home/me/proj"}
+    run_hook("session_start", {"session_id": "sess-told-1", "source": "startup"}, env)
+    write_cache(cache, journaled_snapshot(issues=[issue("http:qdrant", Status.WARNING, "slow: 900 ms")]))
+    assert context_of(run_hook("pre_tool_use", payload, env), "PreToolUse")
+    assert run_hook("pre_tool_use", payload, env).stdout == b""
+    write_cache(cache, journaled_snapshot(issues=[issue("http:qdrant", Status.CRITICAL)]))
+    assert "escalated WARNING -> CRITICAL" in context_of(run_hook("pre_tool_use", payload, env), "PreToolUse")
+    records = [json.loads(line) for line in (state / "journal.jsonl").read_text().splitlines()]
+    told = [r for r in records if r["transition"] == "session_told"]
+    assert [(r["record_id"], r["severity"], r["cwd"]) for r in told] == [
+        ("told:sess-told-1:occ0:WARNING", "WARNING", "/home/me/proj"),
+        ("told:sess-told-1:occ0:CRITICAL", "CRITICAL", "/home/me/proj"),
+    ]
+    assert told[1]["sentence"].startswith("Claude Code session sess-tol in /home/me/proj was told at ")
+    assert "that p (http:qdrant) is CRITICAL: connection refused (since " in told[1]["sentence"]
+    spooled = sorted(p.name for p in (state / "spool").iterdir() if p.suffix == ".json")
+    assert len(spooled) == 2
+
+
+def test_fork_and_clear_are_new_sessions_that_get_the_block(hook_env):
+    env, state = hook_env
+    write_cache(state / "system_health.json", journaled_snapshot(issues=[issue("tcp:pg")]))
+    for number, source in enumerate(("fork", "clear")):
+        context = context_of(run_hook("session_start", {"session_id": f"new{number}", "source": source}, env),
+                             "SessionStart")
+        assert "tcp:pg CRITICAL" in context
+    records = [json.loads(line) for line in (state / "journal.jsonl").read_text().splitlines()]
+    assert sorted(r["record_id"] for r in records) == ["session:new0:occ0", "session:new1:occ0"]
+
+
+def test_told_log_is_bounded(hook_env):
+    from aiki_hooks.hooklib import runtime
+
+    env, state = hook_env
+    state.mkdir(mode=0o700)
+    for number in range(3):
+        runtime.record_told(str(state), "s", "SessionStart", "x" * (600 * 1024), now=float(number))
+    assert (state / "hook_events.jsonl.1").exists()
+    assert (state / "hook_events.jsonl").stat().st_size <= 2 * 600 * 1024
 
 
 def test_statusline_reads_claude_code_stdin_and_columns(hook_env):

@@ -13,13 +13,15 @@ from . import runtime, text
 EVENT = "PreToolUse"
 
 
-def build(hook_input: dict, directory: str, now: float) -> tuple[dict | None, dict | None, str | None]:
-    """(hookSpecificOutput or None, new session memory or None if unchanged, notice)."""
+def build(hook_input: dict, directory: str, now: float):
+    """(hookSpecificOutput or None, new session memory or None if unchanged, notice,
+    the open issues the notice tells of as new or changed (for the journal), the snapshot)."""
     session_id = str(hook_input.get("session_id") or "")
     memory = (runtime.load_session(directory, session_id) if session_id else None) or {"fresh": True, "seen": {}}
     read = read_cache(cache_path(directory), now=now)
     decision = notice = None
     new_memory = None
+    told: list = []
     if read.state == FRESH:
         data = read.data
         guard_rules = (data.get("hooks") or {}).get("guard") or []
@@ -29,6 +31,9 @@ def build(hook_input: dict, directory: str, now: float) -> tuple[dict | None, di
         else:
             notice = text.change_notice(memory.get("seen") or {}, data, now=now)
         if notice:
+            seen = memory.get("seen") or {}
+            told = [i for i in data.get("issues") or []
+                    if isinstance(i, dict) and (seen.get(str(i.get("id"))) or [None])[0] != i.get("severity")]
             new_memory = {**memory, "fresh": True, "seen": text.issue_memory(data),
                           "fingerprint": text.block_fingerprint(data), "updated": now}
     elif memory.get("fresh", True):
@@ -38,20 +43,20 @@ def build(hook_input: dict, directory: str, now: float) -> tuple[dict | None, di
         new_memory = {**memory, "fresh": False, "fingerprint": read.state, "updated": now}
 
     if not decision and not notice:
-        return None, None, None
+        return None, None, None, [], None
     output: dict = {"hookEventName": EVENT}
     if decision:
         output["permissionDecision"], output["permissionDecisionReason"] = decision
     if notice:
         output["additionalContext"] = notice
-    return output, new_memory, notice
+    return output, new_memory, notice, told, read.data
 
 
 def run(stdin=None) -> None:
     hook_input = runtime.read_input(stdin)
     directory = runtime.state_dir()
     now = runtime.now()
-    output, memory, notice = build(hook_input, directory, now)
+    output, memory, notice, told, data = build(hook_input, directory, now)
     if output is None:
         return
     runtime.emit({"hookSpecificOutput": output})
@@ -62,6 +67,13 @@ def run(stdin=None) -> None:
         runtime.record_told(directory, session_id, EVENT, notice, now=now)
     if session_id and "permissionDecision" in output:
         runtime.record_told(directory, session_id, EVENT + ":guard", output["permissionDecisionReason"], now=now)
+    if session_id and told:
+        from . import journaling
+        from ..journal import SESSION_TOLD
+
+        journaling.note_session_event(directory, data, told, event=EVENT,
+                                      transition=SESSION_TOLD, session_id=session_id,
+                                      cwd=hook_input.get("cwd"), now=now)
 
 
 

@@ -203,19 +203,21 @@ def prune_sessions(directory: str, *, now: float, days: float = SESSION_MEMORY_D
 
 
 def record_told(directory: str, session_id: str, event: str, text: str, *, now: float) -> None:
-    """Note what the agent was told, one JSON line per message.
-
-    This is the seam for the issue journal: until it exists, the lines wait in
-    `hook_events.jsonl` in the state dir (0600, appended atomically).
-    """
+    """Note what the agent was told, word for word, one JSON line per message in
+    `hook_events.jsonl` (0600, appended atomically, rotated to `.1` past 1 MiB). The issue
+    journal gets the issues themselves (hooklib.journaling)."""
     line = json.dumps({"at": now, "session_id": session_id, "event": event, "text": text}, ensure_ascii=False)
+    path = os.path.join(directory, EVENTS_FILE)
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(directory, EVENTS_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, (line + "\n").encode("utf-8"))
+            full = os.fstat(fd).st_size > EVENTS_MAX_BYTES
         finally:
             os.close(fd)
+        if full:  # bounded: the newest ~1 MiB plus one older file
+            os.replace(path, path + ".1")
     except OSError:
         pass
 

@@ -52,34 +52,24 @@ def run(stdin=None) -> None:
         runtime.save_session(directory, session_id, memory)
         if context:
             runtime.record_told(directory, session_id, EVENT, context, now=now)
-    if hook_input.get("source", "startup") == "startup":
+    source = hook_input.get("source") or "startup"
+    if source == "startup":
         runtime.prune_sessions(directory, now=now)
+    if source in ("startup", "clear", "fork"):  # each of these is a new session id
         if session_id:
             journal_session_start(directory, session_id, hook_input.get("cwd"), now, read)
 
 
 def journal_session_start(directory: str, session_id: str, cwd, now: float, read: CacheRead) -> None:
     """Note in the issue journal (and the mem0 spool) that this session began while
-    issues were open: once per session and occurrence. Nothing here may fail the hook."""
+    issues were open: once per session and occurrence."""
     if read.state != FRESH or not read.data.get("issues"):
         return
-    from .. import journal
+    from . import journaling
+    from ..journal import SESSION_BEGAN
 
-    settings = read.data.get("hooks") or {}
-    try:
-        records = journal.session_event(
-            directory, session_id=session_id, cwd=cwd if isinstance(cwd, str) else None,
-            open_issues=list(read.data["issues"]), now=now, host=str(read.data.get("host") or ""),
-            max_bytes=int(settings.get("journal_max_bytes") or journal.DEFAULT_MAX_BYTES),
-            keep_files=int(settings.get("journal_keep_files") or journal.DEFAULT_KEEP_FILES),
-        )
-        if records and settings.get("mem0_spool"):
-            from ..spool import Spool
-
-            Spool(directory, int(settings.get("max_spool_records") or 1000)).enqueue(records)
-    except (OSError, ValueError, TypeError) as exc:
-        runtime.note_failure(EVENT, exc)
-
+    journaling.note_session_event(directory, read.data, list(read.data["issues"]), event=EVENT,
+                                  transition=SESSION_BEGAN, session_id=session_id, cwd=cwd, now=now)
 
 
 def main() -> int:

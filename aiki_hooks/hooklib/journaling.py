@@ -1,0 +1,37 @@
+"""What the hooks told the agent, into the issue journal (and the mem0 spool when the
+refresher's settings say mem0 takes it). Imported only when there is something to note,
+so the silent path never pays for it. Nothing here may fail a hook."""
+
+from __future__ import annotations
+
+from . import runtime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def note_session_event(directory: str, data: dict[str, Any], issues: list[dict[str, Any]], *, event: str,
+                       transition: str, session_id: str, cwd: Any, now: float) -> list[dict[str, Any]]:
+    """Journal one record per issue (with an occurrence id) not yet noted for this session;
+    returns the records written."""
+    if not session_id or not issues:
+        return []
+    from .. import journal
+
+    settings = data.get("hooks") or {}
+    try:
+        records = journal.session_event(
+            directory, session_id=session_id, cwd=cwd if isinstance(cwd, str) else None,
+            open_issues=issues, now=now, host=str(data.get("host") or ""), transition=transition,
+            max_bytes=int(settings.get("journal_max_bytes") or journal.DEFAULT_MAX_BYTES),
+            keep_files=int(settings.get("journal_keep_files") or journal.DEFAULT_KEEP_FILES),
+        )
+        if records and settings.get("mem0_spool"):
+            from ..spool import Spool
+
+            Spool(directory, int(settings.get("max_spool_records") or 1000)).enqueue(records)
+        return records
+    except (OSError, ValueError, TypeError) as exc:
+        runtime.note_failure(event, exc)
+        return []
