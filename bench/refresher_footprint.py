@@ -108,9 +108,12 @@ def main() -> None:
         config = Path(tmp) / "config.toml"
         config.write_text(
             f'[state]\ndir = "{tmp}/state"\n'
+            # What the issue measures: resources + one http probe (the costs probe has its own bench).
+            f'[costs]\nenabled = false\n'
             f'[[probes.http]]\nname = "local"\nurl = "http://127.0.0.1:{port}/"\ntimeout_seconds = 2\n'
         )
-        env = dict(os.environ, AIKI_HOOKS_CONFIG=str(config), PYTHONPATH=str(REPO))
+        # A temp HOME: nothing of the user's (~/.claude, ~/.config) is read.
+        env = dict(os.environ, AIKI_HOOKS_CONFIG=str(config), PYTHONPATH=str(REPO), HOME=tmp)
         env.pop("NOTIFY_SOCKET", None)
         base = [sys.executable, "-m", "aiki_hooks.cli", "refresher", "--interval", "0.01", "--cycles"]
 
@@ -132,7 +135,7 @@ def report(args, bare_rss, start_cpu, one_cpu, cpu, wall, samples) -> None:
     final = statistics.median(rss[-tenth:])
     per_cycle_ms = (cpu - one_cpu) / (args.cycles - 1) * 1000
 
-    print(f"refresher, {args.cycles} cycles at 0.01 s (resources, 1 http probe, the costs probe), {wall:.1f} s wall, "
+    print(f"refresher, {args.cycles} cycles at 0.01 s (resources, 1 http probe), {wall:.1f} s wall, "
           f"{len(samples)} RSS samples")
     print(f"steady RSS      {final:6.1f} MiB  ({final / bare_rss:.2f}x bare interpreter {bare_rss:.1f} MiB)"
           f"   target <= 30 MiB: {'met' if final <= 30 else 'MISSED'}")
@@ -180,12 +183,13 @@ def mem0_run(args, baseline_samples) -> None:
         flap.chmod(0o755)
         config = Path(tmp) / "config.toml"
         config.write_text(
-            f'[state]\ndir = "{tmp}/state"\n[journal]\nopen_after_cycles = 1\nresolve_after_cycles = 1\n'
+            f'[state]\ndir = "{tmp}/state"\n[costs]\nenabled = false\n'
+            f'[journal]\nopen_after_cycles = 1\nresolve_after_cycles = 1\n'
             f'[mem0]\nbackend = "rest"\nhost = "http://127.0.0.1:{server.server_address[1]}"\n'
             f'backoff_initial_seconds = 0.1\nbackoff_max_seconds = 0.5\n'
             f'[[probes.command]]\nname = "flap"\ncommand = ["{flap}"]\n'
         )
-        env = dict(os.environ, AIKI_HOOKS_CONFIG=str(config), PYTHONPATH=str(REPO))
+        env = dict(os.environ, AIKI_HOOKS_CONFIG=str(config), PYTHONPATH=str(REPO), HOME=tmp)
         cycles = max(200, args.cycles // 5)
         cpu, wall, samples = run_child([sys.executable, "-m", "aiki_hooks.cli", "refresher", "--interval", "0.05",
                                         "--cycles", str(cycles)], env)
