@@ -178,3 +178,23 @@ def test_real_psutil_reports_every_aspect():
     assert 0 <= results["cpu"].values["cpu_percent"] <= 100
     assert results["memory"].values["memory_total_bytes"] > 0
     assert results["disk:/"].values["disk_total_bytes"] > 0
+
+
+def test_cpu_warning_names_the_busiest_processes_with_real_psutil():
+    """A real busy child: with the CPU levels at 0/50%, the cpu line names it among the top 3."""
+    import subprocess
+    import sys
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        config = parse_config({"resources": {"cpu_warn_percent": 0, "cpu_crit_percent": 100}}).resources
+        probe = ResourcesProbe(config)
+        probe.check()  # the first cycle has no CPU figure yet
+        time.sleep(0.3)
+        cpu = by_name(probe.check())["cpu"]
+        assert cpu.status in (Status.WARNING, Status.CRITICAL), cpu.summary
+        assert "top: " in cpu.summary
+        assert f"({busy.pid})" in cpu.summary, cpu.summary
+    finally:
+        busy.kill()
+        busy.wait()
