@@ -6,6 +6,7 @@ transitions, which go to the journal and, when mem0 is on, to the delivery spool
 
 from __future__ import annotations
 
+import collections
 import os
 import socket
 import sys
@@ -116,7 +117,9 @@ class Engine:
         """What the hooks need from the config (they never parse TOML)."""
         return {
             "guard": [rule.to_dict() for rule in self.config.guard],
-            "mem0_spool": self.config.mem0.backend != "off",
+            # The hooks only journal: the engine spools every journal record (session
+            # events included) through the mem0 output's filter, from a cursor.
+            "mem0_spool": False,
             "max_spool_records": self.config.mem0.max_spool_records,
             "journal_max_bytes": self.config.journal.max_bytes,
             "journal_keep_files": self.config.journal.keep_files,
@@ -147,22 +150,37 @@ class Engine:
             self._patterns_at = now
         return self._patterns
 
+    # Journal and spool bookkeeping (class-level defaults, replaced per instance when set):
+    _journal_failing = False
+    _written_seq = 0  # highest journal seq this engine wrote
+    _first_written_seq: int | None = None  # where a first spool feed starts
+    _spooled_seq: int | None = None  # journal seq the spool was last brought up to
+
     def record(self, snapshot: Snapshot) -> tuple[Snapshot, list[dict]]:
-        """Damped transitions into the journal (and the mem0 spool); returns the snapshot
-        with each issue's `occurrence_id` and the records written."""
-        records = self._unjournaled + self.tracker.update(snapshot, snapshot.generated_at)
-        self._unjournaled = []
-        written: list[dict] = []
-        if records:
-            try:
-                written = journal.append(str(self.config.state_dir), records,
-                                         max_bytes=self.config.journal.max_bytes,
-                                         keep_files=self.config.journal.keep_files)
-            except OSError as exc:
-                self._unjournaled = records[-1000:]
+        """Damped transitions into the journal; returns the snapshot with each issue's
+        `occurrence_id` and the records written.
+
+        The tracker works under the journal lock with its state re-read, so engines sharing
+        a state dir never open one occurrence twice; what a failed append could not write
+        waits in the tracker's outbox on disk (see occurrences.py). A failure is kept in
+        `_journal_error`, which the journal output reports as a WARNING."""
+        try:
+            written = self.tracker.record(snapshot, snapshot.generated_at, max_bytes=self.config.journal.max_bytes,
+                                          keep_files=self.config.journal.keep_files)
+        except OSError as exc:
+            written = []
+            if not self._journal_failing:
                 self.log(f"cannot append to the journal: {exc.strerror or exc}; will retry")
-            else:
-                self._patterns_at = float("-inf")  # the journal changed
+            self._journal_failing, self._journal_error = True, exc
+        else:
+            if self._journal_failing:
+                self.log("journal writable again")
+            self._journal_failing = False
+        if written:
+            self._patterns_at = float("-inf")  # the journal changed
+            self._written_seq = max(self._written_seq, written[-1]["seq"])
+            if self._first_written_seq is None:
+                self._first_written_seq = written[0]["seq"]
         opened = self.tracker.open_occurrences()
         issues = tuple(
             replace(issue, occurrence_id=opened[issue.id]["occurrence_id"]) if issue.id in opened else issue
@@ -171,15 +189,48 @@ class Engine:
         return replace(snapshot, issues=issues), written
 
     def spool(self, records: list[dict]) -> None:
-        if self.config.mem0.backend == "off" or not records:
-            return
-        from .spool import Spool
+        """The mem0 output: bring the spool up to date with the journal.
 
-        try:
-            dropped = Spool(str(self.config.state_dir), self.config.mem0.max_spool_records).enqueue(records)
-        except OSError as exc:
-            self.log(f"cannot spool records for mem0: {exc.strerror or exc}")
+        *records* (this cycle's, already filtered) are not used: the journal is the source
+        of truth, and `Spool.feed` adds every record after the spool's cursor that the
+        mem0 output's filter passes: this cycle's, what an earlier failed feed or a killed
+        refresher left behind, and the session events the hooks journaled. Raises when the
+        spool cannot be written (the router reports `output:mem0`); the cursor stays, so
+        the next cycle catches up."""
+        if self.config.mem0.backend == "off":
             return
+        state_dir = str(self.config.state_dir)
+        hint = max(journal.seq_hint(state_dir), self._written_seq)
+        if hint == self._spooled_seq:
+            return  # nothing journaled since the last feed: no lock, no spool I/O
+        from .outputs import filter_records
+        from .spool import Spool, note_dropped
+
+        out = next((o for o in self.config.outputs if o.type == "mem0"), None)
+        limit = self.config.mem0.max_spool_records
+        first_written = self._first_written_seq
+
+        def fetch(state: dict) -> list[dict]:
+            cursor = state.get("journal_seq")
+            last = journal.last_seq(state_dir)
+            if not isinstance(cursor, int) or isinstance(cursor, bool):
+                # First feed (mem0 just turned on): start with this process's records, not the past.
+                cursor = first_written - 1 if first_written is not None else last
+            elif cursor > last:
+                cursor = 0  # the journal was deleted and seq started over
+            found, left_out = journal.records_after(state_dir, cursor, limit=limit)
+            if left_out:
+                note_dropped(state, [f"journal seq {cursor + 1}..{cursor + left_out}"], self.wall(), count=left_out)
+            state["journal_seq"] = max([cursor, last] + [r["seq"] for r in found])
+            if out is None or not out.filtered:
+                return found
+            told = collections.OrderedDict.fromkeys(state.get("mem0_told") or ())
+            wanted = filter_records(found, out, told)
+            state["mem0_told"] = list(told)
+            return wanted
+
+        added, dropped = Spool(state_dir, limit).feed(fetch, now=self.wall())
+        self._spooled_seq = hint
         if dropped:
             self.log(f"mem0 spool full: dropped the {dropped} oldest record(s)")
 

@@ -147,6 +147,31 @@ def session_sentence(issue: dict[str, Any], *, session_id: str, cwd: str | None,
             f"{issue.get('severity') or 'not OK'}: {summary}{since}.")
 
 
+def locked(state_dir: str) -> _Locked:
+    """The journal's exclusive lock, for a caller that must read, decide and append as one
+    step (the issue tracker). Inside it use `append_locked` and `records_after(lock=False)`:
+    taking the lock again from the same process would wait for ever."""
+    return _Locked(state_dir)
+
+
+def append_locked(state_dir: str, records: list[dict[str, Any]], *, max_bytes: int = DEFAULT_MAX_BYTES,
+                  keep_files: int = DEFAULT_KEEP_FILES) -> list[dict[str, Any]]:
+    """`append` for a caller already holding `locked(state_dir)`."""
+    if not records:
+        return []
+    return _append_locked(state_dir, records, max_bytes=max_bytes, keep_files=keep_files)
+
+
+def last_seq(state_dir: str) -> int:
+    """The highest seq written (the journal can be ahead of journal.seq after a crash)."""
+    return max(_read_seq_file(state_dir), _last_seq_in_journal(state_dir))
+
+
+def seq_hint(state_dir: str) -> int:
+    """journal.seq alone: one tiny read, for a cheap "anything new?" check each cycle."""
+    return _read_seq_file(state_dir)
+
+
 class _Locked:
     """Exclusive flock on journal.lock for the duration of a with-block."""
 
@@ -330,6 +355,73 @@ def read(state_dir: str, *, since: float | None = None) -> list[dict[str, Any]]:
             os.close(lock_fd)
     records.sort(key=lambda r: r["seq"])
     return records
+
+
+def records_after(state_dir: str, seq: int, *, limit: int | None = None,
+                  lock: bool = True) -> tuple[list[dict[str, Any]], int]:
+    """Records with a seq above *seq*, oldest first, read backwards from the end of the
+    journal so the cost follows what is new, not the journal's size.
+
+    With *limit*, only the newest *limit* records; the second value is how many older
+    ones after *seq* were left out (estimated from the seq gap). *lock* = False for a
+    caller that already holds `locked()`.
+    """
+    path = os.path.join(state_dir, JOURNAL_NAME)
+    lock_fd = -1
+    if lock:
+        try:
+            lock_fd = os.open(os.path.join(state_dir, LOCK_NAME), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass
+    found: list[dict[str, Any]] = []
+    left_out = 0
+    try:
+        if lock_fd >= 0:
+            fcntl.flock(lock_fd, fcntl.LOCK_SH)
+        done = False
+        for name in [path] + [f"{path}.{i}" for i in sorted(_rotated_indexes(state_dir))]:
+            for line in _lines_backwards(name):
+                record = _parse_line(line)
+                if record is None:
+                    continue
+                if record["seq"] <= seq:
+                    done = True
+                    break
+                if limit is not None and len(found) >= limit:
+                    # Older ones are not read at all: the seq gap says how many there are.
+                    left_out = max(0, found[-1]["seq"] - seq - 1)
+                    done = True
+                    break
+                found.append(record)
+            if done:
+                break
+    finally:
+        if lock_fd >= 0:
+            os.close(lock_fd)
+    found.sort(key=lambda r: r["seq"])
+    return found, left_out
+
+
+def _lines_backwards(name: str, chunk: int = 64 * 1024):
+    """The lines of a file, last first, reading it from the end in chunks."""
+    try:
+        file = open(name, "rb")  # noqa: SIM115 - the with below closes it
+    except FileNotFoundError:
+        return
+    with file:
+        pos = file.seek(0, os.SEEK_END)
+        carry = b""
+        while pos > 0:
+            step = min(chunk, pos)
+            pos -= step
+            file.seek(pos)
+            lines = (file.read(step) + carry).split(b"\n")
+            carry = lines[0]
+            for line in reversed(lines[1:]):
+                if line:
+                    yield line
+        if carry:
+            yield carry
 
 
 def _parse_line(line: bytes) -> dict[str, Any] | None:

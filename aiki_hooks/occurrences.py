@@ -10,6 +10,19 @@ the moments the damping elapsed.
 State (`occurrences.json` in the state dir, 0600, replaced atomically) is small JSON, so
 a restarted refresher continues the same occurrences instead of opening them again.
 Sentence building is pure (`*_sentence`, `issue_label`) and tested with tables.
+
+Several engines may share a state dir (the refresher, a one-shot `aiki-hooks refresh`,
+`status` on a stale cache). So `record` works under the journal's lock and re-reads the
+state every time: whoever comes second sees the occurrence the first one opened. An
+observation older than the state's last update is ignored (a slow one-shot must not
+undo what the refresher already saw).
+
+Durability (`record`): the new state is saved together with the cycle's records as an
+"outbox", then the records are appended to the journal, then the state is saved without
+the outbox. After a crash (or a failed append) anywhere in between, the next `record`
+finds the outbox and appends the records whose record_id is not in the journal after
+the outbox's `base_seq`: nothing is lost, nothing is journaled twice, and the state
+always matches the journal.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from typing import Any
 from .cache import atomic_write_bytes
 from .config import JournalConfig
 from .hooklib.text import clip, clock, duration
+from . import journal
 from .journal import TRANSITION, make_record
 from .probes.net import CONNECTION_FAILED, DNS_ERROR, TIMEOUT
 from .result import Issue, ProbeResult, Snapshot
@@ -85,12 +99,64 @@ class IssueTracker:
         self.path = os.path.join(os.fspath(state_dir), STATE_NAME)
         self.config = config
         self.host = host
+        self.state_dir = os.fspath(state_dir)
         self.pending: dict[str, Pending] = {}
         self.open: dict[str, Occurrence] = {}
+        self.updated_at: float | None = None
+        self.outbox: list[dict[str, Any]] = []
+        self.base_seq = 0
         self._saved = b""
         self._load()
 
+    def record(self, snapshot: Snapshot, now: float, *, max_bytes: int = journal.DEFAULT_MAX_BYTES,
+               keep_files: int = journal.DEFAULT_KEEP_FILES) -> list[dict[str, Any]]:
+        """This cycle's transitions, journaled; returns the records written (with seq),
+        including any an earlier interrupted call left in the outbox. Raises OSError when
+        the journal or the state cannot be written; the next call finishes the job."""
+        options = {"max_bytes": max_bytes, "keep_files": keep_files}
+        with journal.locked(self.state_dir):
+            try:
+                self._load()
+                written = self._flush_outbox(options)
+                if self.updated_at is not None and now < self.updated_at:
+                    return written
+                records = self._transitions(snapshot, now)
+                if records:
+                    self.outbox, self.base_seq = records, journal.last_seq(self.state_dir)
+                    self._save()
+                    written += journal.append_locked(self.state_dir, records, **options)
+                    self.outbox, self.base_seq = [], 0
+                self._save()
+            except BaseException:
+                self._saved = b""  # memory may be ahead of the file: re-read it next time
+                raise
+        return written
+
     def update(self, snapshot: Snapshot, now: float) -> list[dict[str, Any]]:
+        """`record` without the journal: the transitions (without seq), state saved.
+        Also under the lock, with the state re-read."""
+        with journal.locked(self.state_dir):
+            try:
+                self._load()
+                records = self._transitions(snapshot, now)
+                self._save()
+            except BaseException:
+                self._saved = b""
+                raise
+        return records
+
+    def _flush_outbox(self, options: dict[str, int]) -> list[dict[str, Any]]:
+        if not self.outbox:
+            return []
+        landed, _ = journal.records_after(self.state_dir, self.base_seq, lock=False)
+        known = {r.get("record_id") for r in landed}
+        written = journal.append_locked(self.state_dir, [r for r in self.outbox if r.get("record_id") not in known],
+                                        **options)
+        self.outbox, self.base_seq = [], 0
+        self._save()
+        return written
+
+    def _transitions(self, snapshot: Snapshot, now: float) -> list[dict[str, Any]]:
         present = {issue.id: issue for issue in snapshot.issues if issue.severity is not Status.OK}
         records = []
         for issue_id in sorted(self.open):
@@ -103,7 +169,7 @@ class IssueTracker:
         self.pending = {issue_id: pending for issue_id, pending in self.pending.items() if issue_id in present}
         for issue_id in sorted(present.keys() - self.open.keys()):
             records.extend(self._candidate(present[issue_id], snapshot, now))
-        self._save()
+        self.updated_at = now
         return records
 
     def open_occurrences(self) -> dict[str, dict[str, Any]]:
@@ -188,26 +254,51 @@ class IssueTracker:
         try:
             with open(self.path, "rb") as file:
                 raw = file.read()
+        except FileNotFoundError:
+            raw = b""
+        except OSError:
+            return  # unreadable now: keep what this process knows
+        if raw == self._saved and raw:
+            return  # nobody else wrote it since we did
+        self.pending, self.open, self.updated_at, self.outbox, self.base_seq = {}, {}, None, [], 0
+        self._saved = b""
+        try:
             data = json.loads(raw)
             if data.get("version") != STATE_VERSION:
                 return
             pending = {k: Pending(**v) for k, v in data["pending"].items()}
             opened = {k: Occurrence(**v) for k, v in data["open"].items()}
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            updated_at = data.get("updated_at")
+            outbox = [r for r in data.get("outbox") or () if isinstance(r, dict)]
+            base_seq = int(data.get("base_seq") or 0)
+        except (ValueError, TypeError, KeyError, AttributeError):
             return
         self.pending, self.open, self._saved = pending, opened, raw
+        self.updated_at = float(updated_at) if isinstance(updated_at, (int, float)) else None
+        self.outbox, self.base_seq = outbox, base_seq
 
     def _save(self) -> None:
-        data = {
+        data: dict[str, Any] = {
             "version": STATE_VERSION,
             "pending": {k: dataclasses.asdict(v) for k, v in self.pending.items()},
             "open": {k: dataclasses.asdict(v) for k, v in self.open.items()},
         }
+        if self.outbox:
+            data["outbox"], data["base_seq"] = self.outbox, self.base_seq
+        if _without_updated_at(self._saved) == data:
+            return  # most cycles change nothing: spare the disk an fsync (updated_at alone is not worth one)
+        data["updated_at"] = self.updated_at
         payload = json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
-        if payload != self._saved:  # most cycles change nothing: spare the disk an fsync
-            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            atomic_write_bytes(self.path, payload)
-            self._saved = payload
+        atomic_write_bytes(self.path, payload)
+        self._saved = payload
+
+
+def _without_updated_at(raw: bytes) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    data = json.loads(raw)
+    data.pop("updated_at", None)
+    return data
 
 
 # --------------------------------------------------------------------------- words (pure)

@@ -10,9 +10,14 @@ Layout, all under `<state_dir>/spool/` (directory 0700, files 0600)::
                               journal's `seq` ever restarts (the seq is kept for reading)
     state.json                {failures, first_failure_at, last_error, next_attempt_at,
                                last_success_at, dropped, dropped_at, last_dropped_at,
-                               dropped_record_ids}
+                               dropped_record_ids, journal_seq, mem0_told}
     .lock                     flock serialising every read-modify-write (enqueue vs flush)
     bad/                      files that could not be parsed, kept for a human to look at
+
+The journal is the source of truth: the engine calls `feed` every cycle, which adds the
+journal records after `journal_seq` (the cursor) that the mem0 output wants and then
+moves the cursor. A failed feed (full disk, the lock busy) leaves the cursor where it
+was, so the next cycle catches up; nothing depends on the process that failed.
 
 Every file is written to a temp file in the same directory, fsynced and renamed, so a
 reader sees a whole record or none. A record leaves the spool in two ways only: the
@@ -70,6 +75,7 @@ def empty_state() -> dict[str, Any]:
         "dropped_at": None,
         "last_dropped_at": None,
         "dropped_record_ids": [],
+        "journal_seq": None,
     }
 
 
@@ -96,26 +102,51 @@ class Spool:
             return 0
         now = time.time() if now is None else now
         with self._locked():
-            names = self._record_names()
-            counter = _counter(names[-1]) if names else 0
-            for record in records:
-                counter += 1
-                name = f"{counter:0{_PREFIX_DIGITS}d}-s{_seq_tag(record)}.json"
-                payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
-                _atomic_write(os.path.join(self.dir, name), payload.encode("utf-8"))
-                names.append(name)
-            excess = len(names) - self.max_records
-            if excess <= 0:
-                return 0
-            dropped_ids = []
-            for name in names[:excess]:
-                path = os.path.join(self.dir, name)
-                dropped_ids.append(_record_id_of(path) or name)
-                _unlink_quietly(path)
             state = self._read_state()
-            _note_dropped(state, dropped_ids, now)
-            self._write_state(state)
-            return excess
+            dropped = self._enqueue_locked(records, state, now)
+            if dropped:
+                self._write_state(state)
+            return dropped
+
+    def feed(self, fetch: Any, *, now: float | None = None) -> tuple[int, int]:
+        """Enqueue what the journal holds beyond the spool's cursor, as one step under the lock.
+
+        `fetch(state)` returns the records to add, oldest first, and may move
+        `state["journal_seq"]` (the cursor: the last journal seq considered) and keep other
+        bookkeeping of its own in *state*; both are saved after the records. A record whose
+        seq is already spooled is not added again, so a crash between writing the records
+        and saving the cursor repeats nothing. Returns (added, dropped)."""
+        now = time.time() if now is None else now
+        with self._locked():
+            state = self._read_state()
+            before = dict(state)
+            records = fetch(state)
+            spooled = {_seq_of_name(name) for name in self._record_names()}
+            fresh = [r for r in records if _seq_tag(r) == "x" or _seq_tag(r) not in spooled]
+            dropped = self._enqueue_locked(fresh, state, now)
+            if state != before:
+                self._write_state(state)
+            return len(fresh), dropped
+
+    def _enqueue_locked(self, records: list[dict[str, Any]], state: dict[str, Any], now: float) -> int:
+        names = self._record_names()
+        counter = _counter(names[-1]) if names else 0
+        for record in records:
+            counter += 1
+            name = f"{counter:0{_PREFIX_DIGITS}d}-s{_seq_tag(record)}.json"
+            payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
+            _atomic_write(os.path.join(self.dir, name), payload.encode("utf-8"))
+            names.append(name)
+        excess = len(names) - self.max_records
+        if excess <= 0:
+            return 0
+        dropped_ids = []
+        for name in names[:excess]:
+            path = os.path.join(self.dir, name)
+            dropped_ids.append(_record_id_of(path) or name)
+            _unlink_quietly(path)
+        note_dropped(state, dropped_ids, now)
+        return excess
 
     def pending(self) -> list[tuple[str, dict[str, Any]]]:
         """(path, record) oldest first. Unreadable files are moved to spool/bad/."""
@@ -269,11 +300,12 @@ def apply_success(state: dict[str, Any], now: float) -> None:
     state.update(failures=0, first_failure_at=None, last_error=None, next_attempt_at=None, last_success_at=now)
 
 
-def _note_dropped(state: dict[str, Any], record_ids: list[str], now: float) -> None:
+def note_dropped(state: dict[str, Any], record_ids: list[str], now: float, *, count: int | None = None) -> None:
+    """Count *count* (default: len(record_ids)) records that will never reach mem0."""
     last = state.get("last_dropped_at")
     if not state.get("dropped") or not isinstance(last, (int, float)) or now - last > DROPPED_WARN_SECONDS:
         state["dropped"], state["dropped_at"], state["dropped_record_ids"] = 0, now, []
-    state["dropped"] = int(state["dropped"]) + len(record_ids)
+    state["dropped"] = int(state["dropped"]) + (len(record_ids) if count is None else count)
     state["last_dropped_at"] = now
     state["dropped_record_ids"] = (list(state.get("dropped_record_ids") or []) + record_ids)[-MAX_DROPPED_IDS:]
 
@@ -322,6 +354,11 @@ def _counter(name: str) -> int:
         return int(name[:_PREFIX_DIGITS])
     except ValueError:
         return 0
+
+
+def _seq_of_name(name: str) -> str:
+    """The seq tag in "000000000041-s1234.json"."""
+    return name[_PREFIX_DIGITS + 2:-len(".json")]
 
 
 def _seq_tag(record: dict[str, Any]) -> str:
