@@ -246,3 +246,102 @@ def test_changed_sentence():
     assert changed_sentence(label="memory", previous="CRITICAL", severity="WARNING", summary="88% used",
                             at=at("15:30"), started_at=at("14:05")) == (
         "memory went from CRITICAL to WARNING at 15:30 (88% used); open since 14:05.")
+
+
+# --------------------------------------------------------------------------- shared state dir, crashes
+
+
+def journaled(state_dir) -> list[tuple[str, str]]:
+    from aiki_hooks import journal
+
+    return [(r["issue_id"], r["transition"]) for r in journal.read(str(state_dir))]
+
+
+def test_two_trackers_on_one_state_dir_open_one_occurrence(tmp_path):
+    # The refresher and a one-shot `refresh` (or `status` on a stale cache), interleaved.
+    refresher, oneshot = tracker(tmp_path), tracker(tmp_path)
+    for i, (track, probes) in enumerate([(refresher, DOWN), (oneshot, DOWN), (refresher, DOWN),
+                                         (oneshot, DOWN), (refresher, UP), (oneshot, UP), (refresher, UP)]):
+        track.record(snapshot(*probes, now=T0 + i * INTERVAL), T0 + i * INTERVAL)
+    assert journaled(tmp_path) == [("http:qdrant", "opened"), ("http:qdrant", "resolved")]
+    from aiki_hooks import journal
+
+    opened, resolved = journal.read(str(tmp_path))
+    assert opened["occurrence_id"] == resolved["occurrence_id"]
+
+
+def test_a_stale_observation_from_a_slower_engine_is_ignored(tmp_path):
+    refresher, oneshot = tracker(tmp_path, open_after=1, resolve_after=1), tracker(tmp_path, 1, 1)
+    refresher.record(snapshot(*DOWN, now=T0), T0)
+    refresher.record(snapshot(*UP, now=T0 + 2 * INTERVAL), T0 + 2 * INTERVAL)
+    # Measured before the refresher saw the recovery, published after it: must not reopen.
+    oneshot.record(snapshot(*DOWN, now=T0 + INTERVAL), T0 + INTERVAL)
+    assert journaled(tmp_path) == [("http:qdrant", "opened"), ("http:qdrant", "resolved")]
+
+
+def test_a_failed_append_is_journaled_by_the_next_record(tmp_path, monkeypatch):
+    from aiki_hooks import journal
+
+    track = tracker(tmp_path, open_after=1)
+    real = journal.append_locked
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal, "append_locked", full_disk)
+    with pytest.raises(OSError):
+        track.record(snapshot(*DOWN, now=T0), T0)
+    assert journaled(tmp_path) == []
+    monkeypatch.setattr(journal, "append_locked", real)
+    written = track.record(snapshot(*DOWN, now=T0 + INTERVAL), T0 + INTERVAL)
+    assert [(r["transition"], r["at"]) for r in written] == [("opened", T0)]
+    assert journaled(tmp_path) == [("http:qdrant", "opened")]
+
+
+KILLER = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+sys.path.insert(0, {tests!r})
+from aiki_hooks import journal, occurrences
+from test_occurrences import DOWN, T0, snapshot, tracker
+
+point = {point!r}
+real_append, real_write = journal.append_locked, occurrences.atomic_write_bytes
+writes = []
+
+def append(*args, **kwargs):
+    if point == "before_append":
+        os.kill(os.getpid(), signal.SIGKILL)
+    written = real_append(*args, **kwargs)
+    if point == "after_append":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return written
+
+journal.append_locked = append
+track = tracker({state!r}, open_after=1)
+track.record(snapshot(*DOWN, now=T0), T0)
+"""
+
+
+@pytest.mark.parametrize("point", ["before_append", "after_append"])
+def test_kill_9_between_journal_and_state_loses_and_repeats_nothing(tmp_path, point):
+    import subprocess
+    import sys
+
+    from aiki_hooks import journal
+
+    from .conftest import REPO
+
+    script = KILLER.format(repo=str(REPO), tests=str(REPO / "tests"), point=point, state=str(tmp_path))
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert killed.returncode == -9, killed.stderr
+    assert len(journal.read(str(tmp_path))) == (1 if point == "after_append" else 0)
+    # The restarted refresher: the issue is still there, then it recovers.
+    track = tracker(tmp_path, open_after=1, resolve_after=1)
+    track.record(snapshot(*DOWN, now=T0 + INTERVAL), T0 + INTERVAL)
+    track.record(snapshot(*UP, now=T0 + 2 * INTERVAL), T0 + 2 * INTERVAL)
+    records = journal.read(str(tmp_path))
+    assert [(r["transition"], r["at"]) for r in records] == [("opened", T0), ("resolved", T0 + 2 * INTERVAL)]
+    assert records[0]["occurrence_id"] == records[1]["occurrence_id"]
+    assert len({r["record_id"] for r in records}) == 2
+    assert "outbox" not in json.loads((tmp_path / STATE_NAME).read_text())
