@@ -83,15 +83,16 @@ class SettingsError(Exception):
 class SettingsChange:
     """What install_settings / uninstall_settings did (or, with dry_run, would do)."""
 
-    __slots__ = ("backup", "changed", "diff", "path", "warnings")
+    __slots__ = ("backup", "changed", "diff", "note", "path", "warnings")
 
     def __init__(self, path: Path, changed: bool, diff: str = "", warnings: list[str] | None = None,
-                 backup: Path | None = None) -> None:
+                 backup: Path | None = None, note: str = "") -> None:
         self.path = path
         self.changed = changed
         self.diff = diff
         self.warnings = list(warnings or [])
         self.backup = backup
+        self.note = note  # what happened, when more than "updated": restored, removed
 
     def __repr__(self) -> str:
         return (f"SettingsChange(path={self.path!r}, changed={self.changed!r}, warnings={self.warnings!r}, "
@@ -269,9 +270,10 @@ def _hooks_table(settings: dict, source: str) -> dict | None:
     return hooks
 
 
-def _strip_ours(hooks: dict) -> None:
+def _strip_ours(hooks: dict, keep_empty: frozenset = frozenset()) -> None:
     """Remove our handlers; drop the groups and event lists that this left empty (and
-    only those: an empty group or list the user wrote stays)."""
+    only those: an empty group or list the user wrote stays, and so do the events in
+    *keep_empty*, which the user's original file had as empty lists)."""
     for event in list(hooks):
         groups = hooks[event]
         if not isinstance(groups, list):
@@ -286,7 +288,7 @@ def _strip_ours(hooks: dict) -> None:
                     dropped_group = True
                     continue
             kept.append(group)
-        if dropped_group and not kept:
+        if dropped_group and not kept and event not in keep_empty:
             del hooks[event]
         else:
             hooks[event] = kept
@@ -371,17 +373,21 @@ def with_our_hooks(settings: dict, python: str | Path, hooks_dir: str | Path, *,
     return new, warnings
 
 
-def without_our_hooks(settings: dict) -> dict:
+def without_our_hooks(settings: dict, original: dict | None = None) -> dict:
     """*settings* without our hook entries and our statusLine; foreign entries untouched.
-    The `hooks` key goes only when removing ours left it empty."""
+    The `hooks` key (or an event's list) goes only when removing ours left it empty and
+    *original*, the file before we first changed it when known, did not have it."""
     if not isinstance(settings, dict):
         raise SettingsError("settings: not a JSON object; nothing was written")
     new = _clone(settings)
     hooks = new.get("hooks")
     if isinstance(hooks, dict):
+        had = original.get("hooks") if isinstance(original, dict) else None
+        keep_empty = frozenset(event for event, groups in had.items() if groups == []) if isinstance(had, dict) \
+            else frozenset()
         before = len(hooks)
-        _strip_ours(hooks)
-        if not hooks and before:
+        _strip_ours(hooks, keep_empty)
+        if not hooks and before and not isinstance(had, dict):
             del new["hooks"]
     status = new.get("statusLine")
     if isinstance(status, dict) and is_ours(status.get("command")):
@@ -426,49 +432,117 @@ def load_settings(path: str | Path) -> dict:
     return _parse(path, raw)
 
 
-def _apply(path: str | Path, plan, dry_run: bool) -> SettingsChange:
-    path = Path(path)
+def _diff(path: Path, raw: bytes | None, new_raw: bytes | None) -> str:
+    old_text = raw.decode("utf-8-sig") if raw is not None else ""
+    new_text = new_raw.decode("utf-8-sig") if new_raw is not None else ""
+    return "".join(difflib.unified_diff(old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
+                                        fromfile=f"{path} (before)" if raw is not None else "/dev/null",
+                                        tofile=str(path) if new_raw is not None else "/dev/null"))
+
+
+def _read_target(path: Path) -> tuple[Path, bytes | None]:
     # Write through a symlink (dotfile managers link settings.json): replace its target.
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
-        raw = _read_bytes(target)
+        return target, _read_bytes(target)
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read it ({exc.strerror or exc}); nothing was written") from None
-    old = _parse(path, raw)
-    new, warnings = plan(old)
-    if new == old:
-        return SettingsChange(path, False, "", warnings)
-    old_text = raw.decode("utf-8-sig") if raw is not None else ""
-    new_text = render_settings(new)
-    diff = "".join(difflib.unified_diff(old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
-                                        fromfile=f"{path} (before)" if raw is not None else "/dev/null",
-                                        tofile=str(path)))
-    if dry_run:
-        return SettingsChange(path, True, diff, warnings)
-    backup = None
-    if raw is None:
-        if not target.parent.is_dir():
-            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        mode = 0o600
-    else:
-        mode = os.stat(target).st_mode & 0o777
-        backup = path.with_name(path.name + BACKUP_SUFFIX)
-        _atomic_write(backup, raw, 0o600)
-    _atomic_write(target, new_text.encode("utf-8"), mode, expect=raw)
-    return SettingsChange(path, True, diff, warnings, backup)
+
+
+def _backup_path(path: Path) -> Path:
+    return path.with_name(path.name + BACKUP_SUFFIX)
+
+
+def _has_ours(settings: dict) -> bool:
+    return without_our_hooks(settings) != settings
 
 
 def install_settings(path: str | Path, python: str | Path, hooks_dir: str | Path, *, statusline: bool = False,
                      force: bool = False, dry_run: bool = False) -> SettingsChange:
-    """Merge our entries into the settings file at *path* (see with_our_hooks)."""
-    return _apply(path, lambda old: with_our_hooks(old, python, hooks_dir, statusline=statusline, force=force,
-                                                  source=str(path)), dry_run)
+    """Merge our entries into the settings file at *path* (see with_our_hooks).
+
+    The backup (`<file>.aiki-hooks.bak`) keeps the user's file as it was before we first
+    changed it: it is written when the file holds none of our entries, and otherwise only
+    if there is none yet (an upgrade must not replace the original with our own output).
+    uninstall_settings restores it."""
+    path = Path(path)
+    target, raw = _read_target(path)
+    old = _parse(path, raw)
+    new, warnings = with_our_hooks(old, python, hooks_dir, statusline=statusline, force=force, source=str(path))
+    if new == old:
+        return SettingsChange(path, False, "", warnings)
+    new_raw = render_settings(new).encode("utf-8")
+    diff = _diff(path, raw, new_raw)
+    if dry_run:
+        return SettingsChange(path, True, diff, warnings)
+    backup = None
+    backup_path = _backup_path(path)
+    if raw is None:
+        if not target.parent.is_dir():
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = 0o600
+        # A backup left from a file that has since gone is not this file's original.
+        backup_path.unlink(missing_ok=True)
+    else:
+        mode = os.stat(target).st_mode & 0o777
+        if not _has_ours(old) or not backup_path.exists():
+            backup = backup_path
+            _atomic_write(backup, raw, 0o600)
+    _atomic_write(target, new_raw, mode, expect=raw)
+    return SettingsChange(path, True, diff, warnings, backup)
+
+
+def _original(backup_raw: bytes | None) -> dict | None:
+    """The user's file before our first install, from our backup; None when there is no
+    usable one (missing, unreadable, or holding our entries: from an older version)."""
+    if backup_raw is None:
+        return None
+    try:
+        original = _parse(Path("backup"), backup_raw)
+    except SettingsError:
+        return None
+    return None if _has_ours(original) else original
 
 
 def uninstall_settings(path: str | Path, *, dry_run: bool = False) -> SettingsChange:
-    """Remove our entries from the settings file at *path* (see without_our_hooks). A
-    missing file stays missing."""
-    return _apply(path, lambda old: (without_our_hooks(old), []), dry_run)
+    """Remove our entries from the settings file at *path*, and our backup.
+
+    When the file holds nothing but what our install added to the user's original (the
+    backup), the original comes back byte for byte; when the file did not exist before
+    (no backup) and holds only ours, it is removed. Otherwise (the user or Claude Code
+    changed it since) only our entries go, see without_our_hooks. A missing file stays
+    missing."""
+    path = Path(path)
+    target, raw = _read_target(path)
+    old = _parse(path, raw)
+    backup_path = _backup_path(path)
+    try:
+        backup_raw = _read_bytes(backup_path)
+    except OSError:
+        backup_raw = None
+    original = _original(backup_raw)
+    stripped = without_our_hooks(old, original)
+    if stripped == old:
+        if not dry_run and backup_raw is not None and raw is not None:
+            backup_path.unlink(missing_ok=True)  # nothing of ours left to undo
+        return SettingsChange(path, False, "", [])
+    if original is not None and stripped == original:
+        new_raw, note = backup_raw, f"restored your original {path}"
+    elif backup_raw is None and not stripped and not path.is_symlink():
+        new_raw, note = None, f"removed {path}: aiki-hooks created it"
+    else:
+        new_raw, note = render_settings(stripped).encode("utf-8"), ""
+    diff = _diff(path, raw, new_raw)
+    if dry_run:
+        return SettingsChange(path, True, diff, note=note)
+    if new_raw is None:
+        if _read_bytes(target) != raw:
+            raise SettingsError(f"{path} changed while aiki-hooks was updating it; nothing was written, run again")
+        target.unlink()
+    else:
+        _atomic_write(target, new_raw, os.stat(target).st_mode & 0o777, expect=raw)
+    backup_path.unlink(missing_ok=True)
+    return SettingsChange(path, True, diff, note=note)
 
 
 # -- doctor ---------------------------------------------------------------------------------

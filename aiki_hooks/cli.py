@@ -334,8 +334,10 @@ def cmd_uninstall_hooks(args) -> int:
 def _report_settings_change(change, dry_run: bool) -> int:
     if dry_run:
         sys.stdout.write(change.diff or f"{change.path}: no change\n")
+    elif change.note:
+        sys.stdout.write(f"{change.note}\n")
     elif change.changed:
-        backup = f" (previous version in {change.backup})" if change.backup else ""
+        backup = f" (your version before aiki-hooks is kept in {change.backup})" if change.backup else ""
         sys.stdout.write(f"updated {change.path}{backup}\n")
     else:
         sys.stdout.write(f"{change.path} already up to date\n")

@@ -365,6 +365,77 @@ def test_uninstall_round_trip_on_the_file(tmp_path, hooks_dir):
     assert not uninstall_settings(path).changed
 
 
+def no_backup(path: Path) -> bool:
+    return not path.with_name(path.name + ".aiki-hooks.bak").exists()
+
+
+@pytest.mark.parametrize("original", [
+    b'{\n    "model": "opus",\n    "hooks": {}\n}\n',  # the user's own indent and an empty hooks table
+    b'{"hooks": {"SessionStart": []}, "env": {"X": "\xc3\xbc"}}',  # no newline at the end, non-ASCII
+    b"",  # an empty file
+    b"{}",
+])
+def test_uninstall_restores_the_original_bytes(tmp_path, hooks_dir, original):
+    path = tmp_path / "settings.json"
+    path.write_bytes(original)
+    os.chmod(path, 0o640)
+    install_settings(path, PY, hooks_dir, statusline=True)
+    # An upgrade rewrites our entries: the backup must still be the user's original.
+    upgraded = install_settings(path, "/new/venv/bin/python", hooks_dir, statusline=True)
+    assert upgraded.changed and upgraded.backup is None
+    change = uninstall_settings(path)
+    assert change.changed and change.note == f"restored your original {path}"
+    assert path.read_bytes() == original and mode(path) == 0o640
+    assert no_backup(path)
+
+
+def test_uninstall_removes_a_file_that_install_created(tmp_path, hooks_dir):
+    path = tmp_path / "claude" / "settings.json"
+    install_settings(path, PY, hooks_dir)
+    dry = uninstall_settings(path, dry_run=True)
+    assert dry.changed and "+++ /dev/null" in dry.diff and path.exists()
+    change = uninstall_settings(path)
+    assert change.changed and not path.exists() and sorted(path.parent.iterdir()) == []
+
+
+def test_a_stale_backup_is_not_taken_for_the_original_of_a_new_file(tmp_path, hooks_dir):
+    path = tmp_path / "settings.json"
+    path.with_name("settings.json.aiki-hooks.bak").write_text('{"theme": "old"}')
+    install_settings(path, PY, hooks_dir)
+    assert no_backup(path)
+    uninstall_settings(path)
+    assert not path.exists()
+
+
+def test_uninstall_after_the_file_changed_removes_only_ours(tmp_path, hooks_dir):
+    path = tmp_path / "settings.json"
+    path.write_text('{"hooks": {}, "theme": "dark", "permissions": {"allow": []}}')
+    install_settings(path, PY, hooks_dir)
+    edited = json.loads(path.read_text())
+    edited["theme"] = "light"  # the user (or Claude Code) changed the file since
+    edited["hooks"]["Stop"] = []
+    path.write_text(json.dumps(edited, indent=2) + "\n")
+    change = uninstall_settings(path)
+    assert change.changed and change.note == ""
+    assert json.loads(path.read_text()) == {"hooks": {"Stop": []}, "theme": "light", "permissions": {"allow": []}}
+    assert no_backup(path)
+    # Without the original, an emptied hooks key goes (we may have added it).
+    path.write_text(json.dumps({"hooks": hook_entries(PY, hooks_dir), "theme": "x"}))
+    uninstall_settings(path)
+    assert json.loads(path.read_text()) == {"theme": "x"}
+
+
+def test_a_backup_holding_our_entries_is_not_restored(tmp_path, hooks_dir):
+    """A backup from an older version could hold our entries: restoring it would
+    reinstall them."""
+    path = tmp_path / "settings.json"
+    ours = {"theme": "dark", "hooks": hook_entries("/old/python", hooks_dir)}
+    path.with_name("settings.json.aiki-hooks.bak").write_text(json.dumps(ours))
+    path.write_text(json.dumps(dict(ours, hooks=hook_entries(PY, hooks_dir))))
+    uninstall_settings(path)
+    assert json.loads(path.read_text()) == {"theme": "dark"} and no_backup(path)
+
+
 def test_uninstall_missing_file_creates_nothing(tmp_path):
     path = tmp_path / "none" / "settings.json"
     change = uninstall_settings(path)

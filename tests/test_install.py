@@ -117,7 +117,8 @@ def test_install_repeat_and_uninstall_keep_the_users_settings(tmp_path, shared_d
     assert user.unit.stat().st_mtime_ns == unit_mtime and "daemon-reload" not in verbs(user.calls())
 
     user.install("--uninstall")
-    assert json.loads(user.settings.read_text()) == USER_SETTINGS
+    assert user.settings.read_bytes() == original.encode()  # exactly the user's file
+    assert not Path(str(user.settings) + ".aiki-hooks.bak").exists()
     assert not user.unit.exists()
     assert ["systemctl", "--user", "disable", "--now", "aiki-hooks-refresher.service"] in user.calls()
 
@@ -144,6 +145,9 @@ def test_project_settings_and_dry_run(tmp_path, shared_data):
     settings = json.loads((project / ".claude" / "settings.json").read_text())
     assert {"SessionStart", "PreToolUse"} <= set(settings["hooks"])
     assert not user.settings.exists()
+    # The project had no settings file: uninstalling leaves none (and no backup).
+    user.install("--uninstall", "--project", str(project), "--no-service")
+    assert sorted(p.name for p in (project / ".claude").iterdir()) == []
 
 
 @pytest.mark.slow
