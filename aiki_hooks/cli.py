@@ -150,13 +150,16 @@ def cmd_status(args) -> int:
     data = read.data
     if read.state != "fresh":
         # No fresh data: measure now rather than show something old.
-        engine = Engine(config)
-        snapshot = engine.cycle()
-        note = f"measured just now ({read.reason or read.state})"
+        engine = Engine(config, oneshot=True)
         try:
-            snapshot = engine.publish(snapshot)
-        except OSError as exc:
-            note += f"; could not update the cache: {exc.strerror or exc}"
+            snapshot = engine.cycle()
+            note = f"measured just now ({read.reason or read.state})"
+            try:
+                snapshot = engine.publish(snapshot)
+            except OSError as exc:
+                note += f"; could not update the cache: {exc.strerror or exc}"
+        finally:
+            engine.close()  # webhooks send what this cycle queued (bounded wait)
         data = snapshot.to_dict()
     if args.json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
@@ -183,9 +186,11 @@ def cmd_refresh(args) -> int:
             InstanceLock(config.state_dir, name=ONESHOT_LOCK).acquire()
         except AlreadyRunning:
             return 0
-    engine = Engine(config)
-    snapshot = engine.publish(engine.cycle())
-    engine.close()  # lets a webhook output finish sending
+    engine = Engine(config, oneshot=True)
+    try:
+        snapshot = engine.publish(engine.cycle())
+    finally:
+        engine.close()  # webhooks send what this cycle queued (bounded wait), even if the cache failed
     start_mem0_flush(config)  # detached; it outlives this short process
     sys.stdout.write(f"{one_line_status(snapshot)} -> {config.cache_path}\n")
     return 0
@@ -406,12 +411,15 @@ def _current_snapshot(config) -> dict:
     read = read_cache(config.cache_path)
     if read.state == "fresh":
         return read.data
-    engine = Engine(config)
-    snapshot = engine.cycle()
+    engine = Engine(config, oneshot=True)
     try:
-        snapshot = engine.publish(snapshot)
-    except OSError:
-        pass
+        snapshot = engine.cycle()
+        try:
+            snapshot = engine.publish(snapshot)
+        except OSError:
+            pass  # the line still goes out; the engine logged the cache failure
+    finally:
+        engine.close()  # webhooks send what this cycle queued (bounded wait)
     return snapshot.to_dict()
 
 

@@ -733,9 +733,35 @@ def load_config(path: Path | str | None = None, env=None) -> Config:
 # --------------------------------------------------------------------------- showing
 
 
+# A path segment that looks like a credential: 16+ characters mixing letters and digits
+# or upper and lower case, or any 32+ (Slack's and Discord's webhook URLs carry their
+# secret in the path). Hiding a harmless one costs nothing.
+_TOKEN_CHARS = r"[A-Za-z0-9_.~+=:%-]"
+_TOKEN_LIKE = re.compile(rf"(?=[^/]*\d)(?=[^/]*[A-Za-z]){_TOKEN_CHARS}{{16,}}"
+                         rf"|(?=[^/]*[a-z])(?=[^/]*[A-Z]){_TOKEN_CHARS}{{16,}}|{_TOKEN_CHARS}{{32,}}")
+
+
 def redact_url(url: str) -> str:
-    """Hide a password embedded in a URL (https://user:secret@host -> https://user:***@host)."""
-    return re.sub(r"^(\w+://[^/:@]+):[^/@]*@", r"\1:***@", url)
+    """A URL fit to print: the password, a token-like user name or path segment, the
+    query string and the fragment become *** (https://u:pw@h/hook/T0k3n...?key=v ->
+    https://u:***@h/hook/***?***)."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "***"  # unparseable: nothing of it is known to be safe
+    if not parts.scheme or not parts.netloc:
+        return re.sub(r"[?#].*", "?***", url) if _TOKEN_LIKE.search(url) is None else "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        user = "***" if _TOKEN_LIKE.fullmatch(user) else user
+        netloc = f"{user}:***@{hostport}" if colon else f"{user}@{hostport}"
+    path = "/".join("***" if _TOKEN_LIKE.fullmatch(segment) else segment for segment in parts.path.split("/"))
+    return (f"{parts.scheme}://{netloc}{path}" + ("?***" if parts.query else "")
+            + ("#***" if parts.fragment else ""))
 
 
 def effective_config_toml(config: Config, env=None) -> str:

@@ -32,7 +32,10 @@ class Engine:
     issue tracker."""
 
     def __init__(self, config: Config, *, probes: Sequence[Probe] | None = None, wall=time.time,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, oneshot: bool = False) -> None:
+        """*oneshot*: a short command (status, refresh, probe, metrics), not the refresher:
+        it serves no /metrics endpoint (that would die with the process) and must `close()`
+        so webhooks send what they queued."""
         from .occurrences import IssueTracker
 
         self.config = config
@@ -47,6 +50,9 @@ class Engine:
         self._patterns_at = float("-inf")
         self._unjournaled: list[dict] = []  # records a failed append keeps for the next cycle
         self._metrics_servers: dict[str, object] = {}
+        self.oneshot = oneshot
+        self._cache_error: Exception | None = None  # this cycle's, for the cache output
+        self._journal_error: Exception | None = None  # this cycle's (set by record()), for the journal output
         self.router = self._make_router()
 
     # ------------------------------------------------------------------ outputs
@@ -55,19 +61,25 @@ class Engine:
         """[[outputs]]: where each cycle's snapshot and journal records go, filtered.
 
         The cache and the journal are always written in full (the hooks, the patterns and
-        `aiki-hooks issues` depend on them), so their handlers have nothing left to do."""
-        from .outputs import Router
+        `aiki-hooks issues` depend on them) before routing, so their handlers only report
+        how that went: a failure becomes an `output:<name>` issue like any other output's."""
+        from .outputs import TOLD_FILE, ReportedElsewhere, Router
 
-        def done_already(out, data, records, now):
-            return None
+        def cache_written(out, data, records, now):
+            if self._cache_error is not None:
+                raise ReportedElsewhere(self._cache_error)  # publish raises it
+
+        def journal_written(out, data, records, now):
+            if self._journal_error is not None:
+                raise ReportedElsewhere(self._journal_error)  # record() logged it
 
         return Router(self.config.outputs, handlers={
-            "cache": done_already,
-            "journal": done_already,
+            "cache": cache_written,
+            "journal": journal_written,
             "mem0": lambda out, data, records, now: self.spool(records),
             "prometheus_textfile": self._write_textfile,
             "prometheus_http": self._serve_metrics,
-        }, log=self.log)
+        }, log=self.log, told_file=os.path.join(str(self.config.state_dir), TOLD_FILE))
 
     def _write_textfile(self, out, data, records, now) -> None:
         from .metrics import write_textfile
@@ -75,6 +87,8 @@ class Engine:
         write_textfile(out.directory, data)
 
     def _serve_metrics(self, out, data, records, now) -> None:
+        if self.oneshot:
+            return  # only the long-lived refresher serves /metrics
         server = self._metrics_servers.get(out.name)
         if server is None:
             from .metrics import MetricsServer
@@ -260,13 +274,38 @@ class Engine:
     # ------------------------------------------------------------------ publish
 
     def publish(self, snapshot: Snapshot) -> Snapshot:
-        """Journal the transitions, then write the cache. Returns what was published."""
-        snapshot, written = self.record(snapshot)
+        """Journal the transitions, write the cache, hand the cycle to every output.
+        Returns what was published.
+
+        A journal or cache write that fails does not skip the other outputs: it is reported
+        like a failing output (a WARNING `output:journal` / `output:cache` from the next
+        cycle on). A cache failure, or anything record() did not handle, is then raised so
+        the caller can say so too."""
+        self._journal_error = None
+        escaped: Exception | None = None
+        try:
+            snapshot, written = self.record(snapshot)
+        except Exception as exc:  # noqa: BLE001 - routed first, raised below
+            escaped, written = exc, []
+            self._journal_error = exc
         self.previous_issues = snapshot.issues
         self.last = snapshot
         data = snapshot.to_dict()
-        write_cache(self.config.cache_path, data)
+        self._cache_error = None
+        try:
+            write_cache(self.config.cache_path, data)
+        except Exception as exc:  # noqa: BLE001 - routed first, raised below
+            self._cache_error = exc
         self.router.route(data, written, snapshot.generated_at)
+        from .outputs import _error_text
+
+        for kind, error in (("journal", self._journal_error), ("cache", self._cache_error)):
+            if not any(out.type == kind for out in self.config.outputs):  # written anyway: say how it went
+                self.router.report(kind, None if error is None else _error_text(error), snapshot.generated_at,
+                                   log=False)
+        for error in (self._cache_error, escaped):
+            if error is not None:
+                raise error
         return snapshot
 
 

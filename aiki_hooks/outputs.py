@@ -56,12 +56,16 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_QUEUE_SIZE = 100
 BACKOFF_INITIAL_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
+# Longest a closing router waits for webhooks to send their queues (a one-shot command
+# exits after that; the refresher stops within systemd's stop timeout).
+CLOSE_DEADLINE_CAP_SECONDS = 15.0
 ISSUE_PREFIX = "output:"
 ERROR_CHARS = 160
 # Occurrences a filtered output has been told about, so it also hears how they end.
 MAX_REMEMBERED_OCCURRENCES = 10_000
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]*$")
 USER_AGENT = "aiki-hooks"
+TOLD_FILE = "outputs-told.json"  # in the state dir: see Router
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,9 +151,15 @@ def _file_path(value: Any) -> str | None:
 
 
 def _url(value: Any) -> str | None:
-    if isinstance(value, str) and re.match(r"^https?://[^/\s]+", value):
-        return None
-    return "an http:// or https:// URL"
+    expected = "an http:// or https:// URL with a host (no spaces or control characters)"
+    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value) or re.search(r"[\x00-\x20\x7f]", value):
+        return expected
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return expected
+    return None if parts.hostname else expected
 
 
 def _env_var_name(value: Any) -> str | None:
@@ -195,6 +205,9 @@ _TYPE_SPECS: dict[str, dict[str, tuple[Callable[[Any], str | None], Any]]] = {
     },
 }
 _REQUIRED = {"prometheus_textfile": ("directory",), "jsonl": ("path",), "webhook": ("url",)}
+# Always written in full (the hooks, the patterns and `aiki-hooks issues` read them): a
+# filter there would be silently ignored, so it is refused.
+UNFILTERED_TYPES = ("cache", "journal")
 _ANY_TYPE_SPEC = {key: spec for specs in _TYPE_SPECS.values() for key, spec in specs.items()}
 
 
@@ -219,7 +232,24 @@ def parse_outputs(raw: Any, reader: Any, *, where: str = "outputs",
         kind = item.get("type")
         known = kind in _TYPE_SPECS
         spec = {**_COMMON_SPEC, **(_TYPE_SPECS[kind] if known else _ANY_TYPE_SPEC)}
+        first = len(reader.problems)
         values = reader.table(item, here, spec, required=("type",) + (_REQUIRED.get(kind, ()) if known else ()))
+        url = item.get("url")
+        if isinstance(url, str):
+            # The reader quotes a refused value; a webhook URL may carry a token in its
+            # path or query, so only the scheme and host are shown.
+            from .config import _show as shown
+
+            reader.problems[first:] = [p.replace(shown(url), shown(url_for_errors(url)))
+                                       for p in reader.problems[first:]]
+        if kind in UNFILTERED_TYPES:
+            for key in ("min_severity", "probes"):
+                # An invalid value is reported already; "OK" and [] filter nothing.
+                if key in item and values.get(key) == item[key] and item[key] not in ("OK", []):
+                    reader.problems.append(
+                        f"{here}.{key} = {_show(item[key])}: expected no {key} on a {kind} output (it is always "
+                        f"written in full, because the hooks and `aiki-hooks issues` read it); put the filter on a "
+                        f"jsonl, webhook, mem0 or prometheus output instead")
         if not known or any(values.get(key) is None for key in _REQUIRED.get(kind, ())):
             continue
         name = values["name"] or kind
@@ -250,6 +280,17 @@ def validate_outputs(raw: Any, *, mem0_enabled: bool = False) -> tuple[tuple[Out
     reader = _Reader()
     outputs = parse_outputs(raw, reader, mem0_enabled=mem0_enabled)
     return outputs, list(reader.problems)
+
+
+def url_for_errors(url: str) -> str:
+    """Scheme and host of *url* (password hidden), `/...` for the rest: safe in an error."""
+    from .config import redact_url
+
+    shown = redact_url(url)
+    start = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*", shown)
+    if start is None:
+        return "***"
+    return start.group(0) + ("/..." if len(shown) > start.end() else "")
 
 
 # --------------------------------------------------------------------------- filters (pure)
@@ -354,6 +395,14 @@ def append_jsonl(path: str, lines: list[bytes], max_bytes: int) -> None:
 # --------------------------------------------------------------------------- webhook
 
 
+class ReportedElsewhere(Exception):
+    """Raised by a handler whose failure the caller also raises itself (the cache write):
+    recorded as a failure like any other, but not logged twice."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(_error_text(error))
+
+
 class DeliveryError(Exception):
     """One webhook attempt failed; the message never holds a header value."""
 
@@ -376,9 +425,23 @@ def parse_headers(text: str, variable: str) -> list[tuple[str, str]]:
 
 def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: float) -> None:
     """One POST; returns on 2xx, else raises DeliveryError. *timeout* bounds connecting and
-    each wait for the server."""
-    parts = urllib.parse.urlsplit(url)
-    port = parts.port
+    each wait for the server. `user:password@` in *url* is sent as Basic auth (unless a
+    header already sets Authorization). No error text holds a header value, the
+    credentials, or the URL's path and query."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise DeliveryError(f"cannot parse the URL {url_for_errors(url)}") from None
+    secrets = [value for _, value in headers]
+    if parts.username is not None and not any(name.lower() == "authorization" for name, _ in headers):
+        import base64
+
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
+        headers = [*headers, ("Authorization", f"Basic {token}")]
+        secrets += [token, password, parts.password or ""]
     if parts.scheme == "https":
         import ssl  # only https webhooks pay for it
 
@@ -387,7 +450,7 @@ def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: fl
     else:
         conn = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    secrets = [value for _, value in headers]
+    secrets += [target, parts.path, parts.query]
     try:
         conn.putrequest("POST", target)
         conn.putheader("Content-Type", "application/json")
@@ -404,6 +467,9 @@ def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: fl
         raise DeliveryError(_scrub(str(exc), secrets)) from None
     except TimeoutError:
         raise DeliveryError(f"no answer within {timeout:g} s") from None
+    except http.client.InvalidURL:
+        # Its message quotes the path and query.
+        raise DeliveryError(f"http.client refused the URL {url_for_errors(url)}") from None
     except ValueError:
         # http.client quotes an invalid header value in its message: do not repeat it.
         raise DeliveryError("a header from the environment variable was refused by http.client") from None
@@ -415,8 +481,8 @@ def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: fl
 
 
 def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret:
+    for secret in sorted(secrets, key=len, reverse=True):  # the longest first: one may hold another
+        if len(secret) >= 4:  # shorter ones would mangle the text and are never quoted anyway
             text = text.replace(secret, "***")
     return " ".join(text.split())[:ERROR_CHARS]
 
@@ -426,7 +492,8 @@ class WebhookSink:
 
     `submit` never blocks: a full queue drops its oldest payload. After all attempts for
     a payload fail it is dropped too and `on_result(error)` is called; a success calls
-    `on_result(None)`. `on_dropped(n)` counts payloads that will never be sent."""
+    `on_result(None)`. `on_dropped(n)` counts payloads that will never be sent. `close`
+    sends what is still queued, within a deadline (a one-shot command exits right after)."""
 
     def __init__(self, out: OutputConfig, *, on_result: Callable[[str | None], None],
                  on_dropped: Callable[[int], None], env: Mapping[str, str] | None = None,
@@ -441,20 +508,28 @@ class WebhookSink:
         self._queue: collections.deque[bytes] = collections.deque()
         self._wake = threading.Condition()
         self._stop = threading.Event()
+        self._closing = False
+        self._busy = False  # a payload is being sent
+        self._abandoned = 0  # payloads the drain gave up after one failed for good
+        self._last_error: str | None = None
         self._thread: threading.Thread | None = None
 
     def submit(self, payload: Any) -> None:
         body = json.dumps(payload, separators=(",", ":"), default=str).encode("utf-8")
         dropped = 0
         with self._wake:
-            while len(self._queue) >= self.out.queue_size:
-                self._queue.popleft()
-                dropped += 1
-            self._queue.append(body)
-            self._wake.notify()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=f"aiki-webhook-{self.out.name}", daemon=True)
-                self._thread.start()
+            if self._closing:
+                dropped = 1  # closed: nothing would send it
+            else:
+                while len(self._queue) >= self.out.queue_size:
+                    self._queue.popleft()
+                    dropped += 1
+                self._queue.append(body)
+                self._wake.notify()
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name=f"aiki-webhook-{self.out.name}",
+                                                    daemon=True)
+                    self._thread.start()
         if dropped:
             self._on_dropped(dropped)
 
@@ -463,28 +538,65 @@ class WebhookSink:
         with self._wake:
             return len(self._queue)
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Stop the thread (an attempt in flight ends at its timeout); queued payloads are lost."""
-        self._stop.set()
+    def drain_deadline(self) -> float:
+        """How long closing waits for the queue to empty: one payload's full retry budget
+        (every attempt's timeout plus the backoffs between them), capped."""
+        backoffs = sum(min(self._backoff_max, self._backoff * 2 ** i) for i in range(self.out.retries))
+        budget = (self.out.retries + 1) * self.out.timeout_seconds + backoffs
+        return min(CLOSE_DEADLINE_CAP_SECONDS, budget)
+
+    def close(self, timeout: float | None = None) -> tuple[int, str | None]:
+        """Send what is queued, for at most *timeout* seconds (default `drain_deadline()`),
+        then stop. Returns (payloads given up, the last error)."""
+        self.begin_close()
+        return self.finish_close(time.monotonic() + (self.drain_deadline() if timeout is None else timeout))
+
+    def begin_close(self) -> None:
+        """Take no more payloads; the thread sends the queue and ends. A payload that fails
+        for good ends the drain: the receiver is down, so the rest would only wait."""
         with self._wake:
+            self._closing = True
             self._wake.notify_all()
+
+    def finish_close(self, deadline: float) -> tuple[int, str | None]:
+        with self._wake:
             thread = self._thread
         if thread is not None:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._stop.set()  # past the deadline: an attempt in flight ends at its own timeout
+        with self._wake:
+            lost = self._abandoned + len(self._queue) + (1 if thread is not None and thread.is_alive()
+                                                         and self._busy else 0)
+            self._queue.clear()
+            self._abandoned = 0
+            self._wake.notify_all()
+            return lost, self._last_error
 
     def _run(self) -> None:
         while not self._stop.is_set():
             with self._wake:
-                while not self._queue and not self._stop.is_set():
+                while not self._queue and not self._stop.is_set() and not self._closing:
                     self._wake.wait()
-                if self._stop.is_set():
-                    return
+                if self._stop.is_set() or not self._queue:
+                    return  # stopped, or closing with nothing left to send
                 body = self._queue.popleft()
-            error = self._deliver(body)
-            if error is not None and not self._stop.is_set():
+                self._busy = True
+            try:
+                error = self._deliver(body)
+            finally:
+                with self._wake:
+                    self._busy = False
+            if self._stop.is_set():
+                return
+            if error is not None:
+                self._last_error = error
                 self._on_dropped(1)
-            if not self._stop.is_set():
-                self._on_result(error)
+            self._on_result(error)
+            if error is not None and self._closing:
+                with self._wake:
+                    self._abandoned += 1 + len(self._queue)  # this one and the rest
+                    self._queue.clear()
+                return
 
     def _deliver(self, body: bytes) -> str | None:
         error = None
@@ -538,7 +650,7 @@ class Router:
     def __init__(self, outputs: Iterable[OutputConfig], handlers: Mapping[str, Handler] | None = None, *,
                  env: Mapping[str, str] | None = None, wall: Callable[[], float] = time.time,
                  backoff_seconds: float = BACKOFF_INITIAL_SECONDS,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, told_file: str | None = None) -> None:
         self.outputs = tuple(outputs)
         self.handlers = dict(handlers or {})
         self.wall = wall
@@ -548,6 +660,12 @@ class Router:
         self._lock = threading.Lock()
         self._told: dict[str, collections.OrderedDict[str, None]] = {
             o.name: collections.OrderedDict() for o in self.outputs}
+        # Kept on disk so a one-shot command (or a restarted refresher) still tells a
+        # filtered output how the occurrences it heard about end, and only once.
+        self._told_file = told_file if any(o.filtered for o in self.outputs) else None
+        self._told_saved = b""
+        if self._told_file:
+            self._load_told()
         self._webhooks: dict[str, WebhookSink] = {}
         for out in self.outputs:
             if out.type == "webhook" and "webhook" not in self.handlers:
@@ -562,11 +680,61 @@ class Router:
         for out in self.outputs:
             try:
                 self._one(out, data, records, now)
+            except ReportedElsewhere as exc:
+                self._result(out.name, str(exc), now, log=False)
             except Exception as exc:  # noqa: BLE001 - one output must not stop the others
                 self._result(out.name, _error_text(exc), now)
             else:
                 if out.name not in self._webhooks:
                     self._result(out.name, None, now)
+        if self._told_file:
+            self._save_told()
+
+    def report(self, name: str, error: str | None, now: float | None = None, *, log: bool = True) -> None:
+        """The outcome of an output written outside `route` (None: it worked)."""
+        self._result(name, error, self.wall() if now is None else now, log=log)
+
+    def _told_payload(self) -> bytes:
+        told = {o.name: list(self._told[o.name]) for o in self.outputs if o.filtered and self._told[o.name]}
+        return json.dumps({"version": 1, "told": told}, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+    def _load_told(self) -> None:
+        try:
+            with open(self._told_file or "", "rb") as handle:
+                raw = handle.read(16 * 1024 * 1024)
+            told = json.loads(raw).get("told")
+        except (FileNotFoundError, NotADirectoryError):
+            return  # nothing told yet; an unusable state dir is reported by the cache output
+        except (OSError, ValueError, AttributeError) as exc:
+            if self.log:
+                self.log(f"ignoring {self._told_file}: {_error_text(exc)}")
+            return
+        if not isinstance(told, dict):
+            return
+        for out in self.outputs:
+            ids = told.get(out.name)
+            if out.filtered and isinstance(ids, list):
+                for occurrence in ids[-MAX_REMEMBERED_OCCURRENCES:]:
+                    if isinstance(occurrence, str):
+                        self._told[out.name][occurrence] = None
+        self._told_saved = self._told_payload()
+
+    def _save_told(self) -> None:
+        payload = self._told_payload()
+        if payload == self._told_saved:
+            return
+        from .cache import atomic_write_bytes
+
+        try:
+            directory = os.path.dirname(self._told_file or "")
+            if directory:
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+            atomic_write_bytes(self._told_file or "", payload, mode=0o600)
+        except OSError as exc:
+            if self.log:
+                self.log(f"cannot save {self._told_file}: {_error_text(exc)}")
+            return
+        self._told_saved = payload
 
     def _one(self, out: OutputConfig, data: Mapping[str, Any], records: list[dict[str, Any]], now: float) -> None:
         mine = filter_snapshot(data, out) if out.filtered else dict(data)
@@ -584,7 +752,7 @@ class Router:
         else:
             raise RuntimeError(f"nothing handles outputs of type {out.type} here")
 
-    def _result(self, name: str, error: str | None, at: float) -> None:
+    def _result(self, name: str, error: str | None, at: float, *, log: bool = True) -> None:
         with self._lock:
             if error is None:
                 if self.failures.pop(name, None) is not None and self.log:
@@ -593,7 +761,7 @@ class Router:
                 return
             since, _, count = self.failures.get(name, (at, "", 0))
             self.failures[name] = (since, error, count + 1)
-        if self.log and count == 0:
+        if self.log and log and count == 0:
             self.log(f"output {name} failing: {error}")
 
     def _count_dropped(self, name: str, n: int) -> None:
@@ -609,7 +777,7 @@ class Router:
             dropped = dict(self.dropped)
         result = []
         for name, (since, error, _count) in failing:
-            kind = kinds.get(name, "output")
+            kind = kinds.get(name, name if name in OUTPUT_TYPES else "output")
             label = f"{kind} {name}" if kind != name else f"{kind} output"
             summary = f"{label} failing for {duration(now - since)}: {error}"
             if dropped.get(name):
@@ -632,9 +800,24 @@ class Router:
             checked_at=now, findings=found, values={"failing": len(found)},
         )
 
-    def close(self, timeout: float = 2.0) -> None:
-        for sink in self._webhooks.values():
-            sink.close(timeout)
+    def close(self, timeout: float | None = None) -> int:
+        """Let every webhook send its queue, all at once, for at most *timeout* seconds
+        (default: the longest `drain_deadline()`); logs and returns the payloads given up."""
+        sinks = list(self._webhooks.values())
+        if not sinks:
+            return 0
+        wait = max(s.drain_deadline() for s in sinks) if timeout is None else timeout
+        started = time.monotonic()
+        for sink in sinks:
+            sink.begin_close()
+        lost_total = 0
+        for sink in sinks:
+            lost, error = sink.finish_close(started + wait)
+            lost_total += lost
+            if lost and self.log:
+                self.log(f"webhook {sink.out.name}: gave up on {lost} unsent payload{'' if lost == 1 else 's'} "
+                         f"after {time.monotonic() - started:.1f} s" + (f" ({error})" if error else ""))
+        return lost_total
 
 
 def _error_text(exc: BaseException) -> str:
