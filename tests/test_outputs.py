@@ -33,7 +33,7 @@ class PostServer:
     """A loopback HTTP server answering POSTs with the next status of *statuses*
     (the last one repeats); `seen` holds (path, headers lower-cased, parsed body)."""
 
-    def __init__(self, statuses=(200,)):
+    def __init__(self, statuses=(200,), delay=0.0):
         self.statuses = list(statuses)
         self.seen: list[tuple[str, dict, object]] = []
         self.arrived = threading.Event()
@@ -41,6 +41,7 @@ class PostServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
+                time.sleep(delay)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
                 status = outer.statuses.pop(0) if len(outer.statuses) > 1 else outer.statuses[0]
@@ -423,3 +424,296 @@ def test_direct_construction_gets_the_same_defaults_as_the_config():
     assert OutputConfig(type="webhook", url="http://x").what == "transitions"
     assert OutputConfig(type="jsonl", path="/x").what == "snapshot"
     assert OutputConfig(type="jsonl", name="j", path="/x", what="issues").what == "issues"
+
+
+# --------------------------------------------------------------------------- closing, one-shot runs
+
+
+def test_close_sends_every_queued_payload_first():
+    """A one-shot command closes right after queueing: nothing may be lost."""
+    with PostServer([200], delay=0.05) as server:
+        router = Router([hook(server.url, what="snapshot")], backoff_seconds=0.01)
+        for n in range(5):
+            router.route({**SNAPSHOT, "generated_at": f"n{n}"}, [], now=float(n))
+        assert router.close() == 0
+        assert sorted(body["generated_at"] for _, _, body in server.seen) == [f"n{n}" for n in range(5)]
+    assert router.failures == {}
+
+
+def test_close_gives_up_at_its_deadline_and_says_so():
+    lines = []
+    with PostServer([200], delay=0.3) as server:
+        router = Router([hook(server.url, what="snapshot")], backoff_seconds=0.01, log=lines.append)
+        for n in range(10):
+            router.route(SNAPSHOT, [], now=float(n))
+        started = time.monotonic()
+        lost = router.close(timeout=0.5)
+        took = time.monotonic() - started
+    assert 0.45 <= took < 1.5, took
+    assert 7 <= lost <= 9, lost  # one or two sent in 0.5 s, maybe one in flight
+    assert re.fullmatch(rf"webhook alerts: gave up on {lost} unsent payloads after 0\.\d s", lines[-1]), lines
+
+
+def test_close_stops_draining_once_a_payload_fails_for_good():
+    """The receiver is down: the rest would only wait out the deadline one by one."""
+    lines = []
+    with RawServer(never_answer) as server:
+        router = Router([hook(server.url + "/x", what="snapshot", retries=1, timeout_seconds=0.2)],
+                        backoff_seconds=0.01, log=lines.append)
+        for n in range(4):
+            router.route(SNAPSHOT, [], now=float(n))
+        sink = router._webhooks["alerts"]
+        assert sink.drain_deadline() == pytest.approx(2 * 0.2 + 0.01)
+        started = time.monotonic()
+        assert router.close(timeout=10) == 4
+        assert time.monotonic() - started < 1.5  # the first payload's two attempts, not 10 s
+    assert "gave up on 4 unsent payloads" in lines[-1] and "(no answer within 0.2 s)" in lines[-1]
+
+
+def test_the_drain_deadline_is_one_payloads_retry_budget_capped():
+    sink = o.WebhookSink(hook("http://x", retries=3, timeout_seconds=2.0), on_result=print, on_dropped=print)
+    assert sink.drain_deadline() == 4 * 2.0 + 1 + 2 + 4
+    slow = o.WebhookSink(hook("http://x", retries=20, timeout_seconds=60), on_result=print, on_dropped=print)
+    assert slow.drain_deadline() == o.CLOSE_DEADLINE_CAP_SECONDS
+
+
+def _engine_config(tmp_path, outputs_toml, plugin=None):
+    from aiki_hooks.config import parse_config
+    import tomllib
+
+    probe_toml = f'[[probes.command]]\nname = "queue"\ncommand = ["{plugin}"]\n' if plugin else ""
+    text = (f'[state]\ndir = "{tmp_path / "state"}"\n[resources]\nenabled = false\n[costs]\nenabled = false\n'
+            f"[journal]\nopen_after_cycles = 1\nresolve_after_cycles = 1\n{probe_toml}{outputs_toml}")
+    return parse_config(tomllib.loads(text), source="test.toml")
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _listening(port):
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("oneshot", [True, False])
+def test_only_the_long_lived_engine_serves_metrics(tmp_path, oneshot):
+    from aiki_hooks.engine import Engine
+
+    port = _free_port()
+    config = _engine_config(tmp_path, f'[[outputs]]\ntype = "cache"\n[[outputs]]\ntype = "prometheus_http"\n'
+                                      f"port = {port}\n")
+    engine = Engine(config, oneshot=oneshot, log=lambda line: None)
+    try:
+        engine.publish(engine.cycle())
+        assert _listening(port) is (not oneshot)
+        assert engine.router.failures == {}
+    finally:
+        engine.close()
+    assert not _listening(port)
+
+
+def test_a_failing_cache_still_routes_the_cycle_and_becomes_a_warning(tmp_path):
+    from aiki_hooks.engine import Engine
+
+    archive = tmp_path / "archive.jsonl"
+    config = _engine_config(tmp_path, f'[[outputs]]\ntype = "cache"\n[[outputs]]\ntype = "journal"\n'
+                                      f'[[outputs]]\ntype = "jsonl"\npath = "{archive}"\n')
+    config.cache_path.mkdir(parents=True)  # a directory where the cache file goes: the write fails
+    lines = []
+    engine = Engine(config, log=lines.append)
+    try:
+        with pytest.raises(IsADirectoryError):
+            engine.publish(engine.cycle())
+        assert archive.read_text().count("\n") == 1  # the other output still got the cycle
+        with pytest.raises(IsADirectoryError):
+            engine.publish(engine.cycle())
+    finally:
+        engine.close()
+    last = json.loads(archive.read_text().splitlines()[-1])
+    (cache_issue,) = [i for i in last["issues"] if i["id"] == "output:cache"]
+    assert cache_issue["severity"] == "WARNING"
+    assert cache_issue["summary"].startswith("cache output failing for ") and "Is a directory" in cache_issue["summary"]
+    assert not any("output cache failing" in line for line in lines)  # publish raises it: said once, by the caller
+
+
+def test_the_cache_failure_shows_even_without_a_cache_output(tmp_path):
+    from aiki_hooks.engine import Engine
+
+    archive = tmp_path / "archive.jsonl"
+    config = _engine_config(tmp_path, f'[[outputs]]\ntype = "jsonl"\npath = "{archive}"\n')
+    config.cache_path.mkdir(parents=True)
+    engine = Engine(config, log=lambda line: None)
+    try:
+        for _ in range(2):
+            with pytest.raises(IsADirectoryError):
+                engine.publish(engine.cycle())
+    finally:
+        engine.close()
+    last = json.loads(archive.read_text().splitlines()[-1])
+    assert [i["id"] for i in last["issues"]] == ["output:cache"]
+
+
+PLUGIN = '#!/bin/sh\nread code < "{flag}"\necho "queue says $code"\nexit $code\n'
+
+
+def _plugin(tmp_path):
+    flag, plugin = tmp_path / "code", tmp_path / "check_queue"
+    plugin.write_text(PLUGIN.format(flag=flag))
+    plugin.chmod(0o755)
+    return flag, plugin
+
+
+def _cli_config(write_config, tmp_path, plugin, outputs_toml):
+    return write_config(
+        f'[state]\ndir = "{tmp_path / "state"}"\n[resources]\nenabled = false\n[costs]\nenabled = false\n'
+        f"[journal]\nopen_after_cycles = 1\nresolve_after_cycles = 1\n"
+        f'[[probes.command]]\nname = "queue"\ncommand = ["{plugin}"]\n{outputs_toml}')
+
+
+@pytest.mark.parametrize("command", [("refresh",), ("status",), ("probe", "--json"), ("metrics",)])
+def test_one_shot_commands_deliver_their_webhook_payload_before_exiting(write_config, tmp_path, command):
+    from .conftest import run_cli
+
+    flag, plugin = _plugin(tmp_path)
+    flag.write_text("0\n")
+    port = _free_port()
+    # The first attempt gets a 500: only a close that drains waits out the 1 s backoff and retries.
+    with PostServer([500, 200]) as server:
+        _cli_config(write_config, tmp_path, plugin,
+                    f'[[outputs]]\ntype = "cache"\n[[outputs]]\ntype = "webhook"\nurl = "{server.url}"\n'
+                    f'what = "snapshot"\n[[outputs]]\ntype = "prometheus_http"\nport = {port}\n')
+        result = run_cli(*command)
+        seen = list(server.seen)
+    assert result.returncode == 0, result.stderr
+    assert len(seen) == 2, result.stderr
+    assert seen[0][2] == seen[1][2] and [p["name"] for p in seen[1][2]["probes"]] == ["queue"]
+    assert "serving metrics" not in result.stderr and result.stderr == ""
+
+
+def test_a_filtered_webhook_hears_how_an_occurrence_ends_across_one_shot_runs(write_config, tmp_path):
+    from .conftest import run_cli
+
+    flag, plugin = _plugin(tmp_path)
+    with PostServer([200]) as server:
+        _cli_config(write_config, tmp_path, plugin,
+                    f'[[outputs]]\ntype = "webhook"\nname = "pager"\nurl = "{server.url}"\n'
+                    f'min_severity = "CRITICAL"\n')
+        for code in ("2", "1", "0", "0"):  # CRITICAL opens, de-escalates to WARNING, resolves, stays OK
+            flag.write_text(code + "\n")
+            result = run_cli("refresh")
+            assert result.returncode == 0, result.stderr
+        seen = list(server.seen)
+    transitions = [(t["transition"], t["severity"]) for _, _, body in seen for t in body["transitions"]]
+    assert transitions == [("opened", "CRITICAL"), ("de-escalated", "WARNING"), ("resolved", "WARNING")]
+    told = tmp_path / "state" / o.TOLD_FILE
+    assert stat.S_IMODE(told.stat().st_mode) == 0o600
+    assert stat.S_IMODE(told.parent.stat().st_mode) == 0o700
+    assert json.loads(told.read_text()) == {"version": 1, "told": {}}  # resolved: forgotten
+
+
+def test_told_state_is_kept_only_for_filtered_outputs_and_a_bad_file_is_ignored(tmp_path):
+    told_file = tmp_path / "state" / o.TOLD_FILE
+    outs = [OutputConfig(type="jsonl", name="all", path=str(tmp_path / "a.jsonl")),
+            OutputConfig(type="jsonl", name="crit", path=str(tmp_path / "c.jsonl"), min_severity="CRITICAL")]
+    Router(outs, told_file=str(told_file)).route(SNAPSHOT, [record("o1", "opened", "CRITICAL")], now=1.0)
+    assert json.loads(told_file.read_text()) == {"version": 1, "told": {"crit": ["o1"]}}
+    again = Router(outs, told_file=str(told_file))
+    again.route(SNAPSHOT, [record("o1", "de-escalated", "WARNING")], now=2.0)
+    assert (tmp_path / "c.jsonl").read_text().count("\n") == 2
+    told_file.write_text("not json")
+    lines = []
+    Router(outs, told_file=str(told_file), log=lines.append)
+    assert lines and lines[0].startswith("ignoring ")
+    unfiltered = tmp_path / "other" / o.TOLD_FILE
+    Router(outs[:1], told_file=str(unfiltered)).route(SNAPSHOT, RECORDS, now=1.0)
+    assert not unfiltered.exists()
+
+
+# --------------------------------------------------------------------------- config: refused filters, secrets
+
+
+@pytest.mark.parametrize("item, key", [({"type": "cache", "min_severity": "CRITICAL"}, "min_severity"),
+                                       ({"type": "journal", "probes": ["qdrant*"]}, "probes")])
+def test_filters_on_cache_and_journal_are_refused_with_file_key_value_and_expectation(write_config, item, key):
+    from aiki_hooks.config import ConfigError, load_config
+
+    value = '"CRITICAL"' if key == "min_severity" else '["qdrant*"]'
+    path = write_config(f'[[outputs]]\ntype = "{item["type"]}"\n{key} = {value}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = caught.value.message()
+    assert message.startswith(f"invalid config {path}: outputs[0].{key} = ")
+    assert f"expected no {key} on a {item['type']} output" in message
+    # The no-op values (what `aiki-hooks config` prints) stay valid.
+    assert validate_outputs([{"type": item["type"], "min_severity": "OK", "probes": []}])[1] == []
+
+
+def test_an_invalid_webhook_url_is_named_without_its_path_or_query():
+    _, problems = validate_outputs([{"type": "webhook", "url": "https://u:pw@hooks.example.net/T0k3nS3cr3tAbCdEf1 x"
+                                                             "?key=hunter2"}])
+    (problem,) = problems
+    assert problem.startswith('outputs[0].url = "https://u:***@hooks.example.net/...": expected an http')
+    for secret in ("T0k3n", "hunter2", "pw@"):
+        assert secret not in problem
+
+
+@pytest.mark.parametrize("url", ["http://h:notaport/x", "http://exa mple.net/x", "http:///x", "http://h/x\ty"])
+def test_webhook_urls_that_cannot_be_sent_are_refused_at_load(url):
+    assert validate_outputs([{"type": "webhook", "url": url}])[1]
+
+
+def test_the_effective_config_hides_query_and_tokens_of_a_webhook_url():
+    import tomllib
+
+    from aiki_hooks.config import effective_config_toml, parse_config
+
+    url = "https://u:pw@hooks.example.net/services/T00/B00/aB3dE6gH9jK2mN5pQ8sT1vW4?token=hunter2"
+    config = parse_config({"outputs": [{"type": "webhook", "url": url}]})
+    text = effective_config_toml(config, env={})
+    assert 'url = "https://u:***@hooks.example.net/services/T00/B00/***?***"' in text
+    for secret in ("pw@", "aB3dE6gH9", "hunter2"):
+        assert secret not in text
+    assert tomllib.loads(text)["outputs"][0]["type"] == "webhook"
+
+
+def test_credentials_in_a_webhook_url_are_sent_as_basic_auth_and_never_shown():
+    import base64
+
+    with PostServer([401]) as server:
+        url = server.url.replace("http://", "http://ops%40team:s3cr%3At@")
+        router = Router([hook(url, retries=0)], backoff_seconds=0.01)
+        router.route(SNAPSHOT, RECORDS, now=1.0)
+        router.close()
+    (_, headers, _), = server.seen
+    assert headers["authorization"] == "Basic " + base64.b64encode(b"ops@team:s3cr:t").decode()
+    summary = router.findings(2.0)[0][2]
+    assert "HTTP 401" in summary and "s3cr" not in summary
+
+
+def test_an_authorization_header_wins_over_url_credentials():
+    with PostServer([200]) as server:
+        url = server.url.replace("http://", "http://u:p@")
+        router = Router([hook(url, headers_env="H")], env={"H": "Authorization: Bearer abc"}, backoff_seconds=0.01)
+        router.route(SNAPSHOT, RECORDS, now=1.0)
+        router.close()
+    assert [h["authorization"] for _, h, _ in server.seen] == ["Bearer abc"]
+
+
+def test_a_url_refused_at_send_time_is_a_finding_without_path_or_query():
+    # Built directly (the config refuses such a URL): http.client's own message quotes the path.
+    with PostServer([200]) as server:
+        router = Router([hook(server.url.replace("/hook?x=1", "/hook T0k3nS3cr3t?key=hunter2"), retries=0)],
+                        backoff_seconds=0.01)
+        router.route(SNAPSHOT, RECORDS, now=1.0)
+        router.close()
+    summary = router.findings(2.0)[0][2]
+    assert re.search(r"http\.client refused the URL http://127\.0\.0\.1:\d+/\.\.\. \(1 payload dropped\)$", summary)
+    assert "T0k3n" not in summary and "hunter2" not in summary
+    assert server.seen == []
