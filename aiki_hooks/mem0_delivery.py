@@ -55,7 +55,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .config import ConfigError
-from .spool import Spool, format_duration
+from .spool import CONFIG_ERROR_PREFIX, Spool, format_duration
 
 FLUSH_LOCK_NAME = "mem0-flush.lock"
 MEM0_HOME = "mem0"
@@ -166,6 +166,76 @@ def _matches(items: Any, record_id: str) -> bool:
     return False
 
 
+def safe_url(url: str) -> str:
+    """A URL fit for an error text (which reaches the cache, the journal and mem0):
+    config.redact_url (password, query, token-like parts), and a user name without a
+    password too: in a URL for an API that is a token, however short."""
+    from .config import redact_url
+
+    shown = redact_url(url)
+    scheme, sep, rest = shown.partition("://")
+    userinfo, at, after = rest.partition("@")
+    if sep and at and "/" not in userinfo and ":" not in userinfo:
+        return f"{scheme}://***@{after}"
+    return shown
+
+
+def redact(text: str, config: Any) -> str:
+    """*text* without the secrets this config can lead to: the API key's value and the
+    credentials in mem0.host."""
+    host = getattr(config, "host", None)
+    secrets = []
+    if host:
+        from urllib.parse import urlsplit
+
+        text = text.replace(host, safe_url(host)).replace(host.rstrip("/"), safe_url(host.rstrip("/")))
+        try:
+            parts = urlsplit(host)
+            secrets += [parts.password, parts.query, parts.username if parts.password is None else None]
+        except ValueError:
+            pass
+    secrets.append(os.environ.get(getattr(config, "api_key_env", None) or "", ""))
+    for secret in secrets:
+        if secret and len(secret) >= 4:  # a one-letter user name would mangle the text
+            text = text.replace(secret, "***")
+    return text
+
+
+SECRET_KEY_WORDS = ("key", "token", "secret", "password", "credential")
+
+
+def _config_error_text(exc: BaseException, cfg: Mapping[str, Any]) -> str:
+    """A rejected local config, described without its values (an api_key lives there):
+    pydantic's locations and messages only; any other error with secret-looking values
+    of *cfg* masked."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            try:
+                items = errors(include_input=False, include_url=False, include_context=False)
+            except TypeError:  # an older pydantic
+                items = errors()
+            text = "; ".join(f"{'.'.join(str(part) for part in item.get('loc', ())) or '(top)'}: {item.get('msg')}"
+                             for item in items)
+            if text:
+                return text if len(text) <= 300 else text[:297] + "..."
+        except Exception:  # noqa: BLE001, S110 - fall back to the masked text below
+            pass
+    text = _describe(exc)
+    for value in _secret_values(cfg):
+        text = text.replace(value, "***")
+    return text
+
+
+def _secret_values(node: Any, secret: bool = False) -> list[str]:
+    if isinstance(node, Mapping):
+        return [v for key, value in node.items()
+                for v in _secret_values(value, secret or any(w in str(key).lower() for w in SECRET_KEY_WORDS))]
+    if isinstance(node, (list, tuple)):
+        return [v for value in node for v in _secret_values(value, secret)]
+    return [str(node)] if secret and isinstance(node, str) and len(node) >= 4 else []
+
+
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or exc.__class__.__name__
     name = exc.__class__.__name__
@@ -193,7 +263,7 @@ class LocalBackend:
                                     "allows one); stop it or use a Qdrant server") from None
             raise
         except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-            raise DeliveryConfigError(f"mem0 rejected the local config: {_describe(exc)}") from None
+            raise DeliveryConfigError(f"mem0 rejected the local config: {_config_error_text(exc, cfg)}") from None
 
     @staticmethod
     def _load_config(config: Any) -> dict[str, Any]:
@@ -264,8 +334,8 @@ class PlatformBackend:
             self.client = mem0.MemoryClient(api_key=api_key, host=config.host, client=self._http)
         except Exception as exc:  # noqa: BLE001 - the constructor pings /v1/ping/: network or auth trouble
             self._http.close()
-            raise DeliveryError(f"cannot reach mem0 at {config.host or 'https://api.mem0.ai'}: {_describe(exc)}") \
-                from None
+            where = safe_url(config.host) if config.host else "https://api.mem0.ai"
+            raise DeliveryError(redact(f"cannot reach mem0 at {where}: {_describe(exc)}", config)) from None
 
     def exists(self, record: Mapping[str, Any]) -> bool:
         record_id = str(record["record_id"])
@@ -434,7 +504,8 @@ def flush(config: Any, state_dir: str | os.PathLike, *, now: Callable[[], float]
           backend_factory: BackendFactory | None = None, force: bool = False) -> FlushResult:
     """Deliver pending records oldest first; stop at the first failure.
 
-    Raises DeliveryConfigError when the settings cannot work (not counted as an outage).
+    Raises DeliveryConfigError when the settings cannot work (also counted as a failed
+    attempt, so the backoff and the WARNING apply).
     `force` ignores the backoff schedule (a user's manual flush).
     """
     config = getattr(config, "mem0", config)
@@ -454,10 +525,13 @@ def flush(config: Any, state_dir: str | os.PathLike, *, now: Callable[[], float]
             return FlushResult()
         try:
             backend = (backend_factory or make_backend)(config, state_dir)
-        except DeliveryConfigError:
+        except DeliveryConfigError as exc:
+            # Counted like an outage (backoff, then the mem0:delivery WARNING): a helper
+            # started in the background has nobody to show its exit code to.
+            spool.record_failure(redact(f"{CONFIG_ERROR_PREFIX}{exc.problems[0]}", config), now(), config)
             raise
         except Exception as exc:  # noqa: BLE001 - mem0 raises many types; all mean "retry later"
-            error = _describe(exc)
+            error = redact(_describe(exc), config)
             spool.record_failure(error, now(), config)
             return FlushResult(remaining=spool.count(), error=error,
                                deferred_until=spool.load_state().get("next_attempt_at"))
@@ -475,7 +549,7 @@ def flush(config: Any, state_dir: str | os.PathLike, *, now: Callable[[], float]
                         backend.add(record)
                         delivered += 1
                 except Exception as exc:  # noqa: BLE001 - the record stays spooled; backoff
-                    error = _describe(exc)
+                    error = redact(_describe(exc), config)
                     break
                 spool.remove(path)
         finally:
@@ -534,10 +608,11 @@ def main(config: Any, state_dir: str | os.PathLike, *, force: bool = False, quie
     try:
         result = flush(mem0_config, state_dir, force=force, backend_factory=backend_factory)
     except ConfigError as exc:
-        print(f"aiki-hooks mem0-flush: {exc.message() if hasattr(exc, 'message') else exc}", file=sys.stderr)
+        text = exc.message() if hasattr(exc, "message") else str(exc)
+        print(f"aiki-hooks mem0-flush: {redact(text, mem0_config)}", file=sys.stderr)
         return EXIT_CONFIG
     except Exception as exc:  # noqa: BLE001 - never a traceback from the helper
-        print(f"aiki-hooks mem0-flush: {_describe(exc)}", file=sys.stderr)
+        print(f"aiki-hooks mem0-flush: {redact(_describe(exc), mem0_config)}", file=sys.stderr)
         return EXIT_FAILED
     line = summary_line(result, time.time())
     if result.error is not None:

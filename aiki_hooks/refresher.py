@@ -270,7 +270,11 @@ class Refresher:
                     return
                 self.log(f"mem0 flush helper exceeded {self.config.mem0.timeout_seconds:g} s; killed")
                 self._stop_mem0_flush()
+                # A hung backend is an outage too: backoff, and the mem0:delivery WARNING.
+                self._record_flush_failure(f"the flush helper did not finish within "
+                                           f"{self.config.mem0.timeout_seconds:g} s (killed)")
             elif code == 3:
+                # The helper counted it as a failed attempt (backoff + WARNING); say why here too.
                 self.log("mem0 flush helper: invalid mem0 configuration (run `aiki-hooks mem0-flush` to see it)")
             self.flush_helper = None
         try:
@@ -279,6 +283,15 @@ class Refresher:
             self.log(f"cannot start the mem0 flush helper: {exc.strerror or exc}")
             self.flush_helper = None
         self.flush_started = time.monotonic()
+
+    def _record_flush_failure(self, error: str) -> None:
+        from .spool import Spool
+
+        try:
+            Spool(str(self.config.state_dir), self.config.mem0.max_spool_records).record_failure(
+                error, time.time(), self.config.mem0)
+        except OSError as exc:
+            self.log(f"cannot note the mem0 failure in the spool: {exc.strerror or exc}")
 
     def _stop_mem0_flush(self) -> None:
         helper = self.flush_helper

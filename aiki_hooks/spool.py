@@ -57,6 +57,8 @@ DROPPED_WARN_SECONDS = 24 * 3600.0
 MAX_DROPPED_IDS = 20
 JITTER = 0.2
 
+# How a failure that retrying cannot fix is recorded (mem0_delivery) and worded (health).
+CONFIG_ERROR_PREFIX = "configuration: "
 DELIVERY_ISSUE = "mem0:delivery"
 SPOOL_ISSUE = "mem0:spool"
 WARNING = "WARNING"
@@ -316,7 +318,8 @@ def health_issues(state: dict[str, Any], pending: int, now: float, config: Any) 
     failures = int(state.get("failures") or 0)
     since = state.get("first_failure_at")
     if failures > 0 and isinstance(since, (int, float)) and now - since >= float(config.backoff_initial_seconds):
-        summary = f"mem0 unreachable for {format_duration(now - since)}, {_records(pending)} waiting"
+        what = "misconfigured" if str(state.get("last_error") or "").startswith(CONFIG_ERROR_PREFIX) else "unreachable"
+        summary = f"mem0 {what} for {format_duration(now - since)}, {_records(pending)} waiting"
         if state.get("last_error"):
             summary += f" (last error: {_shorten(str(state['last_error']), 120)})"
         issues.append((DELIVERY_ISSUE, WARNING, summary))

@@ -387,12 +387,28 @@ def test_main_one_line_and_exit_codes(tmp_path, api_key, capsys):
     assert "off" in capsys.readouterr().out
 
 
-def test_platform_without_key_is_a_config_error(tmp_path, monkeypatch):
+def test_platform_without_key_is_a_config_error_counted_as_a_failure(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(KEY_ENV, raising=False)
-    Spool(tmp_path, 100).enqueue([record(1)])
+    spool = Spool(tmp_path, 100)
+    spool.enqueue([record(1)])
+    config = Mem0Config(backend="platform", api_key_env=KEY_ENV, host="http://127.0.0.1:9",
+                        backoff_initial_seconds=30)
+    clock = Clock()
     with pytest.raises(DeliveryConfigError, match=rf"\${KEY_ENV}"):
-        flush(Mem0Config(backend="platform", api_key_env=KEY_ENV, host="http://127.0.0.1:9"), tmp_path)
-    assert Spool(tmp_path, 100).load_state()["failures"] == 0  # not an outage
+        flush(config, tmp_path, now=clock)
+    # A helper started in the background has nobody to show its exit code to: the
+    # failure is counted, so the backoff applies and the WARNING appears.
+    state = spool.load_state()
+    assert state["failures"] == 1 and state["last_error"].startswith("configuration: ")
+    assert state["next_attempt_at"] >= T0 + 30 * 0.8
+    assert flush(config, tmp_path, now=clock).deferred_until == state["next_attempt_at"]
+    assert spool.health(T0 + 1, config) == []
+    [(issue_id, severity, summary)] = spool.health(T0 + 31, config)
+    assert (issue_id, severity) == (DELIVERY_ISSUE, "WARNING")
+    assert summary.startswith("mem0 misconfigured for 31 s, 1 record waiting") and KEY_ENV in summary
+    assert main(config, tmp_path, force=True) == mem0_delivery.EXIT_CONFIG
+    assert spool.load_state()["failures"] == 2
+    assert KEY_ENV in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- kill -9
@@ -604,3 +620,133 @@ def test_local_config_file_and_missing_config(tmp_path, real_mem0):
     Spool(tmp_path, 100).enqueue([record(2)])
     with pytest.raises(DeliveryConfigError, match="missing.json"):
         flush(broken, tmp_path)
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("https://mem0.example.net", "https://mem0.example.net"),
+    ("https://me:pw-123@mem0.example.net/v1", "https://me:***@mem0.example.net/v1"),
+    ("https://tok-abc@mem0.example.net", "https://***@mem0.example.net"),
+    ("https://mem0.example.net/base?api_key=k-1&x=2", "https://mem0.example.net/base?***"),
+    ("http://[::1:9", "***"),
+])
+def test_safe_url_hides_credentials_and_the_query(url, shown):
+    assert mem0_delivery.safe_url(url) == shown
+
+
+HIDDEN = ("pw-hidden-1", "tok-hidden-2", "user-token-3", KEY)
+
+
+@pytest.mark.parametrize("backend", ["platform", "rest"])
+@pytest.mark.parametrize("userinfo", ["someone:pw-hidden-1@", "user-token-3@"])
+def test_an_unreachable_host_with_credentials_is_reported_without_them(tmp_path, api_key, backend, userinfo,
+                                                                       capsys, request):
+    if backend == "platform":
+        request.getfixturevalue("mem0_module")
+    host = f"http://{userinfo}127.0.0.1:{closed_port()}/base?token=tok-hidden-2"
+    config = Mem0Config(backend=backend, host=host, api_key_env=KEY_ENV, user_id="dev", timeout_seconds=3)
+    Spool(tmp_path, 100).enqueue([record(1)])
+    result = flush(config, tmp_path, force=True)
+    assert result.error
+    assert main(config, tmp_path, force=True) == mem0_delivery.EXIT_FAILED
+    shown = [result.error, Spool(tmp_path, 100).load_state()["last_error"], capsys.readouterr().err]
+    for text in shown:
+        assert not [secret for secret in HIDDEN if secret in text], text
+    if backend == "platform":
+        assert "127.0.0.1" in result.error and "?***" in result.error
+
+
+def test_a_local_config_mem0_rejects_is_described_without_its_values(tmp_path, real_mem0):
+    cfg = {"vector_store": {"provider": "qdrant", "config": {"path": str(tmp_path / "q"), "api_key": "sk-hidden-4",
+                                                             "bogus_field": 1}},
+           "embedder": {"provider": "openai", "config": {"api_key": "sk-hidden-5", "model": "m"}}}
+    config = Mem0Config(backend="local", local_config=cfg, user_id="dev")
+    Spool(tmp_path, 100).enqueue([record(1)])
+    with pytest.raises(DeliveryConfigError) as caught:
+        flush(config, tmp_path, force=True)
+    message = caught.value.message()
+    assert "vector_store" in message and "bogus_field" in message  # where and what, still useful
+    last_error = Spool(tmp_path, 100).load_state()["last_error"]
+    for text in (message, last_error):
+        assert "hidden" not in text and "input_value" not in text and "/q" not in text, text
+
+
+# --------------------------------------------------------------------------- the refresher's side
+
+
+def refresher_config(tmp_path, host: str, **mem0):
+    from aiki_hooks.config import load_config
+
+    settings = {"backend": "rest", "host": host, "api_key_env": KEY_ENV, "user_id": "dev",
+                "backoff_initial_seconds": 30, **mem0}
+    path = tmp_path / "aiki.toml"
+    path.write_text(f'[state]\ndir = "{tmp_path / "state"}"\n[mem0]\n'
+                    + "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items()))
+    return load_config(path)
+
+
+def test_start_mem0_flush_only_when_records_wait_the_backoff_allows_and_no_helper_runs(tmp_path, api_key):
+    from aiki_hooks.engine import start_mem0_flush
+
+    config = refresher_config(tmp_path, f"http://127.0.0.1:{closed_port()}")
+    state = str(config.state_dir)
+    assert start_mem0_flush(config) is None  # empty spool: no helper, no mem0 import
+    spool = Spool(state, 100)
+    spool.enqueue([record(1)])
+    spool.record_failure("connection refused", time.time(), config.mem0)
+    assert start_mem0_flush(config) is None  # the backoff is not over
+    spool.record_success(time.time())
+    lock = mem0_delivery._FlushLock(os.path.join(state, mem0_delivery.FLUSH_LOCK_NAME))
+    assert lock.acquire()
+    try:
+        assert start_mem0_flush(config) is None  # a helper is still at work
+    finally:
+        lock.release()
+    helper = start_mem0_flush(config)
+    assert helper is not None
+    assert helper.wait(timeout=30) == mem0_delivery.EXIT_FAILED  # the port is closed
+    assert spool.load_state()["failures"] == 1 and spool.count() == 1
+
+
+def trickle(conn: socket.socket, stopping: threading.Event) -> None:
+    """A backend that hangs without ever tripping a read timeout: a byte every 0.1 s."""
+    conn.settimeout(2)
+    try:
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n")
+        while not stopping.wait(0.1):
+            conn.sendall(b" ")
+    except OSError:
+        pass  # the killed helper's socket went away
+
+
+def test_a_helper_killed_past_its_timeout_counts_as_a_failure(tmp_path, api_key):
+    from aiki_hooks.refresher import Refresher
+
+    from .servers import RawServer
+
+    with RawServer(trickle) as server:
+        config = refresher_config(tmp_path, server.url, timeout_seconds=1.5)
+        spool = Spool(str(config.state_dir), 100)
+        spool.enqueue([record(1)])
+        lines = []
+        refresher = Refresher(config, log=type("Log", (), {"write": lambda self, s: lines.append(s),
+                                                            "flush": lambda self: None})())
+        refresher._tend_mem0_flush()
+        helper = refresher.flush_helper
+        assert helper is not None
+        time.sleep(0.8)
+        refresher._tend_mem0_flush()  # still within its time
+        assert refresher.flush_helper is helper and helper.poll() is None
+        time.sleep(1.0)
+        refresher._tend_mem0_flush()
+        assert helper.poll() == -9
+        assert refresher.flush_helper is None  # and none restarted: the backoff runs
+    state = spool.load_state()
+    assert state["failures"] == 1 and "did not finish within 1.5 s" in state["last_error"]
+    assert spool.count() == 1
+    assert any("exceeded 1.5 s; killed" in line for line in lines)
+    [(issue_id, _, summary)] = spool.health(state["first_failure_at"] + 30, config.mem0)
+    assert issue_id == DELIVERY_ISSUE and "unreachable" in summary and "killed" in summary
