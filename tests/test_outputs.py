@@ -717,3 +717,36 @@ def test_a_url_refused_at_send_time_is_a_finding_without_path_or_query():
     assert re.search(r"http\.client refused the URL http://127\.0\.0\.1:\d+/\.\.\. \(1 payload dropped\)$", summary)
     assert "T0k3n" not in summary and "hunter2" not in summary
     assert server.seen == []
+
+
+# --------------------------------------------------------------------------- examples/vector.toml
+
+
+def test_the_vector_example_is_a_graph_where_only_issue_events_reach_mem0():
+    """Vector itself is not available here (see the file's header); this checks what can be
+    checked: valid TOML, every input exists, and each way from a source to the mem0 sink
+    goes through the journald priority filter or the health dedupe."""
+    import tomllib
+
+    from .conftest import REPO
+
+    config = tomllib.loads((REPO / "examples" / "vector.toml").read_text())
+    components = {**config["transforms"], **config["sinks"]}
+    known = set(config["sources"]) | set(components)
+    for name, component in components.items():
+        assert set(component["inputs"]) <= known, name
+
+    def paths_to(target, path=()):
+        inputs = components[target]["inputs"] if target in components else []
+        if not inputs:
+            yield (target, *path)
+        for source in inputs:
+            yield from paths_to(source, (target, *path))
+
+    ways = list(paths_to("mem0"))
+    assert {way[0] for way in ways} == {"unit_logs", "health"}
+    for way in ways:
+        assert {"unit_errors", "health_changes"} & set(way), way
+    assert config["transforms"]["unit_errors"]["condition"] == "(to_int(.PRIORITY) ?? 7) <= 3"
+    assert config["transforms"]["health_changes"]["cache"]["num_events"] == 1
+    assert config["sources"]["health"]["command"] == ["aiki-hooks", "probe", "--json", "--issues"]
