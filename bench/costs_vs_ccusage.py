@@ -5,9 +5,11 @@
    bench/gen_transcripts.py and a 1,000-file corpus for the no-new-bytes refresh.
 2. Cold full scan, as whole processes, 5 runs each, interleaved:
    `ccusage claude daily --offline --json --breakdown` (the baseline) and
-   `aiki-hooks costs --json` on an empty index; median wall time and peak RSS.
-3. Checks the two reports agree: every (day, model) token total identical, costs within
-   0.5% for the models ccusage prices.
+   `aiki-hooks costs --json` on an empty index; median wall time and peak RSS of the
+   whole process tree (parent + forked workers; see run_measured).
+3. Checks the two reports agree over the fixed days SINCE..UNTIL (independent of today's
+   date): every (day, model) token total identical, costs within 0.5% for the models
+   ccusage prices. Exits 1 when they do not.
 4. Warm refresh: append ~1 MiB across 4 sessions, then one probe refresh (in process);
    median of 5. Baseline: reading those appended bytes with plain Python.
 5. No new bytes, 1,000 files: one probe refresh with nothing new (in process); median of
@@ -22,6 +24,7 @@ Usage: python3 bench/costs_vs_ccusage.py [--size-mib 200] [--runs 5]
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -29,12 +32,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
 CCUSAGE_VERSION = "20.0.24"
+# The corpora are generated as of UNTIL (30 days back): the comparison covers these days.
+SINCE, UNTIL = "2026-10-01", "2026-11-24"
 sys.path.insert(0, str(REPO))
 
 
@@ -54,20 +60,72 @@ def ensure_corpus(name: str, *args: str) -> Path:
     return target
 
 
+def _tree(pid: int) -> list[int]:
+    """pid and all its descendants (workers are children of any of its threads)."""
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as file:
+                    stack.extend(int(child) for child in file.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as file:
+            for text in file:
+                if text.startswith("VmRSS:"):
+                    return int(text.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def run_measured(argv: list[str], env: dict) -> tuple[float, float, bytes]:
-    """(wall seconds, peak RSS MiB, stdout) of a whole process."""
+    """(wall seconds, peak RSS MiB of the process tree, stdout) of a whole process.
+
+    Peak RSS of the tree = the larger of (a) the highest sum of VmRSS over the process and
+    all its descendants, sampled every 5 ms from /proc (copy-on-write pages a forked worker
+    shares with its parent are counted in each, so this errs high), and (b) the kernel's
+    exact ru_maxrss of the largest single process (wait4 of the child: itself and its
+    waited-for descendants), which catches a peak between two samples.
+    """
     started = time.perf_counter()
     child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    out = child.stdout.read()
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.append(child.stdout.read()))
+    reader.start()
+    peak_kib = 0
+    while _alive(child.pid):
+        peak_kib = max(peak_kib, sum(_rss_kib(pid) for pid in _tree(child.pid)))
+        time.sleep(0.005)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
+    reader.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {argv}")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, max(peak_kib, usage.ru_maxrss) / 1024, b"".join(chunks)
 
 
-def compare(ours: dict, theirs: dict) -> tuple[int, int, float]:
-    mine = {(d["date"], m): t for d in ours["daily"] for m, t in d["models"].items()}
+def _alive(pid: int) -> bool:
+    """True until the child exits (a zombie is not alive; it is not reaped here, so its
+    rusage is still there for wait4)."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def compare(ours: dict, theirs: dict, since: str, until: str) -> tuple[int, int, float]:
+    """(day, model) pairs, how many differ in any token total, largest relative cost
+    difference on models ccusage prices; both restricted to since..until (YYYY-MM-DD)."""
+    mine = {(d["date"], m): t for d in ours["daily"] if since <= d["date"] <= until for m, t in d["models"].items()}
     cc = {(d["date"], b["modelName"]): b for d in theirs["daily"] for b in d["modelBreakdowns"]}
     mismatched, worst = 0, 0.0
     for key in set(mine) | set(cc):
@@ -83,16 +141,17 @@ def compare(ours: dict, theirs: dict) -> tuple[int, int, float]:
     return len(set(mine) | set(cc)), mismatched, worst
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=float, default=200)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cold-only", action="store_true", help="stop after the cold scan and the agreement check")
     args = parser.parse_args()
 
     ccusage = ensure_ccusage()
     # As installed by pip: byte-compiled, so the timing is not of the compiler.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "aiki_hooks")], check=True)
-    now = "2026-11-24T12:00:00+00:00"
+    now = f"{UNTIL}T12:00:00+00:00"
     corpus = ensure_corpus(f"corpus-{args.size_mib:g}", "--size-mib", str(args.size_mib), "--now", now)
     many = ensure_corpus("corpus-1000-files", "--files", "1000", "--size-mib", "60", "--max-session-kib", "20",
                          "--seed", "11", "--now", now)
@@ -105,8 +164,12 @@ def main() -> None:
                           f'[costs]\ntimezone = "UTC"\nclaude_config_dirs = ["{corpus}"]\n')
         env = dict(os.environ, TZ="UTC", CLAUDE_CONFIG_DIR=str(corpus), AIKI_HOOKS_CONFIG=str(config),
                    PYTHONPATH=str(REPO))
-        theirs_cmd = [ccusage, "claude", "daily", "--offline", "--json", "--breakdown"]
-        ours_cmd = [sys.executable, "-m", "aiki_hooks.cli", "costs", "--json", "--days", "60"]
+        # Both reports cover the same fixed days whatever today's date: ccusage by
+        # --since/--until, ours by enough --days to reach SINCE, then cut to the range.
+        days = (dt.datetime.now(dt.timezone.utc).date() - dt.date.fromisoformat(SINCE)).days + 1
+        theirs_cmd = [ccusage, "claude", "daily", "--offline", "--json", "--breakdown",
+                      "--since", SINCE.replace("-", ""), "--until", UNTIL.replace("-", "")]
+        ours_cmd = [sys.executable, "-m", "aiki_hooks.cli", "costs", "--json", "--days", str(days)]
         cc_runs, our_runs = [], []
         for _ in range(args.runs):
             cc_runs.append(run_measured(theirs_cmd, env))
@@ -114,15 +177,18 @@ def main() -> None:
             our_runs.append(run_measured(ours_cmd, env))
         cc_wall = statistics.median(r[0] for r in cc_runs)
         our_wall = statistics.median(r[0] for r in our_runs)
-        keys, mismatched, worst = compare(json.loads(our_runs[-1][2]), json.loads(cc_runs[-1][2]))
+        keys, mismatched, worst = compare(json.loads(our_runs[-1][2]), json.loads(cc_runs[-1][2]), SINCE, UNTIL)
 
         print(f"corpus: {size:.0f} MiB, {len(list(corpus.rglob('*.jsonl')))} files; {args.runs} runs each")
         print(f"cold scan  ccusage {CCUSAGE_VERSION}: {cc_wall:.3f} s, peak RSS "
               f"{max(r[1] for r in cc_runs):.0f} MiB (baseline)")
         print(f"cold scan  aiki-hooks costs: {our_wall:.3f} s ({our_wall / cc_wall:.2f}x ccusage, target <= 0.5x), "
               f"peak RSS {max(r[1] for r in our_runs):.0f} MiB (target <= 60)")
-        print(f"agreement  {keys} (day, model) pairs, {mismatched} with different token totals; "
+        print(f"agreement  {keys} (day, model) pairs {SINCE}..{UNTIL}, {mismatched} with different token totals; "
               f"largest cost difference on priced models {worst * 100:.4f}% (target < 0.5%)")
+        disagreement = mismatched > 0 or keys == 0 or worst >= 0.005
+        if args.cold_only:
+            return 1 if disagreement else 0
 
         from aiki_hooks.config import parse_config
         from aiki_hooks.probes.costs import CostsProbe
@@ -181,7 +247,11 @@ def main() -> None:
         idle_ms, stat_ms = statistics.median(idle) * 1000, statistics.median(stat_only) * 1000
         print(f"no new bytes, {len(files)} files: refresh {idle_ms:.2f} ms (target <= 5 ms); "
               f"{idle_ms / stat_ms:.1f}x a bare os.stat of each file ({stat_ms:.2f} ms)")
+    if disagreement:
+        print("FAIL: the token totals (or costs) differ from ccusage's", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,8 @@
 
 - days: calendar days in the configured time zone (default: the machine's);
 - the 5-hour billing block, as ccusage defines it: a block starts at the hour (UTC) of the
-  first message after the previous block ended or after a gap of 5 hours, and lasts 5 hours;
+  first message more than 5 hours after the previous block's start or after the previous
+  message, and lasts 5 hours;
 - sessions by `sessionId`;
 - tokens of models missing from the price book are reported as unpriced, with Claude
   Code's own price for them (its `cost-state` lines) shared out by tokens when known.
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
@@ -44,6 +46,15 @@ class Totals:
         else:
             self.cost += m.cost
 
+    def merge(self, other: "Totals") -> None:
+        self.input += other.input
+        self.output += other.output
+        self.cache_write += other.cache_write
+        self.cache_read += other.cache_read
+        self.cost += other.cost
+        self.unpriced_tokens += other.unpriced_tokens
+        self.messages += other.messages
+
     def as_dict(self) -> dict:
         return {"input_tokens": self.input, "output_tokens": self.output, "cache_write_tokens": self.cache_write,
                 "cache_read_tokens": self.cache_read, "total_tokens": self.tokens, "cost_usd": round(self.cost, 6),
@@ -58,6 +69,10 @@ class Breakdown:
     def add(self, m: Message) -> None:
         self.total.add(m)
         self.by_model.setdefault(m.model, Totals()).add(m)
+
+    def merge(self, model: str, totals: Totals) -> None:
+        self.total.merge(totals)
+        self.by_model.setdefault(model, Totals()).merge(totals)
 
 
 @dataclass(frozen=True)
@@ -98,11 +113,13 @@ def daily(messages: Iterable[Message], tz: _dt.tzinfo | None) -> dict[str, Break
 
 
 def block_starts(timestamps: Sequence[float]) -> list[int]:
-    """Indexes where a new 5-hour block starts, over sorted timestamps (ccusage's rule)."""
+    """Indexes where a new 5-hour block starts, over sorted timestamps: ccusage's rule,
+    a message *more* than 5 hours after its block's start (floored to the hour) or after
+    the previous message opens a new block. The one implementation of that rule."""
     starts: list[int] = []
     start = last = None
     for index, ts in enumerate(timestamps):
-        if start is None or ts >= start + BLOCK_SECONDS or ts - last >= BLOCK_SECONDS:
+        if start is None or ts - start > BLOCK_SECONDS or ts - last > BLOCK_SECONDS:
             starts.append(index)
             start = ts - (ts % 3600)
         last = ts
@@ -111,18 +128,11 @@ def block_starts(timestamps: Sequence[float]) -> list[int]:
 
 def blocks(messages: Sequence[Message]) -> list[Block]:
     """ccusage's 5-hour blocks over messages sorted by time."""
-    found: list[Block] = []
-    start = last = None
-    current = Breakdown()
-    for m in messages:
-        if start is None or m.ts >= start + BLOCK_SECONDS or m.ts - last >= BLOCK_SECONDS:
-            if start is not None:
-                found.append(Block(start, start + BLOCK_SECONDS, last, current))
-            start, current = m.ts - (m.ts % 3600), Breakdown()
-        current.add(m)
-        last = m.ts
-    if start is not None:
-        found.append(Block(start, start + BLOCK_SECONDS, last, current))
+    starts = block_starts([m.ts for m in messages])
+    found = []
+    for first, stop in zip(starts, starts[1:] + [len(messages)]):
+        start = messages[first].ts - (messages[first].ts % 3600)
+        found.append(Block(start, start + BLOCK_SECONDS, messages[stop - 1].ts, breakdown(messages[first:stop])))
     return found
 
 
@@ -155,20 +165,24 @@ class Window:
     """The figures for `days` calendar days up to today, updated incrementally.
 
     Built once from the index, then fed only the messages each refresh adds; rebuilt
-    when the day changes or a transcript was forgotten.
+    when the day changes or a transcript was forgotten. Messages are summed once, into
+    one cell per (day, model); days, models, today and the period are sums of cells.
     """
 
     def __init__(self, *, days: int, tz: _dt.tzinfo | None, now: float) -> None:
         self.days = days
         self.tz = tz
         self.today = local_date(now, tz)
-        self.since = day_start(_dt.date.fromordinal(self.today.toordinal() - (days - 1)), tz)
+        first_day = self.today.toordinal() - (days - 1)
+        self.since = day_start(_dt.date.fromordinal(first_day), tz)
         self.today_start = day_start(self.today, tz)
+        # Midnights of the window's days and the next one: a message's day by bisection,
+        # exact in any zone (DST, half-hour offsets).
+        self._day_starts = [day_start(_dt.date.fromordinal(first_day + i), tz) for i in range(days + 1)]
+        self._day_names = [_dt.date.fromordinal(first_day + i).isoformat() for i in range(days)]
         # Blocks chain back to the last 5-hour gap: keep a day more than the period.
         self.lookback = min(self.since, now - 86400) - BLOCK_SECONDS
-        self.daily: dict[str, Breakdown] = {}
-        self.period = Breakdown()
-        self.today_breakdown = Breakdown()
+        self._cells: dict[tuple[str, str], Totals] = {}
         self.recent: list[Message] = []
         self._sorted = True
         self._version = 0
@@ -177,19 +191,58 @@ class Window:
     def valid_for(self, now: float, days: int) -> bool:
         return days == self.days and local_date(now, self.tz) == self.today
 
+    def _day_of(self, ts: float) -> str:
+        index = bisect.bisect_right(self._day_starts, ts) - 1
+        if 0 <= index < self.days:
+            return self._day_names[index]
+        return local_date(ts, self.tz).isoformat()  # after today (a clock ahead)
+
     def add(self, messages: Iterable[Message]) -> None:
-        self._version += 1
+        cells, recent, lookback, since = self._cells, self.recent, self.lookback, self.since
+        count = len(recent)
+        last = recent[-1].ts if recent else None
         for m in messages:
-            if m.ts < self.lookback:
+            ts = m.ts
+            if ts < lookback:
                 continue
-            if self.recent and m.ts < self.recent[-1].ts:
+            if last is not None and ts < last:
                 self._sorted = False
-            self.recent.append(m)
-            if m.ts >= self.since:
-                self.period.add(m)
-                self.daily.setdefault(local_date(m.ts, self.tz).isoformat(), Breakdown()).add(m)
-                if m.ts >= self.today_start:
-                    self.today_breakdown.add(m)
+            last = ts
+            recent.append(m)
+            if ts >= since:
+                key = (self._day_of(ts), m.model)
+                cell = cells.get(key)
+                if cell is None:
+                    cell = cells[key] = Totals()
+                cell.add(m)
+        if len(recent) != count:
+            self._version += 1  # the derived figures are stale; nothing added keeps them
+
+    def _derived(self) -> tuple[dict[str, Breakdown], Breakdown, Breakdown]:
+        """(days, the period, today) from the cells; recomputed only after an add."""
+        memo = self._memo.get("cells")
+        if memo is None or memo[0] != self._version:
+            days: dict[str, Breakdown] = {}
+            period, today = Breakdown(), Breakdown()
+            today_name = self.today.isoformat()
+            for (day, model), cell in sorted(self._cells.items()):
+                days.setdefault(day, Breakdown()).merge(model, cell)
+                period.merge(model, cell)
+                if day >= today_name:
+                    today.merge(model, cell)
+            memo = self._memo["cells"] = (self._version, (days, period, today))
+        return memo[1]
+
+    @property
+    def period(self) -> Breakdown:
+        return self._derived()[1]
+
+    @property
+    def today_breakdown(self) -> Breakdown:
+        return self._derived()[2]
+
+    def daily_sorted(self) -> dict[str, Breakdown]:
+        return self._derived()[0]
 
     def _ordered(self) -> list[Message]:
         if not self._sorted:
@@ -220,8 +273,6 @@ class Window:
         return found
 
     def _sessions(self, now: float) -> dict[str, Totals]:
-        import bisect
-
         messages = self._ordered()
         first = bisect.bisect_left([m.ts for m in messages], now - 86400)
         found: dict[str, Totals] = {}
@@ -229,9 +280,3 @@ class Window:
             if m.session:
                 found.setdefault(m.session, Totals()).add(m)
         return found
-
-    def daily_sorted(self) -> dict[str, Breakdown]:
-        memo = self._memo.get("daily")
-        if memo is None or memo[0] != self._version:
-            memo = self._memo["daily"] = (self._version, dict(sorted(self.daily.items())))
-        return memo[1]

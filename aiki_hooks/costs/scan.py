@@ -13,6 +13,7 @@ the tool results that make up most of a transcript's bytes are never decoded.
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import os
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -48,23 +49,67 @@ def claude_config_dirs(configured: Sequence[str] = (), env=None) -> list[str]:
 
 def transcript_files(config_dirs: Sequence[str]) -> list[str]:
     """Every *.jsonl below each dir's projects/ (subagent folders included), sorted."""
-    found: list[str] = []
-    stack = [os.path.join(d, "projects") for d in config_dirs]
-    while stack:
-        folder = stack.pop()
+    return TranscriptLister().files(config_dirs)
+
+
+# A directory changed this recently may change again within the file system's timestamp
+# granularity without its mtime moving: list it again next time rather than trust it.
+RACY_SECONDS = 2.0
+
+
+class TranscriptLister:
+    """transcript_files, remembering each directory's listing while its mtime stays the
+    same: a refresh with nothing new costs one stat per directory here, not a listing."""
+
+    def __init__(self) -> None:
+        self._dirs: dict[str, tuple[int, list[str], list[str]]] = {}  # path -> (mtime_ns, subdirs, files)
+
+    def files(self, config_dirs: Sequence[str]) -> list[str]:
+        found: list[str] = []
+        seen_dirs: dict[str, tuple[int, list[str], list[str]]] = {}
+        stack = [os.path.join(d, "projects") for d in config_dirs]
+        now_ns = None
+        while stack:
+            folder = stack.pop()
+            if folder in seen_dirs:
+                continue
+            try:
+                mtime = os.stat(folder).st_mtime_ns
+            except OSError:
+                continue
+            cached = self._dirs.get(folder)
+            if cached is None or cached[0] != mtime:
+                if now_ns is None:
+                    import time
+
+                    now_ns = time.time_ns()
+                listing = self._list(folder)
+                if listing is None:
+                    continue
+                # mtime -1 (never equal) for a directory that changed just now.
+                cached = (mtime if now_ns - mtime > RACY_SECONDS * 1e9 else -1, *listing)
+            seen_dirs[folder] = cached
+            stack.extend(cached[1])
+            found.extend(cached[2])
+        self._dirs = seen_dirs
+        return sorted(set(found))
+
+    @staticmethod
+    def _list(folder: str) -> tuple[list[str], list[str]] | None:
+        subdirs, files = [], []
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
                     try:
                         if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
+                            subdirs.append(entry.path)
                         elif entry.name.endswith(".jsonl") and entry.is_file():
-                            found.append(entry.path)
+                            files.append(entry.path)
                     except OSError:
                         continue
         except OSError:
-            continue
-    return sorted(set(found))
+            return None
+        return subdirs, files
 
 
 @dataclass
@@ -77,6 +122,7 @@ class ScanStats:
     bad_lines: int = 0
     oversized_lines: int = 0
     vanished: int = 0
+    unreadable: int = 0  # files skipped on an OS error (their messages in `errors`)
     errors: list[str] = field(default_factory=list)
     # Rows whose key the index had not seen before this refresh, in reading order; None
     # when a file was forgotten, so figures must be recomputed from the index.
@@ -84,12 +130,15 @@ class ScanStats:
     index_was_empty: bool = False
 
 
+_fromisoformat = _dt.datetime.fromisoformat
+
+
 def parse_timestamp(text: object) -> float | None:
     """ISO 8601 with or without fractional seconds, `Z` or an offset."""
-    if not isinstance(text, str) or len(text) < 19:
+    if type(text) is not str or len(text) < 19:
         return None
     try:
-        moment = _dt.datetime.fromisoformat(text)
+        moment = _fromisoformat(text)
     except ValueError:
         return None
     if moment.tzinfo is None:
@@ -105,43 +154,67 @@ def _count(value: object) -> int | None:
     return None
 
 
-def row_from_line(entry: dict, prices: PriceBook, fallback_key: str) -> tuple | None:
+def row_from_line(entry: dict, prices: PriceBook, fallback_key: str | tuple[int, int],
+                  seen: set | None = None) -> tuple | None:
     """The usage of one assistant line as an index row (see CostStore.add_rows), priced;
-    None for lines that carry none. Kept lean: it runs once per message of a cold scan."""
-    if entry.get("type") != "assistant":
+    None for lines that carry none. With *seen* (the keys already taken from this file),
+    a repeat of a response returns DUPLICATE before it is priced. Kept lean: it runs once
+    per message of a cold scan."""
+    get = entry.get
+    if get("type") != "assistant":
         return None
-    body = entry.get("message")
+    body = get("message")
     usage = body.get("usage") if type(body) is dict else None
     if type(usage) is not dict:
         return None
-    input_tokens = _count(usage.get("input_tokens"))
-    output = _count(usage.get("output_tokens"))
-    ts = parse_timestamp(entry.get("timestamp"))
+    u = usage.get
+    # Exact-int fast paths inline; _count handles floats and rejects the rest.
+    input_tokens = u("input_tokens")
+    if type(input_tokens) is not int or input_tokens < 0:
+        input_tokens = _count(input_tokens)
+    output = u("output_tokens")
+    if type(output) is not int or output < 0:
+        output = _count(output)
+    ts = parse_timestamp(get("timestamp"))
     if ts is None or input_tokens is None or output is None:
         return None
-    cache_write = _count(usage.get("cache_creation_input_tokens", 0)) or 0
-    cache_read = _count(usage.get("cache_read_input_tokens", 0)) or 0
-    split = usage.get("cache_creation")
+    cache_write = u("cache_creation_input_tokens", 0)
+    if type(cache_write) is not int or cache_write < 0:
+        cache_write = _count(cache_write) or 0
+    cache_read = u("cache_read_input_tokens", 0)
+    if type(cache_read) is not int or cache_read < 0:
+        cache_read = _count(cache_read) or 0
+    split = u("cache_creation")
     write_1h = min(_count(split.get("ephemeral_1h_input_tokens", 0)) or 0, cache_write) if type(split) is dict else 0
     # Without the split, all cache writes are 5-minute writes.
     write_5m = cache_write - write_1h
     if not (input_tokens or output or cache_write or cache_read):
         return None
     message_id = body.get("id")
-    request_id = entry.get("requestId") or entry.get("requestRef")
+    request_id = get("requestId") or get("requestRef")
     # The same response is written once per content block: count each id pair once.
-    key = f"{message_id}:{request_id}" if message_id and request_id else fallback_key
+    if message_id and request_id:
+        key = f"{message_id}:{request_id}"
+    else:  # (file id, offset) from the scan, formatted only here: most lines have both ids
+        key = fallback_key if type(fallback_key) is str else "@%d:%d" % fallback_key
+    if seen is not None:
+        if key in seen:
+            return DUPLICATE  # the first occurrence wins, as in ccusage
+        seen.add(key)
     model = str(body.get("model") or "unknown")
     cost = prices.cost(model, ts, input=input_tokens, output=output, cache_write_5m=write_5m,
                        cache_write_1h=write_1h, cache_read=cache_read)
-    return (key, ts, str(entry.get("sessionId") or ""), model, 1 if entry.get("isSidechain") else 0,
+    return (key, ts, str(get("sessionId") or ""), model, 1 if get("isSidechain") else 0,
             input_tokens, output, write_5m, write_1h, cache_read, cost)
+
+
+DUPLICATE = ()  # row_from_line's answer for a response already taken from this file
 
 
 def message_from_line(entry: dict, prices: PriceBook, fallback_key: str) -> Message | None:
     """row_from_line as a Message (for tests and tools; the scan keeps rows)."""
     row = row_from_line(entry, prices, fallback_key)
-    return None if row is None else Message(*row[:4], bool(row[4]), *row[5:])
+    return None if not row else Message._make(row)
 
 
 def session_costs_from_line(entry: dict) -> tuple[str, dict[str, float]] | None:
@@ -155,28 +228,18 @@ def session_costs_from_line(entry: dict) -> tuple[str, dict[str, float]] | None:
     return str(entry.get("sessionId") or ""), costs
 
 
-def _candidate_lines(buffer: bytes, end: int) -> Iterator[tuple[int, int]]:
-    """(start, stop) of each complete line in buffer[:end] holding a marker, in order.
-
-    Each marker's next position is searched for once and reused until passed: a rare
-    marker must not be looked for across the rest of the buffer on every line.
-    """
-    next_hit = {mark: buffer.find(mark, 0, end) for mark in (USAGE_MARK, COST_STATE_MARK)}
-    position = 0
-    while True:
-        for mark, hit in next_hit.items():
-            if 0 <= hit < position:
-                next_hit[mark] = buffer.find(mark, position, end)
-        hits = [hit for hit in next_hit.values() if hit >= 0]
-        if not hits:
-            return
-        hit = min(hits)
-        start = buffer.rfind(b"\n", 0, hit) + 1
-        stop = buffer.find(b"\n", hit, end)
+def _candidate_lines(buffer: bytes, end: int, mark: bytes = USAGE_MARK) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each complete line in buffer[:end] holding *mark*, in order: a
+    few C-level searches per such line and none per other line."""
+    find, rfind = buffer.find, buffer.rfind
+    hit = find(mark, 0, end)
+    while hit >= 0:
+        start = rfind(b"\n", 0, hit) + 1
+        stop = find(b"\n", hit, end)
         if stop < 0:
             return
         yield start, stop
-        position = stop + 1
+        hit = find(mark, stop + 1, end)
 
 
 @dataclass
@@ -192,21 +255,32 @@ class FileRead:
     rows: list[tuple] = field(default_factory=list)
     session_costs: list[tuple[str, dict[str, float]]] = field(default_factory=list)
     bytes_read: int = 0
+    usage_lines: int = 0  # before deduplication
     bad_lines: int = 0
     oversized_lines: int = 0
     vanished: bool = False
+    error: str | None = None  # the file could not be read (the index keeps what it had)
+    seen: set = field(default_factory=set, repr=False)  # keys taken from this file so far
 
 
 def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBook) -> FileRead:
     """Read the complete lines of *path* after *offset*; a line still being written, or
-    longer than MAX_LINE_BYTES and unfinished, is left for the next refresh."""
+    longer than MAX_LINE_BYTES and unfinished, is left for the next refresh. An OS error
+    (permission, EISDIR, EIO) sets `error` and drops what was read of this file."""
     result = FileRead(path=path, file_id=file_id, inode=inode, offset=offset, size=0)
     try:
-        file = open(path, "rb")
+        _read_into(path, offset, result, prices)
     except FileNotFoundError:
         result.vanished = True
-        return result
-    with file:
+    except OSError as exc:
+        result.error = f"{path}: {exc.strerror or exc}"
+        result.rows, result.session_costs, result.offset = [], [], offset
+    result.seen = None  # not needed past the read (and not worth sending back from a worker)
+    return result
+
+
+def _read_into(path: str, offset: int, result: FileRead, prices: PriceBook) -> None:
+    with open(path, "rb") as file:
         result.size = os.fstat(file.fileno()).st_size
         file.seek(offset)
         carry = b""
@@ -240,26 +314,42 @@ def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBoo
             consumed += end
             carry = buffer[end:]
         result.offset = skip_from if skip_from is not None else consumed
-    return result
+
+
+def _loads(raw: bytes):
+    try:
+        return json_loads(raw)
+    except ValueError:
+        # Invalid UTF-8 (a cut multi-byte character, a binary paste): decode with
+        # replacement, as ccusage does, so the line's tokens still count.
+        return json_loads(raw.decode("utf-8", "replace"))
 
 
 def _parse_lines(buffer: bytes, end: int, base_offset: int, result: FileRead, prices: PriceBook) -> None:
+    rows, seen, file_id = result.rows, result.seen, result.file_id
     for start, stop in _candidate_lines(buffer, end):
         try:
-            entry = json_loads(buffer[start:stop])
-        except (ValueError, UnicodeDecodeError):
+            entry = _loads(buffer[start:stop])
+        except ValueError:
             result.bad_lines += 1
             continue
-        if not isinstance(entry, dict):
+        if type(entry) is not dict:
             continue
-        if entry.get("type") == "cost-state":
-            found = session_costs_from_line(entry)
+        row = row_from_line(entry, prices, (file_id, base_offset + start), seen)
+        if row is not None:
+            result.usage_lines += 1
+            if row:
+                rows.append(row)
+    if COST_STATE_MARK in buffer:  # rare: one search of the buffer, then these few lines
+        for start, stop in _candidate_lines(buffer, end, COST_STATE_MARK):
+            try:
+                entry = _loads(buffer[start:stop])
+            except ValueError:
+                result.bad_lines += 1
+                continue
+            found = session_costs_from_line(entry) if type(entry) is dict else None
             if found and found[0]:
                 result.session_costs.append(found)
-            continue
-        row = row_from_line(entry, prices, f"@{result.file_id}:{base_offset + start}")
-        if row is not None:
-            result.rows.append(row)
 
 
 # Below this much to read, worker processes cost more than they save.
@@ -304,14 +394,29 @@ class Scanner:
         if len(files) != len(self._known) or self.store.get_meta("prices") != self.prices.fingerprint:
             return False
         known = self._known
+        # Relative to an open directory: the kernel resolves one name, not the whole path
+        # (a fifth less time per stat here).
+        by_folder: dict[str, list[tuple[str, FileState]]] = {}
         for path in files:
             state = known.get(path)
+            if state is None:
+                return False
+            parent, _, name = path.rpartition("/")
+            by_folder.setdefault(parent, []).append((name, state))
+        for folder, entries in by_folder.items():
             try:
-                info = os.stat(path)
+                fd = os.open(folder or "/", os.O_RDONLY | os.O_DIRECTORY)
             except OSError:
                 return False
-            if state is None or state.inode != info.st_ino or state.size != info.st_size:
+            try:
+                for name, state in entries:
+                    info = os.stat(name, dir_fd=fd)
+                    if state.inode != info.st_ino or state.size != info.st_size:
+                        return False
+            except OSError:
                 return False
+            finally:
+                os.close(fd)
         return True
 
     def refresh(self, files: Sequence[str]) -> ScanStats:
@@ -320,6 +425,10 @@ class Scanner:
         if self._nothing_new(files):
             return stats
         self.store.begin()  # IMMEDIATE: another process scanning the same index waits here
+        # Every row read lives until the commit: the cyclic collector would walk them again
+        # and again for nothing (a third of a cold scan). Forked workers inherit this.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             known = self.store.files()
             stats.index_was_empty = not known
@@ -335,6 +444,9 @@ class Scanner:
             self.store.rollback()
             self._known = None
             raise
+        finally:
+            if collecting:
+                gc.enable()
         self._known, self._known_version = self.store.files(), self.store.data_version()
         return stats
 
@@ -354,6 +466,7 @@ class Scanner:
                 stats.vanished += 1
                 continue
             except OSError as exc:
+                stats.unreadable += 1
                 stats.errors.append(f"{path}: {exc.strerror}")
                 continue
             state = known.get(path)
@@ -379,11 +492,18 @@ class Scanner:
             self.store.forget_file(found.file_id)
             stats.new_rows = None
             return
+        if found.error is not None:
+            # Skip this file and go on: the others still count. size -1 makes the next
+            # refresh try it again from where it was.
+            stats.unreadable += 1
+            stats.errors.append(found.error)
+            self.store.update_file(found.file_id, inode=found.inode, size=-1, offset=found.offset)
+            return
         stats.files_read += 1
         stats.bytes_read += found.bytes_read
         stats.bad_lines += found.bad_lines
         stats.oversized_lines += found.oversized_lines
-        stats.usage_lines += len(found.rows)
+        stats.usage_lines += found.usage_lines
         if stats.new_rows is not None:
             stats.new_rows.extend(self._unseen(found.rows, seen, check_index=not stats.index_was_empty))
         self.store.add_rows(found.file_id, found.rows)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,16 +63,18 @@ class FileState:
 
 def message_from_row(row: tuple) -> "Message":
     """A Message from a scanner row (key, ts, session, model, sidechain, tokens..., cost)."""
-    return Message(row[0], row[1], row[2], row[3], bool(row[4]), *row[5:])
+    return _make_message(row)
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
+    """One unique model call. A named tuple rather than a dataclass: a cold scan makes one
+    per message, and a tuple is built from an index row in one C call."""
+
     key: str
     ts: float
     session: str
     model: str
-    sidechain: bool
+    sidechain: int  # 0 or 1, as stored
     input: int
     output: int
     cache_write_5m: int
@@ -83,6 +85,9 @@ class Message:
     @property
     def tokens(self) -> int:
         return self.input + self.output + self.cache_write_5m + self.cache_write_1h + self.cache_read
+
+
+_make_message = Message._make
 
 
 class CostStore:
@@ -196,7 +201,7 @@ class CostStore:
             "ORDER BY ts",
             (since,),
         )
-        return [Message(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
+        return list(map(_make_message, rows))
 
     def session_costs(self, sessions: Sequence[str]) -> dict[tuple[str, str], float]:
         if not sessions:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 from ..config import CostsConfig, ExternalCostConfig
 from ..costs import report
 from ..costs.prices import PriceBook, Rates
-from ..costs.scan import Scanner, claude_config_dirs, transcript_files
+from ..costs.scan import Scanner, TranscriptLister, claude_config_dirs
 from ..costs.store import CostStore, message_from_row
 from ..proc import CommandNotFound, run_command
 from ..result import Finding, ProbeResult
@@ -89,15 +89,16 @@ class CostsProbe:
         if self._store is None:
             self._store = CostStore(self.index_path)
             self._scanner = Scanner(self._store, self.prices, workers=self.workers)
-        stats = self._scanner.refresh(transcript_files(claude_config_dirs(self.config.claude_config_dirs, self.env)))
+            self._lister = TranscriptLister()
+        stats = self._scanner.refresh(self._lister.files(claude_config_dirs(self.config.claude_config_dirs, self.env)))
         now = self.clock()
         window = self._window
         if window is not None and window.valid_for(now, days) and stats.new_rows is not None:
-            window.add(message_from_row(row) for row in stats.new_rows)
+            window.add(map(message_from_row, stats.new_rows))
         else:
             window = report.Window(days=days, tz=self.tz, now=now)
             if stats.index_was_empty and stats.new_rows is not None:
-                window.add(message_from_row(row) for row in stats.new_rows)  # everything, just read
+                window.add(map(message_from_row, stats.new_rows))  # everything, just read
             else:
                 window.add(self._store.messages_since(window.lookback))
             self._window = window
