@@ -13,7 +13,9 @@ import os
 import shlex
 from pathlib import Path
 
-SESSION_START_MATCHER = "startup|resume|clear|compact"
+# Every `source` SessionStart reports (claude-code-hooks reference): fork is a new session
+# branched from another, which needs the block like startup.
+SESSION_START_MATCHER = "startup|resume|clear|compact|fork"
 SESSION_START_TIMEOUT_SECONDS = 5
 PRE_TOOL_USE_TIMEOUT_SECONDS = 2
 HOOK_SCRIPTS = {"SessionStart": "session_start.py", "PreToolUse": "pre_tool_use.py"}
@@ -37,6 +39,40 @@ def hook_entries(python: str | Path, hooks_dir: str | Path) -> dict[str, list[di
                        "timeout": PRE_TOOL_USE_TIMEOUT_SECONDS}],
         }],
     }
+
+
+def resolve_interpreter(value: str | Path, *, must_exist: bool = True, run=None) -> str:
+    """The interpreter path to register for `--python VALUE`: absolute, never a PATH
+    lookup at hook time (a pyenv shim costs ~100 ms per call).
+
+    A bare name (`python3`) is looked up on PATH now and replaced by the interpreter's
+    own sys.executable (past any shim); a relative path is made absolute (not resolved
+    further: a venv's bin/python is a symlink whose target has no venv). *must_exist*
+    False accepts an absolute path that does not exist yet (install.sh's dry run, before
+    the venv). ValueError, one line, when it cannot be used."""
+    import shutil
+    import subprocess
+
+    text = str(value)
+    if not text.strip():
+        raise ValueError("--python is empty; give the interpreter's absolute path")
+    if "/" not in text and os.sep not in text:
+        found = shutil.which(text)
+        if found is None:
+            raise ValueError(f"--python {text}: not found on PATH; give the interpreter's absolute path")
+        try:
+            out = (run or subprocess.run)([found, "-c", "import sys; print(sys.executable)"], capture_output=True,
+                                          text=True, timeout=30, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ValueError(f"--python {text} ({found}) did not run: {exc}") from None
+        resolved = out.stdout.strip()
+        if out.returncode != 0 or not os.path.isabs(resolved):
+            raise ValueError(f"--python {text} ({found}) is not a working Python; give the interpreter's absolute path")
+        return resolved
+    path = os.path.abspath(os.path.expanduser(text))
+    if must_exist and not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise ValueError(f"--python {text}: {path} is not an executable file")
+    return path
 
 
 def statusline_entry(python: str | Path, hooks_dir: str | Path) -> dict:
@@ -457,9 +493,31 @@ def _has_ours(settings: dict) -> bool:
     return without_our_hooks(settings) != settings
 
 
+def plugin_enabled_in(paths) -> dict[str, Path]:
+    """{key: the file that enables it} for our plugin (aiki-hooks@<marketplace>) in the
+    settings files *paths*, lowest precedence first: a later file's value wins, as in
+    Claude Code. Unusable files are skipped (doctor reports them)."""
+    state: dict[str, tuple[Path, bool]] = {}
+    for path in map(Path, paths):
+        try:
+            settings = load_settings(path)
+        except SettingsError:
+            continue
+        plugins = settings.get("enabledPlugins")
+        if isinstance(plugins, dict):
+            for key, on in plugins.items():
+                if isinstance(key, str) and key.startswith(f"{PLUGIN_NAME}@"):
+                    state[key] = (path, on is True)
+    return {key: where for key, (where, on) in state.items() if on}
+
+
 def install_settings(path: str | Path, python: str | Path, hooks_dir: str | Path, *, statusline: bool = False,
-                     force: bool = False, dry_run: bool = False) -> SettingsChange:
+                     force: bool = False, dry_run: bool = False, read_too=()) -> SettingsChange:
     """Merge our entries into the settings file at *path* (see with_our_hooks).
+
+    *read_too*: the other settings files Claude Code reads beside it (claude_settings_files,
+    lowest precedence first): our plugin enabled in any of them is warned about too (every
+    hook would run twice; the plugin stands down, but one of the two should go).
 
     The backup (`<file>.aiki-hooks.bak`) keeps the user's file as it was before we first
     changed it: it is written when the file holds none of our entries, and otherwise only
@@ -469,6 +527,13 @@ def install_settings(path: str | Path, python: str | Path, hooks_dir: str | Path
     target, raw = _read_target(path)
     old = _parse(path, raw)
     new, warnings = with_our_hooks(old, python, hooks_dir, statusline=statusline, force=force, source=str(path))
+    files = [Path(p) for p in read_too]
+    if not any(os.path.realpath(p) == os.path.realpath(path) for p in files):
+        files.append(path)
+    for key, where in plugin_enabled_in(files).items():
+        if os.path.realpath(where) != os.path.realpath(path):  # the file itself: with_our_hooks said it
+            warnings.append(f"the aiki-hooks plugin is enabled in {where} too: every hook would run twice; "
+                            f"disable one (claude plugin disable {key}) or run install.sh --uninstall")
     if new == old:
         return SettingsChange(path, False, "", warnings)
     new_raw = render_settings(new).encode("utf-8")

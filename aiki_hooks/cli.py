@@ -309,16 +309,23 @@ def cmd_mem0_flush(args) -> int:
 def cmd_install_hooks(args) -> int:
     from pathlib import Path as _Path
 
-    from .claude_settings import (SettingsError, default_hooks_dir, install_hook_scripts, install_settings,
-                                  settings_path)
+    from .claude_settings import (SettingsError, claude_settings_files, default_hooks_dir, install_hook_scripts,
+                                  install_settings, load_settings, resolve_interpreter, settings_path)
 
     hooks_dir = _Path(args.hooks_dir) if args.hooks_dir else default_hooks_dir()
     target = settings_path(project=args.project, settings=args.settings)
-    if not args.dry_run:
-        install_hook_scripts(hooks_dir)
     try:
-        change = install_settings(target, args.python or sys.executable, hooks_dir, statusline=args.statusline,
-                                  force=args.force, dry_run=args.dry_run)
+        python = resolve_interpreter(args.python, must_exist=not args.dry_run) if args.python else sys.executable
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        if not args.dry_run:
+            load_settings(target)  # an unusable file stops us before the scripts are written
+            install_hook_scripts(hooks_dir)
+        # The files Claude Code reads in this project (or here): where the plugin may be enabled.
+        read_too = claude_settings_files(project=args.project or os.getcwd())
+        change = install_settings(target, python, hooks_dir, statusline=args.statusline,
+                                  force=args.force, dry_run=args.dry_run, read_too=read_too)
     except SettingsError as exc:
         sys.stderr.write(f"aiki-hooks: {exc}\n")
         return 1

@@ -52,7 +52,11 @@ def detect_qdrant(url: str, timeout: float = 0.5) -> bool:
 
 
 def detect_user_units(pattern: str = "aiki-*", run=run_command) -> tuple[tuple[str, ...], str | None]:
-    """Running user units matching *pattern*, or a note saying why none could be listed."""
+    """Running user units matching *pattern*, or a note saying why none could be listed.
+    Our own refresher's unit is left out: it cannot watch itself (its failure means no
+    data at all, which the hooks already say)."""
+    from .service import UNIT_NAME
+
     argv = ["systemctl", "--user", "list-units", pattern, "--state=running", "--no-legend", "--plain", "--no-pager"]
     try:
         out = run(argv, timeout=3.0)
@@ -61,7 +65,8 @@ def detect_user_units(pattern: str = "aiki-*", run=run_command) -> tuple[tuple[s
     if out.returncode != 0:
         reason = (out.stderr.strip().splitlines() or ["systemctl failed"])[-1]
         return (), f"could not list user units ({reason})"
-    units = tuple(line.split()[0] for line in out.stdout.splitlines() if line.strip())
+    units = tuple(unit for unit in (line.split()[0] for line in out.stdout.splitlines() if line.strip())
+                  if unit != UNIT_NAME)
     return units, None
 
 

@@ -145,10 +145,14 @@ def writable_paths(config: Config) -> tuple[list[str], bool]:
     (mem0's default Qdrant path is /tmp/qdrant, a state dir may be there too) would be
     hidden by PrivateTmp= (and wiped at stop): then the real /tmp is kept, and listed,
     since ProtectSystem=strict makes it read-only.
+
+    The outputs that write files too: a jsonl output's directory (rotation renames files
+    there) and a prometheus_textfile output's directory.
     """
     wanted = [str(config.state_dir)]
     if config.mem0.backend == "local":
         wanted += _mem0_local_paths(config)
+    wanted += _output_paths(config)
     writable: list[str] = []
     shared_tmp = False
     for index, where in enumerate(wanted):
@@ -163,6 +167,16 @@ def writable_paths(config: Config) -> tuple[list[str], bool]:
 
 
 _TMP_DIRS = ("/tmp", "/var/tmp")
+
+
+def _output_paths(config: Config) -> list[str]:
+    found = []
+    for out in getattr(config, "outputs", ()) or ():
+        if out.type == "jsonl" and out.path:
+            found.append(os.path.dirname(os.path.abspath(os.path.expanduser(out.path))))
+        elif out.type == "prometheus_textfile" and out.directory:
+            found.append(os.path.abspath(os.path.expanduser(out.directory)))
+    return found
 
 
 def _mem0_local_paths(config: Config) -> list[str]:
@@ -270,7 +284,12 @@ def prepare_paths(config: Config) -> None:
     systemd fail the start (status 226/NAMESPACE)."""
     paths.ensure_private_dir(config.state_dir)
     writable, _ = writable_paths(config)
+    # Output directories are the user's (a node_exporter textfile dir has its own owner
+    # and mode): not created here; a missing one is skipped ("-") and the output reports it.
+    outputs = set(_output_paths(config))
     for extra in writable[1:]:
+        if extra in outputs:
+            continue
         try:
             os.makedirs(extra, mode=0o700, exist_ok=True)
         except OSError:

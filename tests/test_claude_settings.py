@@ -589,3 +589,102 @@ def test_check_settings_registered_twice(tmp_path):
     b = write_json(tmp_path / "b.json", {"hooks": hook_entries(sys.executable, hooks_dir)})
     findings = check_settings([a, b])
     assert any(f.level == WARN and "registered in 2 files" in f.what for f in findings)
+
+
+# -- the SessionStart matcher ------------------------------------------------------------------
+
+# Every `source` SessionStart reports (the Claude Code hooks reference).
+SESSION_START_SOURCES = ("startup", "resume", "clear", "compact", "fork")
+
+
+def test_session_start_matcher_covers_every_source_for_the_installer_and_the_plugin():
+    import re
+
+    (plugin_group,) = json.loads((REPO / "hooks" / "hooks.json").read_text())["hooks"]["SessionStart"]
+    assert plugin_group["matcher"] == cs.SESSION_START_MATCHER == OURS["SessionStart"][0]["matcher"]
+    for source in SESSION_START_SOURCES:
+        assert re.fullmatch(cs.SESSION_START_MATCHER, source), source
+    assert not re.fullmatch(cs.SESSION_START_MATCHER, "startupx")
+
+
+def test_an_entry_with_the_old_matcher_is_upgraded_in_place_of_a_second_one():
+    old = {"hooks": {"SessionStart": [dict(OURS["SessionStart"][0], matcher="startup|resume|clear|compact")],
+                     "PreToolUse": OURS["PreToolUse"]}}
+    new, _ = install(old)
+    assert new["hooks"]["SessionStart"] == OURS["SessionStart"]
+
+
+# -- --python: always an absolute interpreter path ----------------------------------------------
+
+def test_resolve_interpreter_bare_name_goes_past_a_shim(tmp_path, monkeypatch):
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    shim = shims / "python3"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # like pyenv's: a script that execs the real one
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    resolved = cs.resolve_interpreter("python3")
+    assert resolved == sys.executable and resolved != str(shim)
+    with pytest.raises(ValueError, match="not found on PATH"):
+        cs.resolve_interpreter("no-such-python-here")
+
+
+def test_resolve_interpreter_relative_and_missing(tmp_path, monkeypatch):
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    os.symlink(sys.executable, venv_bin / "python")
+    monkeypatch.chdir(tmp_path)
+    # Absolute, but the venv's symlink is kept (its target has no venv).
+    assert cs.resolve_interpreter("venv/bin/python") == str(venv_bin / "python")
+    with pytest.raises(ValueError, match="is not an executable file"):
+        cs.resolve_interpreter("venv/bin/python4")
+    assert cs.resolve_interpreter(str(venv_bin / "python4"), must_exist=False) == str(venv_bin / "python4")
+    with pytest.raises(ValueError):
+        cs.resolve_interpreter("")
+
+
+def test_install_hooks_cli_registers_an_absolute_interpreter(tmp_path):
+    from .conftest import run_cli
+
+    settings = tmp_path / "settings.json"
+    hooks_dir = tmp_path / "aiki-hooks" / "hooks"
+    done = run_cli("install-hooks", "--settings", str(settings), "--python", "python3", "--hooks-dir", str(hooks_dir))
+    assert done.returncode == 0, done.stderr
+    command = json.loads(settings.read_text())["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
+    program = command.split()[0]
+    assert os.path.isabs(program) and os.access(program, os.X_OK)
+    refused = run_cli("install-hooks", "--settings", str(tmp_path / "other.json"), "--python", "./nope",
+                      "--hooks-dir", str(hooks_dir))
+    assert refused.returncode != 0 and "is not an executable file" in refused.stderr
+    assert not (tmp_path / "other.json").exists()
+
+
+def test_install_hooks_cli_writes_no_scripts_when_the_settings_are_invalid(tmp_path):
+    from .conftest import run_cli
+
+    settings = tmp_path / "settings.json"
+    settings.write_text("{nope")
+    hooks_dir = tmp_path / "aiki-hooks" / "hooks"
+    done = run_cli("install-hooks", "--settings", str(settings), "--hooks-dir", str(hooks_dir))
+    assert done.returncode == 1 and "invalid JSON" in done.stderr and "nothing was written" in done.stderr
+    assert not hooks_dir.exists() and settings.read_text() == "{nope"
+
+
+# -- the plugin enabled in another settings file --------------------------------------------------
+
+def test_plugin_enabled_in_any_file_claude_code_reads_is_warned(tmp_path, hooks_dir):
+    user = tmp_path / "claude" / "settings.json"
+    project = tmp_path / "proj"
+    files = cs.claude_settings_files(project, env={"HOME": str(tmp_path), "CLAUDE_CONFIG_DIR": str(user.parent)})
+    assert files == [user, project / ".claude" / "settings.json", project / ".claude" / "settings.local.json"]
+    write_json(files[2], {"enabledPlugins": {"aiki-hooks@aiki-local": True}})
+    change = install_settings(user, PY, hooks_dir, read_too=files)
+    assert change.warnings == [f"the aiki-hooks plugin is enabled in {files[2]} too: every hook would run twice; "
+                               "disable one (claude plugin disable aiki-hooks@aiki-local) or run install.sh --uninstall"]
+    # Enabled for the user, disabled by the project: not enabled here.
+    write_json(files[2], {"enabledPlugins": {"aiki-hooks@aiki-local": False}})
+    write_json(user, {"enabledPlugins": {"aiki-hooks@aiki-local": True}})
+    assert cs.plugin_enabled_in(files) == {}
+    # Enabled in the file being edited: said once.
+    write_json(files[2], {})
+    assert len(install_settings(user, PY, hooks_dir, read_too=files).warnings) == 1

@@ -191,6 +191,35 @@ def test_local_mem0_store_is_writable_in_the_sandbox(tmp_path):
     assert words(one(unit, "Service", "ReadWritePaths")) == ["/srv/aiki", "-/tmp"]
 
 
+def test_output_files_are_writable_in_the_sandbox(tmp_path):
+    """ProtectSystem=strict + ProtectHome=read-only: a jsonl or textfile output outside
+    the state dir would fail on every cycle unless its directory is listed."""
+    config = parse_config({"state": {"dir": "/srv/aiki"}, "outputs": [
+        {"type": "cache"},
+        {"type": "jsonl", "path": "/srv/logs/aiki/health.jsonl"},
+        {"type": "jsonl", "name": "issues", "path": "/srv/aiki/issues.jsonl", "what": "issues"},  # in the state dir
+        {"type": "prometheus_textfile", "directory": "/var/lib/node_exporter/textfile"},
+    ]})
+    unit = parse_unit(service.unit_text(executable=EXE, config=config))
+    assert words(one(unit, "Service", "ReadWritePaths")) == [
+        "/srv/aiki", "-/srv/logs/aiki", "-/var/lib/node_exporter/textfile"]
+    assert one(unit, "Service", "PrivateTmp") == "yes"
+    # Under /tmp: the shared /tmp is kept and listed.
+    in_tmp = parse_config({"state": {"dir": "/srv/aiki"},
+                           "outputs": [{"type": "cache"}, {"type": "jsonl", "path": "/tmp/out/health.jsonl"}]})
+    unit = parse_unit(service.unit_text(executable=EXE, config=in_tmp))
+    assert words(one(unit, "Service", "ReadWritePaths")) == ["/srv/aiki", "-/tmp"]
+    assert one(unit, "Service", "PrivateTmp") == "no"
+
+
+def test_prepare_paths_leaves_output_directories_to_their_owner(tmp_path):
+    textfile = tmp_path / "textfile"
+    config = parse_config({"state": {"dir": str(tmp_path / "state")},
+                           "outputs": [{"type": "prometheus_textfile", "directory": str(textfile)}]})
+    service.prepare_paths(config)
+    assert (tmp_path / "state").is_dir() and not textfile.exists()
+
+
 def test_a_state_dir_under_tmp_keeps_tmp_shared(tmp_path):
     """PrivateTmp=yes would give the service its own empty /tmp: the cache would land
     where the hooks never look."""
