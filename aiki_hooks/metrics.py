@@ -19,7 +19,13 @@ Metrics (base units; missing, null, boolean or non-numeric values are skipped):
   aiki_tcp_connect_seconds{probe}
   aiki_systemd_restarts_total{unit}      counter (NRestarts; resets when the unit is restarted by hand)
   aiki_systemd_memory_bytes{unit}
-  aiki_claude_cost_usd{period}           period today, block, week
+  aiki_claude_cost_usd{period}           priced by aiki-hooks; period today, block, week
+  aiki_claude_tokens{period}             tokens used (today, week)
+  aiki_claude_unpriced_tokens{period}    tokens of models without a price, so not in the cost
+  aiki_claude_unpriced_cost_usd{period}  Claude Code's own figure for those tokens, when it has one
+  aiki_claude_model_cost_usd{period,model}
+  aiki_claude_block_end_timestamp_seconds
+  aiki_claude_external_cost_usd{period,label}  an external tracker's figure (costs.external)
   aiki_mem0_records_waiting
 """
 
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Self
@@ -42,7 +49,11 @@ DEFAULT_PORT = 9464
 TEXTFILE_NAME = "aiki_hooks.prom"
 
 _SEVERITIES = (Status.OK, Status.WARNING, Status.CRITICAL, Status.UNKNOWN)
-_COST_PERIODS = (("today", "today_usd"), ("block", "block_usd"), ("week", "week_usd"))
+# The claude-costs probe names its numeric values `<period>_<what>` (today_usd, week_tokens,
+# today_unpriced_tokens...): each known <what> is one family labelled by period, so a period
+# the probe adds later is exported without a change here.
+_COST_VALUE = re.compile(r"^([a-z0-9]+)_(usd|tokens|unpriced_tokens|unpriced_usd_claude_code|by_model_usd)$")
+_EXTERNAL_VALUE = re.compile(r"^external_([a-z0-9]+)_usd$")
 
 
 def _number(value: Any) -> float | None:
@@ -123,7 +134,22 @@ def snapshot_families(data: Any) -> list[Metric]:
     restarts = _Family(CounterMetricFamily("aiki_systemd_restarts", "Automatic restarts of the unit (NRestarts).",
                                            labels=["unit"]))
     unit_memory = _gauge("aiki_systemd_memory_bytes", "Memory of the unit's cgroup (MemoryCurrent).", ["unit"])
-    costs = _gauge("aiki_claude_cost_usd", "Claude usage cost in US dollars.", ["period"])
+    cost_families = {
+        "usd": _gauge("aiki_claude_cost_usd", "Claude usage cost in US dollars, priced by aiki-hooks.", ["period"]),
+        "tokens": _gauge("aiki_claude_tokens", "Claude tokens used (input, output and cache).", ["period"]),
+        "unpriced_tokens": _gauge("aiki_claude_unpriced_tokens",
+                                  "Claude tokens of models without a known price (not in aiki_claude_cost_usd).",
+                                  ["period"]),
+        "unpriced_usd_claude_code": _gauge("aiki_claude_unpriced_cost_usd",
+                                           "Claude Code's own cost figure for the unpriced tokens, US dollars.",
+                                           ["period"]),
+    }
+    model_costs = _gauge("aiki_claude_model_cost_usd", "Claude usage cost per model, US dollars.",
+                         ["period", "model"])
+    block_end = _gauge("aiki_claude_block_end_timestamp_seconds",
+                       "When the current 5-hour usage block ends, seconds since the epoch.")
+    external = _gauge("aiki_claude_external_cost_usd", "Claude usage cost from an external tracker, US dollars.",
+                      ["period", "label"])
     mem0 = _gauge("aiki_mem0_records_waiting", "mem0 records waiting in the spool.")
 
     generated = data.get("generated_at")
@@ -170,14 +196,36 @@ def snapshot_families(data: Any) -> list[Metric]:
             restarts.add((name,), values.get("restarts"))
             unit_memory.add((name,), values.get("memory_bytes"))
         elif kind == "costs":
-            for period, key in _COST_PERIODS:
-                costs.add((period,), values.get(key))
+            _cost_values(values, cost_families, model_costs, block_end, external)
         elif kind == "mem0":
             mem0.add((), values.get("records_waiting"))
 
     families = (status, duration, timestamp, issues, disk_free, disk_ratio, memory_ratio, memory_bytes, swap_ratio,
-                cpu_ratio, load, http, tcp, restarts, unit_memory, costs, mem0)
+                cpu_ratio, load, http, tcp, restarts, unit_memory, *cost_families.values(), model_costs, block_end,
+                external, mem0)
     return [f.family for f in families if f.family.samples]
+
+
+def _cost_values(values: Mapping[str, Any], families: Mapping[str, _Family], model_costs: _Family,
+                 block_end: _Family, external: _Family) -> None:
+    for key in sorted(values):
+        value = values[key]
+        match = _COST_VALUE.match(key)
+        if match:
+            period, what = match.groups()
+            if what == "by_model_usd":
+                for model, cost in sorted(value.items()) if isinstance(value, Mapping) else ():
+                    if isinstance(model, str):
+                        model_costs.add((period, model), cost)
+            else:
+                families[what].add((period,), value)
+            continue
+        match = _EXTERNAL_VALUE.match(key)
+        if match:
+            label = values.get("label")
+            external.add((match.group(1), label if isinstance(label, str) else ""), value)
+        elif key == "block_ends_at":
+            block_end.add((), value)
 
 
 class SnapshotCollector:

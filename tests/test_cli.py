@@ -162,3 +162,55 @@ def test_hook_read_path_imports_only_the_standard_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=REPO)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+# --------------------------------------------------------------------------- probe --json, metrics (collectors)
+
+
+def _collector_config(write_config, tmp_path, exit_code=2):
+    plugin = _plugin(tmp_path, "check", exit_code, "replication broken")
+    write_config(f'[resources]\nenabled = false\n[costs]\nenabled = false\n'
+                 f'[[probes.command]]\nname = "repl"\ncommand = ["{plugin}"]\n')
+
+
+def test_probe_json_measures_when_there_is_no_cache_and_prints_one_compact_line(write_config, tmp_path, state_dir):
+    _collector_config(write_config, tmp_path)
+    result = run_cli("probe", "--json")
+    assert result.returncode == 0, result.stderr  # CRITICAL is in the line, not the exit code
+    assert result.stderr == ""
+    assert result.stdout.endswith("\n") and result.stdout.count("\n") == 1
+    data = json.loads(result.stdout)
+    assert result.stdout == json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n"  # compact
+    assert data["status"] == "CRITICAL" and data["schema_version"] == 1
+    assert [p["name"] for p in data["probes"]] == ["repl"]
+    cache = read_cache(state_dir / "system_health.json")
+    assert cache.state == "fresh" and cache.data["generated_at"] == data["generated_at"]  # published
+
+
+def test_probe_json_issues_reads_a_fresh_cache_without_probing(write_config, tmp_path):
+    _collector_config(write_config, tmp_path)
+    assert run_cli("refresh").returncode == 0
+    first = json.loads(run_cli("probe", "--json").stdout)
+    result = run_cli("probe", "--json", "--issues")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"generated_at", "host", "status", "issues"}
+    assert data["generated_at"] == first["generated_at"]  # the cache, not a new cycle
+    (issue,) = data["issues"]
+    assert (issue["id"], issue["severity"], issue["summary"]) == ("command:repl", "CRITICAL", "replication broken")
+
+
+def test_metrics_prints_an_exposition_prometheus_parses(write_config, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _collector_config(write_config, tmp_path, exit_code=1)
+    result = run_cli("metrics")
+    assert result.returncode == 0, result.stderr
+    families = {f.name: f for f in text_string_to_metric_families(result.stdout)}
+    (status,) = [s for s in families["aiki_probe_status"].samples if s.labels["probe"] == "repl"]
+    assert status.labels == {"probe": "repl", "kind": "command"} and status.value == 1
+    assert {s.labels["severity"]: s.value for s in families["aiki_open_issues"].samples}["WARNING"] == 1
+    assert families["aiki_probe_status"].type == "gauge"
+    # A second run reads the cache the first one published: the same snapshot.
+    again = run_cli("metrics")
+    assert again.stdout == result.stdout

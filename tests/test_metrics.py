@@ -125,6 +125,32 @@ def test_exposition_has_every_metric_with_labels_and_base_units():
     assert {n for n in names(found) if not n.startswith("aiki_")} == set()
 
 
+def test_claude_usage_values_are_exported_priced_unpriced_and_per_model():
+    costs = _probe("claude-costs", "costs", values={
+        "today_usd": 3.5, "today_tokens": 120_000, "today_unpriced_tokens": 4_000,
+        "today_unpriced_usd_claude_code": 0.42, "week_usd": 20.0, "week_tokens": 900_000, "block_usd": None,
+        "block_ends_at": GENERATED_AT + 3600, "today_by_model_usd": {"claude-opus-4": 3.0, "claude-haiku-4": 0.5},
+        "session_usd": {"s1": 1.0}, "files": 12, "month_usd": 70.0})
+    tracker = _probe("cost-tracker", "costs", values={"external_today_usd": 4.1, "label": "ccusage"})
+    data = snapshot_dict(extra_probes=(tracker,))
+    data["probes"] = [p for p in data["probes"] if p["name"] != "claude-costs"] + [costs.to_dict()]
+    found = samples(exposition(data))
+    assert value(found, "aiki_claude_cost_usd", period="today") == pytest.approx(3.5)
+    assert value(found, "aiki_claude_cost_usd", period="week") == pytest.approx(20.0)
+    assert value(found, "aiki_claude_cost_usd", period="month") == pytest.approx(70.0)  # a new period, unchanged code
+    assert ("aiki_claude_cost_usd", (("period", "block"),)) not in found  # null: no block running
+    assert value(found, "aiki_claude_tokens", period="today") == 120_000
+    assert value(found, "aiki_claude_tokens", period="week") == 900_000
+    assert value(found, "aiki_claude_unpriced_tokens", period="today") == 4_000
+    assert value(found, "aiki_claude_unpriced_cost_usd", period="today") == pytest.approx(0.42)
+    assert value(found, "aiki_claude_model_cost_usd", period="today", model="claude-opus-4") == pytest.approx(3.0)
+    assert value(found, "aiki_claude_model_cost_usd", period="today", model="claude-haiku-4") == pytest.approx(0.5)
+    assert value(found, "aiki_claude_block_end_timestamp_seconds") == pytest.approx(GENERATED_AT + 3600)
+    assert value(found, "aiki_claude_external_cost_usd", period="today", label="ccusage") == pytest.approx(4.1)
+    # Per-session figures and counts of files are not metrics (unbounded labels, no meaning).
+    assert not {n for n in names(found) if "session" in n or "files" in n}
+
+
 def test_types_are_declared_gauge_and_counter():
     text = exposition(snapshot_dict()).decode()
     types = {f.name: f.type for f in text_string_to_metric_families(text)}
@@ -350,3 +376,52 @@ def test_missing_prometheus_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         _prometheus_binary()
+
+
+# --------------------------------------------------------------------------- through the engine
+
+
+def test_a_full_cycle_writes_a_textfile_that_prometheus_parses(tmp_path):
+    """The node_exporter textfile as the refresher writes it: config -> probes -> publish."""
+    import tomllib
+
+    from aiki_hooks.config import parse_config
+    from aiki_hooks.engine import Engine
+
+    plugin = tmp_path / "check_backup"
+    plugin.write_text("#!/bin/sh\necho 'backup is old | age=90000s;86400;172800'\nexit 1\n")
+    plugin.chmod(0o755)
+    textfile = tmp_path / "textfile_collector"
+    textfile.mkdir()
+    config = parse_config(tomllib.loads(f"""
+[state]
+dir = "{tmp_path / 'state'}"
+[resources]
+disk_paths = ["/"]
+[costs]
+enabled = false
+[[probes.command]]
+name = "backup"
+command = ["{plugin}"]
+[[outputs]]
+type = "cache"
+[[outputs]]
+type = "prometheus_textfile"
+directory = "{textfile}"
+"""), source="test.toml")
+    engine = Engine(config, log=lambda line: None)
+    try:
+        engine.publish(engine.cycle())
+        assert engine.router.failures == {}
+    finally:
+        engine.close()
+    assert sorted(p.name for p in textfile.iterdir()) == ["aiki_hooks.prom"]  # no temp file left
+    prom = textfile / "aiki_hooks.prom"
+    assert stat.S_IMODE(prom.stat().st_mode) == 0o644  # node_exporter runs as another user
+    found = samples(prom.read_text())
+    assert value(found, "aiki_probe_status", probe="backup", kind="command") == 1
+    assert value(found, "aiki_probe_status", probe="memory", kind="resources") in (0, 1, 2)
+    assert value(found, "aiki_disk_free_bytes", path="/") > 0
+    assert 0 < value(found, "aiki_memory_used_ratio") < 1
+    assert value(found, "aiki_open_issues", severity="WARNING") >= 1
+    assert abs(value(found, "aiki_snapshot_timestamp_seconds") - time.time()) < 60
