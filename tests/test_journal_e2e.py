@@ -1,7 +1,8 @@
 """Issue 5 end to end: the real refresher process turns a flapping and then a lasting
-problem into damped journal transitions, publishes occurrence ids and recurrence, and
-its mem0-flush helper delivers every transition exactly once to a mem0 REST server on
-127.0.0.1 that is down for a while; the refresher itself never imports mem0."""
+problem into damped journal transitions and publishes occurrence ids, and its mem0-flush
+helper delivers every transition exactly once to a mem0 REST server on 127.0.0.1 that is
+down for a while; the refresher itself never imports mem0, and its RSS grows no more
+with mem0 on than off. (Recurrence in the cache: test_journal_spool.)"""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from aiki_hooks import journal
 from aiki_hooks.cache import read_cache
@@ -106,7 +109,7 @@ command = ["{plugin}"]
         assert stored == [r["record_id"] for r in records if r["record_id"] in stored]
         assert len(stored) == len(set(stored))
         assert set(r["record_id"] for r in queue) <= set(stored)
-        assert peak < 60, f"refresher RSS {peak:.0f} MiB: it must never import mem0"
+        assert peak < 60, f"refresher RSS {peak:.0f} MiB: it must never import mem0"  # growth: below
         assert "Traceback" not in err
 
     history = subprocess.run([sys.executable, "-m", "aiki_hooks.cli", "issues", "--json"], env=env,
@@ -119,17 +122,97 @@ command = ["{plugin}"]
     assert "command:queue" in table.stdout
 
 
+FLAPPER = """#!/bin/sh
+# Down for 3 checks, up for 3: an occurrence opens and resolves every few cycles.
+n=$(cat "{counter}" 2>/dev/null || echo 0); echo $((n + 1)) > "{counter}"
+if [ $((n / 3 % 2)) -eq 1 ]; then echo "queue stuck"; exit 2; fi
+echo "queue flowing"; exit 0
+"""
+
+
+def rss_growth(tmp_path, mem0: str, seconds: float) -> tuple[float, int, list[float]]:
+    """Run a refresher whose probe flaps for *seconds*; (RSS growth in MiB from the end
+    of the first quarter to the end, journal records, samples)."""
+    tmp_path.mkdir()
+    state = tmp_path / "state"
+    plugin = tmp_path / "flap"
+    plugin.write_text(FLAPPER.format(counter=tmp_path / "n"))
+    plugin.chmod(0o755)
+    config = tmp_path / "aiki.toml"
+    config.write_text(f"""
+interval_seconds = 0.05
+[state]
+dir = "{state}"
+[resources]
+enabled = false
+[costs]
+enabled = false
+[journal]
+open_after_cycles = 1
+resolve_after_cycles = 1
+{mem0}
+[[probes.command]]
+name = "queue"
+command = ["{plugin}"]
+""")
+    env = cli_env(AIKI_HOOKS_CONFIG=str(config), **{KEY_ENV: KEY})
+    refresher = subprocess.Popen([sys.executable, "-m", "aiki_hooks.cli", "refresher"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    samples = []
+    try:
+        wait_for(lambda: (state / "system_health.json").exists())
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            samples.append(rss_mib(refresher.pid))
+            time.sleep(0.1)
+    finally:
+        refresher.send_signal(signal.SIGTERM)
+        _, err = refresher.communicate(timeout=20)
+    assert "Traceback" not in err
+    quarter = len(samples) // 4
+    return max(samples[quarter:]) - max(samples[:quarter]), len(journal.read(str(state))), samples
+
+
+@pytest.mark.slow
+def test_refresher_rss_does_not_grow_more_with_mem0_than_without(tmp_path):
+    """Many cycles of a flapping probe (journal, spool feed, helpers started and reaped),
+    compared with the same run with mem0 off: growth, not one absolute sample."""
+    off, off_records, _ = rss_growth(tmp_path / "off", "[mem0]\nbackend = \"off\"", 8.0)
+    with rest_server() as server:
+        on, on_records, samples = rss_growth(tmp_path / "on", f"""[mem0]
+backend = "rest"
+host = "{url_of(server)}"
+api_key_env = "{KEY_ENV}"
+user_id = "dev"
+backoff_initial_seconds = 0.2
+backoff_max_seconds = 1
+timeout_seconds = 10""", 8.0)
+        delivered = len(server.memories)
+    assert off_records > 20 and on_records > 20  # it did flap, many times
+    assert delivered > 5  # and mem0 took part, helpers and all
+    assert on - off < 2.0, f"RSS grew {on:.1f} MiB with mem0, {off:.1f} MiB without ({samples[0]:.0f} MiB at start)"
+    assert max(samples) < 60, "the refresher must never import mem0"
+
+
 def test_session_start_journals_that_a_session_began_during_an_issue(tmp_path):
     from .test_hooks import issue, run_hook, snapshot
     from aiki_hooks.cache import write_cache
     from aiki_hooks.result import replace
 
+    from aiki_hooks.config import load_config
+    from aiki_hooks.engine import Engine
+
     state = tmp_path / "state"
+    config_file = tmp_path / "aiki.toml"
+    config_file.write_text(f'[state]\ndir = "{state}"\n[resources]\nenabled = false\n[costs]\nenabled = false\n'
+                           '[mem0]\nbackend = "rest"\nhost = "http://127.0.0.1:9"\n')
+    engine = Engine(load_config(config_file), log=lambda line: None)
+    engine.publish(engine.cycle())  # the refresher ran before (it made the cache the hook reads)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIKI_HOOKS_", "XDG_"))}
     env.update(HOME=str(tmp_path), AIKI_HOOKS_STATE_DIR=str(state), PYTHONPATH=str(cli_env()["PYTHONPATH"]))
     open_issue = replace(issue("http:qdrant"), occurrence_id="occ123")
     data = snapshot(issues=[open_issue])
-    data["hooks"]["mem0_spool"] = True
+    data["hooks"] = engine.hook_settings()
     write_cache(state / "system_health.json", data)
     payload = {"session_id": "sess-1", "source": "startup", "cwd": "/home/me/proj"}
     for _ in range(2):  # a second start of the same session adds nothing
@@ -137,5 +220,9 @@ def test_session_start_journals_that_a_session_began_during_an_issue(tmp_path):
     (record,) = journal.read(str(state))
     assert record["transition"] == "session_began" and record["occurrence_id"] == "occ123"
     assert "/home/me/proj" in record["sentence"] and "http:qdrant" in record["sentence"]
-    spooled = sorted((state / "spool").glob("*.json"))
+    # The hook only journals; the engine's next cycle feeds the spool from the journal.
+    assert list((state / "spool").glob("0*.json")) == []
+    engine.publish(engine.cycle())
+    engine.publish(engine.cycle())  # and only once
+    spooled = sorted((state / "spool").glob("0*.json"))
     assert len(spooled) == 1 and json.loads(spooled[0].read_text())["record_id"] == record["record_id"]

@@ -193,3 +193,22 @@ def test_kill_9_between_journal_and_spool_loses_and_duplicates_nothing(tmp_path,
     journaled = machine.journal()
     assert [r["transition"] for r in journaled] == ["opened", "resolved"]
     assert [r["record_id"] for r in machine.spooled()] == [r["record_id"] for r in journaled]
+
+
+def test_recurrence_from_the_journal_reaches_the_published_cache(tmp_path):
+    machine = Machine(tmp_path)
+    engine = machine.engine()
+    cache = machine.state / "system_health.json"
+    for round_ in range(3):
+        machine.set("CRITICAL")
+        publish(engine)
+        machine.set("OK")
+        publish(engine)
+        patterns = json.loads(cache.read_text())["patterns"]
+        if round_ == 0:
+            assert patterns == []  # once is not a pattern
+    # A cycle after a journal write re-reads it: the third occurrence (opened a cycle ago) counts.
+    (pattern,) = patterns
+    assert pattern["issue_id"] == "command:queue" and pattern["count"] == 3
+    assert pattern["text"].startswith("queue down 3x in 7 d, median ")
+    assert pattern["median_duration_seconds"] is not None
