@@ -212,3 +212,26 @@ def test_recurrence_from_the_journal_reaches_the_published_cache(tmp_path):
     assert pattern["issue_id"] == "command:queue" and pattern["count"] == 3
     assert pattern["text"].startswith("queue down 3x in 7 d, median ")
     assert pattern["median_duration_seconds"] is not None
+
+
+def test_a_journal_that_cannot_be_written_is_a_warning_and_catches_up_later(tmp_path):
+    machine = Machine(tmp_path)
+    engine = machine.engine()
+    publish(engine)
+    blocker = machine.state / journal.JOURNAL_NAME
+    blocker.unlink(missing_ok=True)
+    blocker.mkdir()  # appending fails (EISDIR), as on a full or read-only disk
+    machine.set("CRITICAL")
+    failed_at = publish(engine).generated_at
+    snapshot = engine.cycle()
+    (warning,) = [issue for issue in snapshot.issues if "journal" in issue.id]
+    assert warning.severity.name == "WARNING"
+    engine.publish(snapshot)
+    blocker.rmdir()
+    publish(engine)
+    # The transition waited in the tracker's outbox: journaled once, with its real time.
+    (opened,) = [r for r in machine.journal() if r["issue_id"] == "command:queue"]
+    assert opened["transition"] == "opened" and opened["at"] == failed_at
+    assert opened["record_id"] in [r["record_id"] for r in machine.spooled()]
+    assert not [issue for issue in engine.cycle().issues if "journal" in issue.id]
+    assert ("output:journal", "opened") in [(r["issue_id"], r["transition"]) for r in machine.journal()]
