@@ -97,8 +97,10 @@ class Engine:
             self.log(f"serving metrics on http://{out.host}:{server.port}/metrics")
         server.update(data)
 
-    def close(self) -> None:
-        self.router.close()
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the outputs: webhooks send their queues first (bounded; see Router.close),
+        or, without *wait*, finish them in the background. The /metrics port is freed."""
+        self.router.close(wait=wait)
         for server in self._metrics_servers.values():
             server.close()
         self._metrics_servers.clear()
@@ -144,7 +146,7 @@ class Engine:
         self.config = config
         self.probes = build_probes(config)
         self.tracker.config = config.journal
-        self.close()
+        self.close(wait=False)  # a reload must not hold up the cycle (the watchdog is counting)
         self.router = self._make_router()
 
     # ------------------------------------------------------------------ journal

@@ -23,8 +23,14 @@ fails is remembered in `failures` and reported by `findings()` as a WARNING issu
 `output:<name>` until it succeeds again; the others and the cycle carry on.
 
 Webhooks are posted by a background thread per webhook output with a bounded queue, so
-the cycle never waits on the network; a full queue drops its oldest payload. Header
-values come from an environment variable at send time and never appear in an error.
+the cycle never waits on the network; a full queue drops its oldest payload. `close()`
+lets the queues drain within a deadline (a one-shot command exits right after), then
+says what it gave up. Header values come from an environment variable at send time;
+credentials in the URL go as Basic auth; neither, nor the URL's path and query, appears
+in an error.
+
+What a filtered output was told (occurrence ids, so it also hears how they end) is kept
+in the state dir (`TOLD_FILE`, 0600), so it carries over between one-shot runs.
 
 stdlib only (the refresher has an RSS budget); config.py is imported lazily.
 """
@@ -800,10 +806,16 @@ class Router:
             checked_at=now, findings=found, values={"failing": len(found)},
         )
 
-    def close(self, timeout: float | None = None) -> int:
+    def close(self, timeout: float | None = None, *, wait: bool = True) -> int:
         """Let every webhook send its queue, all at once, for at most *timeout* seconds
-        (default: the longest `drain_deadline()`); logs and returns the payloads given up."""
+        (default: the longest `drain_deadline()`); logs and returns the payloads given up.
+        Without *wait* the threads drain in the background (each stops at its queue's end
+        or its first payload that fails for good) and nothing is counted."""
         sinks = list(self._webhooks.values())
+        if not wait:
+            for sink in sinks:
+                sink.begin_close()
+            return 0
         if not sinks:
             return 0
         wait = max(s.drain_deadline() for s in sinks) if timeout is None else timeout
