@@ -226,3 +226,69 @@ def test_session_start_journals_that_a_session_began_during_an_issue(tmp_path):
     engine.publish(engine.cycle())  # and only once
     spooled = sorted((state / "spool").glob("0*.json"))
     assert len(spooled) == 1 and json.loads(spooled[0].read_text())["record_id"] == record["record_id"]
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_refresher_with_mem0_on_loses_and_duplicates_nothing(tmp_path):
+    """A flapping probe, the refresher killed -9 at random moments and restarted; at the
+    end every journaled transition is in mem0 exactly once and the journal has no repeat."""
+    import random
+
+    state = tmp_path / "state"
+    plugin = tmp_path / "flap"
+    plugin.write_text(FLAPPER.format(counter=tmp_path / "n"))
+    plugin.chmod(0o755)
+    with rest_server() as server:
+        config = tmp_path / "aiki.toml"
+        config.write_text(f"""
+interval_seconds = 0.05
+[state]
+dir = "{state}"
+[resources]
+enabled = false
+[costs]
+enabled = false
+[journal]
+open_after_cycles = 1
+resolve_after_cycles = 1
+[mem0]
+backend = "rest"
+host = "{url_of(server)}"
+api_key_env = "{KEY_ENV}"
+user_id = "dev"
+backoff_initial_seconds = 0.2
+backoff_max_seconds = 0.5
+timeout_seconds = 10
+[[probes.command]]
+name = "queue"
+command = ["{plugin}"]
+""")
+        env = cli_env(AIKI_HOOKS_CONFIG=str(config), **{KEY_ENV: KEY})
+        command = [sys.executable, "-m", "aiki_hooks.cli", "refresher"]
+        rng = random.Random(5)
+        for _ in range(8):
+            refresher = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.4, 1.2))
+            refresher.kill()
+            refresher.wait(timeout=10)
+        plugin.write_text("#!/bin/sh\necho fine; exit 0\n")  # the trouble ends; a last refresher drains
+        refresher = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            transitions = lambda: [r for r in journal.read(str(state)) if r["kind"] == "transition"]  # noqa: E731
+            wait_for(lambda: transitions() and transitions()[-1]["transition"] == "resolved"
+                     and not list((state / "spool").glob("0*.json"))
+                     and len(server.memories) >= len(transitions()), timeout=60)
+            time.sleep(0.5)  # a duplicate would have its chance
+        finally:
+            refresher.send_signal(signal.SIGTERM)
+            _, err = refresher.communicate(timeout=20)
+        assert "Traceback" not in err
+    records = transitions()
+    ids = [r["record_id"] for r in records]
+    assert len(records) > 10 and len(ids) == len(set(ids))  # flapped a lot; the journal repeats nothing
+    by_occurrence: dict[str, list[str]] = {}
+    for r in records:
+        by_occurrence.setdefault(r["occurrence_id"], []).append(r["transition"])
+    assert all(seq == ["opened", "resolved"] for seq in by_occurrence.values()), by_occurrence
+    stored = [m["metadata"]["record_id"] for m in server.memories]
+    assert sorted(stored) == sorted(ids)  # every transition in mem0, exactly once
