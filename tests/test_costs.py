@@ -14,7 +14,7 @@ import pytest
 from aiki_hooks.config import parse_config
 from aiki_hooks.costs import report
 from aiki_hooks.costs.prices import PriceBook, Rates, normalise_model
-from aiki_hooks.costs.scan import Scanner, claude_config_dirs, parse_timestamp, transcript_files
+from aiki_hooks.costs.scan import ScanStats, Scanner, claude_config_dirs, parse_timestamp, transcript_files
 from aiki_hooks.costs.store import CostStore, Message
 from aiki_hooks.probes.costs import CostsProbe, judge_costs
 from aiki_hooks.status import Status
@@ -367,8 +367,7 @@ def test_costs_cli_table_and_json(tmp_path, corpus):
 
 def test_judge_costs_is_pure():
     figures = {"now": 0, "today": report.breakdown([msg(1, cost=2.5)]), "week": report.breakdown([msg(1, cost=2.5)]),
-               "block": None, "sessions": {}, "stats": type("S", (), {"files": 1, "errors": [], "bad_lines": 0,
-                                                                     "oversized_lines": 0})()}
+               "block": None, "sessions": {}, "stats": ScanStats(files=1)}
     config = parse_config({"costs": {"daily_usd": 2}}).costs
     result = judge_costs(figures, config)
     assert result.status is Status.CRITICAL and result.summary.startswith("today $2.50, 125% of the $2.00 budget")

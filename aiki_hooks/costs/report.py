@@ -264,7 +264,10 @@ class Window:
         return block if block is not None and block.active(now) else None
 
     def sessions(self, now: float) -> dict[str, Totals]:
-        """Sessions active in the last 24 hours (recomputed at most once a minute when idle)."""
+        """Sessions active in the last 24 hours, each with all its messages since
+        `lookback` (the period plus a day and 5 hours), not only its last 24 hours; a
+        session older than that is counted from there. Recomputed at most once a minute
+        when idle."""
         memo = self._memo.get("sessions")
         if memo is not None and memo[0] == (self._version, int(now // 60)):
             return memo[1]
@@ -275,8 +278,13 @@ class Window:
     def _sessions(self, now: float) -> dict[str, Totals]:
         messages = self._ordered()
         first = bisect.bisect_left([m.ts for m in messages], now - 86400)
+        active = {m.session for m in messages[first:] if m.session}
         found: dict[str, Totals] = {}
-        for m in messages[first:]:
-            if m.session:
+        for m in messages:
+            if m.session in active:
                 found.setdefault(m.session, Totals()).add(m)
         return found
+
+    def unpriced_since(self, since: float) -> list[Message]:
+        """The unpriced messages at or after *since* (for Claude Code's own estimate)."""
+        return [m for m in self.recent if m.cost is None and m.ts >= since]

@@ -387,6 +387,11 @@ class Scanner:
         self._known: dict[str, FileState] | None = None  # as of `_known_version`
         self._known_version: int | None = None
 
+    def forget_known(self) -> None:
+        """After this connection changed the files table itself (SQLite's data_version
+        only tells of other connections' commits)."""
+        self._known = None
+
     def _nothing_new(self, files: Sequence[str]) -> bool:
         """True when every file is as last indexed: no lock, no write, one stat per file."""
         if self._known is None or self._known_version != self.store.data_version():

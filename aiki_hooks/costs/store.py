@@ -223,6 +223,30 @@ class CostStore:
             out[(session, model)] = int(row[0] or 0)
         return out
 
+    def prune(self, before: float) -> int:
+        """Drop the messages of every response all of whose copies are older than *before*
+        (a copy inside the window must not take over from a pruned first occurrence), and
+        Claude Code's session figures left without messages. The caller holds a transaction."""
+        cursor = self.db.execute(
+            "DELETE FROM messages WHERE key IN (SELECT key FROM messages GROUP BY key HAVING MAX(ts) < ?)", (before,))
+        self.db.execute("DELETE FROM session_costs WHERE session NOT IN (SELECT DISTINCT session FROM messages)")
+        self.set_meta("kept_since", repr(before))
+        return cursor.rowcount
+
+    def oldest(self) -> float | None:
+        return self.db.execute("SELECT MIN(ts) FROM messages").fetchone()[0]
+
+    def kept_since(self) -> float:
+        """Messages before this were pruned (0: none were)."""
+        return float(self.get_meta("kept_since") or 0)
+
+    def reset(self) -> None:
+        """Forget every file and message: the next refresh reads all transcripts again."""
+        self.db.execute("DELETE FROM messages")
+        self.db.execute("DELETE FROM session_costs")
+        self.db.execute("DELETE FROM files")
+        self.db.execute("DELETE FROM meta WHERE key = 'kept_since'")
+
     def reprice(self, price) -> int:
         """Recompute every stored cost with *price* (a PriceBook) after the table changed."""
         rows = self.db.execute(

@@ -101,8 +101,12 @@ def costs_line(probes: list[Mapping[str, Any]]) -> str:
             text = f"Claude today ${today:.2f}"
             if values.get("today_unpriced_tokens"):
                 text += f" + {values['today_unpriced_tokens']:,} tokens unpriced"
+                if isinstance(values.get("today_unpriced_usd_claude_code"), (int, float)):
+                    text += f" (${values['today_unpriced_usd_claude_code']:.2f} by Claude Code's count)"
             if isinstance(values.get("block_usd"), (int, float)):
                 text += f", block ${values['block_usd']:.2f}"
+                if values.get("block_unpriced_tokens"):
+                    text += f" + {values['block_unpriced_tokens']:,} tokens unpriced"
             parts.append(text)
         elif isinstance(values.get("external_today_usd"), (int, float)):
             parts.append(f"{values.get('label') or 'tracker'} today ${values['external_today_usd']:.2f}")
@@ -277,7 +281,7 @@ def status_line(data: Mapping[str, Any] | None, *, state: str, age: float | None
     costs = []
     today = _today_cost(data)
     if today is not None:
-        costs.append(f"today ${today:.2f}")
+        costs.append(today)
     if session_cost_usd is not None:
         costs.append(f"session ${session_cost_usd:.2f}")
     count = f"{len(issues)} issue{'s' if len(issues) != 1 else ''}" if issues else ""
@@ -295,11 +299,22 @@ def status_line(data: Mapping[str, Any] | None, *, state: str, age: float | None
     return plain.replace(head, f"\033[{ANSI[status]}m{head}\033[0m", 1) if head in plain else plain
 
 
-def _today_cost(data: Mapping[str, Any] | None) -> float | None:
+def _today_cost(data: Mapping[str, Any] | None) -> str | None:
+    """"today $1.20", plus the unpriced tokens (never a bare $0.00 for them) and Claude
+    Code's own price for them when known: "today $0.00 + 12.3k tok unpriced (CC $0.50)"."""
     for probe in (data or {}).get("probes") or ():
         if probe.get("kind") != "costs":
             continue
-        value = (probe.get("values") or {}).get("today_usd")
+        values = probe.get("values") or {}
+        value = values.get("today_usd")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            text = f"today ${value:.2f}"
+            tokens = values.get("today_unpriced_tokens")
+            if isinstance(tokens, int) and tokens > 0:
+                count = f"{tokens / 1e6:.1f}M" if tokens >= 1e6 else f"{tokens / 1e3:.1f}k" if tokens >= 1e3 else tokens
+                text += f" + {count} tok unpriced"
+                estimate = values.get("today_unpriced_usd_claude_code")
+                if isinstance(estimate, (int, float)) and not isinstance(estimate, bool):
+                    text += f" (CC ${estimate:.2f})"
+            return text
     return None

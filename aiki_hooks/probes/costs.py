@@ -29,6 +29,9 @@ INDEX_NAME = "costs.sqlite"
 WEEK_DAYS = 7
 MAX_SESSIONS_REPORTED = 20
 BUDGET_WARN_FRACTION = 0.8
+# The index keeps this many days of messages (more while a longer report is asked for):
+# a month's report stays incremental, and the index does not grow for ever.
+KEEP_DAYS = 40
 
 
 def price_book(config: CostsConfig) -> PriceBook:
@@ -73,6 +76,7 @@ class CostsProbe:
         self._lock = threading.Lock()
         self._store: CostStore | None = None
         self._window: report.Window | None = None
+        self._estimates: dict | None = None
         # Worker processes only where forking is safe: a single-threaded command, not the
         # refresher, whose probe threads may hold locks at fork time.
         self.workers = workers
@@ -90,10 +94,19 @@ class CostsProbe:
             self._store = CostStore(self.index_path)
             self._scanner = Scanner(self._store, self.prices, workers=self.workers)
             self._lister = TranscriptLister()
-        stats = self._scanner.refresh(self._lister.files(claude_config_dirs(self.config.claude_config_dirs, self.env)))
         now = self.clock()
         window = self._window
-        if window is not None and window.valid_for(now, days) and stats.new_rows is not None:
+        if window is None or not window.valid_for(now, days):
+            window = None
+            lookback = report.Window(days=days, tz=self.tz, now=now).lookback
+            if lookback < self._store.kept_since():
+                # Asked for days the index no longer holds (pruned): read everything again.
+                self._store.begin()
+                self._store.reset()
+                self._store.commit()
+                self._scanner.forget_known()
+        stats = self._scanner.refresh(self._lister.files(claude_config_dirs(self.config.claude_config_dirs, self.env)))
+        if window is not None and stats.new_rows is not None:
             window.add(map(message_from_row, stats.new_rows))
         else:
             window = report.Window(days=days, tz=self.tz, now=now)
@@ -101,46 +114,76 @@ class CostsProbe:
                 window.add(map(message_from_row, stats.new_rows))  # everything, just read
             else:
                 window.add(self._store.messages_since(window.lookback))
-            self._window = window
-        todays = window.today_breakdown
-        estimate = None
-        if todays.total.unpriced_tokens:
-            unpriced = [m for m in window.recent if m.ts >= window.today_start and m.cost is None]
-            pairs = sorted({(m.session, m.model) for m in unpriced})
-            estimate = report.estimate_unpriced(unpriced, self._store.session_costs([p[0] for p in pairs]),
-                                                self._store.session_model_tokens(pairs))
+            self._window, self._estimates = window, None
+            self._prune(now, window.lookback)
+        todays, week, block = window.today_breakdown, window.period, window.current_block(now)
+        if stats.new_rows or stats.new_rows is None or stats.files_read or self._estimates is None:
+            self._estimates = {}  # Claude Code's figures may have changed with what was read
         return {
             "now": now,
             "days": days,
             "stats": stats,
             "daily": window.daily_sorted(),
             "today": todays,
-            "week": window.period,
-            "block": window.current_block(now),
+            "week": week,
+            "block": block,
             "sessions": window.sessions(now),
-            "unpriced_today_estimate": estimate,
+            "unpriced_today_estimate": self._estimate(window, todays, window.today_start),
+            "unpriced_block_estimate": self._estimate(window, block.breakdown, block.start) if block else None,
+            "unpriced_week_estimate": self._estimate(window, week, window.since),
         }
 
+    def _prune(self, now: float, lookback: float) -> None:
+        """Keep the index small: drop messages older than KEEP_DAYS (or the window asked
+        for, if longer). Runs when the figures are rebuilt (start, a new day), at most once
+        a day; a later request for older days reads the transcripts again."""
+        horizon = min(now - KEEP_DAYS * 86400, lookback)
+        oldest = self._store.oldest()
+        if oldest is None or oldest >= horizon or horizon - self._store.kept_since() < 86400:
+            return
+        self._store.begin()
+        try:
+            self._store.prune(horizon)
+            self._store.commit()
+        except BaseException:
+            self._store.rollback()
+            raise
+
+    def _estimate(self, window: report.Window, breakdown: report.Breakdown, since: float) -> float | None:
+        """Claude Code's own price (`cost-state`) for the unpriced tokens since *since*;
+        None when there are none or it gave none. Kept until the next refresh reads anything."""
+        if not breakdown.total.unpriced_tokens:
+            return None
+        key = (id(window), since)
+        if key not in self._estimates:
+            unpriced = window.unpriced_since(since)
+            pairs = sorted({(m.session, m.model) for m in unpriced})
+            self._estimates[key] = report.estimate_unpriced(
+                unpriced, self._store.session_costs([p[0] for p in pairs]), self._store.session_model_tokens(pairs))
+        return self._estimates[key]
+
     def external(self, source: ExternalCostConfig) -> tuple[float | None, str | None]:
-        """(today's USD from the user's tracker, error)."""
+        """(today's USD from the user's tracker, error). The error is a fixed short reason
+        (and an exit code): the tracker's own output never goes into the summary, from
+        where it would reach the issue journal and mem0 (it may print tokens or keys)."""
         try:
             if source.command:
                 out = self.run(source.command, timeout=source.timeout_seconds)
                 if out.timed_out:
                     return None, f"no answer within {source.timeout_seconds:g} s"
                 if out.returncode != 0:
-                    return None, f"exit {out.returncode}: {(out.stderr or out.stdout).strip()[:120]}"
+                    return None, f"exited with code {out.returncode}"
                 text = out.stdout
             else:
                 with open(source.json_file, encoding="utf-8") as file:
                     text = file.read(1024 * 1024)
             data = json.loads(text)
-        except CommandNotFound as exc:
-            return None, str(exc)
+        except CommandNotFound:
+            return None, "command not found"
         except OSError as exc:
-            return None, f"{exc.strerror or exc}: {getattr(exc, 'filename', '')}"
+            return None, f"json_file unreadable ({exc.strerror or type(exc).__name__})"
         except ValueError:
-            return None, "did not print JSON"
+            return None, "did not print JSON" if source.command else "json_file is not JSON"
         value = data.get("today_usd") if isinstance(data, dict) else None
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return None, 'no number "today_usd" in its JSON'
@@ -180,52 +223,89 @@ def _models_text(breakdown: report.Breakdown, limit: int = 3) -> str:
     return f" ({shown}{', …' if len(priced) > limit else ''})"
 
 
+def _unpriced_text(breakdown: report.Breakdown, estimate: float | None, *, models: bool = False) -> str:
+    """" + 1,234 tokens unpriced (nova-9, $0.50 by Claude Code's own count)", or ""."""
+    tokens = breakdown.total.unpriced_tokens
+    if not tokens:
+        return ""
+    inside = []
+    if models:
+        inside.append(", ".join(sorted(short_model(m) for m, t in breakdown.by_model.items() if t.unpriced_tokens)))
+    if estimate is not None:
+        inside.append(f"{usd(estimate)} by Claude Code's own count")
+    return f" + {tokens:,} tokens unpriced" + (f" ({', '.join(inside)})" if inside else "")
+
+
+def _budget_finding(finding_id: str, what: str, breakdown: report.Breakdown, estimate: float | None,
+                    budget: float | None) -> Finding | None:
+    """Spend against a budget counts Claude Code's own price for unpriced models; tokens it
+    gave no price for are named, so a budget is never silently met by leaving them out."""
+    spent = breakdown.total.cost + (estimate or 0.0)
+    status, text = budget_status(spent, budget)
+    if not text:
+        return None
+    unpriced = breakdown.total.unpriced_tokens
+    if unpriced and estimate is not None:
+        text += f" (with {usd(estimate)} by Claude Code's own count for {unpriced:,} unpriced tokens)"
+    elif unpriced:
+        text += f", plus {unpriced:,} unpriced tokens not counted"
+    return Finding(id=finding_id, status=status, summary=f"Claude spend {what} {usd(spent)}, {text}")
+
+
 def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
     today: report.Breakdown = figures["today"]
     week: report.Breakdown = figures["week"]
     block: report.Block | None = figures["block"]
+    today_estimate = figures.get("unpriced_today_estimate")
+    block_estimate = figures.get("unpriced_block_estimate")
+    week_estimate = figures.get("unpriced_week_estimate")
 
     parts = [f"today {usd(today.total.cost)}{_models_text(today)}"]
     if today.total.unpriced_tokens:
-        unpriced = sorted(short_model(m) for m, t in today.by_model.items() if t.unpriced_tokens)
-        estimate = figures.get("unpriced_today_estimate")
-        priced_by_claude = f", {usd(estimate)} by Claude Code's own count" if estimate is not None else ""
-        parts.append(f"+ {today.total.unpriced_tokens:,} tokens unpriced ({', '.join(unpriced)}{priced_by_claude})")
+        parts.append(_unpriced_text(today, today_estimate, models=True).lstrip())
     if block is not None:
         ends = time.strftime("%H:%M", time.localtime(block.end))
-        parts.append(f"block {usd(block.breakdown.total.cost)} until {ends}")
-    parts.append(f"7 d {usd(week.total.cost)}")
+        parts.append(f"block {usd(block.breakdown.total.cost)}{_unpriced_text(block.breakdown, block_estimate)} "
+                     f"until {ends}")
+    parts.append(f"7 d {usd(week.total.cost)}{_unpriced_text(week, week_estimate)}")
 
     findings = []
-    day_status, day_text = budget_status(today.total.cost, config.daily_usd)
-    if day_text:
-        parts[0] += f", {day_text}"
-        findings.append(Finding(id="costs:today", status=day_status,
-                                summary=f"Claude spend today {usd(today.total.cost)}, {day_text}"))
+    day_finding = _budget_finding("costs:today", "today", today, today_estimate, config.daily_usd)
+    if day_finding is not None:
+        parts[0] += ", " + day_finding.summary.split(", ", 1)[1]
+        findings.append(day_finding)
     if block is not None:
-        block_status, block_text = budget_status(block.breakdown.total.cost, config.block_usd)
-        if block_text:
-            findings.append(Finding(id="costs:block", status=block_status,
-                                    summary=f"Claude spend this 5-hour block {usd(block.breakdown.total.cost)}, "
-                                            f"{block_text}"))
+        block_finding = _budget_finding("costs:block", "this 5-hour block", block.breakdown, block_estimate,
+                                        config.block_usd)
+        if block_finding is not None:
+            findings.append(block_finding)
     status = max((f.status for f in findings), key=lambda s: s.severity, default=Status.OK)
 
+    # Sessions active in the last 24 hours, the costliest MAX_SESSIONS_REPORTED; each with
+    # its whole cost since the window's lookback (see report.Window.sessions).
     sessions = sorted(figures["sessions"].items(), key=lambda item: -item[1].cost)[:MAX_SESSIONS_REPORTED]
     values: dict[str, Any] = {
         "today_usd": round(today.total.cost, 6),
         "today_tokens": today.total.tokens,
         "today_unpriced_tokens": today.total.unpriced_tokens,
-        "today_unpriced_usd_claude_code": figures.get("unpriced_today_estimate"),
+        "today_unpriced_usd_claude_code": today_estimate,
         "week_usd": round(week.total.cost, 6),
         "week_tokens": week.total.tokens,
+        "week_unpriced_tokens": week.total.unpriced_tokens,
+        "week_unpriced_usd_claude_code": week_estimate,
         "block_usd": round(block.breakdown.total.cost, 6) if block else None,
+        "block_unpriced_tokens": block.breakdown.total.unpriced_tokens if block else None,
+        "block_unpriced_usd_claude_code": block_estimate,
         "block_ends_at": block.end if block else None,
         "today_by_model_usd": {m: round(t.cost, 6) for m, t in sorted(today.by_model.items())},
         "session_usd": {sid: round(t.cost, 6) for sid, t in sessions},
+        "session_unpriced_tokens": {sid: t.unpriced_tokens for sid, t in sessions if t.unpriced_tokens},
         "files": figures["stats"].files,
     }
     stats = figures["stats"]
     details = tuple(stats.errors[:3])
+    if stats.unreadable:
+        details += (f"skipped {stats.unreadable} unreadable transcript file(s)",)
     if stats.bad_lines or stats.oversized_lines:
         details += (f"skipped {stats.bad_lines} unreadable and {stats.oversized_lines} oversized line(s)",)
     return ProbeResult(name=CLAUDE_NAME, kind=KIND, status=status, summary=", ".join(parts), values=values,
