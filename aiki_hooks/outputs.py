@@ -594,8 +594,8 @@ class WebhookSink:
                     self._busy = False
             if self._stop.is_set():
                 return
+            self._last_error = error  # the latest outcome, for what close() reports
             if error is not None:
-                self._last_error = error
                 self._on_dropped(1)
             self._on_result(error)
             if error is not None and self._closing:
