@@ -612,7 +612,12 @@ def main(config: Any, state_dir: str | os.PathLike, *, force: bool = False, quie
         print(f"aiki-hooks mem0-flush: {redact(text, mem0_config)}", file=sys.stderr)
         return EXIT_CONFIG
     except Exception as exc:  # noqa: BLE001 - never a traceback from the helper
-        print(f"aiki-hooks mem0-flush: {redact(_describe(exc), mem0_config)}", file=sys.stderr)
+        error = redact(_describe(exc), mem0_config)
+        print(f"aiki-hooks mem0-flush: {error}", file=sys.stderr)
+        try:  # counted like any failed attempt, if the spool itself still works
+            Spool(os.fspath(state_dir), mem0_config.max_spool_records).record_failure(error, time.time(), mem0_config)
+        except Exception:  # noqa: BLE001, S110 - the line above already said what went wrong
+            pass
         return EXIT_FAILED
     line = summary_line(result, time.time())
     if result.error is not None:

@@ -274,8 +274,8 @@ class Refresher:
                 self._record_flush_failure(f"the flush helper did not finish within "
                                            f"{self.config.mem0.timeout_seconds:g} s (killed)")
             elif code == 3:
-                # The helper counted it as a failed attempt (backoff + WARNING); say why here too.
                 self.log("mem0 flush helper: invalid mem0 configuration (run `aiki-hooks mem0-flush` to see it)")
+                self._note_config_failure()
             self.flush_helper = None
         try:
             self.flush_helper = start_mem0_flush(self.config)
@@ -283,6 +283,22 @@ class Refresher:
             self.log(f"cannot start the mem0 flush helper: {exc.strerror or exc}")
             self.flush_helper = None
         self.flush_started = time.monotonic()
+
+    def _note_config_failure(self) -> None:
+        """The helper counts a mem0 setting that cannot work itself (backoff + WARNING);
+        one that failed before it got there (its config file unreadable, say) is counted here."""
+        from .spool import CONFIG_ERROR_PREFIX, Spool
+
+        try:
+            state = Spool(str(self.config.state_dir), self.config.mem0.max_spool_records).load_state()
+        except OSError:
+            state = {}
+        next_at = state.get("next_attempt_at")
+        if str(state.get("last_error") or "").startswith(CONFIG_ERROR_PREFIX) and isinstance(next_at, (int, float)) \
+                and next_at > time.time():
+            return  # already counted by the helper
+        self._record_flush_failure(f"{CONFIG_ERROR_PREFIX}the flush helper could not load its settings "
+                                   "(run `aiki-hooks mem0-flush` to see why)")
 
     def _record_flush_failure(self, error: str) -> None:
         from .spool import Spool

@@ -731,9 +731,8 @@ def test_a_helper_killed_past_its_timeout_counts_as_a_failure(tmp_path, api_key)
         config = refresher_config(tmp_path, server.url, timeout_seconds=1.5)
         spool = Spool(str(config.state_dir), 100)
         spool.enqueue([record(1)])
-        lines = []
-        refresher = Refresher(config, log=type("Log", (), {"write": lambda self, s: lines.append(s),
-                                                            "flush": lambda self: None})())
+        log = _Lines()
+        refresher = Refresher(config, log=log)
         refresher._tend_mem0_flush()
         helper = refresher.flush_helper
         assert helper is not None
@@ -747,6 +746,46 @@ def test_a_helper_killed_past_its_timeout_counts_as_a_failure(tmp_path, api_key)
     state = spool.load_state()
     assert state["failures"] == 1 and "did not finish within 1.5 s" in state["last_error"]
     assert spool.count() == 1
-    assert any("exceeded 1.5 s; killed" in line for line in lines)
+    assert any("exceeded 1.5 s; killed" in line for line in log.lines)
     [(issue_id, _, summary)] = spool.health(state["first_failure_at"] + 30, config.mem0)
     assert issue_id == DELIVERY_ISSUE and "unreachable" in summary and "killed" in summary
+
+
+def _tend_until_reaped(refresher, timeout: float = 30.0) -> None:
+    refresher._tend_mem0_flush()
+    helper = refresher.flush_helper
+    assert helper is not None
+    helper.wait(timeout=timeout)
+    refresher._tend_mem0_flush()  # reaps it; the backoff keeps a new one from starting
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.lines.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("broken", ["mem0 settings", "config file"])
+def test_a_helper_that_exits_with_a_config_error_is_counted_once(tmp_path, api_key, broken):
+    from aiki_hooks.refresher import Refresher
+
+    config = refresher_config(tmp_path, f"http://127.0.0.1:{closed_port()}")
+    if broken == "mem0 settings":  # the helper itself finds it: local backend without a mem0 config
+        config = dataclasses.replace(config, mem0=dataclasses.replace(config.mem0, backend="local", host=None))
+        (tmp_path / "aiki.toml").write_text(f'[state]\ndir = "{config.state_dir}"\n[mem0]\nbackend = "local"\n')
+    else:  # the helper cannot even load the config the refresher started with
+        (tmp_path / "aiki.toml").write_text("[mem0\n")
+    spool = Spool(str(config.state_dir), 100)
+    spool.enqueue([record(1)])
+    log = _Lines()
+    refresher = Refresher(config, log=log)
+    _tend_until_reaped(refresher)
+    assert refresher.flush_helper is None
+    state = spool.load_state()
+    assert state["failures"] == 1 and state["last_error"].startswith("configuration: ")
+    assert any("invalid mem0 configuration" in line for line in log.lines)
