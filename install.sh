@@ -19,7 +19,8 @@
 # under systemd (or detached where there is no systemd), and shows the status block.
 set -euo pipefail
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+# The comment block above, up to its first non-comment line.
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 
@@ -61,7 +62,8 @@ find_python() {
   return 1
 }
 
-# The command line tool: the installed one, or this checkout's (dry runs, uninstall without a venv).
+# The command line tool: the installed one, or this checkout's (dry runs, uninstall without
+# a venv, the checks before anything is changed).
 aiki() {
   if [ -x "$venv/bin/aiki-hooks" ]; then
     "$venv/bin/aiki-hooks" "$@"
@@ -70,20 +72,47 @@ aiki() {
   fi
 }
 
+# Our state dir: removed whole only when it is ours alone, i.e. named for us and holding no
+# home, data or config dir; a shared one (dir = "~/.local/state", say) is left alone.
+state_dir_is_ours() {
+  local dir="$1" base
+  base=$(basename "$dir")
+  case "$base" in *aiki-hooks*|*aiki_hooks*) ;; *) return 1 ;; esac
+  for inside in "$HOME" "$data" "$data_home" "${XDG_CONFIG_HOME:-$HOME/.config}"; do
+    case "$inside/" in "$dir"/*) return 1 ;; esac
+  done
+  return 0
+}
+
+# The configured state dir (one line; the config's own error on stderr when it does not load).
+aiki_state_dir() {
+  aiki config >/dev/null || return 1
+  local py=(env "PYTHONPATH=$src${PYTHONPATH:+:$PYTHONPATH}" "$python")
+  # -P: the installed package, not a folder named aiki_hooks in the current directory.
+  if [ -x "$venv/bin/aiki-hooks" ]; then py=("$venv/bin/python" -P); fi
+  "${py[@]}" -c 'from aiki_hooks.config import load_config; print(load_config().state_dir)'
+}
+
 python=$(find_python) || die "no Python >= 3.11 with the venv module found. Install one (Debian/Ubuntu: sudo apt-get install python3 python3-venv) or set PYTHON=/path/to/python3.11"
 
 if [ -n "$uninstall" ]; then
+  # Everything that can stop us is checked before anything is removed: the config (where
+  # the state and a detached refresher are) and the settings file.
+  state=$(aiki_state_dir) || die "cannot uninstall with this config; fix it (or move it away) and run again"
+  aiki uninstall-hooks "${where[@]}" --dry-run >/dev/null || die "nothing was changed"
   aiki uninstall-hooks "${where[@]}" ${dry_run:+--dry-run}
   [ -z "$service" ] || aiki service uninstall ${dry_run:+--dry-run}
   if [ -n "$purge" ]; then
-    state=$(aiki config | sed -n 's/^dir = "\(.*\)"$/\1/p' | head -1)
+    if state_dir_is_ours "$state"; then remove_state="$state"; else remove_state=""; fi
     if [ -n "$dry_run" ]; then
-      say "would remove $data and ${state:-the state dir}"
+      say "would remove $data${remove_state:+ and $remove_state}"
     else
-      rm -rf "$data" ${state:+"$state"}
-      [ -L "$bin_dir/aiki-hooks" ] && rm -f "$bin_dir/aiki-hooks"
-      say "removed $data${state:+ and $state} (your config is kept)"
+      rm -rf "$data" ${remove_state:+"$remove_state"}
+      if [ -L "$bin_dir/aiki-hooks" ]; then rm -f "$bin_dir/aiki-hooks"; fi
+      say "removed $data${remove_state:+ and $remove_state} (your config is kept)"
     fi
+    [ -n "$remove_state" ] || [ ! -e "$state" ] ||
+      say "kept the state dir $state: its name does not say it is aiki-hooks' alone; remove our files there by hand"
   fi
   exit 0
 fi
@@ -110,6 +139,14 @@ if [ -n "$dry_run" ]; then
   [ -z "$service" ] || aiki service install --dry-run --executable "$venv/bin/aiki-hooks"
   exit 0
 fi
+
+# What can stop the install is checked before anything is changed: a settings file that
+# cannot be merged (invalid JSON, ...) and a config that does not load.
+if ! err=$(aiki install-hooks "${where[@]}" --dry-run --python "$venv/bin/python" --hooks-dir "$data/hooks" 2>&1 >/dev/null); then
+  printf '%s\n' "$err" >&2
+  die "nothing was changed"
+fi
+aiki config >/dev/null || die "nothing was changed; fix the config and run again"
 
 say "using $python ($("$python" -c 'import platform; print(platform.python_version())'))"
 umask 077

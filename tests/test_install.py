@@ -123,14 +123,18 @@ def test_install_repeat_and_uninstall_keep_the_users_settings(tmp_path, shared_d
     assert ["systemctl", "--user", "disable", "--now", "aiki-hooks-refresher.service"] in user.calls()
 
 
-def test_invalid_settings_are_refused_and_left_untouched(tmp_path, shared_data):
-    user = User(tmp_path, shared_data)
+def test_invalid_settings_are_refused_before_anything_is_changed(tmp_path):
+    data = tmp_path / "data"
+    user = User(tmp_path, data)
     user.claude.mkdir(parents=True)
     user.settings.write_text('{"theme": "dark",,}\n')
-    result = user.install("--no-service", check=False)
+    result = user.install(check=False)
     assert result.returncode != 0
     assert str(user.settings) in result.stderr and "nothing was written" in result.stderr
     assert user.settings.read_text() == '{"theme": "dark",,}\n'
+    assert sorted(p.name for p in user.claude.iterdir()) == ["settings.json"]
+    # No venv, no config, no hook scripts, no unit, no systemctl call.
+    assert not data.exists() and not (user.home / ".config").exists() and user.calls() == []
 
 
 def test_project_settings_and_dry_run(tmp_path, shared_data):
@@ -201,6 +205,68 @@ def test_a_claude_code_session_with_the_installed_settings_gets_the_block(tmp_pa
 
 def test_install_help_and_unknown_option(tmp_path, shared_data):
     user = User(tmp_path, shared_data)
-    assert "Install aiki-hooks for this user" in user.install("--help").stdout
+    help_text = user.install("--help").stdout
+    assert help_text.startswith("Install aiki-hooks for this user") and "--uninstall" in help_text
+    assert "set -" not in help_text and "#" not in help_text
     bad = user.install("--bogus", check=False)
     assert bad.returncode == 1 and "unknown option '--bogus'" in bad.stderr
+
+
+# -- --uninstall --purge: only what is ours (no venv needed: the checkout's CLI runs) ----------
+
+def installed_layout(user: User, state: Path) -> dict[str, Path]:
+    """What an installation leaves: the data dir (venv, hook scripts), the state, our
+    settings entries, the ~/.local/bin link and a config."""
+    from aiki_hooks.claude_settings import hook_entries
+
+    data = user.data / "aiki-hooks"
+    (data / "venv" / "bin").mkdir(parents=True)
+    (data / "hooks").mkdir()
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "system_health.json").write_text("{}")
+    (user.home / ".local" / "bin").mkdir(parents=True)
+    (user.home / ".local" / "bin" / "aiki-hooks").symlink_to(data / "venv" / "bin" / "aiki-hooks")
+    user.claude.mkdir(parents=True)
+    user.settings.write_text(json.dumps({"theme": "dark", "hooks": hook_entries("/v/bin/python", data / "hooks")}))
+    config = user.home / ".config" / "aiki-hooks" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("interval_seconds = 30\n")
+    return {"data": data, "config": config, "link": user.home / ".local" / "bin" / "aiki-hooks"}
+
+
+def test_purge_removes_our_state_dir_and_venv_and_keeps_the_config(tmp_path):
+    user = User(tmp_path, tmp_path / "data")
+    layout = installed_layout(user, user.state)
+    dry = user.install("--uninstall", "--purge", "--no-service", "--dry-run")
+    assert f"would remove {layout['data']} and {user.state}" in dry.stdout and user.state.exists()
+    done = user.install("--uninstall", "--purge", "--no-service")
+    assert not layout["data"].exists() and not user.state.exists() and not layout["link"].is_symlink()
+    assert layout["config"].read_text() == "interval_seconds = 30\n"
+    assert json.loads(user.settings.read_text()) == {"theme": "dark"}
+    assert "your config is kept" in done.stdout
+
+
+def test_purge_leaves_a_shared_state_dir_alone(tmp_path):
+    """`[state] dir` may name a directory other programs use too: it is not ours to remove."""
+    user = User(tmp_path, tmp_path / "data")
+    shared = user.home / ".local" / "state"
+    layout = installed_layout(user, shared)
+    (shared / "other-app").mkdir()
+    (shared / "other-app" / "history").write_text("keep me")
+    layout["config"].write_text(f'[state]\ndir = "{shared}"\n')
+    done = user.install("--uninstall", "--purge", "--no-service")
+    assert (shared / "other-app" / "history").read_text() == "keep me"
+    assert f"kept the state dir {shared}" in done.stdout
+    assert not layout["data"].exists()
+
+
+def test_uninstall_with_an_invalid_config_changes_nothing(tmp_path):
+    user = User(tmp_path, tmp_path / "data")
+    layout = installed_layout(user, user.state)
+    layout["config"].write_text("interval_seconds = \"soon\"\n")
+    before = user.settings.read_bytes()
+    result = user.install("--uninstall", "--purge", "--no-service", check=False)
+    assert result.returncode != 0
+    assert str(layout["config"]) in result.stderr and "interval_seconds" in result.stderr
+    assert user.settings.read_bytes() == before
+    assert layout["data"].exists() and user.state.exists() and layout["link"].is_symlink()
