@@ -228,3 +228,24 @@ def test_journal_imports_only_cheap_standard_library_modules():
     third_party = {name.split(".")[0] for name in added} - set(sys.stdlib_module_names) - {"aiki_hooks"}
     assert third_party == set()
     assert added & {"dataclasses", "typing", "pathlib", "tempfile"} == set()
+
+
+def test_records_after_reads_backwards_across_rotated_files(tmp_path):
+    line_bytes = len(json.dumps({"seq": 1, **record(1)}, separators=(",", ":"))) + 1
+    for n in range(20):
+        journal.append(str(tmp_path), [record(n)], max_bytes=line_bytes * 3, keep_files=5)
+    with open(tmp_path / journal.JOURNAL_NAME, "ab") as file:
+        file.write(b'{"seq": 21, "torn')  # a writer killed mid-line
+    found, left_out = journal.records_after(str(tmp_path), 12)
+    assert [r["seq"] for r in found] == list(range(13, 21)) and left_out == 0
+    found, left_out = journal.records_after(str(tmp_path), 12, limit=3, lock=False)
+    assert [r["seq"] for r in found] == [18, 19, 20] and left_out == 5
+    assert journal.records_after(str(tmp_path), 20) == ([], 0)
+    assert journal.last_seq(str(tmp_path)) == 20
+
+
+def test_records_after_reads_lines_longer_than_a_chunk(tmp_path):
+    journal.append(str(tmp_path), [record(1, sentence="x" * 200_000), record(2, sentence="short"),
+                                   record(3, sentence="y" * 70_000)])
+    found, _ = journal.records_after(str(tmp_path), 0)
+    assert [(r["seq"], len(r["sentence"])) for r in found] == [(1, 200_000), (2, 5), (3, 70_000)]

@@ -22,6 +22,7 @@ from aiki_hooks.spool import (
     backoff_delay,
     format_duration,
     health_issues,
+    note_dropped,
 )
 from tests.conftest import REPO
 
@@ -193,3 +194,49 @@ def test_spool_imports_only_the_standard_library():
     foreign, new = eval(out.stdout)
     # Only our own (stdlib-only) modules beside the standard library.
     assert set(foreign) == {"aiki_hooks", "aiki_hooks.spool", "aiki_hooks.hooklib", "aiki_hooks.hooklib.text"}, new
+
+
+def test_feed_adds_what_fetch_returns_moves_the_cursor_and_never_repeats_a_seq(tmp_path):
+    spool = Spool(tmp_path, max_records=100)
+    seen = []
+
+    def fetch_from(records):
+        def fetch(state):
+            seen.append(state.get("journal_seq"))
+            state["journal_seq"] = max(r["seq"] for r in records)
+            return records
+        return fetch
+
+    assert spool.feed(fetch_from([record(1), record(2)])) == (2, 0)
+    # A crash after the records but before the cursor: the same records come again.
+    assert spool.feed(fetch_from([record(2), record(3)])) == (1, 0)
+    assert seen == [None, 2]
+    assert [r["seq"] for _, r in spool.pending()] == [1, 2, 3]
+    assert spool.load_state()["journal_seq"] == 3
+
+
+def test_feed_that_fails_leaves_the_cursor_and_the_spool_alone(tmp_path):
+    spool = Spool(tmp_path, max_records=100)
+    spool.feed(lambda state: state.update(journal_seq=5) or [record(5)])
+
+    def broken(state):
+        state["journal_seq"] = 9
+        raise OSError(5, "Input/output error")
+
+    with pytest.raises(OSError):
+        spool.feed(broken)
+    assert spool.load_state()["journal_seq"] == 5 and spool.count() == 1
+
+
+def test_feed_past_max_records_drops_the_oldest_and_counts_them(tmp_path):
+    spool = Spool(tmp_path, max_records=2)
+
+    def fetch(state):
+        note_dropped(state, ["journal seq 1..4"], T0, count=4)  # older than the limit: never read
+        state["journal_seq"] = 7
+        return [record(5), record(6), record(7)]
+
+    assert spool.feed(fetch, now=T0) == (3, 1)
+    assert [r["seq"] for _, r in spool.pending()] == [6, 7]
+    state = spool.load_state()
+    assert state["dropped"] == 5 and "journal seq 1..4" in state["dropped_record_ids"]
