@@ -171,6 +171,7 @@ class Engine:
     _written_seq = 0  # highest journal seq this engine wrote
     _first_written_seq: int | None = None  # where a first spool feed starts
     _spooled_seq: int | None = None  # journal seq the spool was last brought up to
+    _cursor_placed = False  # the spool's cursor is known to exist
 
     def record(self, snapshot: Snapshot) -> tuple[Snapshot, list[dict]]:
         """Damped transitions into the journal; returns the snapshot with each issue's
@@ -230,7 +231,7 @@ class Engine:
             cursor = state.get("journal_seq")
             last = journal.last_seq(state_dir)
             if not isinstance(cursor, int) or isinstance(cursor, bool):
-                # First feed (mem0 just turned on): start with this process's records, not the past.
+                # No cursor (_place_cursor failed): start with this process's records, not the past.
                 cursor = first_written - 1 if first_written is not None else last
             elif cursor > last:
                 cursor = 0  # the journal was deleted and seq started over
@@ -250,6 +251,23 @@ class Engine:
         if dropped:
             self.log(f"mem0 spool full: dropped the {dropped} oldest record(s)")
 
+    def _place_cursor(self, spool) -> None:
+        """Where the spool starts reading the journal when mem0 is turned on: now, before
+        this engine journals anything (a cycle asks for the delivery result first), so a
+        record journaled by a run killed before its first feed is still fed later."""
+        state_dir = str(self.config.state_dir)
+
+        def start(state: dict) -> list[dict]:
+            if state.get("journal_seq") is None:
+                state["journal_seq"] = journal.last_seq(state_dir)
+            return []
+
+        try:
+            spool.feed(start)
+        except OSError:
+            return  # spool() falls back to this engine's first record
+        self._cursor_placed = True
+
     def delivery_result(self, now: float) -> ProbeResult | None:
         """mem0 delivery as a check of its own: its warnings become issues."""
         if self.config.mem0.backend == "off":
@@ -257,6 +275,8 @@ class Engine:
         from .spool import Spool
 
         spool = Spool(str(self.config.state_dir), self.config.mem0.max_spool_records)
+        if not self._cursor_placed:
+            self._place_cursor(spool)
         try:
             waiting = spool.count()
             problems = spool.health(now, self.config.mem0)

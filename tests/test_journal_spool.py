@@ -176,11 +176,15 @@ engine.publish(engine.cycle())
 """
 
 
-@pytest.mark.parametrize("point", ["before_feed", "before_cursor"])
+@pytest.mark.parametrize("point", ["before_feed", "before_cursor", "first_run_before_feed"])
 def test_kill_9_between_journal_and_spool_loses_and_duplicates_nothing(tmp_path, point):
     machine = Machine(tmp_path)
-    publish(machine.engine())  # the cursor exists
-    machine.set("CRITICAL")
+    if point == "first_run_before_feed":  # mem0 on from the start, killed before any feed
+        machine.set("CRITICAL")
+        point = "before_feed"
+    else:
+        publish(machine.engine())  # the cursor exists
+        machine.set("CRITICAL")
     script = KILLER.format(repo=str(REPO), point=point, config=str(machine.config_path))
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
