@@ -351,7 +351,7 @@ def _common_warnings(settings: dict, source: str) -> list[str]:
     if settings.get("disableAllHooks") is True:
         warnings.append(f"hooks and the status line are disabled by disableAllHooks in {source}")
     for key in _enabled_plugins(settings):
-        warnings.append("the aiki-hooks plugin is enabled too: every hook would run twice; disable one "
+        warnings.append("the aiki-hooks plugin is enabled too: its hooks stand down while these are here; keep one "
                         f"(claude plugin disable {key}) or run install.sh --uninstall")
     return warnings
 
@@ -517,7 +517,7 @@ def install_settings(path: str | Path, python: str | Path, hooks_dir: str | Path
 
     *read_too*: the other settings files Claude Code reads beside it (claude_settings_files,
     lowest precedence first): our plugin enabled in any of them is warned about too (every
-    hook would run twice; the plugin stands down, but one of the two should go).
+    hook would run twice, were it not that the plugin's hooks stand down; one should go).
 
     The backup (`<file>.aiki-hooks.bak`) keeps the user's file as it was before we first
     changed it: it is written when the file holds none of our entries, and otherwise only
@@ -532,8 +532,8 @@ def install_settings(path: str | Path, python: str | Path, hooks_dir: str | Path
         files.append(path)
     for key, where in plugin_enabled_in(files).items():
         if os.path.realpath(where) != os.path.realpath(path):  # the file itself: with_our_hooks said it
-            warnings.append(f"the aiki-hooks plugin is enabled in {where} too: every hook would run twice; "
-                            f"disable one (claude plugin disable {key}) or run install.sh --uninstall")
+            warnings.append(f"the aiki-hooks plugin is enabled in {where} too: its hooks stand down while "
+                            f"these are here; keep one (claude plugin disable {key}) or run install.sh --uninstall")
     if new == old:
         return SettingsChange(path, False, "", warnings)
     new_raw = render_settings(new).encode("utf-8")
@@ -677,7 +677,7 @@ def check_settings(paths, *, python_must_exist: bool = True) -> list:
             elif files:
                 findings.append(Finding(PASS, f"{event} hook registered in {files[0]}"))
         if plugin_on:
-            findings.append(Finding(WARN, f"the plugin {', '.join(plugin_on)} is enabled too: every hook runs twice",
+            findings.append(Finding(WARN, f"the plugin {', '.join(plugin_on)} is enabled too (its hooks stand down)",
                                     f"claude plugin disable {plugin_on[0]}, or `aiki-hooks uninstall-hooks`"))
 
     for path, event, handler in commands:

@@ -247,7 +247,7 @@ def test_disable_all_hooks_warned():
 
 def test_plugin_enabled_warned():
     _, warnings = install({"enabledPlugins": {"aiki-hooks@aiki-local": True, "other@x": True}})
-    assert warnings == [("the aiki-hooks plugin is enabled too: every hook would run twice; disable one "
+    assert warnings == [("the aiki-hooks plugin is enabled too: its hooks stand down while these are here; keep one "
                         "(claude plugin disable aiki-hooks@aiki-local) or run install.sh --uninstall")]
     assert install({"enabledPlugins": {"aiki-hooks@aiki-local": False}})[1] == []
 
@@ -679,8 +679,8 @@ def test_plugin_enabled_in_any_file_claude_code_reads_is_warned(tmp_path, hooks_
     assert files == [user, project / ".claude" / "settings.json", project / ".claude" / "settings.local.json"]
     write_json(files[2], {"enabledPlugins": {"aiki-hooks@aiki-local": True}})
     change = install_settings(user, PY, hooks_dir, read_too=files)
-    assert change.warnings == [f"the aiki-hooks plugin is enabled in {files[2]} too: every hook would run twice; "
-                               "disable one (claude plugin disable aiki-hooks@aiki-local) or run install.sh --uninstall"]
+    assert change.warnings == [f"the aiki-hooks plugin is enabled in {files[2]} too: its hooks stand down while "
+                               "these are here; keep one (claude plugin disable aiki-hooks@aiki-local) or run install.sh --uninstall"]
     # Enabled for the user, disabled by the project: not enabled here.
     write_json(files[2], {"enabledPlugins": {"aiki-hooks@aiki-local": False}})
     write_json(user, {"enabledPlugins": {"aiki-hooks@aiki-local": True}})
