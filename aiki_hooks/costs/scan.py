@@ -33,6 +33,9 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 # search skip ahead fast (a 2-3x difference over `"usage"` on 200 MiB).
 USAGE_MARK = b'"output_tokens":'
 COST_STATE_MARK = b'"type":"cost-state"'
+MESSAGE_ID_MARK = b'"message":{"id":"'
+REQUEST_ID_MARK = b'"requestId":"'
+MESSAGE_ID_LEN, REQUEST_ID_LEN = len(MESSAGE_ID_MARK), len(REQUEST_ID_MARK)
 
 
 def claude_config_dirs(configured: Sequence[str] = (), env=None) -> list[str]:
@@ -261,6 +264,7 @@ class FileRead:
     vanished: bool = False
     error: str | None = None  # the file could not be read (the index keeps what it had)
     seen: set = field(default_factory=set, repr=False)  # keys taken from this file so far
+    proved: set = field(default_factory=set, repr=False)  # raw keys known to be real keys (_parse_lines)
 
 
 def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBook) -> FileRead:
@@ -275,7 +279,7 @@ def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBoo
     except OSError as exc:
         result.error = f"{path}: {exc.strerror or exc}"
         result.rows, result.session_costs, result.offset = [], [], offset
-    result.seen = None  # not needed past the read (and not worth sending back from a worker)
+    result.seen = result.proved = None  # not needed past the read (nor worth sending back from a worker)
     return result
 
 
@@ -325,9 +329,55 @@ def _loads(raw: bytes):
         return json_loads(raw.decode("utf-8", "replace"))
 
 
+def _raw_key(buffer: bytes, start: int, stop: int) -> bytes | None:
+    """The `message.id:requestId` of a line as its bytes, without parsing it: the first
+    `"message":{"id":"` (the message object comes before anything nested in it) and the
+    last `"requestId":"` (it follows the message and its content). Only a hint: it is
+    trusted for a line after a parsed line of this file proved it right (see _parse_lines)."""
+    find = buffer.find
+    at = find(MESSAGE_ID_MARK, start, stop)
+    if at < 0:
+        return None
+    request = buffer.rfind(REQUEST_ID_MARK, at, stop)
+    if request < 0:
+        return None
+    at += len(MESSAGE_ID_MARK)
+    request += len(REQUEST_ID_MARK)
+    id_end, request_end = find(b'"', at, stop), find(b'"', request, stop)
+    if id_end < 0 or request_end < 0:
+        return None
+    return buffer[at:id_end] + b":" + buffer[request:request_end]
+
+
 def _parse_lines(buffer: bytes, end: int, base_offset: int, result: FileRead, prices: PriceBook) -> None:
-    rows, seen, file_id = result.rows, result.seen, result.file_id
-    for start, stop in _candidate_lines(buffer, end):
+    """Claude Code writes a response once per content block, so about half the usage
+    lines repeat a response already counted from this file: a line whose raw key (see
+    _raw_key) was proved to be the real key of a line counted before is a repeat and is
+    skipped unparsed, as the parse would have found it a duplicate. Any other line is
+    parsed."""
+    rows, seen, proved, file_id = result.rows, result.seen, result.proved, result.file_id
+    find, rfind = buffer.find, buffer.rfind
+    # _candidate_lines and _raw_key, inlined: this loop runs once per usage line.
+    hit = find(USAGE_MARK, 0, end)
+    while hit >= 0:
+        start = rfind(b"\n", 0, hit) + 1
+        stop = find(b"\n", hit, end)
+        if stop < 0:
+            break
+        hit = find(USAGE_MARK, stop + 1, end)
+        raw_key = None
+        at = find(MESSAGE_ID_MARK, start, stop)
+        if at >= 0:
+            request = rfind(REQUEST_ID_MARK, at, stop)
+            if request >= 0:
+                at += MESSAGE_ID_LEN
+                request += REQUEST_ID_LEN
+                id_end, request_end = find(b'"', at, stop), find(b'"', request, stop)
+                if id_end >= 0 and request_end >= 0:
+                    raw_key = buffer[at:id_end] + b":" + buffer[request:request_end]
+                    if raw_key in proved:
+                        result.usage_lines += 1
+                        continue
         try:
             entry = _loads(buffer[start:stop])
         except ValueError:
@@ -340,6 +390,11 @@ def _parse_lines(buffer: bytes, end: int, base_offset: int, result: FileRead, pr
             result.usage_lines += 1
             if row:
                 rows.append(row)
+            if raw_key is not None and raw_key not in proved:
+                message_id = entry["message"].get("id")
+                request_id = entry.get("requestId") or entry.get("requestRef")
+                if message_id and request_id and raw_key == f"{message_id}:{request_id}".encode():
+                    proved.add(raw_key)
     if COST_STATE_MARK in buffer:  # rare: one search of the buffer, then these few lines
         for start, stop in _candidate_lines(buffer, end, COST_STATE_MARK):
             try:
@@ -442,8 +497,10 @@ class Scanner:
                 self.store.set_meta("prices", self.prices.fingerprint)
             tasks, pending = self._plan(files, known, stats)
             seen: set[str] = set()
+            states: list[tuple[int, str, int, int, int]] = []  # files table rows, written at the end
             for found in read_files(tasks, self.prices, pending, self.workers):
-                self._apply(found, stats, seen)
+                self._apply(found, stats, seen, states)
+            self.store.put_files(states)
             self.store.commit()
         except BaseException:
             self.store.rollback()
@@ -464,6 +521,7 @@ class Scanner:
                 stats.files_forgotten += 1
                 stats.new_rows = None
         tasks, pending = [], 0
+        next_id = self.store.next_file_id()
         for path in files:
             try:
                 info = os.stat(path)
@@ -478,7 +536,9 @@ class Scanner:
             if state is not None and state.inode == info.st_ino and state.size == info.st_size:
                 continue  # nothing new: the common case, one stat per file
             if state is None:
-                file_id, offset = self.store.add_file(path, info.st_ino), 0
+                # Its files row is written with what was read (put_files), not before.
+                file_id, offset = next_id, 0
+                next_id += 1
             elif state.inode != info.st_ino or info.st_size < state.offset:
                 # Replaced or truncated: this file's contribution is recomputed from scratch.
                 self.store.forget_file_contents(state.id)
@@ -491,7 +551,7 @@ class Scanner:
             pending += info.st_size - offset
         return tasks, pending
 
-    def _apply(self, found: FileRead, stats: ScanStats, seen: set[str]) -> None:
+    def _apply(self, found: FileRead, stats: ScanStats, seen: set[str], states: list) -> None:
         if found.vanished:
             stats.vanished += 1
             self.store.forget_file(found.file_id)
@@ -502,7 +562,7 @@ class Scanner:
             # refresh try it again from where it was.
             stats.unreadable += 1
             stats.errors.append(found.error)
-            self.store.update_file(found.file_id, inode=found.inode, size=-1, offset=found.offset)
+            states.append((found.file_id, found.path, found.inode, -1, found.offset))
             return
         stats.files_read += 1
         stats.bytes_read += found.bytes_read
@@ -514,7 +574,7 @@ class Scanner:
         self.store.add_rows(found.file_id, found.rows)
         for session, costs in found.session_costs:
             self.store.set_session_costs(found.file_id, session, costs)
-        self.store.update_file(found.file_id, inode=found.inode, size=found.size, offset=found.offset)
+        states.append((found.file_id, found.path, found.inode, found.size, found.offset))
 
     def _unseen(self, rows: list[tuple], seen: set[str], *, check_index: bool) -> list[tuple]:
         """The rows whose key neither this refresh nor (if asked) the index has seen."""

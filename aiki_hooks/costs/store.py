@@ -152,6 +152,14 @@ class CostStore:
         cursor = self.db.execute("INSERT INTO files (path, inode, size, offset) VALUES (?, ?, 0, 0)", (path, inode))
         return int(cursor.lastrowid)
 
+    def next_file_id(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM files").fetchone()[0])
+
+    def put_files(self, states: Iterable[tuple[int, str, int, int, int]]) -> None:
+        """(id, path, inode, size, offset) rows, new or changed, in one statement."""
+        self.db.executemany("INSERT OR REPLACE INTO files (id, path, inode, size, offset) VALUES (?, ?, ?, ?, ?)",
+                            states)
+
     def update_file(self, file_id: int, *, inode: int, size: int, offset: int) -> None:
         self.db.execute("UPDATE files SET inode = ?, size = ?, offset = ? WHERE id = ?", (inode, size, offset, file_id))
 
@@ -168,11 +176,12 @@ class CostStore:
     def add_rows(self, file_id: int, rows: Iterable[tuple]) -> None:
         """Rows are (key, ts, session, model, sidechain, input, output, cache_write_5m,
         cache_write_1h, cache_read, cost), as the scanner builds them."""
+        # One SQL text for every file (the file id a parameter): prepared once, not per file.
+        prefix = (int(file_id),)
         self.db.executemany(
-            f"INSERT OR IGNORE INTO messages (file_id, key, ts, session, model, sidechain, input, output, "
-            f"cache_write_5m, cache_write_1h, cache_read, cost) VALUES ({int(file_id)}, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            f"?, ?)",
-            rows,
+            "INSERT OR IGNORE INTO messages (file_id, key, ts, session, model, sidechain, input, output, "
+            "cache_write_5m, cache_write_1h, cache_read, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [prefix + row for row in rows],
         )
 
     def add_messages(self, file_id: int, messages: Iterable[Message]) -> None:
