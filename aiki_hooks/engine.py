@@ -186,7 +186,7 @@ class Engine:
                                           keep_files=self.config.journal.keep_files)
         except OSError as exc:
             written = []
-            if not self._journal_failing:
+            if not self._journal_failing and not self.oneshot:  # a one-shot command says it its own way
                 self.log(f"cannot append to the journal: {exc.strerror or exc}; will retry")
             self._journal_failing, self._journal_error = True, exc
         else:
