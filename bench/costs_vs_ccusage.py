@@ -75,41 +75,48 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def _rss_kib(pid: int) -> int:
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process in KiB; PSS shares each page among the processes mapping it."""
+    rss = pss = 0
     try:
-        with open(f"/proc/{pid}/status") as file:
+        with open(f"/proc/{pid}/smaps_rollup") as file:
             for text in file:
-                if text.startswith("VmRSS:"):
-                    return int(text.split()[1])
+                if text.startswith("Rss:"):
+                    rss = int(text.split()[1])
+                elif text.startswith("Pss:"):
+                    pss = int(text.split()[1])
     except OSError:
         pass
-    return 0
+    return rss, pss
 
 
-def run_measured(argv: list[str], env: dict) -> tuple[float, float, bytes]:
-    """(wall seconds, peak RSS MiB of the process tree, stdout) of a whole process.
+def run_measured(argv: list[str], env: dict) -> tuple[float, float, float, bytes]:
+    """(wall seconds, peak RSS MiB, peak PSS MiB, stdout) of a whole process tree.
 
-    Peak RSS of the tree = the larger of (a) the highest sum of VmRSS over the process and
-    all its descendants, sampled every 5 ms from /proc (copy-on-write pages a forked worker
-    shares with its parent are counted in each, so this errs high), and (b) the kernel's
-    exact ru_maxrss of the largest single process (wait4 of the child: itself and its
-    waited-for descendants), which catches a peak between two samples.
+    The process and all its descendants (forked workers) are sampled every 5 ms from
+    /proc/<pid>/smaps_rollup. Peak RSS = the highest sum of their RSS, which counts a page
+    a worker shares copy-on-write with its parent once per process (an upper bound), or
+    the kernel's exact ru_maxrss of the largest single process (wait4) if that is higher;
+    peak PSS = the highest sum of their PSS (shared pages split among the sharers: what
+    the tree really occupies).
     """
     started = time.perf_counter()
     child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: chunks.append(child.stdout.read()))
     reader.start()
-    peak_kib = 0
+    peak_rss = peak_pss = 0
     while _alive(child.pid):
-        peak_kib = max(peak_kib, sum(_rss_kib(pid) for pid in _tree(child.pid)))
+        samples = [_memory_kib(pid) for pid in _tree(child.pid)]
+        peak_rss = max(peak_rss, sum(rss for rss, _ in samples))
+        peak_pss = max(peak_pss, sum(pss for _, pss in samples))
         time.sleep(0.005)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     reader.join()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {argv}")
-    return wall, max(peak_kib, usage.ru_maxrss) / 1024, b"".join(chunks)
+    return wall, max(peak_rss, usage.ru_maxrss) / 1024, peak_pss / 1024, b"".join(chunks)
 
 
 def _alive(pid: int) -> bool:
@@ -177,13 +184,14 @@ def main() -> int:
             our_runs.append(run_measured(ours_cmd, env))
         cc_wall = statistics.median(r[0] for r in cc_runs)
         our_wall = statistics.median(r[0] for r in our_runs)
-        keys, mismatched, worst = compare(json.loads(our_runs[-1][2]), json.loads(cc_runs[-1][2]), SINCE, UNTIL)
+        keys, mismatched, worst = compare(json.loads(our_runs[-1][3]), json.loads(cc_runs[-1][3]), SINCE, UNTIL)
 
         print(f"corpus: {size:.0f} MiB, {len(list(corpus.rglob('*.jsonl')))} files; {args.runs} runs each")
         print(f"cold scan  ccusage {CCUSAGE_VERSION}: {cc_wall:.3f} s, peak RSS "
-              f"{max(r[1] for r in cc_runs):.0f} MiB (baseline)")
+              f"{max(r[1] for r in cc_runs):.0f} MiB, PSS {max(r[2] for r in cc_runs):.0f} MiB (baseline)")
         print(f"cold scan  aiki-hooks costs: {our_wall:.3f} s ({our_wall / cc_wall:.2f}x ccusage, target <= 0.5x), "
-              f"peak RSS {max(r[1] for r in our_runs):.0f} MiB (target <= 60)")
+              f"peak RSS {max(r[1] for r in our_runs):.0f} MiB, PSS {max(r[2] for r in our_runs):.0f} MiB "
+              f"(process tree; target <= 60)")
         print(f"agreement  {keys} (day, model) pairs {SINCE}..{UNTIL}, {mismatched} with different token totals; "
               f"largest cost difference on priced models {worst * 100:.4f}% (target < 0.5%)")
         disagreement = mismatched > 0 or keys == 0 or worst >= 0.005

@@ -451,7 +451,9 @@ class Scanner:
         """True when every file is as last indexed: no lock, no write, one stat per file."""
         if self._known is None or self._known_version != self.store.data_version():
             return False
-        if len(files) != len(self._known) or self.store.get_meta("prices") != self.prices.fingerprint:
+        # (The price fingerprint is checked by the full refresh: only another connection
+        # could change it here, and that would have changed data_version.)
+        if len(files) != len(self._known):
             return False
         known = self._known
         # Relative to an open directory: the kernel resolves one name, not the whole path
