@@ -120,13 +120,12 @@ def main() -> None:
         }
         stdins["PreToolUse (plugin)"] = stdins["PreToolUse (silent)"]
         env["AIKI_HOOKS_PYTHON"] = python
-        # The heaviest SessionStart: open issues with occurrence ids and mem0 on, and a new
-        # session every run, so each run appends to the journal and the spool (fsyncs included).
+        # The heaviest SessionStart: open issues with occurrence ids and a new session every
+        # run, so each run appends to the journal (lock and fsyncs included).
         issues_state = tmp / "state-issues"
         journaled = realistic_snapshot(with_issues=True)
         for number, item in enumerate(journaled["issues"]):
             item["occurrence_id"] = f"bench-occ-{number}"
-        journaled["hooks"]["mem0_spool"] = True
         write_cache(issues_state / "system_health.json", journaled)
         envs = {name: env for name in commands}
         commands["SessionStart (issues)"] = commands["SessionStart"]
@@ -160,7 +159,7 @@ def main() -> None:
         verdict = (": met" if median / base <= 1.3 else ": MISSED") if target else ""
         print(f"  {name:<22} {median * 1000:6.1f} ms   {median / base:5.2f}x baseline{target}{verdict}")
     print(f"  (PreToolUse silent path printed {len(silent)} bytes; SessionStart (issues) is a new session each "
-          f"run with 2 open issues and mem0 on: {journal_lines} journal records written)")
+          f"run with 2 open issues: {journal_lines} journal records written)")
     now = time.time()
     for label, with_issues in (("healthy", False), ("with issues", True)):
         block = text.session_block(realistic_snapshot(with_issues), now=now)

@@ -347,18 +347,17 @@ sys.stderr.write("MODULES=" + json.dumps({{"third_party": third_party, "all": so
 
 
 def journaled_snapshot(**kwargs) -> dict:
-    """Issues with occurrence ids and mem0 on, as the refresher publishes them: the hooks
-    then also write the journal and the spool."""
+    """Issues with occurrence ids, as the refresher publishes them: the hooks then also
+    write the journal."""
     data = snapshot(**kwargs)
     for number, item in enumerate(data["issues"]):
         item["occurrence_id"] = f"occ{number}"
-    data["hooks"]["mem0_spool"] = True
     return data
 
 
 @pytest.mark.parametrize("hook, scenario", [
     ("session_start", "healthy-with-issue"), ("pre_tool_use", "healthy-with-issue"), ("statusline", "healthy-with-issue"),
-    ("session_start", "journal-and-spool"), ("pre_tool_use", "journal-and-spool"),
+    ("session_start", "journal"), ("pre_tool_use", "journal"),
     ("session_start", "degraded"), ("pre_tool_use", "degraded"),
 ])
 def test_hooks_import_only_the_standard_library(hook_env, hook, scenario):
@@ -366,7 +365,7 @@ def test_hooks_import_only_the_standard_library(hook_env, hook, scenario):
     cache = state / "system_health.json"
     if scenario == "healthy-with-issue":
         write_cache(cache, snapshot(issues=[issue("disk:/")], guard=[DENY_DISK]))
-    elif scenario == "journal-and-spool":
+    elif scenario == "journal":
         write_cache(cache, journaled_snapshot(issues=[issue("disk:/")]))
     else:
         state.mkdir(mode=0o700)
@@ -381,8 +380,8 @@ def test_hooks_import_only_the_standard_library(hook_env, hook, scenario):
     if scenario != "degraded":
         heavy.add("subprocess")  # only a degraded cache starts a (detached) refresh
     assert not heavy & set(modules["all"])
-    if scenario == "journal-and-spool":  # the path under test really ran
-        assert "aiki_hooks.journal" in modules["all"] and "aiki_hooks.spool" in modules["all"]
+    if scenario == "journal":  # the path under test really ran
+        assert "aiki_hooks.journal" in modules["all"]
         assert (state / "journal.jsonl").exists()
 
 
@@ -405,8 +404,7 @@ def test_pre_tool_use_journals_what_it_told_once_per_occurrence_and_severity(hoo
     ]
     assert told[1]["sentence"].startswith("Claude Code session sess-tol in /home/me/proj was told at ")
     assert "that p (http:qdrant) is CRITICAL: connection refused (since " in told[1]["sentence"]
-    spooled = sorted(p.name for p in (state / "spool").iterdir() if p.suffix == ".json")
-    assert len(spooled) == 2
+    assert not (state / "spool").exists()  # the refresher feeds mem0 from the journal
 
 
 def test_fork_and_clear_are_new_sessions_that_get_the_block(hook_env):

@@ -1,6 +1,7 @@
-"""What the hooks told the agent, into the issue journal (and the mem0 spool when the
-refresher's settings say mem0 takes it). Imported only when there is something to note,
-so the silent path never pays for it. Nothing here may fail a hook."""
+"""What the hooks told the agent, into the issue journal. The refresher feeds mem0 from
+the journal (through the mem0 output's filter), so a hook never touches the spool.
+Imported only when there is something to note, so the silent path never pays for it.
+Nothing here may fail a hook."""
 
 from __future__ import annotations
 
@@ -27,10 +28,6 @@ def note_session_event(directory: str, data: dict[str, Any], issues: list[dict[s
             max_bytes=int(settings.get("journal_max_bytes") or journal.DEFAULT_MAX_BYTES),
             keep_files=int(settings.get("journal_keep_files") or journal.DEFAULT_KEEP_FILES),
         )
-        if records and settings.get("mem0_spool"):
-            from ..spool import Spool
-
-            Spool(directory, int(settings.get("max_spool_records") or 1000)).enqueue(records)
         return records
     except (OSError, ValueError, TypeError) as exc:
         runtime.note_failure(event, exc)
