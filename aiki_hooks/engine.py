@@ -48,7 +48,6 @@ class Engine:
         self.tracker = IssueTracker(str(config.state_dir), config.journal, host=self.host)
         self._patterns: tuple[dict, ...] = ()
         self._patterns_at = float("-inf")
-        self._unjournaled: list[dict] = []  # records a failed append keeps for the next cycle
         self._metrics_servers: dict[str, object] = {}
         self.oneshot = oneshot
         self._cache_error: Exception | None = None  # this cycle's, for the cache output
