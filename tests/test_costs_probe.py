@@ -12,7 +12,7 @@ import pytest
 from aiki_hooks.config import parse_config
 from aiki_hooks.costs import report
 from aiki_hooks.costs.prices import PriceBook
-from aiki_hooks.costs.scan import Scanner, transcript_files
+from aiki_hooks.costs.scan import ChangeWatch, Scanner, transcript_files
 from aiki_hooks.costs.store import CostStore
 from aiki_hooks.hooklib import text
 from aiki_hooks.probes.costs import KEEP_DAYS, CostsProbe
@@ -276,3 +276,78 @@ def test_store_prune_keeps_rows_inside_the_window(tmp_path):
     store.commit()
     assert [m.ts for m in store.messages_since(0)] == [300.0] and store.kept_since() == 250.0
     assert os.stat(tmp_path / "c.sqlite").st_mode & 0o777 == 0o600
+
+
+# --------------------------------------------------------------------------- no new bytes
+
+
+def count_stats(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real = os.stat
+
+    def counting(path, *args, **kwargs):
+        calls.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting)
+    return calls
+
+
+@pytest.mark.skipif(ChangeWatch()._fd is None, reason="needs Linux inotify")
+def test_a_quiet_refresh_makes_no_stat_and_every_change_is_seen(tmp_path, corpus, monkeypatch):
+    path = corpus.file("a.jsonl")
+    path.write_text(assistant("m1", "r1", model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:00:00Z"))
+    probe = probe_for(tmp_path, corpus)
+    probe.check()
+    probe.check()  # the first watches are in place after this full check
+    calls = count_stats(monkeypatch)
+    (quiet,) = probe.check()
+    assert calls == [] and quiet.values["today_usd"] == pytest.approx(1.0) and quiet.values["files"] == 1
+    with path.open("a") as file:  # an append
+        file.write(assistant("m2", "r2", model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:10:00Z"))
+    assert probe.check()[0].values["today_usd"] == pytest.approx(2.0)
+    # A new project folder: its file counts now, and a write to it right after its first
+    # check (before its watch could report anything) is not missed either.
+    other = corpus.root / "claude" / "projects" / "other"
+    other.mkdir()
+    (other / "b.jsonl").write_text(assistant("m3", "r3", model="claude-opus-4-5", input=0, output=40_000,
+                                             ts=f"{DAY}T10:20:00Z"))
+    assert probe.check()[0].values["today_usd"] == pytest.approx(3.0)
+    with (other / "b.jsonl").open("a") as file:
+        file.write(assistant("m4", "r4", model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:30:00Z"))
+    assert probe.check()[0].values["today_usd"] == pytest.approx(4.0)
+    # The folder replaced by another of the same name.
+    (other / "b.jsonl").unlink()
+    other.rmdir()
+    other.mkdir()
+    (other / "c.jsonl").write_text(assistant("m5", "r5", model="claude-opus-4-5", input=0, output=40_000,
+                                             ts=f"{DAY}T10:40:00Z"))
+    assert probe.check()[0].values["today_usd"] == pytest.approx(3.0)
+    probe.check()
+    with (other / "c.jsonl").open("a") as file:
+        file.write(assistant("m6", "r6", model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:50:00Z"))
+    assert probe.check()[0].values["today_usd"] == pytest.approx(4.0)
+
+
+def test_a_projects_folder_created_later_is_found(tmp_path, corpus):
+    probe = probe_for(tmp_path, corpus)
+    probe.check()
+    probe.check()
+    corpus.file("a.jsonl").write_text(assistant(model="claude-opus-4-5", input=0, output=40_000,
+                                                ts=f"{DAY}T10:00:00Z"))
+    assert probe.check()[0].values["today_usd"] == pytest.approx(1.0)
+
+
+def test_without_inotify_the_stats_decide(tmp_path, corpus, monkeypatch):
+    path = corpus.file("a.jsonl")
+    path.write_text(assistant(model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:00:00Z"))
+    probe = probe_for(tmp_path, corpus)
+    probe.check()
+    probe._watch.close()
+    probe.check()
+    calls = count_stats(monkeypatch)
+    probe.check()
+    assert "a.jsonl" in calls  # each file is looked at (by name, relative to its open folder)
+    with path.open("a") as file:
+        file.write(assistant("m2", "r2", model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:10:00Z"))
+    assert probe.check()[0].values["today_usd"] == pytest.approx(2.0)

@@ -66,11 +66,17 @@ class TranscriptLister:
 
     def __init__(self) -> None:
         self._dirs: dict[str, tuple[int, list[str], list[str]]] = {}  # path -> (mtime_ns, subdirs, files)
+        self.complete = False  # every root's projects folder existed at the last listing
+
+    @property
+    def directories(self) -> list[str]:
+        return list(self._dirs)
 
     def files(self, config_dirs: Sequence[str]) -> list[str]:
         found: list[str] = []
         seen_dirs: dict[str, tuple[int, list[str], list[str]]] = {}
-        stack = [os.path.join(d, "projects") for d in config_dirs]
+        roots = [os.path.join(d, "projects") for d in config_dirs]
+        stack = list(roots)
         now_ns = None
         while stack:
             folder = stack.pop()
@@ -95,6 +101,7 @@ class TranscriptLister:
             stack.extend(cached[1])
             found.extend(cached[2])
         self._dirs = seen_dirs
+        self.complete = all(root in seen_dirs for root in roots)
         return sorted(set(found))
 
     @staticmethod
@@ -113,6 +120,86 @@ class TranscriptLister:
         except OSError:
             return None
         return subdirs, files
+
+
+class ChangeWatch:
+    """Linux inotify on the transcript directories, so that a refresh can tell nothing was
+    written, created, moved or deleted there since the last full check, and skip even the
+    stat of each file. Whatever it cannot vouch for (no inotify, a watch that failed, a
+    missing projects folder, a queue overflow, any event at all) answers "maybe changed",
+    and the refresh does its full check."""
+
+    # IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE,
+    # IN_DELETE, IN_DELETE_SELF, IN_MOVE_SELF (linux/inotify.h)
+    MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
+    IN_NONBLOCK_CLOEXEC = 0o4000 | 0o2000000
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        self._add = None
+        self._wds: set[int] = set()
+        self._watched: set[str] = set()
+        self._armed = False
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            self._add = libc.inotify_add_watch
+            self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+            fd = libc.inotify_init1(self.IN_NONBLOCK_CLOEXEC)
+        except (OSError, AttributeError, ImportError):
+            return
+        if fd >= 0:
+            self._fd = fd
+
+    def quiet(self) -> bool:
+        """True when nothing happened in the watched directories since watch(); drains
+        what did happen (the caller then does a full check and calls watch again)."""
+        if self._fd is None or not self._armed:
+            return False
+        try:
+            os.read(self._fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            self.close()
+            return False
+        try:
+            while os.read(self._fd, 65536):
+                pass
+        except OSError:
+            pass
+        # A directory may have been replaced: watch every path again after this check.
+        self._watched.clear()
+        self._armed = False
+        return False
+
+    def watch(self, directories: Sequence[str], complete: bool) -> None:
+        """After a full check: watch *directories* (all that were listed). *complete* is
+        False when a root was missing: nothing would tell of its creation, so stay unarmed."""
+        if self._fd is None:
+            return
+        new_watch = False
+        for folder in directories:
+            if folder in self._watched:
+                continue
+            wd = self._add(self._fd, os.fsencode(folder), self.MASK)
+            if wd < 0:  # out of watches (fs.inotify.max_user_watches), or the folder went
+                self._watched.clear()
+                self._armed = False
+                return
+            self._watched.add(folder)
+            if wd not in self._wds:
+                self._wds.add(wd)
+                new_watch = True
+        # A new watch starts after that folder's check: what was written in between is seen
+        # by one more full check, which the next refresh makes.
+        self._armed = complete and not new_watch
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._armed = None, False
 
 
 @dataclass
@@ -441,6 +528,10 @@ class Scanner:
         self.workers = workers
         self._known: dict[str, FileState] | None = None  # as of `_known_version`
         self._known_version: int | None = None
+
+    def index_unchanged(self) -> bool:
+        """No other connection committed to the index since this scanner's last refresh."""
+        return self._known is not None and self._known_version == self.store.data_version()
 
     def forget_known(self) -> None:
         """After this connection changed the files table itself (SQLite's data_version

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 from ..config import CostsConfig, ExternalCostConfig
 from ..costs import report
 from ..costs.prices import PriceBook, Rates
-from ..costs.scan import Scanner, TranscriptLister, claude_config_dirs
+from ..costs.scan import ChangeWatch, ScanStats, Scanner, TranscriptLister, claude_config_dirs
 from ..costs.store import CostStore, message_from_row
 from ..proc import CommandNotFound, run_command
 from ..result import Finding, ProbeResult
@@ -94,6 +94,8 @@ class CostsProbe:
             self._store = CostStore(self.index_path)
             self._scanner = Scanner(self._store, self.prices, workers=self.workers)
             self._lister = TranscriptLister()
+            self._watch = ChangeWatch()
+            self._file_count = 0
         now = self.clock()
         window = self._window
         if window is None or not window.valid_for(now, days):
@@ -105,7 +107,13 @@ class CostsProbe:
                 self._store.reset()
                 self._store.commit()
                 self._scanner.forget_known()
-        stats = self._scanner.refresh(self._lister.files(claude_config_dirs(self.config.claude_config_dirs, self.env)))
+        if self._watch.quiet() and self._scanner.index_unchanged():
+            stats = ScanStats(files=self._file_count)  # nothing touched the transcripts: no stat needed
+        else:
+            files = self._lister.files(claude_config_dirs(self.config.claude_config_dirs, self.env))
+            stats = self._scanner.refresh(files)
+            self._file_count = len(files)
+            self._watch.watch(self._lister.directories, self._lister.complete)
         if window is not None and stats.new_rows is not None:
             window.add(map(message_from_row, stats.new_rows))
         else:
