@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import gc
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -26,7 +27,7 @@ except ImportError:  # pragma: no cover - exercised where orjson is not installe
 from .prices import PriceBook
 from .store import CostStore, FileState, Message
 
-CHUNK_BYTES = 4 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
 # A single line larger than this (a pathological tool result) is skipped, not buffered.
 MAX_LINE_BYTES = 64 * 1024 * 1024
 # Every usage object has output_tokens; a long needle with a rare last byte lets the
@@ -221,6 +222,7 @@ class ScanStats:
 
 
 _fromisoformat = _dt.datetime.fromisoformat
+_intern = sys.intern
 
 
 def parse_timestamp(text: object) -> float | None:
@@ -291,10 +293,12 @@ def row_from_line(entry: dict, prices: PriceBook, fallback_key: str | tuple[int,
         if key in seen:
             return DUPLICATE  # the first occurrence wins, as in ccusage
         seen.add(key)
-    model = str(body.get("model") or "unknown")
+    # Interned: a file's rows then share one session and one model string (in memory, and
+    # once in the pickle a worker sends back).
+    model = _intern(str(body.get("model") or "unknown"))
     cost = prices.cost(model, ts, input=input_tokens, output=output, cache_write_5m=write_5m,
                        cache_write_1h=write_1h, cache_read=cache_read)
-    return (key, ts, str(get("sessionId") or ""), model, 1 if get("isSidechain") else 0,
+    return (key, ts, _intern(str(get("sessionId") or "")), model, 1 if get("isSidechain") else 0,
             input_tokens, output, write_5m, write_1h, cache_read, cost)
 
 
@@ -374,7 +378,10 @@ def _read_into(path: str, offset: int, result: FileRead, prices: PriceBook) -> N
     with open(path, "rb") as file:
         result.size = os.fstat(file.fileno()).st_size
         file.seek(offset)
-        carry = b""
+        # The start of a line not yet complete, kept as pieces and joined once it ends: a
+        # line of many chunks is copied once, not once per chunk.
+        pieces: list[bytes] = []
+        pending = 0
         skip_from: int | None = None  # start of an oversized line being skipped
         consumed = offset
         while True:
@@ -390,20 +397,22 @@ def _read_into(path: str, offset: int, result: FileRead, prices: PriceBook) -> N
                 consumed += newline + 1
                 chunk = chunk[newline + 1:]
                 skip_from = None
-            buffer = carry + chunk if carry else chunk
-            end = buffer.rfind(b"\n") + 1  # complete lines only
-            if end == 0:
-                if len(buffer) > MAX_LINE_BYTES:
+            last_newline = chunk.rfind(b"\n")
+            if last_newline < 0:  # complete lines only
+                pieces.append(chunk)
+                pending += len(chunk)
+                if pending > MAX_LINE_BYTES:
                     result.oversized_lines += 1
                     skip_from = consumed
-                    consumed += len(buffer)
-                    carry = b""
-                else:
-                    carry = buffer
+                    consumed += pending
+                    pieces, pending = [], 0
                 continue
+            buffer = b"".join((*pieces, chunk)) if pieces else chunk
+            end = pending + last_newline + 1
             _parse_lines(buffer, end, consumed, result, prices)
             consumed += end
-            carry = buffer[end:]
+            rest = buffer[end:]
+            pieces, pending = ([rest], len(rest)) if rest else ([], 0)
         result.offset = skip_from if skip_from is not None else consumed
 
 
