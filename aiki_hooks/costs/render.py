@@ -45,8 +45,10 @@ def costs_table(figures: Mapping[str, Any], external: tuple[float | None, str | 
                           if figures.get("unpriced_today_estimate") is not None else ""))
     block = figures.get("block")
     if block is not None:
-        summary.append(f"current 5-hour block {usd(block.breakdown.total.cost)}, "
-                       f"ends {time.strftime('%H:%M', time.localtime(block.end))}")
+        unpriced = block.breakdown.total.unpriced_tokens
+        summary.append(f"current 5-hour block {usd(block.breakdown.total.cost)}"
+                       + (f" + {unpriced:,} tokens unpriced" if unpriced else "")
+                       + f", ends {time.strftime('%H:%M', time.localtime(block.end))}")
     lines += ["", "; ".join(summary)]
     if external is not None:
         value, error = external
