@@ -351,3 +351,21 @@ def test_without_inotify_the_stats_decide(tmp_path, corpus, monkeypatch):
     with path.open("a") as file:
         file.write(assistant("m2", "r2", model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:10:00Z"))
     assert probe.check()[0].values["today_usd"] == pytest.approx(2.0)
+
+
+def test_repeats_skipped_unparsed_are_only_true_repeats(corpus):
+    first = assistant("msg_1", "req_1", input=10, output=1, text="a")
+    repeat = assistant("msg_1", "req_1", input=10, output=1, text="b")  # the next content block
+    # Another response whose tool input holds ids of the first, and one whose message
+    # object does not start with its id: both are parsed and count.
+    nested = line({"type": "assistant", "timestamp": f"{DAY}T10:00:01Z", "sessionId": "s1", "message": {
+        "id": "msg_2", "model": "claude-sonnet-4-5", "content": [{"type": "tool_use", "input": {
+            "message": {"id": "msg_1"}, "requestId": "req_1"}}],
+        "usage": {"input_tokens": 20, "output_tokens": 2}}, "requestId": "req_2"})
+    reordered = line({"type": "assistant", "timestamp": f"{DAY}T10:00:02Z", "sessionId": "s1", "message": {
+        "model": "claude-sonnet-4-5", "id": "msg_3", "usage": {"input_tokens": 30, "output_tokens": 3}},
+        "requestId": "req_1"})
+    corpus.file("a.jsonl").write_text(first + repeat + nested + repeat + reordered)
+    stats = corpus.scan()
+    assert stats.usage_lines == 5
+    assert corpus.totals()[:2] == (60, 6)

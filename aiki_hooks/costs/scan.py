@@ -425,35 +425,17 @@ def _loads(raw: bytes):
         return json_loads(raw.decode("utf-8", "replace"))
 
 
-def _raw_key(buffer: bytes, start: int, stop: int) -> bytes | None:
-    """The `message.id:requestId` of a line as its bytes, without parsing it: the first
-    `"message":{"id":"` (the message object comes before anything nested in it) and the
-    last `"requestId":"` (it follows the message and its content). Only a hint: it is
-    trusted for a line after a parsed line of this file proved it right (see _parse_lines)."""
-    find = buffer.find
-    at = find(MESSAGE_ID_MARK, start, stop)
-    if at < 0:
-        return None
-    request = buffer.rfind(REQUEST_ID_MARK, at, stop)
-    if request < 0:
-        return None
-    at += len(MESSAGE_ID_MARK)
-    request += len(REQUEST_ID_MARK)
-    id_end, request_end = find(b'"', at, stop), find(b'"', request, stop)
-    if id_end < 0 or request_end < 0:
-        return None
-    return buffer[at:id_end] + b":" + buffer[request:request_end]
-
-
 def _parse_lines(buffer: bytes, end: int, base_offset: int, result: FileRead, prices: PriceBook) -> None:
     """Claude Code writes a response once per content block, so about half the usage
-    lines repeat a response already counted from this file: a line whose raw key (see
-    _raw_key) was proved to be the real key of a line counted before is a repeat and is
-    skipped unparsed, as the parse would have found it a duplicate. Any other line is
-    parsed."""
+    lines repeat a response already counted from this file. A line's raw key is its
+    `message.id:requestId` read as bytes: the first `"message":{"id":"` (the message
+    object comes before anything nested in it) and the last `"requestId":"` (it follows
+    the message and its content). A line whose raw key was proved to be the real key of a
+    line parsed before is a repeat and is skipped unparsed, as the parse would have found
+    it a duplicate; any other line is parsed."""
     rows, seen, proved, file_id = result.rows, result.seen, result.proved, result.file_id
     find, rfind = buffer.find, buffer.rfind
-    # _candidate_lines and _raw_key, inlined: this loop runs once per usage line.
+    # _candidate_lines and the raw key, inlined: this loop runs once per usage line.
     hit = find(USAGE_MARK, 0, end)
     while hit >= 0:
         start = rfind(b"\n", 0, hit) + 1
