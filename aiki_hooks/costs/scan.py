@@ -202,6 +202,12 @@ class ChangeWatch:
             os.close(self._fd)
         self._fd, self._armed = None, False
 
+    def __del__(self) -> None:  # a probe replaced on a config reload must not keep its watches
+        try:
+            self.close()
+        except OSError:
+            pass
+
 
 @dataclass
 class ScanStats:
