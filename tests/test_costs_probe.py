@@ -369,3 +369,25 @@ def test_repeats_skipped_unparsed_are_only_true_repeats(corpus):
     stats = corpus.scan()
     assert stats.usage_lines == 5
     assert corpus.totals()[:2] == (60, 6)
+
+
+@pytest.mark.skipif(ChangeWatch()._fd is None, reason="needs Linux inotify")
+def test_a_watch_that_cannot_be_added_gives_way_to_the_stats(tmp_path):
+    import ctypes
+
+    watch = ChangeWatch()
+    watch.watch([str(tmp_path / "gone")], True)  # ENOENT: not armed, still usable
+    assert watch._fd is not None and not watch.quiet()
+    watch.watch([str(tmp_path)], True)
+    watch.watch([str(tmp_path)], True)
+    assert watch.quiet()
+    (tmp_path / "x.jsonl").write_text("{}\n")
+    assert not watch.quiet()
+
+    def out_of_watches(fd, path, mask):
+        ctypes.set_errno(28)  # ENOSPC
+        return -1
+
+    watch._add = out_of_watches
+    watch.watch([str(tmp_path / "another")], True)
+    assert watch._fd is None and not watch.quiet()  # its watches given back; the stats decide

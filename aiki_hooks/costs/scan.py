@@ -13,6 +13,7 @@ the tool results that make up most of a transcript's bytes are never decoded.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import gc
 import os
 import sys
@@ -123,6 +124,12 @@ class TranscriptLister:
         return subdirs, files
 
 
+def ctypes_errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
+
+
 class ChangeWatch:
     """Linux inotify on the transcript directories, so that a refresh can tell nothing was
     written, created, moved or deleted there since the last full check, and skip even the
@@ -185,7 +192,13 @@ class ChangeWatch:
             if folder in self._watched:
                 continue
             wd = self._add(self._fd, os.fsencode(folder), self.MASK)
-            if wd < 0:  # out of watches (fs.inotify.max_user_watches), or the folder went
+            if wd < 0:
+                if ctypes_errno() in (errno.ENOSPC, errno.ENOMEM):
+                    # Out of watches (fs.inotify.max_user_watches): give ours back, as
+                    # editors and other tools need them too; the stats decide from now on.
+                    self.close()
+                    return
+                # The folder just went or changed kind: the next full check sees to it.
                 self._watched.clear()
                 self._armed = False
                 return
