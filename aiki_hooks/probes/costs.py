@@ -95,7 +95,7 @@ class CostsProbe:
             self._scanner = Scanner(self._store, self.prices, workers=self.workers)
             self._lister = TranscriptLister()
             self._watch = ChangeWatch()
-            self._file_count = 0
+            self._file_count, self._had_errors = 0, False
         now = self.clock()
         window = self._window
         if window is None or not window.valid_for(now, days):
@@ -107,12 +107,14 @@ class CostsProbe:
                 self._store.reset()
                 self._store.commit()
                 self._scanner.forget_known()
-        if self._watch.quiet() and self._scanner.index_unchanged():
-            stats = ScanStats(files=self._file_count)  # nothing touched the transcripts: no stat needed
+        # Nothing touched the transcripts: no stat needed. (Not while a file could not be
+        # read: each refresh tries it again and says so.)
+        if not self._had_errors and self._watch.quiet() and self._scanner.index_unchanged():
+            stats = ScanStats(files=self._file_count)
         else:
             files = self._lister.files(claude_config_dirs(self.config.claude_config_dirs, self.env))
             stats = self._scanner.refresh(files)
-            self._file_count = len(files)
+            self._file_count, self._had_errors = len(files), bool(stats.errors)
             self._watch.watch(self._lister.directories, self._lister.complete)
         if window is not None and stats.new_rows is not None:
             window.add(map(message_from_row, stats.new_rows))
