@@ -391,3 +391,28 @@ def test_a_watch_that_cannot_be_added_gives_way_to_the_stats(tmp_path):
     watch._add = out_of_watches
     watch.watch([str(tmp_path / "another")], True)
     assert watch._fd is None and not watch.quiet()  # its watches given back; the stats decide
+
+
+def test_a_first_scan_that_builds_the_indexes_last_gives_the_same_index(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import aiki_hooks.costs.scan as scan
+
+    from .conftest import REPO
+
+    out = tmp_path / "generated"
+    subprocess.run([sys.executable, str(REPO / "bench" / "gen_transcripts.py"), str(out), "--size-mib", "2",
+                    "--seed", "4", "--now", "2026-11-20T12:00:00+00:00"], check=True, capture_output=True)
+    files = transcript_files([str(out)])
+    found = []
+    for bulk_min in (0, 1 << 40):
+        monkeypatch.setattr(scan, "BULK_MIN_BYTES", bulk_min)
+        store = CostStore(str(tmp_path / f"b{bulk_min}.sqlite"))
+        Scanner(store, PriceBook()).refresh(files)
+        rows = sorted(store.db.execute("SELECT file_id, key, ts, input, output, cost FROM messages"))
+        indexes = sorted(r[1] for r in store.db.execute("PRAGMA index_list(messages)"))
+        totals = report.breakdown(store.messages_since(0))
+        found.append((rows, indexes, totals.total.tokens, round(totals.total.cost, 9)))
+    assert found[0] == found[1] and found[0][2] > 0
+    assert found[0][1] == ["messages_file_key", "messages_key", "messages_ts"]

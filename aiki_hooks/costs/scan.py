@@ -504,6 +504,8 @@ def _parse_lines(buffer: bytes, end: int, base_offset: int, result: FileRead, pr
                 result.session_costs.append(found)
 
 
+# A first scan of at least this much builds the index's indexes after its rows.
+BULK_MIN_BYTES = 8 * 1024 * 1024
 # Below this much to read, worker processes cost more than they save.
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
 _worker_prices: PriceBook | None = None
@@ -599,11 +601,16 @@ class Scanner:
                 self.store.reprice(self.prices)
                 self.store.set_meta("prices", self.prices.fingerprint)
             tasks, pending = self._plan(files, known, stats)
+            bulk = stats.index_was_empty and pending >= BULK_MIN_BYTES
+            if bulk:
+                self.store.drop_message_indexes()
             seen: set[str] = set()
             states: list[tuple[int, str, int, int, int]] = []  # files table rows, written at the end
             for found in read_files(tasks, self.prices, pending, self.workers):
                 self._apply(found, stats, seen, states)
             self.store.put_files(states)
+            if bulk:
+                self.store.create_message_indexes()
             self.store.commit()
         except BaseException:
             self.store.rollback()

@@ -36,11 +36,8 @@ CREATE TABLE IF NOT EXISTS messages (
     cache_write_5m INTEGER NOT NULL,
     cache_write_1h INTEGER NOT NULL,
     cache_read INTEGER NOT NULL,
-    cost REAL,                      -- NULL: the model is not in the price book
-    UNIQUE (file_id, key)
+    cost REAL                       -- NULL: the model is not in the price book
 );
-CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
-CREATE INDEX IF NOT EXISTS messages_key ON messages (key);
 CREATE TABLE IF NOT EXISTS session_costs (
     file_id INTEGER NOT NULL,
     session TEXT NOT NULL,
@@ -49,7 +46,14 @@ CREATE TABLE IF NOT EXISTS session_costs (
     PRIMARY KEY (session, model)
 );
 """
-SCHEMA_VERSION = "1"
+# Indexes apart from the table, so that a first scan can build them once at the end (a
+# sort) rather than row by row: a third less time in SQLite.
+MESSAGE_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_file_key ON messages (file_id, key)",
+    "CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts)",
+    "CREATE INDEX IF NOT EXISTS messages_key ON messages (key)",
+)
+SCHEMA_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class CostStore:
             self.db.executescript("DROP TABLE IF EXISTS messages; DROP TABLE IF EXISTS files; "
                                   "DROP TABLE IF EXISTS session_costs; DROP TABLE IF EXISTS meta;")
         self.db.executescript(SCHEMA)
+        self.create_message_indexes()
         self.set_meta("schema_version", SCHEMA_VERSION)
 
     def _schema_version(self) -> str | None:
@@ -151,6 +156,16 @@ class CostStore:
     def add_file(self, path: str, inode: int) -> int:
         cursor = self.db.execute("INSERT INTO files (path, inode, size, offset) VALUES (?, ?, 0, 0)", (path, inode))
         return int(cursor.lastrowid)
+
+    def drop_message_indexes(self) -> None:
+        """For a first scan into an empty index, in its transaction: rows then need no
+        unique check, as each file is read once and its rows are distinct (FileRead.seen)."""
+        for name in ("messages_file_key", "messages_ts", "messages_key"):
+            self.db.execute(f"DROP INDEX IF EXISTS {name}")
+
+    def create_message_indexes(self) -> None:
+        for statement in MESSAGE_INDEXES:
+            self.db.execute(statement)
 
     def next_file_id(self) -> int:
         return int(self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM files").fetchone()[0])
