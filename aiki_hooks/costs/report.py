@@ -182,7 +182,7 @@ class Window:
         self._day_names = [_dt.date.fromordinal(first_day + i).isoformat() for i in range(days)]
         # Blocks chain back to the last 5-hour gap: keep a day more than the period.
         self.lookback = min(self.since, now - 86400) - BLOCK_SECONDS
-        self._cells: dict[tuple[str, str], Totals] = {}
+        self._cells: dict[tuple[str, str], list] = {}  # (day, model) -> sums, see add()
         self.recent: list[Message] = []
         self._sorted = True
         self._version = 0
@@ -191,14 +191,11 @@ class Window:
     def valid_for(self, now: float, days: int) -> bool:
         return days == self.days and local_date(now, self.tz) == self.today
 
-    def _day_of(self, ts: float) -> str:
-        index = bisect.bisect_right(self._day_starts, ts) - 1
-        if 0 <= index < self.days:
-            return self._day_names[index]
-        return local_date(ts, self.tz).isoformat()  # after today (a clock ahead)
-
     def add(self, messages: Iterable[Message]) -> None:
+        """Sum *messages* into their cells. Plain lists and inline arithmetic: a first
+        scan brings every message of the period through here."""
         cells, recent, lookback, since = self._cells, self.recent, self.lookback, self.since
+        starts, names, days, tz = self._day_starts, self._day_names, self.days, self.tz
         count = len(recent)
         last = recent[-1].ts if recent else None
         for m in messages:
@@ -210,11 +207,22 @@ class Window:
             last = ts
             recent.append(m)
             if ts >= since:
-                key = (self._day_of(ts), m.model)
+                index = bisect.bisect_right(starts, ts) - 1
+                day = names[index] if index < days else local_date(ts, tz).isoformat()  # after today
+                key = (day, m.model)
                 cell = cells.get(key)
                 if cell is None:
-                    cell = cells[key] = Totals()
-                cell.add(m)
+                    cell = cells[key] = [0, 0, 0, 0, 0.0, 0, 0]
+                # input, output, cache writes, cache reads, cost, unpriced tokens, messages
+                cell[0] += m.input
+                cell[1] += m.output
+                cell[2] += m.cache_write_5m + m.cache_write_1h
+                cell[3] += m.cache_read
+                if m.cost is None:
+                    cell[5] += m.input + m.output + m.cache_write_5m + m.cache_write_1h + m.cache_read
+                else:
+                    cell[4] += m.cost
+                cell[6] += 1
         if len(recent) != count:
             self._version += 1  # the derived figures are stale; nothing added keeps them
 
@@ -226,10 +234,12 @@ class Window:
             period, today = Breakdown(), Breakdown()
             today_name = self.today.isoformat()
             for (day, model), cell in sorted(self._cells.items()):
-                days.setdefault(day, Breakdown()).merge(model, cell)
-                period.merge(model, cell)
+                totals = Totals(input=cell[0], output=cell[1], cache_write=cell[2], cache_read=cell[3], cost=cell[4],
+                                unpriced_tokens=cell[5], messages=cell[6])
+                days.setdefault(day, Breakdown()).merge(model, totals)
+                period.merge(model, totals)
                 if day >= today_name:
-                    today.merge(model, cell)
+                    today.merge(model, totals)
             memo = self._memo["cells"] = (self._version, (days, period, today))
         return memo[1]
 
