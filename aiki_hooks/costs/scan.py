@@ -141,6 +141,8 @@ class ChangeWatch:
     # IN_DELETE, IN_DELETE_SELF, IN_MOVE_SELF (linux/inotify.h)
     MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
     IN_NONBLOCK_CLOEXEC = 0o4000 | 0o2000000
+    # IN_DELETE_SELF, IN_MOVE_SELF, IN_Q_OVERFLOW, IN_IGNORED
+    GONE = 0x400 | 0x800 | 0x4000 | 0x8000
 
     def __init__(self) -> None:
         self._fd: int | None = None
@@ -161,25 +163,39 @@ class ChangeWatch:
             self._fd = fd
 
     def quiet(self) -> bool:
-        """True when nothing happened in the watched directories since watch(); drains
+        """True when nothing happened in the watched folders since watch() armed it; drains
         what did happen (the caller then does a full check and calls watch again)."""
-        if self._fd is None or not self._armed:
+        if self._fd is None:
             return False
+        events = gone = False
         try:
-            os.read(self._fd, 65536)
+            while True:
+                data = os.read(self._fd, 65536)
+                if not data:
+                    gone = True
+                    break
+                events = True
+                gone = gone or self._a_folder_went(data)
         except BlockingIOError:
-            return True
+            pass
         except OSError:
             self.close()
             return False
-        try:
-            while os.read(self._fd, 65536):
-                pass
-        except OSError:
-            pass
-        # A directory may have been replaced: watch every path again after this check.
-        self._watched.clear()
-        self._armed = False
+        if gone:  # a watched folder went (or events were lost): watch all of them again
+            self._watched.clear()
+        if events:
+            self._armed = False
+        return self._armed
+
+    def _a_folder_went(self, data: bytes) -> bool:
+        import struct
+
+        offset = 0
+        while offset + 16 <= len(data):  # struct inotify_event: wd, mask, cookie, len, name
+            _, mask, _, length = struct.unpack_from("iIII", data, offset)
+            if mask & self.GONE:
+                return True
+            offset += 16 + length
         return False
 
     def watch(self, directories: Sequence[str], complete: bool) -> None:
