@@ -5,9 +5,14 @@ only the bytes appended since the last one, up to the last complete line (a line
 being written is left for the next refresh). A file whose inode changed or that shrank
 is forgotten and read again from the start; a file that vanished is forgotten.
 
-Only lines that can carry usage are parsed: the scan looks for the `"usage"` and
+Only lines that can carry usage are parsed: the scan looks for the usage and
 `"cost-state"` markers with bytes.find and hands just those lines to the JSON parser, so
-the tool results that make up most of a transcript's bytes are never decoded.
+the tool results that make up most of a transcript's bytes are never decoded, and a
+repeat of a response already parsed from the file is recognised by its ids and skipped
+(see _parse_lines). A file that cannot be read is skipped and tried again next time.
+
+With nothing new, a refresh costs a stat per file and folder (TranscriptLister,
+Scanner._nothing_new), or nothing at all where an inotify watch says so (ChangeWatch).
 """
 
 from __future__ import annotations
