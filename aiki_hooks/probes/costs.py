@@ -247,19 +247,21 @@ def _unpriced_text(breakdown: report.Breakdown, estimate: float | None, *, model
 
 
 def _budget_finding(finding_id: str, what: str, breakdown: report.Breakdown, estimate: float | None,
-                    budget: float | None) -> Finding | None:
-    """Spend against a budget counts Claude Code's own price for unpriced models; tokens it
-    gave no price for are named, so a budget is never silently met by leaving them out."""
+                    budget: float | None) -> tuple[Finding, str] | None:
+    """(the finding, "96% of the $0.40 budget") for a budget. Spend counts Claude Code's own
+    price for unpriced models; tokens it gave no price for are named, so a budget is never
+    silently met by leaving them out."""
     spent = breakdown.total.cost + (estimate or 0.0)
-    status, text = budget_status(spent, budget)
-    if not text:
+    status, share = budget_status(spent, budget)
+    if not share:
         return None
+    text = share
     unpriced = breakdown.total.unpriced_tokens
     if unpriced and estimate is not None:
         text += f" (with {usd(estimate)} by Claude Code's own count for {unpriced:,} unpriced tokens)"
     elif unpriced:
         text += f", plus {unpriced:,} unpriced tokens not counted"
-    return Finding(id=finding_id, status=status, summary=f"Claude spend {what} {usd(spent)}, {text}")
+    return Finding(id=finding_id, status=status, summary=f"Claude spend {what} {usd(spent)}, {text}"), share
 
 
 def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
@@ -280,15 +282,15 @@ def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
     parts.append(f"7 d {usd(week.total.cost)}{_unpriced_text(week, week_estimate)}")
 
     findings = []
-    day_finding = _budget_finding("costs:today", "today", today, today_estimate, config.daily_usd)
-    if day_finding is not None:
-        parts[0] += ", " + day_finding.summary.split(", ", 1)[1]
-        findings.append(day_finding)
+    day_budget = _budget_finding("costs:today", "today", today, today_estimate, config.daily_usd)
+    if day_budget is not None:
+        parts[0] += f", {day_budget[1]}"
+        findings.append(day_budget[0])
     if block is not None:
-        block_finding = _budget_finding("costs:block", "this 5-hour block", block.breakdown, block_estimate,
-                                        config.block_usd)
-        if block_finding is not None:
-            findings.append(block_finding)
+        block_budget = _budget_finding("costs:block", "this 5-hour block", block.breakdown, block_estimate,
+                                       config.block_usd)
+        if block_budget is not None:
+            findings.append(block_budget[0])
     status = max((f.status for f in findings), key=lambda s: s.severity, default=Status.OK)
 
     # Sessions active in the last 24 hours, the costliest MAX_SESSIONS_REPORTED; each with
