@@ -103,25 +103,30 @@ def test_block_with_issues_lists_them_first_with_durations_and_stays_under_1000(
     assert len(block) <= text.ISSUE_BLOCK_LIMIT
 
 
+# Durations are measured against this moment, not the clock when the test runs (the
+# parameters are built at collection time, minutes before a long run gets here).
+NOTICE_NOW = time.time()
+
+
 @pytest.mark.parametrize(
     "seen, issues, expected",
     [
         pytest.param({}, [], None, id="nothing-either-side"),
         pytest.param({}, [issue("http:qdrant")], "http:qdrant CRITICAL since", id="opened"),
-        pytest.param({"disk:/": ["WARNING", utc_iso(time.time() - 60), ""]},
+        pytest.param({"disk:/": ["WARNING", utc_iso(NOTICE_NOW - 60), ""]},
                      [issue("disk:/", summary="96% used")], "disk:/ escalated WARNING -> CRITICAL: 96% used",
                      id="escalated"),
-        pytest.param({"disk:/": ["CRITICAL", utc_iso(time.time() - 60), ""]},
+        pytest.param({"disk:/": ["CRITICAL", utc_iso(NOTICE_NOW - 60), ""]},
                      [issue("disk:/", Status.WARNING, "91% used")], "disk:/ eased CRITICAL -> WARNING", id="eased"),
-        pytest.param({"tcp:pg": ["CRITICAL", utc_iso(time.time() - 840), "refused"]}, [],
+        pytest.param({"tcp:pg": ["CRITICAL", utc_iso(NOTICE_NOW - 840), "refused"]}, [],
                      "tcp:pg resolved (was CRITICAL) after 14 min (now OK, no open issues)", id="resolved"),
-        pytest.param({"tcp:pg": ["CRITICAL", utc_iso(time.time() - 840), "refused"]}, [issue("tcp:pg")], None,
+        pytest.param({"tcp:pg": ["CRITICAL", utc_iso(NOTICE_NOW - 840), "refused"]}, [issue("tcp:pg")], None,
                      id="unchanged"),
     ],
 )
 def test_change_notice(seen, issues, expected):
     data = snapshot(issues=issues)
-    notice = text.change_notice(seen, data, now=time.time())
+    notice = text.change_notice(seen, data, now=NOTICE_NOW)
     if expected is None:
         assert notice is None
     else:
@@ -471,7 +476,7 @@ def test_stale_data_restarts_a_detached_refresher_that_died(hook_env, tmp_path):
 
     env, state = hook_env
     config = tmp_path / "config.toml"
-    config.write_text("interval_seconds = 0.5\n[costs]\nenabled = false\n")
+    config.write_text("interval_seconds = 1\n[costs]\nenabled = false\n")
     cli = [sys.executable, "-m", "aiki_hooks.cli", "--config", str(config)]
     started = subprocess.run([*cli, "refresher", "--daemon"], env=env, capture_output=True, text=True, timeout=30)
     assert started.returncode == 0, started.stderr
@@ -480,14 +485,15 @@ def test_stale_data_restarts_a_detached_refresher_that_died(hook_env, tmp_path):
         assert first and (state / "refresher.restart.json").exists()
         os.kill(first, signal.SIGKILL)
         wait_for(lambda: holder_pid(state) is None, timeout=5)
-        write_cache(state / "system_health.json", snapshot(generated_at=time.time() - 600, interval=0.5))
+        write_cache(state / "system_health.json", snapshot(generated_at=time.time() - 600, interval=1))
         context = context_of(run_hook("session_start", {"session_id": "s9", "source": "startup"}, env),
                              "SessionStart")
         assert context.endswith("A background refresh was started.")
         second = wait_for(lambda: holder_pid(state), timeout=20)
         assert second != first
         # A long-lived refresher, not one refresh: the cache stays fresh past 3 intervals.
-        time.sleep(2.0)
+        wait_for(lambda: read_cache(state / "system_health.json").state == "fresh", timeout=20)
+        time.sleep(4.0)
         assert read_cache(state / "system_health.json").state == "fresh"
         assert holder_pid(state) == second
     finally:
