@@ -66,6 +66,14 @@ def run_cli(*args: str, timeout: float = 30, env: dict | None = None) -> subproc
     )
 
 
+def quiet_config(path: Path, state: Path, *, interval: float, extra: str = "") -> Path:
+    """Write a config with only the probes *extra* names: no resources and no costs probe,
+    whose results would depend on this machine; returns *path*."""
+    path.write_text(f'interval_seconds = {interval}\n[state]\ndir = "{state}"\n'
+                    "[resources]\nenabled = false\n[costs]\nenabled = false\n" + extra.lstrip("\n"))
+    return path
+
+
 def wait_for(predicate, timeout: float = 10.0, step: float = 0.02):
     """Poll *predicate* until it returns something truthy (returned), or fail."""
     import time

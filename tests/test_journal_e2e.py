@@ -18,7 +18,7 @@ import pytest
 from aiki_hooks import journal
 from aiki_hooks.cache import read_cache
 
-from .conftest import cli_env
+from .conftest import cli_env, quiet_config
 from .conftest import wait_for as _wait_for
 from .test_mem0_delivery import KEY, KEY_ENV, rest_server, url_of
 
@@ -47,14 +47,7 @@ def test_refresher_journals_damped_transitions_and_delivers_them_once(tmp_path, 
     plugin.chmod(0o755)
     with rest_server(faults=["500", "500"]) as server:
         config = tmp_path / "aiki.toml"
-        config.write_text(f"""
-interval_seconds = 0.2
-[state]
-dir = "{state}"
-[resources]
-enabled = false
-[costs]
-enabled = false
+        quiet_config(config, state, interval=0.2, extra=f"""
 [journal]
 open_after_cycles = 2
 resolve_after_cycles = 2
@@ -139,14 +132,7 @@ def rss_growth(tmp_path, mem0: str, seconds: float) -> tuple[float, int, list[fl
     plugin.write_text(FLAPPER.format(counter=tmp_path / "n"))
     plugin.chmod(0o755)
     config = tmp_path / "aiki.toml"
-    config.write_text(f"""
-interval_seconds = 0.05
-[state]
-dir = "{state}"
-[resources]
-enabled = false
-[costs]
-enabled = false
+    quiet_config(config, state, interval=0.05, extra=f"""
 [journal]
 open_after_cycles = 1
 resolve_after_cycles = 1
@@ -240,14 +226,7 @@ def test_kill_9_of_the_refresher_with_mem0_on_loses_and_duplicates_nothing(tmp_p
     plugin.chmod(0o755)
     with rest_server() as server:
         config = tmp_path / "aiki.toml"
-        config.write_text(f"""
-interval_seconds = 0.05
-[state]
-dir = "{state}"
-[resources]
-enabled = false
-[costs]
-enabled = false
+        quiet_config(config, state, interval=0.05, extra=f"""
 [journal]
 open_after_cycles = 1
 resolve_after_cycles = 1

@@ -20,7 +20,7 @@ from aiki_hooks.config import load_config
 from aiki_hooks.engine import Engine
 from aiki_hooks.spool import Spool
 
-from .conftest import REPO
+from .conftest import REPO, quiet_config
 
 PLUGIN = """#!/bin/sh
 if [ -e "{crit}" ]; then echo "queue stuck: 9000 jobs"; exit 2; fi
@@ -39,14 +39,7 @@ class Machine:
         plugin.write_text(PLUGIN.format(crit=self.crit, warn=self.warn))
         plugin.chmod(0o755)
         self.config_path = tmp_path / "aiki.toml"
-        self.config_path.write_text(f"""
-interval_seconds = 1
-[state]
-dir = "{self.state}"
-[resources]
-enabled = false
-[costs]
-enabled = false
+        quiet_config(self.config_path, self.state, interval=1, extra=f"""
 [journal]
 open_after_cycles = 1
 resolve_after_cycles = 1

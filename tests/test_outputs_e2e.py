@@ -16,7 +16,7 @@ import urllib.parse
 
 from aiki_hooks.cache import read_cache
 
-from .conftest import cli_env
+from .conftest import cli_env, quiet_config
 from .test_metrics import _free_port, _get, _prometheus_binary
 from .test_journal_e2e import PLUGIN, wait_for
 
@@ -45,14 +45,7 @@ def test_outputs_route_filter_and_survive_a_broken_one(tmp_path):
     metrics_port = _free_port()
     state = tmp_path / "state"
     config = tmp_path / "aiki.toml"
-    config.write_text(f"""
-interval_seconds = 0.3
-[state]
-dir = "{state}"
-[resources]
-enabled = false
-[costs]
-enabled = false
+    quiet_config(config, state, interval=0.3, extra=f"""
 [journal]
 open_after_cycles = 1
 [[probes.command]]
