@@ -116,10 +116,10 @@ def start_daemon(config: Config, *, argv_prefix: Sequence[str] | None = None,
     """
     state_dir = Path(config.state_dir)
     ensure_private_dir(state_dir)
-    _write_restart_command(state_dir, refresher_argv(config, argv_prefix=argv_prefix,
-                                                     extra_args=("--daemon", *extra_args)))
+    restart = refresher_argv(config, argv_prefix=argv_prefix, extra_args=("--daemon", *extra_args))
     pid = holder_pid(state_dir)
     if pid:
+        _write_restart_command(state_dir, restart)
         return False, pid, "already running"
     log = log_path(config)
     log_fd = _open_log(log)
@@ -140,14 +140,17 @@ def start_daemon(config: Config, *, argv_prefix: Sequence[str] | None = None,
     while True:
         holder = holder_pid(state_dir)
         if holder == child.pid:
+            _write_restart_command(state_dir, restart)
             return True, child.pid, f"started (pid {child.pid}, log {log})"
         code = child.poll()
         if code is not None:
             if holder:  # lost a race with another start: that one is the refresher
+                _write_restart_command(state_dir, restart)
                 return False, holder, "already running"
             last = _last_line(log)
             return False, None, f"the refresher exited with code {code}" + (f": {last}" if last else f" (see {log})")
         if time.monotonic() >= deadline:
+            _write_restart_command(state_dir, restart)  # slow to start, but running
             return True, child.pid, (f"started (pid {child.pid}) but it has not taken {state_dir}/refresher.lock "
                                      f"after {START_WAIT_SECONDS:g} s; see {log}")
         time.sleep(0.05)

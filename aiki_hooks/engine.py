@@ -52,6 +52,11 @@ class Engine:
         self.oneshot = oneshot
         self._cache_error: Exception | None = None  # this cycle's, for the cache output
         self._journal_error: Exception | None = None  # this cycle's (set by record()), for the journal output
+        self._journal_failing = False
+        self._written_seq = 0  # highest journal seq this engine wrote
+        self._first_written_seq: int | None = None  # where a first spool feed starts
+        self._spooled_seq: int | None = None  # journal seq the spool was last brought up to
+        self._cursor_placed = False  # the spool's cursor is known to exist
         self.router = self._make_router()
 
     # ------------------------------------------------------------------ outputs
@@ -164,13 +169,6 @@ class Engine:
                 self.log(f"cannot read the journal: {exc.strerror or exc}")
             self._patterns_at = now
         return self._patterns
-
-    # Journal and spool bookkeeping (class-level defaults, replaced per instance when set):
-    _journal_failing = False
-    _written_seq = 0  # highest journal seq this engine wrote
-    _first_written_seq: int | None = None  # where a first spool feed starts
-    _spooled_seq: int | None = None  # journal seq the spool was last brought up to
-    _cursor_placed = False  # the spool's cursor is known to exist
 
     def record(self, snapshot: Snapshot) -> tuple[Snapshot, list[dict]]:
         """Damped transitions into the journal; returns the snapshot with each issue's

@@ -818,13 +818,13 @@ class Router:
             return 0
         if not sinks:
             return 0
-        wait = max(s.drain_deadline() for s in sinks) if timeout is None else timeout
+        window = max(s.drain_deadline() for s in sinks) if timeout is None else timeout
         started = time.monotonic()
         for sink in sinks:
             sink.begin_close()
         lost_total = 0
         for sink in sinks:
-            lost, error = sink.finish_close(started + wait)
+            lost, error = sink.finish_close(started + window)
             lost_total += lost
             if lost and self.log:
                 self.log(f"webhook {sink.out.name}: gave up on {lost} unsent payload{'' if lost == 1 else 's'} "

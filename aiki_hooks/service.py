@@ -171,7 +171,7 @@ _TMP_DIRS = ("/tmp", "/var/tmp")
 
 def _output_paths(config: Config) -> list[str]:
     found = []
-    for out in getattr(config, "outputs", ()) or ():
+    for out in config.outputs:
         if out.type == "jsonl" and out.path:
             found.append(os.path.dirname(os.path.abspath(os.path.expanduser(out.path))))
         elif out.type == "prometheus_textfile" and out.directory:

@@ -31,9 +31,7 @@ def build(hook_input: dict, directory: str, now: float):
         else:
             notice = text.change_notice(memory.get("seen") or {}, data, now=now)
         if notice:
-            seen = memory.get("seen") or {}
-            told = [i for i in data.get("issues") or []
-                    if isinstance(i, dict) and (seen.get(str(i.get("id"))) or [None])[0] != i.get("severity")]
+            told = text.changed_issues(memory.get("seen") or {}, data)
             new_memory = {**memory, "fresh": True, "seen": text.issue_memory(data),
                           "fingerprint": text.block_fingerprint(data), "updated": now}
     elif memory.get("fresh", True):

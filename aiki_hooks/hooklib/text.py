@@ -188,6 +188,13 @@ def issue_memory(data: Mapping[str, Any]) -> dict[str, list]:
     return {str(i["id"]): [i.get("severity"), i.get("since"), i.get("summary", "")] for i in data.get("issues") or []}
 
 
+def changed_issues(seen: Mapping[str, list], data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The open issues of *data* that are new since *seen* or have another severity: what
+    a change notice tells of (resolved ones are gone from *data*)."""
+    return [i for i in data.get("issues") or []
+            if isinstance(i, dict) and (seen.get(str(i.get("id"))) or [None])[0] != i.get("severity")]
+
+
 def change_notice(seen: Mapping[str, list], data: Mapping[str, Any], *, now: float) -> str | None:
     """One short line naming what opened, escalated, de-escalated or resolved since *seen*."""
     current = issue_memory(data)
