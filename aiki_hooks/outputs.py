@@ -38,7 +38,6 @@ stdlib only (the refresher has an RSS budget); config.py is imported lazily.
 from __future__ import annotations
 
 import collections
-import http.client
 import json
 import os
 import re
@@ -434,6 +433,8 @@ def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: fl
     each wait for the server. `user:password@` in *url* is sent as Basic auth (unless a
     header already sets Authorization). No error text holds a header value, the
     credentials, or the URL's path and query."""
+    import http.client  # here, not at the top: every command loads this module with the config
+
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port

@@ -126,6 +126,16 @@ def block_starts(timestamps: Sequence[float]) -> list[int]:
     return starts
 
 
+def current_block_start(messages: Sequence[Message]) -> int:
+    """Index of the first message of the last block, over messages sorted by time. Blocks
+    chain only back to the last gap of more than 5 hours (where a block always starts),
+    so the rule runs from there, not over the whole history."""
+    chain = len(messages) - 1
+    while chain > 0 and messages[chain][1] - messages[chain - 1][1] <= BLOCK_SECONDS:
+        chain -= 1
+    return chain + block_starts([m[1] for m in messages[chain:]])[-1]
+
+
 def blocks(messages: Sequence[Message]) -> list[Block]:
     """ccusage's 5-hour blocks over messages sorted by time."""
     starts = block_starts([m.ts for m in messages])
@@ -192,37 +202,50 @@ class Window:
         return days == self.days and local_date(now, self.tz) == self.today
 
     def add(self, messages: Iterable[Message]) -> None:
-        """Sum *messages* into their cells. Plain lists and inline arithmetic: a first
-        scan brings every message of the period through here."""
+        """Sum *messages* into their cells. Plain lists, tuple indexes and inline
+        arithmetic, and the last cell reused while the day and model stay the same (a
+        transcript's messages come in runs): a first scan brings every message of the
+        period through here."""
         cells, recent, lookback, since = self._cells, self.recent, self.lookback, self.since
         starts, names, days, tz = self._day_starts, self._day_names, self.days, self.tz
         count = len(recent)
-        last = recent[-1].ts if recent else None
+        last = recent[-1][1] if recent else None
+        cell = None
+        cell_model = None
+        cell_from = cell_to = 0.0  # the current cell's day, [from, to)
         for m in messages:
-            ts = m.ts
+            ts = m[1]
             if ts < lookback:
                 continue
             if last is not None and ts < last:
                 self._sorted = False
             last = ts
             recent.append(m)
-            if ts >= since:
+            if ts < since:
+                continue
+            model = m[3]
+            if cell is None or model is not cell_model or not cell_from <= ts < cell_to:
                 index = bisect.bisect_right(starts, ts) - 1
-                day = names[index] if index < days else local_date(ts, tz).isoformat()  # after today
-                key = (day, m.model)
-                cell = cells.get(key)
+                if index < days:
+                    day, cell_from, cell_to = names[index], starts[index], starts[index + 1]
+                else:  # after today (a clock ahead): no reuse
+                    day, cell_from, cell_to = local_date(ts, tz).isoformat(), 0.0, 0.0
+                cell = cells.get((day, model))
                 if cell is None:
-                    cell = cells[key] = [0, 0, 0, 0, 0.0, 0, 0]
-                # input, output, cache writes, cache reads, cost, unpriced tokens, messages
-                cell[0] += m.input
-                cell[1] += m.output
-                cell[2] += m.cache_write_5m + m.cache_write_1h
-                cell[3] += m.cache_read
-                if m.cost is None:
-                    cell[5] += m.input + m.output + m.cache_write_5m + m.cache_write_1h + m.cache_read
-                else:
-                    cell[4] += m.cost
-                cell[6] += 1
+                    cell = cells[(day, model)] = [0, 0, 0, 0, 0.0, 0, 0]
+                cell_model = model
+            # input, output, cache writes, cache reads, cost, unpriced tokens, messages
+            # (m: key, ts, session, model, sidechain, input, output, write 5m, write 1h, read, cost)
+            cost = m[10]
+            cell[0] += m[5]
+            cell[1] += m[6]
+            cell[2] += m[7] + m[8]
+            cell[3] += m[9]
+            if cost is None:
+                cell[5] += m[5] + m[6] + m[7] + m[8] + m[9]
+            else:
+                cell[4] += cost
+            cell[6] += 1
         if len(recent) != count:
             self._version += 1  # the derived figures are stale; nothing added keeps them
 
@@ -266,7 +289,7 @@ class Window:
             messages = self._ordered()
             block = None
             if messages:
-                first = block_starts([m.ts for m in messages])[-1]
+                first = current_block_start(messages)
                 start_ts = messages[first].ts - (messages[first].ts % 3600)
                 block = Block(start_ts, start_ts + BLOCK_SECONDS, messages[-1].ts, breakdown(messages[first:]))
             memo = self._memo["block"] = (self._version, block)

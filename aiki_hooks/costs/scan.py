@@ -30,6 +30,11 @@ try:  # orjson parses these lines ~3x faster; the standard library is the fallba
 except ImportError:  # pragma: no cover - exercised where orjson is not installed
     from json import loads as json_loads
 
+try:  # the optional C scanner (setup.py); the Python path below gives the same rows
+    from ._scanner import ROW as _ROW, SKIP as _SKIP, scan_usage as _scan_usage
+except ImportError:  # not built: no C compiler where this was installed
+    _ROW = _SKIP = _scan_usage = None
+
 from .prices import PriceBook
 from .store import CostStore, FileState, Message
 
@@ -291,7 +296,7 @@ def row_from_line(entry: dict, prices: PriceBook, fallback_key: str | tuple[int,
     """The usage of one assistant line as an index row (see CostStore.add_rows), priced;
     None for lines that carry none. With *seen* (the keys already taken from this file),
     a repeat of a response returns DUPLICATE before it is priced. Kept lean: it runs once
-    per message of a cold scan."""
+    per message of a cold scan where the C scanner is not built."""
     get = entry.get
     if get("type") != "assistant":
         return None
@@ -307,8 +312,7 @@ def row_from_line(entry: dict, prices: PriceBook, fallback_key: str | tuple[int,
     output = u("output_tokens")
     if type(output) is not int or output < 0:
         output = _count(output)
-    ts = parse_timestamp(get("timestamp"))
-    if ts is None or input_tokens is None or output is None:
+    if input_tokens is None or output is None:
         return None
     cache_write = u("cache_creation_input_tokens", 0)
     if type(cache_write) is not int or cache_write < 0:
@@ -317,29 +321,47 @@ def row_from_line(entry: dict, prices: PriceBook, fallback_key: str | tuple[int,
     if type(cache_read) is not int or cache_read < 0:
         cache_read = _count(cache_read) or 0
     split = u("cache_creation")
-    write_1h = min(_count(split.get("ephemeral_1h_input_tokens", 0)) or 0, cache_write) if type(split) is dict else 0
-    # Without the split, all cache writes are 5-minute writes.
-    write_5m = cache_write - write_1h
-    if not (input_tokens or output or cache_write or cache_read):
-        return None
+    write_1h = (_count(split.get("ephemeral_1h_input_tokens", 0)) or 0) if type(split) is dict else 0
     message_id = body.get("id")
     request_id = get("requestId") or get("requestRef")
     # The same response is written once per content block: count each id pair once.
-    if message_id and request_id:
-        key = f"{message_id}:{request_id}"
-    else:  # (file id, offset) from the scan, formatted only here: most lines have both ids
+    key = f"{message_id}:{request_id}" if message_id and request_id else None
+    timestamp = get("timestamp")
+    if type(timestamp) is not str:  # (a number is no timestamp here; priced_row takes a float as one)
+        timestamp = None
+    return priced_row(key, timestamp, str(get("sessionId") or ""), str(body.get("model") or "unknown"),
+                      1 if get("isSidechain") else 0, input_tokens, output, cache_write, cache_read, write_1h,
+                      prices, fallback_key, seen)
+
+
+def priced_row(key: str | None, timestamp: object, session: str, model: str, sidechain: int, input_tokens: int,
+               output: int, cache_write: int, cache_read: int, write_1h: int, prices: PriceBook,
+               fallback_key: str | tuple[int, int], seen: set | None) -> tuple | None:
+    """What row_from_line and the C scanner (which reads the same fields) share:
+    deduplication, the timestamp, the cache-write split, dropping lines without tokens,
+    and the price."""
+    if key is None:  # (file id, offset) from the scan, formatted only here: most lines have both ids
         key = fallback_key if type(fallback_key) is str else "@%d:%d" % fallback_key
+    elif seen is not None and key in seen:
+        return DUPLICATE  # the first occurrence wins, as in ccusage (checked first: half the lines)
+    # The C scanner gives seconds for the usual form of timestamp, else the text.
+    ts = timestamp if type(timestamp) is float else parse_timestamp(timestamp)
+    if ts is None:
+        return None
+    # Without the split, all cache writes are 5-minute writes.
+    if write_1h > cache_write:
+        write_1h = cache_write
+    write_5m = cache_write - write_1h
+    if not (input_tokens or output or cache_write or cache_read):
+        return None
     if seen is not None:
-        if key in seen:
-            return DUPLICATE  # the first occurrence wins, as in ccusage
         seen.add(key)
     # Interned: a file's rows then share one session and one model string (in memory, and
     # once in the pickle a worker sends back).
-    model = _intern(str(body.get("model") or "unknown"))
+    model = _intern(model)
     cost = prices.cost(model, ts, input=input_tokens, output=output, cache_write_5m=write_5m,
                        cache_write_1h=write_1h, cache_read=cache_read)
-    return (key, ts, _intern(str(get("sessionId") or "")), model, 1 if get("isSidechain") else 0,
-            input_tokens, output, write_5m, write_1h, cache_read, cost)
+    return (key, ts, _intern(session), model, sidechain, input_tokens, output, write_5m, write_1h, cache_read, cost)
 
 
 DUPLICATE = ()  # row_from_line's answer for a response already taken from this file
@@ -414,46 +436,80 @@ def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBoo
     return result
 
 
+# One read buffer per process, reused from file to file: a fresh 1 MiB bytes object per
+# read is fresh memory the kernel must fault in page by page (a quarter of a cold scan's
+# reading time in a new process).
+_spare_buffer: bytearray | None = None
+
+
 def _read_into(path: str, offset: int, result: FileRead, prices: PriceBook) -> None:
-    with open(path, "rb") as file:
-        result.size = os.fstat(file.fileno()).st_size
-        file.seek(offset)
-        # The start of a line not yet complete, kept as pieces and joined once it ends: a
-        # line of many chunks is copied once, not once per chunk.
-        pieces: list[bytes] = []
-        pending = 0
-        skip_from: int | None = None  # start of an oversized line being skipped
-        consumed = offset
+    global _spare_buffer
+    buf, _spare_buffer = _spare_buffer, None  # taken while in use
+    if buf is None or len(buf) != CHUNK_BYTES:
+        buf = bytearray(CHUNK_BYTES)
+    try:
+        with open(path, "rb", buffering=0) as file:
+            result.size = os.fstat(file.fileno()).st_size
+            file.seek(offset)
+            buf = _read_lines(file, buf, offset, result, prices)
+    finally:
+        if len(buf) == CHUNK_BYTES:  # one grown for a long line is let go
+            _spare_buffer = buf
+
+
+def _read_lines(file, buf: bytearray, offset: int, result: FileRead, prices: PriceBook) -> bytearray:
+    """Fill *buf* from *file*, parse its complete lines, move the unfinished rest to the
+    front, repeat. A line longer than the buffer grows it, up to MAX_LINE_BYTES; a longer
+    line is skipped to its end (and left for the next refresh if it has none yet).
+    Returns the buffer (perhaps a grown one)."""
+    view = memoryview(buf)
+    have = 0  # bytes in buf: the start of an unfinished line, then what was just read
+    consumed = offset  # the file offset of buf[0]
+    skip_from: int | None = None  # start of an oversized line being skipped
+    try:
         while True:
-            chunk = file.read(CHUNK_BYTES)
-            if not chunk:
-                break
-            result.bytes_read += len(chunk)
-            if skip_from is not None:
-                newline = chunk.find(b"\n")
-                if newline < 0:
-                    consumed += len(chunk)
-                    continue
-                consumed += newline + 1
-                chunk = chunk[newline + 1:]
-                skip_from = None
-            last_newline = chunk.rfind(b"\n")
-            if last_newline < 0:  # complete lines only
-                pieces.append(chunk)
-                pending += len(chunk)
-                if pending > MAX_LINE_BYTES:
+            if have == len(buf):  # one line fills the buffer
+                if have > MAX_LINE_BYTES:
                     result.oversized_lines += 1
                     skip_from = consumed
-                    consumed += pending
-                    pieces, pending = [], 0
+                    consumed += have
+                    have = 0
+                else:
+                    view.release()
+                    buf += bytes(min(len(buf), MAX_LINE_BYTES + CHUNK_BYTES - len(buf)) or CHUNK_BYTES)
+                    view = memoryview(buf)
+            count = file.readinto(view[have:])
+            if not count:
+                break
+            result.bytes_read += count
+            if skip_from is not None:  # have == 0 here
+                newline = buf.find(b"\n", 0, count)
+                if newline < 0:
+                    consumed += count
+                    continue
+                consumed += newline + 1
+                count -= newline + 1
+                buf[:count] = buf[newline + 1:newline + 1 + count]
+                skip_from = None
+            have += count
+            last_newline = buf.rfind(b"\n", 0, have)
+            if last_newline < 0:  # complete lines only
                 continue
-            buffer = b"".join((*pieces, chunk)) if pieces else chunk
-            end = pending + last_newline + 1
-            _parse_lines(buffer, end, consumed, result, prices)
+            end = last_newline + 1
+            if _scan_usage is not None:
+                _parse_lines_c(buf, end, consumed, result, prices)
+            else:
+                _parse_lines(buf, end, consumed, result, prices)
+            if buf.find(COST_STATE_MARK, 0, end) >= 0:  # rare: one search, then these few lines
+                _parse_session_costs(buf, end, result)
             consumed += end
-            rest = buffer[end:]
-            pieces, pending = ([rest], len(rest)) if rest else ([], 0)
-        result.offset = skip_from if skip_from is not None else consumed
+            have -= end
+            if have:
+                buf[:have] = buf[end:end + have]
+    finally:
+        view.release()
+    result.offset = skip_from if skip_from is not None else consumed
+    return buf
 
 
 def _loads(raw: bytes):
@@ -492,7 +548,7 @@ def _parse_lines(buffer: bytes, end: int, base_offset: int, result: FileRead, pr
                 request += REQUEST_ID_LEN
                 id_end, request_end = find(b'"', at, stop), find(b'"', request, stop)
                 if id_end >= 0 and request_end >= 0:
-                    raw_key = buffer[at:id_end] + b":" + buffer[request:request_end]
+                    raw_key = bytes(buffer[at:id_end]) + b":" + buffer[request:request_end]
                     if raw_key in proved:
                         result.usage_lines += 1
                         continue
@@ -513,16 +569,54 @@ def _parse_lines(buffer: bytes, end: int, base_offset: int, result: FileRead, pr
                 request_id = entry.get("requestId") or entry.get("requestRef")
                 if message_id and request_id and raw_key == f"{message_id}:{request_id}".encode():
                     proved.add(raw_key)
-    if COST_STATE_MARK in buffer:  # rare: one search of the buffer, then these few lines
-        for start, stop in _candidate_lines(buffer, end, COST_STATE_MARK):
+
+
+def scanner_backend() -> str:
+    """"c" where the C scanner was built, else "python" (for `aiki-hooks doctor`)."""
+    return "c" if _scan_usage is not None else "python"
+
+
+def _parse_lines_c(buffer: bytes, end: int, base_offset: int, result: FileRead, prices: PriceBook) -> None:
+    """_parse_lines with the C scanner: it finds the usage lines and reads their fields
+    (validating each line as a whole); the lines it will not vouch for come back as
+    FALLBACK and are parsed here exactly as _parse_lines would."""
+    rows, seen, file_id = result.rows, result.seen, result.file_id
+    usage_lines = 0
+    for item in _scan_usage(buffer, end, USAGE_MARK):
+        kind = item[2]
+        if kind == _ROW:
+            if item[3] in seen:  # priced_row's first check, inlined: about half the lines
+                usage_lines += 1
+                continue
+            row = priced_row(*item[3:], prices, (file_id, base_offset + item[0]), seen)
+        elif kind == _SKIP:
+            continue
+        else:
             try:
-                entry = _loads(buffer[start:stop])
+                entry = _loads(buffer[item[0]:item[1]])
             except ValueError:
                 result.bad_lines += 1
                 continue
-            found = session_costs_from_line(entry) if type(entry) is dict else None
-            if found and found[0]:
-                result.session_costs.append(found)
+            if type(entry) is not dict:
+                continue
+            row = row_from_line(entry, prices, (file_id, base_offset + item[0]), seen)
+        if row is not None:
+            usage_lines += 1
+            if row:
+                rows.append(row)
+    result.usage_lines += usage_lines
+
+
+def _parse_session_costs(buffer: bytes, end: int, result: FileRead) -> None:
+    for start, stop in _candidate_lines(buffer, end, COST_STATE_MARK):
+        try:
+            entry = _loads(buffer[start:stop])
+        except ValueError:
+            result.bad_lines += 1
+            continue
+        found = session_costs_from_line(entry) if type(entry) is dict else None
+        if found and found[0]:
+            result.session_costs.append(found)
 
 
 # A first scan of at least this much builds the index's indexes after its rows.
@@ -709,11 +803,16 @@ class Scanner:
 
     def _unseen(self, rows: list[tuple], seen: set[str], *, check_index: bool) -> list[tuple]:
         """The rows whose key neither this refresh nor (if asked) the index has seen."""
-        fresh = []
-        for row in rows:
-            if row[0] not in seen:
-                seen.add(row[0])
-                fresh.append(row)
+        keys = [row[0] for row in rows]
+        if seen.isdisjoint(keys):  # the common case, at C speed: a file's keys are distinct
+            seen.update(keys)
+            fresh = rows
+        else:  # a resumed session's copies of messages from another file
+            fresh = []
+            for row in rows:
+                if row[0] not in seen:
+                    seen.add(row[0])
+                    fresh.append(row)
         if check_index and fresh:
             known = self.store.known_keys([row[0] for row in fresh])
             fresh = [row for row in fresh if row[0] not in known]

@@ -1,0 +1,554 @@
+/* The cold scan's inner loop in C: find the usage lines of a transcript buffer and read
+ * the few fields of each that the cost index keeps.
+ *
+ * Optional: scan.py has the same logic in Python (orjson + row_from_line) and uses it
+ * where this module was not built. This module decides only what it can decide exactly
+ * as the Python path would: every line it answers for is validated as a whole (strict
+ * JSON, strict UTF-8, the same number and escape rules as orjson), and anything unusual
+ * (an escape in a field it extracts, a float token count, a duplicate key, invalid
+ * bytes, great depth...) is handed back as FALLBACK for the Python path to decide.
+ *
+ * scan_usage(buffer, end, mark) -> list, one item per line of buffer[:end] containing
+ * *mark*, in order (buffer[:end] must end with a newline):
+ *   (start, stop, ROW, key, timestamp, session, model, sidechain,
+ *    (timestamp: POSIX seconds, or the text where it is not in the usual form)
+ *    input, output, cache_write, cache_read, cache_write_1h)
+ *   (start, stop, SKIP)      valid JSON, but not an assistant line with a usage object
+ *   (start, stop, FALLBACK)  let the Python path parse buffer[start:stop]
+ * key is "message.id:requestId" (requestRef when requestId is empty or absent) or None
+ * when either is missing; model is "unknown" when empty or absent; session "" likewise.
+ */
+#define _GNU_SOURCE
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { ROW = 0, FALLBACK = 1, SKIP = 2 };
+#define MAX_DEPTH 512
+#define MAX_INT_DIGITS 18 /* fits in int64; longer numbers go to the Python path */
+
+typedef const unsigned char *ptr;
+
+/* What the parser learnt of one extracted value. */
+enum { V_ABSENT = 0, V_STRING, V_INT, V_TRUE, V_FALSE, V_NULL, V_OBJECT, V_OTHER };
+typedef struct {
+    int kind;
+    ptr s; /* V_STRING: the bytes between the quotes */
+    Py_ssize_t n;
+    int plain; /* V_STRING: no escape */
+    long long i; /* V_INT: a non-negative integer */
+} Val;
+
+typedef struct {
+    Val type, request_id, request_ref, timestamp, session, sidechain, message;
+    Val id, model, usage;
+    Val input, output, cache_write, cache_read, cache_creation, write_1h;
+    int bad; /* a reason to fall back */
+} Line;
+
+static inline ptr skip_ws(ptr p, ptr end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+    return p;
+}
+
+static inline int hex(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* One UTF-8 sequence starting at p (p[0] >= 0x80), strictly (no overlongs, no
+ * surrogates, <= U+10FFFF); returns its length or 0. */
+static inline int utf8_len(ptr p, ptr end) {
+    unsigned char c = p[0];
+    Py_ssize_t left = end - p;
+    if (c >= 0xC2 && c <= 0xDF) {
+        return (left >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (left < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && p[1] < 0xA0) return 0;  /* overlong */
+        if (c == 0xED && p[1] >= 0xA0) return 0; /* surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+        if (c == 0xF0 && p[1] < 0x90) return 0; /* overlong */
+        if (c == 0xF4 && p[1] >= 0x90) return 0; /* > U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+/* A string after its opening quote; returns the position after the closing quote or
+ * NULL (invalid, or an escape the Python path should judge: any surrogate). */
+static ptr scan_string(ptr p, ptr end, Val *out) {
+    ptr start = p;
+    int plain = 1;
+    while (p < end) {
+        /* Eight bytes at a time past plain ASCII text, the bulk of a transcript: stop at
+         * a byte that is '"', '\\', a control character or not ASCII. */
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+            uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+            uint64_t special = ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) |
+                               (w - ones * 0x20) | w;
+            if (special & highs) break;
+            p += 8;
+        }
+        if (p >= end) break;
+        unsigned char c = *p;
+        if (c == '"') {
+            if (out) {
+                out->kind = V_STRING;
+                out->s = start;
+                out->n = p - start;
+                out->plain = plain;
+            }
+            return p + 1;
+        }
+        if (c == '\\') {
+            plain = 0;
+            if (p + 1 >= end) return NULL;
+            c = p[1];
+            if (c == 'u') {
+                if (p + 6 > end) return NULL;
+                int a = hex(p[2]), b = hex(p[3]), d = hex(p[4]), e = hex(p[5]);
+                if (a < 0 || b < 0 || d < 0 || e < 0) return NULL;
+                int code = (a << 12) | (b << 8) | (d << 4) | e;
+                if (code >= 0xD800 && code <= 0xDFFF) return NULL; /* pairs: the Python path */
+                p += 6;
+                continue;
+            }
+            if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't') {
+                p += 2;
+                continue;
+            }
+            return NULL;
+        }
+        if (c < 0x20) return NULL;
+        if (c >= 0x80) {
+            int len = utf8_len(p, end);
+            if (!len) return NULL;
+            p += len;
+            continue;
+        }
+        p++;
+    }
+    return NULL;
+}
+
+/* A number; sets *out to V_INT for a plain non-negative integer, else V_OTHER. */
+static ptr scan_number(ptr p, ptr end, Val *out) {
+    ptr start = p;
+    int negative = 0, fraction = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    if (p >= end) return NULL;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    } else {
+        return NULL;
+    }
+    ptr int_end = p;
+    if (p < end && *p == '.') {
+        fraction = 1;
+        p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        fraction = 1;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        ptr digits = p;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p - digits > 3) return NULL; /* infinity, or a denormal: the Python path */
+    }
+    if (int_end - start - negative > MAX_INT_DIGITS) return NULL; /* beyond int64: the Python path */
+    if (out) {
+        if (!negative && !fraction) {
+            long long value = 0;
+            for (ptr q = start; q < int_end; q++) value = value * 10 + (*q - '0');
+            out->kind = V_INT;
+            out->i = value;
+        } else {
+            out->kind = V_OTHER;
+        }
+    }
+    return p;
+}
+
+static ptr scan_value(ptr p, ptr end, int depth, Val *out, Line *line, int level);
+
+static inline int key_is(const Val *key, const char *name, Py_ssize_t len) {
+    return key->n == len && memcmp(key->s, name, (size_t)len) == 0;
+}
+
+#define KEY(name) key_is(&key, name, (Py_ssize_t)(sizeof(name) - 1))
+
+/* Which field of the line an object member at *level* holds (NULL: none), and the
+ * level of the object it may open. Levels: 1 the line, 2 message, 3 usage,
+ * 4 cache_creation, 0 anything else. */
+static Val *field_for(Line *line, int level, const Val *k, int *child_level) {
+    const Val key = *k;
+    *child_level = 0;
+    switch (level) {
+    case 1:
+        if (KEY("type")) return &line->type;
+        if (KEY("message")) { *child_level = 2; return &line->message; }
+        if (KEY("requestId")) return &line->request_id;
+        if (KEY("requestRef")) return &line->request_ref;
+        if (KEY("timestamp")) return &line->timestamp;
+        if (KEY("sessionId")) return &line->session;
+        if (KEY("isSidechain")) return &line->sidechain;
+        return NULL;
+    case 2:
+        if (KEY("id")) return &line->id;
+        if (KEY("model")) return &line->model;
+        if (KEY("usage")) { *child_level = 3; return &line->usage; }
+        return NULL;
+    case 3:
+        if (KEY("input_tokens")) return &line->input;
+        if (KEY("output_tokens")) return &line->output;
+        if (KEY("cache_creation_input_tokens")) return &line->cache_write;
+        if (KEY("cache_read_input_tokens")) return &line->cache_read;
+        if (KEY("cache_creation")) { *child_level = 4; return &line->cache_creation; }
+        return NULL;
+    case 4:
+        if (KEY("ephemeral_1h_input_tokens")) return &line->write_1h;
+        return NULL;
+    }
+    return NULL;
+}
+
+/* An object after its '{'. Members of an extracted level fill *line*. */
+static ptr scan_object(ptr p, ptr end, int depth, Line *line, int level) {
+    p = skip_ws(p, end);
+    if (p < end && *p == '}') return p + 1;
+    while (1) {
+        if (p >= end || *p != '"') return NULL;
+        Val key = {0};
+        p = scan_string(p + 1, end, &key);
+        if (!p) return NULL;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':') return NULL;
+        p = skip_ws(p + 1, end);
+        Val *target = NULL;
+        int child_level = 0;
+        if (level) {
+            if (!key.plain) line->bad = 1; /* "typ\u0065": let the Python path decode it */
+            target = field_for(line, level, &key, &child_level);
+            if (target && target->kind != V_ABSENT) line->bad = 1; /* a duplicate key: orjson keeps the last */
+        }
+        Val scratch = {0};
+        p = scan_value(p, end, depth + 1, target ? target : &scratch, line, child_level);
+        if (!p) return NULL;
+        p = skip_ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (*p == '}') return p + 1;
+        return NULL;
+    }
+}
+
+static ptr scan_array(ptr p, ptr end, int depth, Line *line) {
+    p = skip_ws(p, end);
+    if (p < end && *p == ']') return p + 1;
+    while (1) {
+        p = scan_value(p, end, depth + 1, NULL, line, 0);
+        if (!p) return NULL;
+        p = skip_ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (*p == ']') return p + 1;
+        return NULL;
+    }
+}
+
+static ptr scan_value(ptr p, ptr end, int depth, Val *out, Line *line, int level) {
+    if (depth > MAX_DEPTH || p >= end) return NULL;
+    switch (*p) {
+    case '"':
+        return scan_string(p + 1, end, out);
+    case '{':
+        if (out) out->kind = V_OBJECT;
+        return scan_object(p + 1, end, depth, line, level);
+    case '[':
+        if (out) out->kind = V_OTHER;
+        return scan_array(p + 1, end, depth, line);
+    case 't':
+        if (end - p >= 4 && memcmp(p, "true", 4) == 0) {
+            if (out) out->kind = V_TRUE;
+            return p + 4;
+        }
+        return NULL;
+    case 'f':
+        if (end - p >= 5 && memcmp(p, "false", 5) == 0) {
+            if (out) out->kind = V_FALSE;
+            return p + 5;
+        }
+        return NULL;
+    case 'n':
+        if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+            if (out) out->kind = V_NULL;
+            return p + 4;
+        }
+        return NULL;
+    default:
+        return scan_number(p, end, out);
+    }
+}
+
+static inline int digits(ptr p, int n, int *out) {
+    int value = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return 0;
+        value = value * 10 + (p[i] - '0');
+    }
+    *out = value;
+    return 1;
+}
+
+/* Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static long long days_from_civil(int y, int m, int d) {
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    int yoe = (int)(y - era * 400);
+    int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The usual transcript timestamp, YYYY-MM-DDTHH:MM:SS[.f{1,6}][Z|+HH:MM|-HH:MM] (naive =
+ * UTC, as parse_timestamp), as POSIX seconds; 0 for any other form, which the Python
+ * path then parses. The same double as datetime.timestamp(): whole microseconds (exact
+ * in a double) divided by 10**6, correctly rounded in both. */
+static int parse_timestamp(ptr s, Py_ssize_t n, double *out) {
+    int year, month, day, hour, minute, second, micro = 0;
+    if (n < 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':') return 0;
+    if (!digits(s, 4, &year) || !digits(s + 5, 2, &month) || !digits(s + 8, 2, &day) || !digits(s + 11, 2, &hour) ||
+        !digits(s + 14, 2, &minute) || !digits(s + 17, 2, &second))
+        return 0;
+    static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return 0;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (day > month_days[month - 1] + (month == 2 && leap)) return 0;
+    Py_ssize_t i = 19;
+    if (i < n && s[i] == '.') {
+        int count = 0;
+        i++;
+        while (i < n && s[i] >= '0' && s[i] <= '9' && count < 7) {
+            micro = micro * 10 + (s[i] - '0');
+            i++;
+            count++;
+        }
+        if (count < 1 || count > 6) return 0;
+        for (; count < 6; count++) micro *= 10;
+    }
+    int offset = 0;
+    if (i < n && s[i] == 'Z') {
+        i++;
+    } else if (i < n && (s[i] == '+' || s[i] == '-')) {
+        int oh, om;
+        if (n - i != 6 || s[i + 3] != ':' || !digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) || oh > 23 ||
+            om > 59)
+            return 0;
+        offset = (s[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+        i += 6;
+    }
+    if (i != n) return 0;
+    long long seconds = days_from_civil(year, month, day) * 86400LL + hour * 3600 + minute * 60 + second - offset;
+    *out = (double)(seconds * 1000000LL + micro) / 1e6;
+    return 1;
+}
+
+/* A string field as Python text: NULL with no error set for "fall back". */
+static PyObject *text(const Val *v) {
+    PyObject *s = PyUnicode_DecodeUTF8((const char *)v->s, v->n, "strict");
+    if (!s) PyErr_Clear();
+    return s;
+}
+
+/* A token count: a plain non-negative integer, or (where allowed) absent = 0. */
+static inline int count(const Val *v, int absent_ok, long long *out) {
+    if (v->kind == V_INT) {
+        *out = v->i;
+        return 1;
+    }
+    if (v->kind == V_ABSENT && absent_ok) {
+        *out = 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* An optional string field: absent/null/false/"" -> empty (Python's `x or ...`). */
+enum { OPT_EMPTY, OPT_TEXT, OPT_BAD };
+static inline int optional_text(const Val *v) {
+    if (v->kind == V_ABSENT || v->kind == V_NULL || v->kind == V_FALSE) return OPT_EMPTY;
+    if (v->kind == V_STRING) {
+        if (!v->plain) return OPT_BAD;
+        return v->n ? OPT_TEXT : OPT_EMPTY;
+    }
+    return OPT_BAD;
+}
+
+static PyObject *short_item(Py_ssize_t start, Py_ssize_t stop, int kind) {
+    return Py_BuildValue("(nni)", start, stop, kind);
+}
+
+/* The item for one line buffer[start:stop]. */
+static PyObject *judge_line(ptr base, Py_ssize_t start, Py_ssize_t stop) {
+    ptr p = base + start, end = base + stop;
+    Line line;
+    memset(&line, 0, sizeof line);
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{') return short_item(start, stop, FALLBACK);
+    p = scan_object(p + 1, end, 1, &line, 1);
+    if (!p || skip_ws(p, end) != end || line.bad) return short_item(start, stop, FALLBACK);
+
+    /* As row_from_line: an assistant line whose message has a usage object. */
+    if (line.type.kind == V_STRING && !line.type.plain) return short_item(start, stop, FALLBACK);
+    if (!(line.type.kind == V_STRING && line.type.n == 9 && memcmp(line.type.s, "assistant", 9) == 0))
+        return short_item(start, stop, SKIP);
+    if (line.message.kind != V_OBJECT || line.usage.kind != V_OBJECT) return short_item(start, stop, SKIP);
+
+    long long input, output, cache_write, cache_read, write_1h = 0;
+    if (!count(&line.input, 0, &input) || !count(&line.output, 0, &output) ||
+        !count(&line.cache_write, 1, &cache_write) || !count(&line.cache_read, 1, &cache_read))
+        return short_item(start, stop, FALLBACK);
+    if (line.cache_creation.kind == V_OBJECT && !count(&line.write_1h, 1, &write_1h))
+        return short_item(start, stop, FALLBACK);
+    if (line.timestamp.kind != V_STRING || !line.timestamp.plain) return short_item(start, stop, FALLBACK);
+    int id = optional_text(&line.id), model = optional_text(&line.model), session = optional_text(&line.session);
+    int rid = optional_text(&line.request_id), rref = optional_text(&line.request_ref);
+    if (id == OPT_BAD || model == OPT_BAD || session == OPT_BAD || rid == OPT_BAD ||
+        (rid == OPT_EMPTY && rref == OPT_BAD))
+        return short_item(start, stop, FALLBACK);
+    int sidechain;
+    switch (line.sidechain.kind) {
+    case V_TRUE: sidechain = 1; break;
+    case V_FALSE: case V_NULL: case V_ABSENT: sidechain = 0; break;
+    default: return short_item(start, stop, FALLBACK);
+    }
+
+    PyObject *key = NULL, *ts = NULL, *session_text = NULL, *model_text = NULL;
+    const Val *request = rid == OPT_TEXT ? &line.request_id : (rref == OPT_TEXT ? &line.request_ref : NULL);
+    if (id == OPT_TEXT && request) {
+        /* ids are ASCII in practice; the bytes are checked as UTF-8 all the same */
+        PyObject *a = text(&line.id), *b = a ? text(request) : NULL;
+        if (a && b) key = PyUnicode_FromFormat("%U:%U", a, b);
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        if (!key) goto fallback;
+    } else {
+        key = Py_None;
+        Py_INCREF(key);
+    }
+    double seconds;
+    if (line.timestamp.plain && parse_timestamp(line.timestamp.s, line.timestamp.n, &seconds)) {
+        ts = PyFloat_FromDouble(seconds);
+    } else {
+        ts = text(&line.timestamp);
+        if (!ts) goto fallback;
+    }
+    if (session == OPT_TEXT) {
+        session_text = text(&line.session);
+        if (!session_text) goto fallback;
+        PyUnicode_InternInPlace(&session_text);
+    } else {
+        session_text = PyUnicode_FromStringAndSize("", 0);
+    }
+    if (model == OPT_TEXT) {
+        model_text = text(&line.model);
+        if (!model_text) goto fallback;
+        PyUnicode_InternInPlace(&model_text);
+    } else {
+        model_text = PyUnicode_InternFromString("unknown");
+    }
+    if (!session_text || !model_text) goto fallback;
+    PyObject *item = Py_BuildValue("(nniNNNNiLLLLL)", start, stop, ROW, key, ts, session_text, model_text, sidechain,
+                                   input, output, cache_write, cache_read, write_1h);
+    return item;
+
+fallback:
+    Py_XDECREF(key);
+    Py_XDECREF(ts);
+    Py_XDECREF(session_text);
+    Py_XDECREF(model_text);
+    if (PyErr_Occurred()) return NULL; /* out of memory */
+    return short_item(start, stop, FALLBACK);
+}
+
+static PyObject *scan_usage(PyObject *self, PyObject *args) {
+    Py_buffer buffer, mark;
+    Py_ssize_t end;
+    if (!PyArg_ParseTuple(args, "y*ny*", &buffer, &end, &mark)) return NULL;
+    PyObject *found = NULL;
+    if (end < 0 || end > buffer.len || mark.len == 0) {
+        PyErr_SetString(PyExc_ValueError, "end outside the buffer, or an empty mark");
+        goto done;
+    }
+    found = PyList_New(0);
+    if (!found) goto done;
+    ptr base = buffer.buf;
+    Py_ssize_t from = 0;
+    while (from < end) {
+        ptr hit = memmem(base + from, (size_t)(end - from), mark.buf, (size_t)mark.len);
+        if (!hit) break;
+        ptr newline_after = memchr(hit, '\n', (size_t)(base + end - hit));
+        if (!newline_after) break; /* an unfinished line: never the case when end follows a newline */
+        ptr newline_before = hit > base ? memrchr(base, '\n', (size_t)(hit - base)) : NULL;
+        Py_ssize_t start = newline_before ? newline_before - base + 1 : 0;
+        Py_ssize_t stop = newline_after - base;
+        PyObject *item = judge_line(base, start, stop);
+        if (!item || PyList_Append(found, item) < 0) {
+            Py_XDECREF(item);
+            Py_CLEAR(found);
+            goto done;
+        }
+        Py_DECREF(item);
+        from = stop + 1;
+    }
+done:
+    PyBuffer_Release(&buffer);
+    PyBuffer_Release(&mark);
+    return found;
+}
+
+static PyMethodDef methods[] = {
+    {"scan_usage", scan_usage, METH_VARARGS,
+     "scan_usage(buffer, end, mark) -> list: the usage lines of buffer[:end] (see the module source)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_scanner", "The cold scan's inner loop (see aiki_hooks/costs/scan.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__scanner(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (PyModule_AddIntConstant(m, "ROW", ROW) < 0 || PyModule_AddIntConstant(m, "FALLBACK", FALLBACK) < 0 ||
+        PyModule_AddIntConstant(m, "SKIP", SKIP) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
