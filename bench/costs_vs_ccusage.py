@@ -5,8 +5,9 @@
    bench/gen_transcripts.py and a 1,000-file corpus for the no-new-bytes refresh.
 2. Cold full scan, as whole processes, 5 runs each, interleaved:
    `ccusage claude daily --offline --json --breakdown` (the baseline) and
-   `aiki-hooks costs --json` on an empty index; median wall time and peak RSS of the
-   whole process tree (parent + forked workers; see run_measured).
+   `aiki-hooks costs --json` on an empty index; median wall time (plain runs), then peak
+   RSS and PSS of the whole process tree (parent + forked workers) in separate sampled
+   runs (run_measured), as the sampler's own CPU would skew the times.
 3. Checks the two reports agree over the fixed days SINCE..UNTIL (independent of today's
    date): every (day, model) token total identical, costs within 0.5% for the models
    ccusage prices. Exits 1 when they do not.
@@ -88,6 +89,18 @@ def _memory_kib(pid: int) -> tuple[int, int]:
     except OSError:
         pass
     return rss, pss
+
+
+def run_timed(argv: list[str], env: dict) -> tuple[float, bytes]:
+    """(wall seconds, stdout) of one run with nothing else going on: the memory sampler
+    of run_measured reads /proc every 5 ms, which costs CPU on a small machine (more for a
+    tree of processes than for one), so wall times come from these runs."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {argv}")
+    return wall, done.stdout
 
 
 def run_measured(argv: list[str], env: dict) -> tuple[float, float, float, bytes]:
@@ -177,13 +190,17 @@ def main() -> int:
         theirs_cmd = [ccusage, "claude", "daily", "--offline", "--json", "--breakdown",
                       "--since", SINCE.replace("-", ""), "--until", UNTIL.replace("-", "")]
         ours_cmd = [sys.executable, "-m", "aiki_hooks.cli", "costs", "--json", "--days", str(days)]
-        cc_runs, our_runs = [], []
+        cc_runs, our_runs, cc_times, our_times = [], [], [], []
         for _ in range(args.runs):
-            cc_runs.append(run_measured(theirs_cmd, env))
+            cc_times.append(run_timed(theirs_cmd, env)[0])
             shutil.rmtree(tmp / "state", ignore_errors=True)  # cold: an empty index every time
+            our_times.append(run_timed(ours_cmd, env)[0])
+        for _ in range(max(2, args.runs // 2)):  # memory, sampled (slower: not timed)
+            cc_runs.append(run_measured(theirs_cmd, env))
+            shutil.rmtree(tmp / "state", ignore_errors=True)
             our_runs.append(run_measured(ours_cmd, env))
-        cc_wall = statistics.median(r[0] for r in cc_runs)
-        our_wall = statistics.median(r[0] for r in our_runs)
+        cc_wall = statistics.median(cc_times)
+        our_wall = statistics.median(our_times)
         keys, mismatched, worst = compare(json.loads(our_runs[-1][3]), json.loads(cc_runs[-1][3]), SINCE, UNTIL)
 
         print(f"corpus: {size:.0f} MiB, {len(list(corpus.rglob('*.jsonl')))} files; {args.runs} runs each")

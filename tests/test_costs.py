@@ -388,3 +388,17 @@ def test_parallel_first_scan_equals_serial(tmp_path, monkeypatch):
         totals = report.breakdown(store.messages_since(0))
         results.append((stats.usage_lines, len(stats.new_rows), totals.total.tokens, round(totals.total.cost, 6)))
     assert results[0] == results[1] and results[0][2] > 0
+
+
+def test_a_damaged_index_is_built_again(corpus, tmp_path):
+    """The index is derived data (its first fill runs without fsync): a file that is not
+    a database, or a damaged one, is replaced at open and filled from the transcripts."""
+    corpus.file("a.jsonl").write_text(assistant("m1", "r1", input=7, output=3))
+    corpus.scan()
+    index = tmp_path / "broken.sqlite"
+    index.write_bytes(b"this is not a database" * 100)
+    store = CostStore(str(index))
+    Scanner(store, PriceBook()).refresh(transcript_files([str(corpus.root / "claude")]))
+    assert sum(m.input for m in store.messages_since(0)) == 7
+    assert int(store.db.execute("PRAGMA synchronous").fetchone()[0]) == 1  # NORMAL again after the first fill
+    assert oct(index.stat().st_mode & 0o777) == "0o600"

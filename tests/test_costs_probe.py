@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 
 import pytest
 
@@ -228,7 +229,7 @@ def test_old_rows_are_pruned_and_a_longer_report_reads_them_again(tmp_path, corp
     (result,) = probe.check()
     assert result.values["today_usd"] == pytest.approx(1.0)
     store = CostStore(str(tmp_path / "state" / "costs.sqlite"))
-    keys = sorted(r[0] for r in store.db.execute("SELECT key FROM messages"))
+    keys = sorted(row[0] for _, row in store.stored_rows())
     assert keys == ["m1:r1", "m1:r1", "m2:r2"]  # m0:r0 (only old copies) is gone
     assert store.kept_since() >= NOON - (KEEP_DAYS + 1) * 86400
     store.close()
@@ -393,11 +394,11 @@ def test_a_watch_that_cannot_be_added_gives_way_to_the_stats(tmp_path):
     assert watch._fd is None and not watch.quiet()  # its watches given back; the stats decide
 
 
-def test_a_first_scan_that_builds_the_indexes_last_gives_the_same_index(tmp_path, monkeypatch):
+def test_a_first_scan_and_a_scan_in_slices_store_the_same_rows(tmp_path):
+    """A cold scan stores one chunk per file; the same transcripts read as they grew store
+    several per file: the rows (and each key once per file) are the same."""
     import subprocess
     import sys
-
-    import aiki_hooks.costs.scan as scan
 
     from .conftest import REPO
 
@@ -405,14 +406,29 @@ def test_a_first_scan_that_builds_the_indexes_last_gives_the_same_index(tmp_path
     subprocess.run([sys.executable, str(REPO / "bench" / "gen_transcripts.py"), str(out), "--size-mib", "2",
                     "--seed", "4", "--now", "2026-11-20T12:00:00+00:00"], check=True, capture_output=True)
     files = transcript_files([str(out)])
-    found = []
-    for bulk_min in (0, 1 << 40):
-        monkeypatch.setattr(scan, "BULK_MIN_BYTES", bulk_min)
-        store = CostStore(str(tmp_path / f"b{bulk_min}.sqlite"))
-        Scanner(store, PriceBook()).refresh(files)
-        rows = sorted(store.db.execute("SELECT file_id, key, ts, input, output, cost FROM messages"))
-        indexes = sorted(r[1] for r in store.db.execute("PRAGMA index_list(messages)"))
-        totals = report.breakdown(store.messages_since(0))
-        found.append((rows, indexes, totals.total.tokens, round(totals.total.cost, 9)))
-    assert found[0] == found[1] and found[0][2] > 0
-    assert found[0][1] == ["messages_file_key", "messages_key", "messages_ts"]
+    cold = CostStore(str(tmp_path / "cold.sqlite"))
+    Scanner(cold, PriceBook()).refresh(files)
+
+    grown = tmp_path / "grown"
+    sliced = CostStore(str(tmp_path / "sliced.sqlite"))
+    scanner = Scanner(sliced, PriceBook())
+    for part in (3, 2, 1):  # each file a third, two thirds, then whole (lines cut anywhere)
+        copies = []
+        for source in files:
+            data = Path(source).read_bytes()
+            target = grown / Path(source).relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "ab") as file:
+                file.write(data[target.stat().st_size if target.exists() else 0:len(data) * (4 - part) // 3])
+            copies.append(str(target))
+        scanner.refresh(sorted(copies))
+
+    def by_file(store):
+        paths = {state.id: os.path.basename(path) for path, state in store.files().items()}
+        return sorted((paths[file_id], tuple(row)) for file_id, row in store.stored_rows())
+
+    assert by_file(cold) == by_file(sliced) and len(by_file(cold)) > 100
+    chunks = lambda store: store.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]  # noqa: E731
+    assert chunks(cold) <= len(files) < chunks(sliced)
+    assert report.breakdown(cold.messages_since(0)).total.tokens == report.breakdown(
+        sliced.messages_since(0)).total.tokens

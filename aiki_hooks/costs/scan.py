@@ -408,6 +408,7 @@ class FileRead:
     inode: int
     offset: int  # after the last complete line read
     size: int
+    start: int = 0  # the offset the read began at
     rows: list[tuple] = field(default_factory=list)
     session_costs: list[tuple[str, dict[str, float]]] = field(default_factory=list)
     bytes_read: int = 0
@@ -424,7 +425,7 @@ def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBoo
     """Read the complete lines of *path* after *offset*; a line still being written, or
     longer than MAX_LINE_BYTES and unfinished, is left for the next refresh. An OS error
     (permission, EISDIR, EIO) sets `error` and drops what was read of this file."""
-    result = FileRead(path=path, file_id=file_id, inode=inode, offset=offset, size=0)
+    result = FileRead(path=path, file_id=file_id, inode=inode, offset=offset, size=0, start=offset)
     try:
         _read_into(path, offset, result, prices)
     except FileNotFoundError:
@@ -619,8 +620,6 @@ def _parse_session_costs(buffer: bytes, end: int, result: FileRead) -> None:
             result.session_costs.append(found)
 
 
-# A first scan of at least this much builds the index's indexes after its rows.
-BULK_MIN_BYTES = 8 * 1024 * 1024
 # Below this much to read, worker processes cost more than they save.
 PARALLEL_MIN_BYTES = 32 * 1024 * 1024
 _worker_prices: PriceBook | None = None
@@ -704,6 +703,16 @@ class Scanner:
         stats = ScanStats(files=len(files))
         if self._nothing_new(files):
             return stats
+        first_fill = self._known is None and self.store.is_empty()
+        if first_fill:
+            self.store.durable(False)
+        try:
+            return self._refresh(files, stats)
+        finally:
+            if first_fill:
+                self.store.durable(True)
+
+    def _refresh(self, files: Sequence[str], stats: ScanStats) -> ScanStats:
         self.store.begin()  # IMMEDIATE: another process scanning the same index waits here
         # Every row read lives until the commit: the cyclic collector would walk them again
         # and again for nothing (a third of a cold scan). Forked workers inherit this.
@@ -716,16 +725,11 @@ class Scanner:
                 self.store.reprice(self.prices)
                 self.store.set_meta("prices", self.prices.fingerprint)
             tasks, pending = self._plan(files, known, stats)
-            bulk = stats.index_was_empty and pending >= BULK_MIN_BYTES
-            if bulk:
-                self.store.drop_message_indexes()
             seen: set[str] = set()
             states: list[tuple[int, str, int, int, int]] = []  # files table rows, written at the end
             for found in read_files(tasks, self.prices, pending, self.workers):
                 self._apply(found, stats, seen, states)
             self.store.put_files(states)
-            if bulk:
-                self.store.create_message_indexes()
             self.store.commit()
         except BaseException:
             self.store.rollback()
@@ -796,7 +800,8 @@ class Scanner:
         stats.usage_lines += found.usage_lines
         if stats.new_rows is not None:
             stats.new_rows.extend(self._unseen(found.rows, seen, check_index=not stats.index_was_empty))
-        self.store.add_rows(found.file_id, found.rows)
+        # Read from its start: nothing of this file is stored (new, or forgotten by _plan).
+        self.store.add_rows(found.file_id, found.rows, new_file=found.start == 0)
         for session, costs in found.session_costs:
             self.store.set_session_costs(found.file_id, session, costs)
         states.append((found.file_id, found.path, found.inode, found.size, found.offset))
