@@ -3,7 +3,9 @@
 
 1. Builds (once, cached under bench/out/) a 200 MiB transcript corpus with
    bench/gen_transcripts.py and a 1,000-file corpus for the no-new-bytes refresh.
-2. Cold full scan, as whole processes, 5 runs each, interleaved:
+2. Cold full scan, as whole processes (aiki-hooks as pip installs it, in a venv of its own
+   under bench/out/: not the development venv, whose editable install adds an import
+   hook to every start-up), 5 runs each, interleaved:
    `ccusage claude daily --offline --json --breakdown` (the baseline) and
    `aiki-hooks costs --json` on an empty index; median wall time (plain runs), then peak
    RSS and PSS of the whole process tree (parent + forked workers) in separate sampled
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -52,6 +55,26 @@ def ensure_ccusage() -> str:
         subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error",
                         f"ccusage@{CCUSAGE_VERSION}"], check=True)
     return str(binary)
+
+
+def ensure_installed() -> str:
+    """aiki-hooks as a user gets it: its own venv and a regular (not editable) pip install,
+    C scanner built, byte-compiled; made again when the sources change. Only the
+    dependencies the costs command loads (no mem0). Returns its `aiki-hooks` command."""
+    venv = OUT / "venv"
+    sources = sorted(p for p in (REPO / "aiki_hooks").rglob("*") if p.suffix in (".py", ".c"))
+    digest = hashlib.sha256()
+    for path in [REPO / "pyproject.toml", REPO / "setup.py", *sources]:
+        digest.update(path.read_bytes())
+    stamp = venv / ".installed-from"
+    if not stamp.exists() or stamp.read_text() != digest.hexdigest():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*pip, "psutil", "filelock", "orjson", "prometheus-client"], check=True)
+        subprocess.run([*pip, "--no-deps", str(REPO)], check=True)
+        stamp.write_text(digest.hexdigest())
+    return str(venv / "bin" / "aiki-hooks")
 
 
 def ensure_corpus(name: str, *args: str) -> Path:
@@ -169,8 +192,7 @@ def main() -> int:
     args = parser.parse_args()
 
     ccusage = ensure_ccusage()
-    # As installed by pip: byte-compiled, so the timing is not of the compiler.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "aiki_hooks")], check=True)
+    aiki_hooks = ensure_installed()
     now = f"{UNTIL}T12:00:00+00:00"
     corpus = ensure_corpus(f"corpus-{args.size_mib:g}", "--size-mib", str(args.size_mib), "--now", now)
     many = ensure_corpus("corpus-1000-files", "--files", "1000", "--size-mib", "60", "--max-session-kib", "20",
@@ -183,13 +205,13 @@ def main() -> int:
         config.write_text(f'[state]\ndir = "{tmp}/state"\n[resources]\nenabled = false\n'
                           f'[costs]\ntimezone = "UTC"\nclaude_config_dirs = ["{corpus}"]\n')
         env = dict(os.environ, TZ="UTC", CLAUDE_CONFIG_DIR=str(corpus), AIKI_HOOKS_CONFIG=str(config),
-                   PYTHONPATH=str(REPO))
+                   PYTHONPATH="")
         # Both reports cover the same fixed days whatever today's date: ccusage by
         # --since/--until, ours by enough --days to reach SINCE, then cut to the range.
         days = (dt.datetime.now(dt.timezone.utc).date() - dt.date.fromisoformat(SINCE)).days + 1
         theirs_cmd = [ccusage, "claude", "daily", "--offline", "--json", "--breakdown",
                       "--since", SINCE.replace("-", ""), "--until", UNTIL.replace("-", "")]
-        ours_cmd = [sys.executable, "-m", "aiki_hooks.cli", "costs", "--json", "--days", str(days)]
+        ours_cmd = [aiki_hooks, "costs", "--json", "--days", str(days)]
         cc_runs, our_runs, cc_times, our_times = [], [], [], []
         for _ in range(args.runs):
             cc_times.append(run_timed(theirs_cmd, env)[0])

@@ -8,13 +8,15 @@
  * (an escape in a field it extracts, a float token count, a duplicate key, invalid
  * bytes, great depth...) is handed back as FALLBACK for the Python path to decide.
  *
- * scan_usage(buffer, end, mark) -> list, one item per line of buffer[:end] containing
- * *mark*, in order (buffer[:end] must end with a newline):
+ * scan_usage(buffer, end, mark[, other_mark]) -> list, one item per line of buffer[:end]
+ * containing *mark*, in order (buffer[:end] must end with a newline):
  *   (start, stop, ROW, key, timestamp, session, model, sidechain,
  *    (timestamp: POSIX seconds, or the text where it is not in the usual form)
  *    input, output, cache_write, cache_read, cache_write_1h)
  *   (start, stop, SKIP)      valid JSON, but not an assistant line with a usage object
  *   (start, stop, FALLBACK)  let the Python path parse buffer[start:stop]
+ * then one (start, stop, OTHER) per line containing *other_mark* (Claude Code's
+ * cost-state lines: rare, parsed in Python).
  * key is "message.id:requestId" (requestRef when requestId is empty or absent) or None
  * when either is missing; model is "unknown" when empty or absent; session "" likewise.
  */
@@ -24,7 +26,7 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { ROW = 0, FALLBACK = 1, SKIP = 2 };
+enum { ROW = 0, FALLBACK = 1, SKIP = 2, OTHER = 3 };
 #define MAX_DEPTH 512
 #define MAX_INT_DIGITS 18 /* fits in int64; longer numbers go to the Python path */
 
@@ -496,45 +498,52 @@ fallback:
     return short_item(start, stop, FALLBACK);
 }
 
-static PyObject *scan_usage(PyObject *self, PyObject *args) {
-    Py_buffer buffer, mark;
-    Py_ssize_t end;
-    if (!PyArg_ParseTuple(args, "y*ny*", &buffer, &end, &mark)) return NULL;
-    PyObject *found = NULL;
-    if (end < 0 || end > buffer.len || mark.len == 0) {
-        PyErr_SetString(PyExc_ValueError, "end outside the buffer, or an empty mark");
-        goto done;
-    }
-    found = PyList_New(0);
-    if (!found) goto done;
-    ptr base = buffer.buf;
+/* Each line of base[:end] holding *mark*, in order: judged (usage) or as (start, stop, kind). */
+static int each_line(ptr base, Py_ssize_t end, const Py_buffer *mark, int kind, PyObject *found) {
     Py_ssize_t from = 0;
     while (from < end) {
-        ptr hit = memmem(base + from, (size_t)(end - from), mark.buf, (size_t)mark.len);
+        ptr hit = memmem(base + from, (size_t)(end - from), mark->buf, (size_t)mark->len);
         if (!hit) break;
         ptr newline_after = memchr(hit, '\n', (size_t)(base + end - hit));
         if (!newline_after) break; /* an unfinished line: never the case when end follows a newline */
         ptr newline_before = hit > base ? memrchr(base, '\n', (size_t)(hit - base)) : NULL;
         Py_ssize_t start = newline_before ? newline_before - base + 1 : 0;
         Py_ssize_t stop = newline_after - base;
-        PyObject *item = judge_line(base, start, stop);
+        PyObject *item = kind == ROW ? judge_line(base, start, stop) : short_item(start, stop, kind);
         if (!item || PyList_Append(found, item) < 0) {
             Py_XDECREF(item);
-            Py_CLEAR(found);
-            goto done;
+            return -1;
         }
         Py_DECREF(item);
         from = stop + 1;
     }
+    return 0;
+}
+
+static PyObject *scan_usage(PyObject *self, PyObject *args) {
+    Py_buffer buffer, mark, other = {0};
+    Py_ssize_t end;
+    if (!PyArg_ParseTuple(args, "y*ny*|y*", &buffer, &end, &mark, &other)) return NULL;
+    PyObject *found = NULL;
+    if (end < 0 || end > buffer.len || mark.len == 0 || (other.obj && other.len == 0)) {
+        PyErr_SetString(PyExc_ValueError, "end outside the buffer, or an empty mark");
+        goto done;
+    }
+    found = PyList_New(0);
+    if (!found) goto done;
+    if (each_line(buffer.buf, end, &mark, ROW, found) < 0 ||
+        (other.obj && each_line(buffer.buf, end, &other, OTHER, found) < 0))
+        Py_CLEAR(found);
 done:
     PyBuffer_Release(&buffer);
     PyBuffer_Release(&mark);
+    if (other.obj) PyBuffer_Release(&other);
     return found;
 }
 
 static PyMethodDef methods[] = {
     {"scan_usage", scan_usage, METH_VARARGS,
-     "scan_usage(buffer, end, mark) -> list: the usage lines of buffer[:end] (see the module source)."},
+     "scan_usage(buffer, end, mark[, other_mark]) -> list: the usage lines of buffer[:end] (see the source)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -546,7 +555,7 @@ PyMODINIT_FUNC PyInit__scanner(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     if (PyModule_AddIntConstant(m, "ROW", ROW) < 0 || PyModule_AddIntConstant(m, "FALLBACK", FALLBACK) < 0 ||
-        PyModule_AddIntConstant(m, "SKIP", SKIP) < 0) {
+        PyModule_AddIntConstant(m, "SKIP", SKIP) < 0 || PyModule_AddIntConstant(m, "OTHER", OTHER) < 0) {
         Py_DECREF(m);
         return NULL;
     }

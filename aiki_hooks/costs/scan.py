@@ -23,7 +23,7 @@ import gc
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 try:  # orjson parses these lines ~3x faster; the standard library is the fallback
     from orjson import loads as json_loads
@@ -31,9 +31,9 @@ except ImportError:  # pragma: no cover - exercised where orjson is not installe
     from json import loads as json_loads
 
 try:  # the optional C scanner (setup.py); the Python path below gives the same rows
-    from ._scanner import ROW as _ROW, SKIP as _SKIP, scan_usage as _scan_usage
+    from ._scanner import OTHER as _OTHER, ROW as _ROW, SKIP as _SKIP, scan_usage as _scan_usage
 except ImportError:  # not built: no C compiler where this was installed
-    _ROW = _SKIP = _scan_usage = None
+    _OTHER = _ROW = _SKIP = _scan_usage = None
 
 from .prices import PriceBook
 from .store import CostStore, FileState, Message
@@ -501,8 +501,8 @@ def _read_lines(file, buf: bytearray, offset: int, result: FileRead, prices: Pri
                 _parse_lines_c(buf, end, consumed, result, prices)
             else:
                 _parse_lines(buf, end, consumed, result, prices)
-            if buf.find(COST_STATE_MARK, 0, end) >= 0:  # rare: one search, then these few lines
-                _parse_session_costs(buf, end, result)
+                if buf.find(COST_STATE_MARK, 0, end) >= 0:  # rare: one search, then these few lines
+                    _parse_session_costs(_candidate_lines(buf, end, COST_STATE_MARK), buf, result)
             consumed += end
             have -= end
             if have:
@@ -583,7 +583,8 @@ def _parse_lines_c(buffer: bytes, end: int, base_offset: int, result: FileRead, 
     FALLBACK and are parsed here exactly as _parse_lines would."""
     rows, seen, file_id = result.rows, result.seen, result.file_id
     usage_lines = 0
-    for item in _scan_usage(buffer, end, USAGE_MARK):
+    cost_lines = []
+    for item in _scan_usage(buffer, end, USAGE_MARK, COST_STATE_MARK):
         kind = item[2]
         if kind == _ROW:
             if item[3] in seen:  # priced_row's first check, inlined: about half the lines
@@ -591,6 +592,9 @@ def _parse_lines_c(buffer: bytes, end: int, base_offset: int, result: FileRead, 
                 continue
             row = priced_row(*item[3:], prices, (file_id, base_offset + item[0]), seen)
         elif kind == _SKIP:
+            continue
+        elif kind == _OTHER:
+            cost_lines.append(item[:2])
             continue
         else:
             try:
@@ -606,10 +610,13 @@ def _parse_lines_c(buffer: bytes, end: int, base_offset: int, result: FileRead, 
             if row:
                 rows.append(row)
     result.usage_lines += usage_lines
+    if cost_lines:
+        _parse_session_costs(cost_lines, buffer, result)
 
 
-def _parse_session_costs(buffer: bytes, end: int, result: FileRead) -> None:
-    for start, stop in _candidate_lines(buffer, end, COST_STATE_MARK):
+def _parse_session_costs(lines: Iterable[tuple[int, int]], buffer: bytes, result: FileRead) -> None:
+    """Claude Code's `cost-state` lines at (start, stop) in *buffer*."""
+    for start, stop in lines:
         try:
             entry = _loads(buffer[start:stop])
         except ValueError:
@@ -629,6 +636,20 @@ def _read_in_worker(task: tuple[str, int, int, int]) -> FileRead:
     return read_file(*task, _worker_prices)
 
 
+def _worker_start() -> None:
+    """A short-lived worker keeps the memory it frees for its next file: glibc otherwise
+    maps and unmaps every block of 128 KiB or more (a large set, a list of rows), and each
+    new map is faulted in page by page again (a third of a worker's system time)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 8 * 1024 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 8 * 1024 * 1024)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
 def read_files(tasks: list[tuple[str, int, int, int]], prices: PriceBook, pending_bytes: int,
                workers: int = 1) -> Iterator[FileRead]:
     """Read files in order; with workers > 1, a large backlog (a first scan) is spread
@@ -643,7 +664,7 @@ def read_files(tasks: list[tuple[str, int, int, int]], prices: PriceBook, pendin
     global _worker_prices
     _worker_prices = prices  # inherited by the forked workers
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers) as pool:
+    with context.Pool(workers, initializer=_worker_start) as pool:
         yield from pool.imap(_read_in_worker, tasks, chunksize=max(1, len(tasks) // (workers * 8)))
 
 
