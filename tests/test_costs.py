@@ -381,13 +381,26 @@ def test_parallel_first_scan_equals_serial(tmp_path, monkeypatch):
                     "--seed", "9", "--now", "2026-11-20T12:00:00+00:00"], check=True, capture_output=True)
     files = transcript_files([str(out)])
     monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
-    results = []
-    for workers in (1, 2):
-        store = CostStore(str(tmp_path / f"w{workers}.sqlite"))
+    monkeypatch.setattr(scan.os, "sched_getaffinity", lambda pid: {0, 1, 2})  # forks even on one CPU
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(scan.os, "fork", lambda: forks.append(1) or real_fork())
+
+    def scan_with(workers: int, name: str):
+        store = CostStore(str(tmp_path / f"{name}.sqlite"))
         stats = Scanner(store, PriceBook(), workers=workers).refresh(files)
         totals = report.breakdown(store.messages_since(0))
-        results.append((stats.usage_lines, len(stats.new_rows), totals.total.tokens, round(totals.total.cost, 6)))
-    assert results[0] == results[1] and results[0][2] > 0
+        stored = sorted(tuple(row) for _, row in store.stored_rows())
+        return (stats.usage_lines, stats.files_read, stats.new_rows, totals.total.tokens,
+                round(totals.total.cost, 6), stored)
+
+    serial = scan_with(1, "serial")
+    assert not forks and serial[3] > 0
+    assert scan_with(3, "parallel") == serial and len(forks) == 3
+
+    # A worker that dies (here: all of them, at once) leaves its files to the parent.
+    monkeypatch.setattr(scan, "_worker_start", lambda: os._exit(1))
+    assert scan_with(2, "died") == serial and len(forks) == 5
 
 
 def test_a_damaged_index_is_built_again(corpus, tmp_path):
