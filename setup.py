@@ -13,7 +13,8 @@ setup(
             "aiki_hooks.costs._scanner",
             ["aiki_hooks/costs/_scanner.c"],
             optional=True,
-            extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter",
+            # -ffp-contract=off: costs are the same doubles as PriceBook.cost computes.
+            extra_compile_args=["-O2", "-std=c99", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter",
                                 "-Wno-missing-field-initializers"],
         )
     ],

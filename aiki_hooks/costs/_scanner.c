@@ -19,6 +19,12 @@
  * cost-state lines: rare, parsed in Python).
  * key is "message.id:requestId" (requestRef when requestId is empty or absent) or None
  * when either is missing; model is "unknown" when empty or absent; session "" likewise.
+ *
+ * scan_usage(buffer, end, mark, other_mark, seen, rows, file_id, base_offset, book,
+ * resolve) -> (usage_lines, items): the same, but the usage lines are also *decided*
+ * here, as scan.priced_row would (duplicates by *seen*, rows appended to *rows*, priced
+ * from the schedules in *book*, filled by calling *resolve(model)*), until the first
+ * line only Python can judge; that line and all after it come back as items.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -415,91 +421,250 @@ static PyObject *short_item(Py_ssize_t start, Py_ssize_t stop, int kind) {
     return Py_BuildValue("(nni)", start, stop, kind);
 }
 
-/* The item for one line buffer[start:stop]. */
-static PyObject *judge_line(ptr base, Py_ssize_t start, Py_ssize_t stop) {
+/* One line's verdict; for ROW, new references to its key (or None), timestamp (a float,
+ * or the text), session and model. */
+typedef struct {
+    int kind;
+    PyObject *key, *ts, *session, *model;
+    int sidechain;
+    long long input, output, cache_write, cache_read, write_1h;
+} Judged;
+
+static void judged_clear(Judged *j) {
+    Py_CLEAR(j->key);
+    Py_CLEAR(j->ts);
+    Py_CLEAR(j->session);
+    Py_CLEAR(j->model);
+}
+
+/* The verdict on buffer[start:stop]; -1 only on a Python error (memory). */
+static int judge_line(ptr base, Py_ssize_t start, Py_ssize_t stop, Judged *out) {
     ptr p = base + start, end = base + stop;
     Line line;
     memset(&line, 0, sizeof line);
+    memset(out, 0, sizeof *out);
+    out->kind = FALLBACK;
     p = skip_ws(p, end);
-    if (p >= end || *p != '{') return short_item(start, stop, FALLBACK);
+    if (p >= end || *p != '{') return 0;
     p = scan_object(p + 1, end, 1, &line, 1);
-    if (!p || skip_ws(p, end) != end || line.bad) return short_item(start, stop, FALLBACK);
+    if (!p || skip_ws(p, end) != end || line.bad) return 0;
 
     /* As row_from_line: an assistant line whose message has a usage object. */
-    if (line.type.kind == V_STRING && !line.type.plain) return short_item(start, stop, FALLBACK);
-    if (!(line.type.kind == V_STRING && line.type.n == 9 && memcmp(line.type.s, "assistant", 9) == 0))
-        return short_item(start, stop, SKIP);
-    if (line.message.kind != V_OBJECT || line.usage.kind != V_OBJECT) return short_item(start, stop, SKIP);
-
-    long long input, output, cache_write, cache_read, write_1h = 0;
-    if (!count(&line.input, 0, &input) || !count(&line.output, 0, &output) ||
-        !count(&line.cache_write, 1, &cache_write) || !count(&line.cache_read, 1, &cache_read))
-        return short_item(start, stop, FALLBACK);
-    if (line.cache_creation.kind == V_OBJECT && !count(&line.write_1h, 1, &write_1h))
-        return short_item(start, stop, FALLBACK);
-    if (line.timestamp.kind != V_STRING || !line.timestamp.plain) return short_item(start, stop, FALLBACK);
+    if (line.type.kind == V_STRING && !line.type.plain) return 0;
+    if (!(line.type.kind == V_STRING && line.type.n == 9 && memcmp(line.type.s, "assistant", 9) == 0) ||
+        line.message.kind != V_OBJECT || line.usage.kind != V_OBJECT) {
+        out->kind = SKIP;
+        return 0;
+    }
+    if (!count(&line.input, 0, &out->input) || !count(&line.output, 0, &out->output) ||
+        !count(&line.cache_write, 1, &out->cache_write) || !count(&line.cache_read, 1, &out->cache_read))
+        return 0;
+    if (line.cache_creation.kind == V_OBJECT && !count(&line.write_1h, 1, &out->write_1h)) return 0;
+    if (line.timestamp.kind != V_STRING || !line.timestamp.plain) return 0;
     int id = optional_text(&line.id), model = optional_text(&line.model), session = optional_text(&line.session);
     int rid = optional_text(&line.request_id), rref = optional_text(&line.request_ref);
     if (id == OPT_BAD || model == OPT_BAD || session == OPT_BAD || rid == OPT_BAD ||
         (rid == OPT_EMPTY && rref == OPT_BAD))
-        return short_item(start, stop, FALLBACK);
-    int sidechain;
+        return 0;
     switch (line.sidechain.kind) {
-    case V_TRUE: sidechain = 1; break;
-    case V_FALSE: case V_NULL: case V_ABSENT: sidechain = 0; break;
-    default: return short_item(start, stop, FALLBACK);
+    case V_TRUE: out->sidechain = 1; break;
+    case V_FALSE: case V_NULL: case V_ABSENT: out->sidechain = 0; break;
+    default: return 0;
     }
 
-    PyObject *key = NULL, *ts = NULL, *session_text = NULL, *model_text = NULL;
     const Val *request = rid == OPT_TEXT ? &line.request_id : (rref == OPT_TEXT ? &line.request_ref : NULL);
     if (id == OPT_TEXT && request) {
         /* ids are ASCII in practice; the bytes are checked as UTF-8 all the same */
         PyObject *a = text(&line.id), *b = a ? text(request) : NULL;
-        if (a && b) key = PyUnicode_FromFormat("%U:%U", a, b);
+        if (a && b) out->key = PyUnicode_FromFormat("%U:%U", a, b);
         Py_XDECREF(a);
         Py_XDECREF(b);
-        if (!key) goto fallback;
+        if (!out->key) goto fallback;
     } else {
-        key = Py_None;
-        Py_INCREF(key);
+        out->key = Py_NewRef(Py_None);
     }
     double seconds;
-    if (line.timestamp.plain && parse_timestamp(line.timestamp.s, line.timestamp.n, &seconds)) {
-        ts = PyFloat_FromDouble(seconds);
+    if (parse_timestamp(line.timestamp.s, line.timestamp.n, &seconds)) {
+        out->ts = PyFloat_FromDouble(seconds);
     } else {
-        ts = text(&line.timestamp);
-        if (!ts) goto fallback;
+        out->ts = text(&line.timestamp);
     }
+    if (!out->ts) goto fallback;
     if (session == OPT_TEXT) {
-        session_text = text(&line.session);
-        if (!session_text) goto fallback;
-        PyUnicode_InternInPlace(&session_text);
+        out->session = text(&line.session);
+        if (!out->session) goto fallback;
+        PyUnicode_InternInPlace(&out->session);
     } else {
-        session_text = PyUnicode_FromStringAndSize("", 0);
+        out->session = PyUnicode_FromStringAndSize("", 0);
     }
     if (model == OPT_TEXT) {
-        model_text = text(&line.model);
-        if (!model_text) goto fallback;
-        PyUnicode_InternInPlace(&model_text);
+        out->model = text(&line.model);
+        if (!out->model) goto fallback;
+        PyUnicode_InternInPlace(&out->model);
     } else {
-        model_text = PyUnicode_InternFromString("unknown");
+        out->model = PyUnicode_InternFromString("unknown");
     }
-    if (!session_text || !model_text) goto fallback;
-    PyObject *item = Py_BuildValue("(nniNNNNiLLLLL)", start, stop, ROW, key, ts, session_text, model_text, sidechain,
-                                   input, output, cache_write, cache_read, write_1h);
-    return item;
+    if (!out->session || !out->model) goto fallback;
+    out->kind = ROW;
+    return 0;
 
 fallback:
-    Py_XDECREF(key);
-    Py_XDECREF(ts);
-    Py_XDECREF(session_text);
-    Py_XDECREF(model_text);
-    if (PyErr_Occurred()) return NULL; /* out of memory */
-    return short_item(start, stop, FALLBACK);
+    judged_clear(out);
+    out->kind = FALLBACK;
+    return PyErr_Occurred() ? -1 : 0;
 }
 
-/* Each line of base[:end] holding *mark*, in order: judged (usage) or as (start, stop, kind). */
-static int each_line(ptr base, Py_ssize_t end, const Py_buffer *mark, int kind, PyObject *found) {
+/* The item handed to Python for a judged line (references taken over). */
+static PyObject *judged_item(Judged *j, Py_ssize_t start, Py_ssize_t stop) {
+    if (j->kind != ROW) return short_item(start, stop, j->kind);
+    PyObject *item = Py_BuildValue("(nniNNNNiLLLLL)", start, stop, ROW, j->key, j->ts, j->session, j->model,
+                                   j->sidechain, j->input, j->output, j->cache_write, j->cache_read, j->write_1h);
+    j->key = j->ts = j->session = j->model = NULL;
+    return item;
+}
+
+/* ------------------------------------------------------------------ prices */
+
+/* A model's prices as PriceBook.schedule gives them: None (unpriced), or
+ * (tier_prompt_tokens or -1, tier_rates or None, rates, ((since, rates), ...)), each
+ * rates (input, cache_write_5m, cache_write_1h, cache_read, output) in USD per million. */
+#define MAX_CHANGES 8
+typedef struct {
+    PyObject *schedule; /* borrowed from the caller's dict, which outlives the call */
+    long long tier_tokens;
+    double tier[5], base[5], change_rates[MAX_CHANGES][5], change_since[MAX_CHANGES];
+    int changes;
+} Price;
+
+#define MAX_PRICES 32
+typedef struct {
+    PyObject *book, *resolve; /* the caller's dict (model -> schedule) and PriceBook.schedule */
+    Price known[MAX_PRICES];
+    int count;
+} Prices;
+
+static int five_rates(PyObject *tuple, double *out) {
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) != 5) return -1;
+    for (int i = 0; i < 5; i++) {
+        out[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(tuple, i));
+        if (out[i] == -1.0 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+/* The Price of *model*, NULL for unpriced; sets *error* on a Python error. */
+static const Price *price_for(Prices *prices, PyObject *model, int *error) {
+    PyObject *schedule = PyDict_GetItemWithError(prices->book, model);
+    if (!schedule) {
+        if (PyErr_Occurred()) goto failed;
+        PyObject *made = PyObject_CallOneArg(prices->resolve, model);
+        if (!made) goto failed;
+        int stored = PyDict_SetItem(prices->book, model, made);
+        Py_DECREF(made);
+        if (stored < 0) goto failed;
+        schedule = PyDict_GetItemWithError(prices->book, model);
+        if (!schedule) goto failed;
+    }
+    if (schedule == Py_None) return NULL;
+    for (int i = 0; i < prices->count; i++)
+        if (prices->known[i].schedule == schedule) return &prices->known[i];
+    if (prices->count == MAX_PRICES) prices->count = 0; /* more models than this in one buffer: start over */
+    Price *price = &prices->known[prices->count];
+    memset(price, 0, sizeof *price);
+    PyObject *changes;
+    if (!PyTuple_Check(schedule) || PyTuple_GET_SIZE(schedule) != 4) goto malformed;
+    price->tier_tokens = PyLong_AsLongLong(PyTuple_GET_ITEM(schedule, 0));
+    if (price->tier_tokens == -1 && PyErr_Occurred()) goto failed;
+    if (price->tier_tokens >= 0 && five_rates(PyTuple_GET_ITEM(schedule, 1), price->tier) < 0) goto malformed;
+    if (five_rates(PyTuple_GET_ITEM(schedule, 2), price->base) < 0) goto malformed;
+    changes = PyTuple_GET_ITEM(schedule, 3);
+    if (!PyTuple_Check(changes) || PyTuple_GET_SIZE(changes) > MAX_CHANGES) goto malformed;
+    price->changes = (int)PyTuple_GET_SIZE(changes);
+    for (int i = 0; i < price->changes; i++) {
+        PyObject *change = PyTuple_GET_ITEM(changes, i);
+        if (!PyTuple_Check(change) || PyTuple_GET_SIZE(change) != 2) goto malformed;
+        price->change_since[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(change, 0));
+        if (PyErr_Occurred() || five_rates(PyTuple_GET_ITEM(change, 1), price->change_rates[i]) < 0) goto malformed;
+    }
+    price->schedule = schedule;
+    prices->count++;
+    return price;
+
+malformed:
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a malformed price schedule");
+failed:
+    *error = 1;
+    return NULL;
+}
+
+/* PriceBook.cost, operation for operation (the same doubles: the products and sums in
+ * the same order, no fused multiply-add; see setup.py). */
+static double cost_of(const Price *price, double ts, long long input, long long output, long long write_5m,
+                      long long write_1h, long long cache_read) {
+    const double *r = price->base;
+    for (int i = 0; i < price->changes; i++)
+        if (ts >= price->change_since[i]) r = price->change_rates[i];
+    if (price->tier_tokens >= 0 && input + write_5m + write_1h + cache_read > price->tier_tokens) r = price->tier;
+    return ((double)input * r[0] + (double)output * r[4] + (double)write_5m * r[1] + (double)write_1h * r[2] +
+            (double)cache_read * r[3]) / 1000000.0;
+}
+
+/* ------------------------------------------------------------------ the scan */
+
+typedef struct {
+    PyObject *items;  /* what Python decides, in order */
+    PyObject *seen;   /* NULL: every usage line becomes an item (no decisions here) */
+    PyObject *rows;
+    Py_ssize_t file_id, base_offset, usage_lines;
+    int handed_over;  /* a line only Python can judge came: Python decides from there on */
+    Prices prices;
+} Scan;
+
+/* Decide a ROW line here as priced_row would, appending its row; 1 when it must go to
+ * Python instead (a timestamp this module does not read), -1 on a Python error. */
+static int decide(Scan *scan, Judged *j, Py_ssize_t start) {
+    int found = j->key == Py_None ? 0 : PySet_Contains(scan->seen, j->key);
+    if (found < 0) return -1;
+    if (found) { /* a repeat of a response: counted once, as in ccusage */
+        scan->usage_lines++;
+        judged_clear(j);
+        return 0;
+    }
+    if (!PyFloat_CheckExact(j->ts)) return 1;
+    long long write_1h = j->write_1h < j->cache_write ? j->write_1h : j->cache_write;
+    long long write_5m = j->cache_write - write_1h;
+    if (!(j->input || j->output || j->cache_write || j->cache_read)) {
+        judged_clear(j);
+        return 0;
+    }
+    if (j->key == Py_None) {
+        Py_DECREF(j->key);
+        j->key = PyUnicode_FromFormat("@%zd:%zd", scan->file_id, scan->base_offset + start);
+        if (!j->key) return -1;
+    }
+    if (PySet_Add(scan->seen, j->key) < 0) return -1;
+    double ts = PyFloat_AS_DOUBLE(j->ts);
+    int error = 0;
+    const Price *price = price_for(&scan->prices, j->model, &error);
+    if (error) return -1;
+    PyObject *cost = price ? PyFloat_FromDouble(cost_of(price, ts, j->input, j->output, write_5m, write_1h,
+                                                        j->cache_read))
+                           : Py_NewRef(Py_None);
+    if (!cost) return -1;
+    PyObject *row = Py_BuildValue("(NNNNiLLLLLN)", j->key, j->ts, j->session, j->model, j->sidechain, j->input,
+                                  j->output, write_5m, write_1h, j->cache_read, cost);
+    j->key = j->ts = j->session = j->model = NULL;
+    if (!row) return -1;
+    int appended = PyList_Append(scan->rows, row);
+    Py_DECREF(row);
+    if (appended < 0) return -1;
+    scan->usage_lines++;
+    return 0;
+}
+
+/* Each line of base[:end] holding *mark*, in order: usage lines judged (and decided,
+ * while Python has not taken over), other lines as (start, stop, kind) items. */
+static int each_line(Scan *scan, ptr base, Py_ssize_t end, const Py_buffer *mark, int kind) {
     Py_ssize_t from = 0;
     while (from < end) {
         ptr hit = memmem(base + from, (size_t)(end - from), mark->buf, (size_t)mark->len);
@@ -509,36 +674,63 @@ static int each_line(ptr base, Py_ssize_t end, const Py_buffer *mark, int kind, 
         ptr newline_before = hit > base ? memrchr(base, '\n', (size_t)(hit - base)) : NULL;
         Py_ssize_t start = newline_before ? newline_before - base + 1 : 0;
         Py_ssize_t stop = newline_after - base;
-        PyObject *item = kind == ROW ? judge_line(base, start, stop) : short_item(start, stop, kind);
-        if (!item || PyList_Append(found, item) < 0) {
+        from = stop + 1;
+        PyObject *item;
+        if (kind == ROW) {
+            Judged j;
+            if (judge_line(base, start, stop, &j) < 0) return -1;
+            if (j.kind == SKIP && scan->seen && !scan->handed_over) continue;
+            if (j.kind == ROW && scan->seen && !scan->handed_over) {
+                int verdict = decide(scan, &j, start);
+                if (verdict < 0) {
+                    judged_clear(&j);
+                    return -1;
+                }
+                if (verdict == 0) continue;
+            }
+            if (j.kind == FALLBACK || j.kind == ROW) scan->handed_over = 1;
+            item = judged_item(&j, start, stop);
+        } else {
+            item = short_item(start, stop, kind);
+        }
+        if (!item || PyList_Append(scan->items, item) < 0) {
             Py_XDECREF(item);
             return -1;
         }
         Py_DECREF(item);
-        from = stop + 1;
     }
     return 0;
 }
 
 static PyObject *scan_usage(PyObject *self, PyObject *args) {
     Py_buffer buffer, mark, other = {0};
-    Py_ssize_t end;
-    if (!PyArg_ParseTuple(args, "y*ny*|y*", &buffer, &end, &mark, &other)) return NULL;
-    PyObject *found = NULL;
-    if (end < 0 || end > buffer.len || mark.len == 0 || (other.obj && other.len == 0)) {
-        PyErr_SetString(PyExc_ValueError, "end outside the buffer, or an empty mark");
+    Py_ssize_t end, file_id = 0, base_offset = 0;
+    PyObject *seen = NULL, *rows = NULL, *book = NULL, *resolve = NULL;
+    if (!PyArg_ParseTuple(args, "y*ny*|y*O!O!nnO!O", &buffer, &end, &mark, &other, &PySet_Type, &seen, &PyList_Type,
+                          &rows, &file_id, &base_offset, &PyDict_Type, &book, &resolve))
+        return NULL;
+    PyObject *result = NULL;
+    Scan scan;
+    memset(&scan, 0, sizeof scan);
+    if (end < 0 || end > buffer.len || mark.len == 0 || (other.obj && other.len == 0) || (seen && !resolve)) {
+        PyErr_SetString(PyExc_ValueError, "end outside the buffer, an empty mark, or prices missing");
         goto done;
     }
-    found = PyList_New(0);
-    if (!found) goto done;
-    if (each_line(buffer.buf, end, &mark, ROW, found) < 0 ||
-        (other.obj && each_line(buffer.buf, end, &other, OTHER, found) < 0))
-        Py_CLEAR(found);
+    scan.items = PyList_New(0);
+    if (!scan.items) goto done;
+    scan.seen = seen, scan.rows = rows, scan.file_id = file_id, scan.base_offset = base_offset;
+    scan.prices.book = book, scan.prices.resolve = resolve;
+    if (each_line(&scan, buffer.buf, end, &mark, ROW) < 0 ||
+        (other.obj && each_line(&scan, buffer.buf, end, &other, OTHER) < 0)) {
+        Py_CLEAR(scan.items);
+        goto done;
+    }
+    result = seen ? Py_BuildValue("(nN)", scan.usage_lines, scan.items) : scan.items;
 done:
     PyBuffer_Release(&buffer);
     PyBuffer_Release(&mark);
     if (other.obj) PyBuffer_Release(&other);
-    return found;
+    return result;
 }
 
 static PyMethodDef methods[] = {

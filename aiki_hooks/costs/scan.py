@@ -578,18 +578,18 @@ def scanner_backend() -> str:
 
 
 def _parse_lines_c(buffer: bytes, end: int, base_offset: int, result: FileRead, prices: PriceBook) -> None:
-    """_parse_lines with the C scanner: it finds the usage lines and reads their fields
-    (validating each line as a whole); the lines it will not vouch for come back as
-    FALLBACK and are parsed here exactly as _parse_lines would."""
+    """_parse_lines with the C scanner: it finds the usage lines, reads and validates each
+    as a whole and decides it as priced_row would (its rows appended to result.rows),
+    until a line only Python can judge (an escape, a float, an odd timestamp...); from
+    there on, the lines come back as items and are decided here, in order, exactly as
+    _parse_lines would."""
     rows, seen, file_id = result.rows, result.seen, result.file_id
-    usage_lines = 0
+    usage_lines, items = _scan_usage(buffer, end, USAGE_MARK, COST_STATE_MARK, seen, rows, file_id, base_offset,
+                                     prices.schedules, prices.schedule)
     cost_lines = []
-    for item in _scan_usage(buffer, end, USAGE_MARK, COST_STATE_MARK):
+    for item in items:
         kind = item[2]
         if kind == _ROW:
-            if item[3] in seen:  # priced_row's first check, inlined: about half the lines
-                usage_lines += 1
-                continue
             row = priced_row(*item[3:], prices, (file_id, base_offset + item[0]), seen)
         elif kind == _SKIP:
             continue
