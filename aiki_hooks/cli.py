@@ -24,8 +24,34 @@ class UsageError(Exception):
     pass
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's own, minus its `import shutil` (with bz2, lzma, zlib: a few ms of every
+    command's start-up) for the terminal width, which os gives as well."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            try:
+                width = int(os.environ["COLUMNS"])
+            except (KeyError, ValueError):
+                try:
+                    width = os.get_terminal_size(sys.__stdout__.fileno()).columns
+                except (AttributeError, ValueError, OSError):
+                    width = 80
+            width -= 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """With _HelpFormatter, for every (sub)parser: subparsers are made of the parser's class."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="aiki-hooks",
         description="System-health companion for Claude Code.",
     )
@@ -272,7 +298,7 @@ def cmd_costs(args) -> int:
     if not 1 <= args.days <= 3660:
         raise UsageError("--days must be between 1 and 3660")
     config = _config(args)
-    probe = CostsProbe(config.costs, config.state_dir, workers=os.cpu_count() or 1)
+    probe = CostsProbe(config.costs, config.state_dir, workers=os.cpu_count() or 1, watch=False)
     with probe.locked():
         figures = probe.figures(days=args.days)
     external = probe.external(config.costs.external) if config.costs.external else None

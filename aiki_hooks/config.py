@@ -442,6 +442,8 @@ _MEM0_SPEC = {
 
 
 def _timezone(value: Any) -> str | None:
+    if value == "UTC":  # needs no zoneinfo (see costs.report.zone)
+        return None
     if isinstance(value, str) and value:
         try:
             from zoneinfo import ZoneInfo

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import bisect
 import datetime as _dt
+import operator
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from .store import Message
 
 BLOCK_SECONDS = 5 * 3600
+_BY_TIME = operator.itemgetter(1)  # a Message's ts, for sorting in C
 
 
 @dataclass
@@ -90,6 +92,8 @@ def zone(name: str | None) -> _dt.tzinfo | None:
     """The configured zone, or None for the machine's local time."""
     if not name:
         return None
+    if name == "UTC":  # the same offsets, without zoneinfo's import (and its search for tzdata)
+        return _dt.timezone.utc
     from zoneinfo import ZoneInfo
 
     return ZoneInfo(name)
@@ -279,7 +283,7 @@ class Window:
 
     def _ordered(self) -> list[Message]:
         if not self._sorted:
-            self.recent.sort(key=lambda m: m.ts)
+            self.recent.sort(key=_BY_TIME)
             self._sorted = True
         return self.recent
 

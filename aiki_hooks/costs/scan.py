@@ -154,12 +154,14 @@ class ChangeWatch:
     # IN_DELETE_SELF, IN_MOVE_SELF, IN_Q_OVERFLOW, IN_IGNORED
     GONE = 0x400 | 0x800 | 0x4000 | 0x8000
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self._fd: int | None = None
         self._add = None
         self._wds: set[int] = set()
         self._watched: set[str] = set()
         self._armed = False
+        if not enabled:  # always "maybe changed": every refresh does its full check
+            return
         try:
             import ctypes
 

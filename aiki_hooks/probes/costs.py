@@ -17,7 +17,6 @@ from ..costs import report
 from ..costs.prices import PriceBook, Rates
 from ..costs.scan import ChangeWatch, ScanStats, Scanner, TranscriptLister, claude_config_dirs
 from ..costs.store import CostStore, Message, messages_from_rows
-from ..proc import CommandNotFound, run_command
 from ..result import Finding, ProbeResult
 from ..status import Status
 from ..thresholds import Threshold
@@ -63,12 +62,12 @@ class CostsProbe:
     kind = KIND
 
     def __init__(self, config: CostsConfig, state_dir: str | os.PathLike, *, env: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.time, run=run_command, workers: int = 1) -> None:
+                 clock: Callable[[], float] = time.time, run=None, workers: int = 1, watch: bool = True) -> None:
         self.config = config
         self.index_path = os.path.join(os.fspath(state_dir), INDEX_NAME)
         self.env = dict(os.environ if env is None else env)
         self.clock = clock
-        self.run = run
+        self.run = run  # None: proc.run_command, imported only where a tracker command runs
         self.timeout_seconds = config.timeout_seconds
         self.names = (CLAUDE_NAME,) + ((TRACKER_NAME,) if config.external else ())
         self.prices = price_book(config)
@@ -80,6 +79,8 @@ class CostsProbe:
         # Worker processes only where forking is safe: a single-threaded command, not the
         # refresher, whose probe threads may hold locks at fork time.
         self.workers = workers
+        # An inotify watch pays off over many refreshes; a one-shot command makes one.
+        self.use_watch = watch
 
     # ------------------------------------------------------------------ measure
 
@@ -94,7 +95,7 @@ class CostsProbe:
             self._store = CostStore(self.index_path)
             self._scanner = Scanner(self._store, self.prices, workers=self.workers)
             self._lister = TranscriptLister()
-            self._watch = ChangeWatch()
+            self._watch = ChangeWatch(enabled=self.use_watch)
             self._file_count, self._had_errors = 0, False
         now = self.clock()
         window = self._window
@@ -178,7 +179,12 @@ class CostsProbe:
         where it would reach the issue journal and mem0 (it may print tokens or keys)."""
         try:
             if source.command:
-                out = self.run(source.command, timeout=source.timeout_seconds)
+                from ..proc import CommandNotFound, run_command  # here: a tracker is rare, subprocess is not free
+
+                try:
+                    out = (self.run or run_command)(source.command, timeout=source.timeout_seconds)
+                except CommandNotFound:
+                    return None, "command not found"
                 if out.timed_out:
                     return None, f"no answer within {source.timeout_seconds:g} s"
                 if out.returncode != 0:
@@ -188,8 +194,6 @@ class CostsProbe:
                 with open(source.json_file, encoding="utf-8") as file:
                     text = file.read(1024 * 1024)
             data = json.loads(text)
-        except CommandNotFound:
-            return None, "command not found"
         except OSError as exc:
             return None, f"json_file unreadable ({exc.strerror or type(exc).__name__})"
         except ValueError:
