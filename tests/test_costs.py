@@ -391,7 +391,7 @@ def test_parallel_first_scan_equals_serial(tmp_path, monkeypatch):
         stats = Scanner(store, PriceBook(), workers=workers).refresh(files)
         totals = report.breakdown(store.messages_since(0))
         stored = sorted(tuple(row) for _, row in store.stored_rows())
-        return (stats.usage_lines, stats.files_read, stats.new_rows, totals.total.tokens,
+        return (stats.usage_lines, stats.files_read, [tuple(row) for row in stats.new_rows], totals.total.tokens,
                 round(totals.total.cost, 6), stored)
 
     serial = scan_with(1, "serial")

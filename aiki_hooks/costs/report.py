@@ -210,21 +210,27 @@ class Window:
         arithmetic, and the last cell reused while the day and model stay the same (a
         transcript's messages come in runs): a first scan brings every message of the
         period through here."""
-        cells, recent, lookback, since = self._cells, self.recent, self.lookback, self.since
+        lookback = self.lookback
+        fresh = [m for m in messages if m[1] >= lookback]
+        if not fresh:
+            return
+        recent = self.recent
+        if len(fresh) > 64:  # a first scan: sorted once when needed (timsort, on runs)
+            self._sorted = False
+        else:  # a refresh's few: still in order, most of the time
+            last = recent[-1][1] if recent else fresh[0][1]
+            for m in fresh:
+                if m[1] < last:
+                    self._sorted = False
+                last = m[1]
+        recent.extend(fresh)
+        cells, since = self._cells, self.since
         starts, names, days, tz = self._day_starts, self._day_names, self.days, self.tz
-        count = len(recent)
-        last = recent[-1][1] if recent else None
         cell = None
         cell_model = None
         cell_from = cell_to = 0.0  # the current cell's day, [from, to)
-        for m in messages:
+        for m in fresh:
             ts = m[1]
-            if ts < lookback:
-                continue
-            if last is not None and ts < last:
-                self._sorted = False
-            last = ts
-            recent.append(m)
             if ts < since:
                 continue
             model = m[3]
@@ -250,8 +256,7 @@ class Window:
             else:
                 cell[4] += cost
             cell[6] += 1
-        if len(recent) != count:
-            self._version += 1  # the derived figures are stale; nothing added keeps them
+        self._version += 1  # the derived figures are stale
 
     def _derived(self) -> tuple[dict[str, Breakdown], Breakdown, Breakdown]:
         """(days, the period, today) from the cells; recomputed only after an add."""
@@ -314,9 +319,11 @@ class Window:
 
     def _sessions(self, now: float) -> dict[str, Totals]:
         messages = self._ordered()
-        first = bisect.bisect_left([m.ts for m in messages], now - 86400)
+        first = bisect.bisect_left(messages, now - 86400, key=_BY_TIME)
         active = {m.session for m in messages[first:] if m.session}
         found: dict[str, Totals] = {}
+        if not active:
+            return found
         for m in messages:
             if m.session in active:
                 found.setdefault(m.session, Totals()).add(m)

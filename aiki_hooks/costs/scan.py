@@ -36,7 +36,7 @@ except ImportError:  # not built: no C compiler where this was installed
     _OTHER = _ROW = _SKIP = _scan_usage = None
 
 from .prices import PriceBook
-from .store import CostStore, FileState, Message
+from .store import CostStore, FileState, Message, dumps_rows, loads_rows
 
 CHUNK_BYTES = 1024 * 1024
 # A single line larger than this (a pathological tool result) is skipped, not buffered.
@@ -419,6 +419,7 @@ class FileRead:
     oversized_lines: int = 0
     vanished: bool = False
     error: str | None = None  # the file could not be read (the index keeps what it had)
+    rows_json: bytes | None = field(default=None, repr=False)  # the rows as stored (from a worker)
     seen: set = field(default_factory=set, repr=False)  # keys taken from this file so far
     proved: set = field(default_factory=set, repr=False)  # raw keys known to be real keys (_parse_lines)
 
@@ -647,16 +648,21 @@ def _worker_start() -> None:
         pass
 
 
-_FIELDS = ("path", "file_id", "inode", "offset", "size", "start", "rows", "session_costs", "bytes_read",
-           "usage_lines", "bad_lines", "oversized_lines", "vanished", "error")
+_FIELDS = ("path", "file_id", "inode", "offset", "size", "start", "session_costs", "bytes_read", "usage_lines",
+           "bad_lines", "oversized_lines", "vanished", "error")
 
 
-def _as_tuple(found: FileRead) -> tuple:
-    return tuple(getattr(found, name) for name in _FIELDS)
+def _as_frame(found: FileRead) -> tuple:
+    """A worker's FileRead for marshal, its rows as the JSON the index stores (made here,
+    in parallel, not in the parent)."""
+    return (*(getattr(found, name) for name in _FIELDS), dumps_rows(found.rows))
 
 
-def _from_tuple(values: tuple) -> FileRead:
-    return FileRead(**dict(zip(_FIELDS, values)), seen=None, proved=None)
+def _from_frame(values: tuple) -> FileRead:
+    found = FileRead(**dict(zip(_FIELDS, values)), seen=None, proved=None)
+    found.rows_json = values[-1]
+    found.rows = loads_rows(found.rows_json)  # lists, not tuples: read alike by index
+    return found
 
 
 def read_files(tasks: list[tuple[str, int, int, int, int]], prices: PriceBook, pending_bytes: int,
@@ -725,7 +731,7 @@ class _ForkedReaders:
                         if len(pending) < self.HEADER + length:
                             break
                         index = int.from_bytes(pending[:4], "little")
-                        done[index] = _from_tuple(marshal.loads(pending[self.HEADER:self.HEADER + length]))
+                        done[index] = _from_frame(marshal.loads(pending[self.HEADER:self.HEADER + length]))
                         del pending[:self.HEADER + length]
                 while next_index in done:
                     yield done.pop(next_index)
@@ -748,7 +754,7 @@ class _ForkedReaders:
         try:
             _worker_start()
             for index in share:
-                data = marshal.dumps(_as_tuple(read_file(*self.tasks[index][:4], self.prices)))
+                data = marshal.dumps(_as_frame(read_file(*self.tasks[index][:4], self.prices)))
                 frame = index.to_bytes(4, "little") + len(data).to_bytes(8, "little") + data
                 view = memoryview(frame)
                 while view:
@@ -914,7 +920,7 @@ class Scanner:
         if stats.new_rows is not None:
             stats.new_rows.extend(self._unseen(found.rows, seen, check_index=not stats.index_was_empty))
         # Read from its start: nothing of this file is stored (new, or forgotten by _plan).
-        self.store.add_rows(found.file_id, found.rows, new_file=found.start == 0)
+        self.store.add_rows(found.file_id, found.rows, new_file=found.start == 0, rows_json=found.rows_json)
         for session, costs in found.session_costs:
             self.store.set_session_costs(found.file_id, session, costs)
         states.append((found.file_id, found.path, found.inode, found.size, found.offset))

@@ -33,6 +33,15 @@ except ImportError:  # pragma: no cover - exercised where orjson is not installe
 
     _loads = _json.loads
 
+def dumps_rows(rows: Sequence) -> bytes:
+    """Rows as a chunk stores them: a JSON array of arrays."""
+    return _dumps(rows)
+
+
+def loads_rows(data: bytes) -> list[list]:
+    return _loads(data)
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
@@ -238,24 +247,28 @@ class CostStore:
             self._keys, self._keys_version = keys, version
         return self._keys
 
-    def add_rows(self, file_id: int, rows: Sequence[tuple], *, new_file: bool = False) -> None:
+    def add_rows(self, file_id: int, rows: Sequence[tuple], *, new_file: bool = False,
+                 rows_json: bytes | None = None) -> None:
         """Rows are (key, ts, session, model, sidechain, input, output, cache_write_5m,
         cache_write_1h, cache_read, cost), as the scanner builds them, with distinct keys.
         A key this file already holds is not stored again (a response whose first line was
-        read by an earlier refresh); *new_file* says there is none to check (a first read)."""
+        read by an earlier refresh); *new_file* says there is none to check (a first read).
+        *rows_json*: the rows already as dumps_rows makes them (by a worker)."""
         file_id = int(file_id)
         keys = self._keys
         if not new_file or keys is not None:
             keys = self._key_index()
             if not new_file:
-                rows = [row for row in rows if file_id not in keys.get(row[0], ())]
+                kept = [row for row in rows if file_id not in keys.get(row[0], ())]
+                if len(kept) != len(rows):
+                    rows, rows_json = kept, None
             for row in rows:
                 keys.setdefault(row[0], []).append(file_id)
         if not rows:
             return
         stamps = [row[1] for row in rows]
         self.db.execute("INSERT INTO chunks (file_id, first_ts, last_ts, count, rows) VALUES (?, ?, ?, ?, ?)",
-                        (file_id, min(stamps), max(stamps), len(rows), _dumps(rows)))
+                        (file_id, min(stamps), max(stamps), len(rows), rows_json or dumps_rows(rows)))
 
     def add_messages(self, file_id: int, messages: Iterable[Message]) -> None:
         self.add_rows(file_id, [(m.key, m.ts, m.session, m.model, int(m.sidechain), m.input, m.output,
