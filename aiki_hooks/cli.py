@@ -297,6 +297,11 @@ def cmd_costs(args) -> int:
 
     if not 1 <= args.days <= 3660:
         raise UsageError("--days must be between 1 and 3660")
+    # One short run that keeps every message until it exits: the cyclic collector would
+    # only walk them again and again (tens of ms after a first scan), never free them.
+    import gc
+
+    gc.disable()
     config = _config(args)
     probe = CostsProbe(config.costs, config.state_dir, workers=os.cpu_count() or 1, watch=False)
     with probe.locked():

@@ -234,7 +234,7 @@ class Window:
             if ts < since:
                 continue
             model = m[3]
-            if cell is None or model is not cell_model or not cell_from <= ts < cell_to:
+            if cell is None or model != cell_model or not cell_from <= ts < cell_to:
                 index = bisect.bisect_right(starts, ts) - 1
                 if index < days:
                     day, cell_from, cell_to = names[index], starts[index], starts[index + 1]
