@@ -154,9 +154,11 @@ class CostStore:
             self.db.executescript("".join(f"DROP TABLE IF EXISTS {name};" for name in OLD_TABLES))
         self.db.executescript(SCHEMA)
         self.set_meta("schema_version", SCHEMA_VERSION)
-        # key -> the ids of the files holding it, for add_rows and known_keys; loaded when
-        # first needed, kept up to date by this connection, reloaded after another's commit.
-        self._keys: dict[str, list[int]] | None = None
+        # Every stored key (known_keys), and the keys of the files appended to lately
+        # (add_rows): loaded when first needed, kept up to date by this connection,
+        # dropped when another connection commits or anything is forgotten.
+        self._keys: set[str] | None = None
+        self._file_keys: dict[int, set[str]] = {}
         self._keys_version: int | None = None
 
     def is_empty(self) -> bool:
@@ -209,7 +211,7 @@ class CostStore:
     def rollback(self) -> None:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
-        self._keys = None  # it may hold keys of what was rolled back
+        self._forget_keys()  # they may hold keys of what was rolled back
 
     def add_file(self, path: str, inode: int) -> int:
         cursor = self.db.execute("INSERT INTO files (path, inode, size, offset) VALUES (?, ?, 0, 0)", (path, inode))
@@ -229,7 +231,7 @@ class CostStore:
     def forget_file_contents(self, file_id: int) -> None:
         self.db.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,))
         self.db.execute("DELETE FROM session_costs WHERE file_id = ?", (file_id,))
-        self._keys = None
+        self._forget_keys()
 
     def forget_file(self, file_id: int) -> None:
         self.forget_file_contents(file_id)
@@ -237,15 +239,35 @@ class CostStore:
 
     # ------------------------------------------------------------------ rows
 
-    def _key_index(self) -> dict[str, list[int]]:
+    # Files whose keys are kept between refreshes: the sessions being written to.
+    FILE_KEYS_KEPT = 8
+
+    def _forget_keys(self) -> None:
+        self._keys, self._file_keys = None, {}
+
+    def _fresh_keys(self) -> None:
+        """Drop the key caches if another connection committed since they were made."""
         version = self.data_version()
-        if self._keys is None or self._keys_version != version:
-            keys: dict[str, list[int]] = {}
-            for file_id, rows in self.db.execute("SELECT file_id, rows FROM chunks ORDER BY id"):
-                for row in _loads(rows):
-                    keys.setdefault(row[0], []).append(file_id)
-            self._keys, self._keys_version = keys, version
+        if self._keys_version != version:
+            self._forget_keys()
+            self._keys_version = version
+
+    def _all_keys(self) -> set[str]:
+        self._fresh_keys()
+        if self._keys is None:
+            self._keys = {row[0] for _, row in self.stored_rows()}
         return self._keys
+
+    def _keys_of(self, file_id: int) -> set[str]:
+        self._fresh_keys()
+        keys = self._file_keys.pop(file_id, None)
+        if keys is None:
+            keys = {row[0] for chunk in self.db.execute("SELECT rows FROM chunks WHERE file_id = ?", (file_id,))
+                    for row in _loads(chunk[0])}
+        self._file_keys[file_id] = keys  # (re)inserted last: the oldest is dropped first
+        while len(self._file_keys) > self.FILE_KEYS_KEPT:
+            del self._file_keys[next(iter(self._file_keys))]
+        return keys
 
     def add_rows(self, file_id: int, rows: Sequence[tuple], *, new_file: bool = False,
                  rows_json: bytes | None = None) -> None:
@@ -255,17 +277,16 @@ class CostStore:
         read by an earlier refresh); *new_file* says there is none to check (a first read).
         *rows_json*: the rows already as dumps_rows makes them (by a worker)."""
         file_id = int(file_id)
-        keys = self._keys
-        if not new_file or keys is not None:
-            keys = self._key_index()
-            if not new_file:
-                kept = [row for row in rows if file_id not in keys.get(row[0], ())]
-                if len(kept) != len(rows):
-                    rows, rows_json = kept, None
-            for row in rows:
-                keys.setdefault(row[0], []).append(file_id)
+        if not new_file:
+            have = self._keys_of(file_id)
+            kept = [row for row in rows if row[0] not in have]
+            if len(kept) != len(rows):
+                rows, rows_json = kept, None
+            have.update(row[0] for row in rows)
         if not rows:
             return
+        if self._keys is not None:
+            self._keys.update(row[0] for row in rows)
         stamps = [row[1] for row in rows]
         self.db.execute("INSERT INTO chunks (file_id, first_ts, last_ts, count, rows) VALUES (?, ?, ?, ?, ?)",
                         (file_id, min(stamps), max(stamps), len(rows), rows_json or dumps_rows(rows)))
@@ -281,7 +302,7 @@ class CostStore:
         )
 
     def known_keys(self, keys: Sequence[str]) -> set[str]:
-        index = self._key_index()
+        index = self._all_keys()
         return {key for key in keys if key in index}
 
     def stored_rows(self, since: float | None = None) -> list[tuple[int, list]]:
@@ -343,7 +364,7 @@ class CostStore:
                 stamps = [row[1] for row in new]
                 self.db.execute("UPDATE chunks SET first_ts = ?, last_ts = ?, count = ?, rows = ? WHERE id = ?",
                                 (min(stamps), max(stamps), len(new), _dumps(new), chunk_id))
-        self._keys = None
+        self._forget_keys()
         return dropped
 
     def prune(self, before: float) -> int:
@@ -374,7 +395,7 @@ class CostStore:
         self.db.execute("DELETE FROM session_costs")
         self.db.execute("DELETE FROM files")
         self.db.execute("DELETE FROM meta WHERE key = 'kept_since'")
-        self._keys = None
+        self._forget_keys()
 
     def reprice(self, price) -> int:
         """Recompute every stored cost with *price* (a PriceBook) after the table changed."""
