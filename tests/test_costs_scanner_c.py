@@ -17,6 +17,7 @@ import pytest
 from aiki_hooks.costs import scan
 from aiki_hooks.costs.prices import PriceBook
 from aiki_hooks.costs.scan import parse_timestamp, read_file, transcript_files
+from aiki_hooks.costs.store import loads_rows
 
 from .conftest import REPO
 
@@ -48,6 +49,12 @@ def _compare(path: str, monkeypatch) -> scan.FileRead:
     assert c.rows == python.rows
     assert (c.usage_lines, c.bad_lines, c.oversized_lines, c.offset, c.session_costs) == (
         python.usage_lines, python.bad_lines, python.oversized_lines, python.offset, python.session_costs)
+    # A worker's form: the rows written as JSON by the C scanner (and by Python after a
+    # line it hands back), never as objects; read back, the same rows.
+    as_json = read_file(path, 7, 0, 0, PriceBook(), as_json=True)
+    assert as_json.rows == [] and loads_rows(as_json.rows_json) == [list(row) for row in python.rows]
+    assert (as_json.usage_lines, as_json.bad_lines, as_json.offset) == (
+        python.usage_lines, python.bad_lines, python.offset)
     return c
 
 
@@ -150,6 +157,8 @@ def odd_lines() -> list[bytes]:
         variant(66).replace(b'"isSidechain":false', b'"isSidechain":true'),
         variant(67).replace(b'"hi"', b'"' + b"x" * 5000 + b'"'),
         variant(68, message__content=[{"type": "text", "text": "-0.5e-7 1E+3"}, -0.5e-7, 1e3, 0, -0, True, None]),
+        variant(69, message__usage__cache_read_input_tokens=2**53 - 1),  # the largest count
+        variant(70, message__usage__output_tokens=2**53),  # no count: a corrupt line
         b'{"type":"cost-state","sessionId":"s1","modelUsage":{"claude-x":{"costUSD":1.5}}}',
         b'{"type":"user","message":{"role":"user","content":"output_tokens"},"toolUseResult":'
         b'{"usage":{"input_tokens":900,"output_tokens":99}}}',
@@ -166,6 +175,7 @@ def test_odd_lines_give_the_same_rows_as_the_python_path(tmp_path, monkeypatch):
     # The ones that must have counted (and once): a sanity check that the comparison compares something.
     assert keys.count("msg_1:req_1") == 1 and "msg_46:req_46" in keys and "msg_15:ref_15" in keys
     assert found.bad_lines >= 8 and len(found.rows) > 40
+    assert "msg_69:req_69" in keys and "msg_70:req_70" not in keys and "msg_25:req_25" not in keys
 
 
 def test_each_odd_line_alone_is_judged_like_the_python_path(tmp_path, monkeypatch):

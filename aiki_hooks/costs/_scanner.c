@@ -22,7 +22,8 @@
  *
  * scan_usage(buffer, end, mark, other_mark, seen, rows, file_id, base_offset, book,
  * resolve) -> (usage_lines, items): the same, but the usage lines are also *decided*
- * here, as scan.priced_row would (duplicates by *seen*, rows appended to *rows*, priced
+ * here, as scan.priced_row would (duplicates by *seen*, rows appended to *rows*: a list
+ * of tuples, or a bytearray of JSON arrays each followed by a comma; priced
  * from the schedules in *book*, filled by calling *resolve(model)*), until the first
  * line only Python can judge; that line and all after it come back as items.
  */
@@ -184,9 +185,10 @@ static ptr scan_number(ptr p, ptr end, Val *out) {
     }
     if (int_end - start - negative > MAX_INT_DIGITS) return NULL; /* beyond int64: the Python path */
     if (out) {
-        if (!negative && !fraction) {
-            long long value = 0;
-            for (ptr q = start; q < int_end; q++) value = value * 10 + (*q - '0');
+        long long value = 0;
+        for (ptr q = start + negative; q < int_end; q++) value = value * 10 + (*q - '0');
+        /* A count at or past 2**53 is no count (scan.MAX_COUNT): the Python path says so. */
+        if (!negative && !fraction && value < (1LL << 53)) {
             out->kind = V_INT;
             out->i = value;
         } else {
@@ -611,10 +613,65 @@ static double cost_of(const Price *price, double ts, long long input, long long 
 
 /* ------------------------------------------------------------------ the scan */
 
+/* A growing byte string (the JSON of rows). */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int failed;
+} Text;
+
+static void put(Text *t, const char *bytes, size_t n) {
+    if (t->failed) return;
+    if (t->len + n > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 65536;
+        while (cap < t->len + n) cap *= 2;
+        char *grown = PyMem_Realloc(t->data, cap);
+        if (!grown) {
+            t->failed = 1;
+            return;
+        }
+        t->data = grown, t->cap = cap;
+    }
+    memcpy(t->data + t->len, bytes, n);
+    t->len += n;
+}
+
+static void put_str(Text *t, const char *s) { put(t, s, strlen(s)); }
+
+static void put_int(Text *t, long long value) {
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%lld", value);
+    put(t, digits, (size_t)n);
+}
+
+/* repr(): the shortest text that reads back as the same double. */
+static void put_double(Text *t, double value) {
+    char *text = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!text) {
+        t->failed = 1;
+        return;
+    }
+    put_str(t, text);
+    PyMem_Free(text);
+}
+
+/* A str known to need no escaping in JSON (it came from a JSON string without escapes,
+ * or is one of ours), quoted. */
+static int put_plain(Text *t, PyObject *str) {
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(str, &n);
+    if (!utf8) return -1;
+    put(t, "\"", 1);
+    put(t, utf8, (size_t)n);
+    put(t, "\"", 1);
+    return 0;
+}
+
 typedef struct {
     PyObject *items;  /* what Python decides, in order */
     PyObject *seen;   /* NULL: every usage line becomes an item (no decisions here) */
-    PyObject *rows;
+    PyObject *rows;   /* a list: rows as tuples; a bytearray: rows as JSON arrays, each with a comma */
+    Text json;
     Py_ssize_t file_id, base_offset, usage_lines;
     int handed_over;  /* a line only Python can judge came: Python decides from there on */
     Prices prices;
@@ -651,6 +708,37 @@ static int decide(Scan *scan, Judged *j, Py_ssize_t start) {
                                                         j->cache_read))
                            : Py_NewRef(Py_None);
     if (!cost) return -1;
+    if (!PyList_Check(scan->rows)) { /* JSON: no Python objects kept for the row */
+        Text *t = &scan->json;
+        put(t, "[", 1);
+        int bad = put_plain(t, j->key) < 0;
+        put(t, ",", 1);
+        put_double(t, ts);
+        put(t, ",", 1);
+        bad = bad || put_plain(t, j->session) < 0;
+        put(t, ",", 1);
+        bad = bad || put_plain(t, j->model) < 0;
+        long long numbers[] = {j->sidechain, j->input, j->output, write_5m, write_1h, j->cache_read};
+        for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+            put(t, ",", 1);
+            put_int(t, numbers[i]);
+        }
+        put(t, ",", 1);
+        if (cost == Py_None)
+            put_str(t, "null");
+        else
+            put_double(t, PyFloat_AS_DOUBLE(cost));
+        put(t, "],", 2);
+        Py_DECREF(cost);
+        judged_clear(j);
+        if (bad) return -1;
+        if (t->failed) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        scan->usage_lines++;
+        return 0;
+    }
     PyObject *row = Py_BuildValue("(NNNNiLLLLLN)", j->key, j->ts, j->session, j->model, j->sidechain, j->input,
                                   j->output, write_5m, write_1h, j->cache_read, cost);
     j->key = j->ts = j->session = j->model = NULL;
@@ -706,14 +794,16 @@ static PyObject *scan_usage(PyObject *self, PyObject *args) {
     Py_buffer buffer, mark, other = {0};
     Py_ssize_t end, file_id = 0, base_offset = 0;
     PyObject *seen = NULL, *rows = NULL, *book = NULL, *resolve = NULL;
-    if (!PyArg_ParseTuple(args, "y*ny*|y*O!O!nnO!O", &buffer, &end, &mark, &other, &PySet_Type, &seen, &PyList_Type,
-                          &rows, &file_id, &base_offset, &PyDict_Type, &book, &resolve))
+    if (!PyArg_ParseTuple(args, "y*ny*|y*O!OnnO!O", &buffer, &end, &mark, &other, &PySet_Type, &seen, &rows,
+                          &file_id, &base_offset, &PyDict_Type, &book, &resolve))
         return NULL;
     PyObject *result = NULL;
     Scan scan;
     memset(&scan, 0, sizeof scan);
-    if (end < 0 || end > buffer.len || mark.len == 0 || (other.obj && other.len == 0) || (seen && !resolve)) {
-        PyErr_SetString(PyExc_ValueError, "end outside the buffer, an empty mark, or prices missing");
+    if (end < 0 || end > buffer.len || mark.len == 0 || (other.obj && other.len == 0) || (seen && !resolve) ||
+        (rows && !PyList_Check(rows) && !PyByteArray_Check(rows))) {
+        PyErr_SetString(PyExc_ValueError, "end outside the buffer, an empty mark, prices missing, or rows "
+                                          "neither a list nor a bytearray");
         goto done;
     }
     scan.items = PyList_New(0);
@@ -725,8 +815,17 @@ static PyObject *scan_usage(PyObject *self, PyObject *args) {
         Py_CLEAR(scan.items);
         goto done;
     }
+    if (scan.json.len) { /* the rows' JSON, after what the bytearray holds */
+        Py_ssize_t had = PyByteArray_GET_SIZE(rows);
+        if (PyByteArray_Resize(rows, had + (Py_ssize_t)scan.json.len) < 0) {
+            Py_CLEAR(scan.items);
+            goto done;
+        }
+        memcpy(PyByteArray_AS_STRING(rows) + had, scan.json.data, scan.json.len);
+    }
     result = seen ? Py_BuildValue("(nN)", scan.usage_lines, scan.items) : scan.items;
 done:
+    PyMem_Free(scan.json.data);
     PyBuffer_Release(&buffer);
     PyBuffer_Release(&mark);
     if (other.obj) PyBuffer_Release(&other);

@@ -285,10 +285,15 @@ def parse_timestamp(text: object) -> float | None:
     return moment.timestamp()
 
 
+# A token count is a whole number below 2**53 (JSON's exact integers, RFC 8259 section 6):
+# beyond that a line is corrupt, and its count would not survive the index (or ccusage).
+MAX_COUNT = 2**53
+
+
 def _count(value: object) -> int | None:
     if type(value) is int:  # the common case, checked first: this runs ~5 times per message
-        return value if value >= 0 else None
-    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return value if 0 <= value < MAX_COUNT else None
+    if isinstance(value, float) and value.is_integer() and 0 <= value < MAX_COUNT:
         return int(value)
     return None
 
@@ -309,18 +314,18 @@ def row_from_line(entry: dict, prices: PriceBook, fallback_key: str | tuple[int,
     u = usage.get
     # Exact-int fast paths inline; _count handles floats and rejects the rest.
     input_tokens = u("input_tokens")
-    if type(input_tokens) is not int or input_tokens < 0:
+    if type(input_tokens) is not int or not 0 <= input_tokens < MAX_COUNT:
         input_tokens = _count(input_tokens)
     output = u("output_tokens")
-    if type(output) is not int or output < 0:
+    if type(output) is not int or not 0 <= output < MAX_COUNT:
         output = _count(output)
     if input_tokens is None or output is None:
         return None
     cache_write = u("cache_creation_input_tokens", 0)
-    if type(cache_write) is not int or cache_write < 0:
+    if type(cache_write) is not int or not 0 <= cache_write < MAX_COUNT:
         cache_write = _count(cache_write) or 0
     cache_read = u("cache_read_input_tokens", 0)
-    if type(cache_read) is not int or cache_read < 0:
+    if type(cache_read) is not int or not 0 <= cache_read < MAX_COUNT:
         cache_read = _count(cache_read) or 0
     split = u("cache_creation")
     write_1h = (_count(split.get("ephemeral_1h_input_tokens", 0)) or 0) if type(split) is dict else 0
@@ -424,18 +429,25 @@ class FileRead:
     proved: set = field(default_factory=set, repr=False)  # raw keys known to be real keys (_parse_lines)
 
 
-def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBook) -> FileRead:
+def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBook, *,
+              as_json: bool = False) -> FileRead:
     """Read the complete lines of *path* after *offset*; a line still being written, or
     longer than MAX_LINE_BYTES and unfinished, is left for the next refresh. An OS error
-    (permission, EISDIR, EIO) sets `error` and drops what was read of this file."""
+    (permission, EISDIR, EIO) sets `error` and drops what was read of this file.
+    *as_json* (a worker, with the C scanner): the rows only as the JSON the index stores,
+    in `rows_json`, never as Python objects."""
     result = FileRead(path=path, file_id=file_id, inode=inode, offset=offset, size=0, start=offset)
+    json_rows = bytearray() if as_json and _scan_usage is not None else None
     try:
-        _read_into(path, offset, result, prices)
+        _read_into(path, offset, result, prices, json_rows)
     except FileNotFoundError:
         result.vanished = True
     except OSError as exc:
         result.error = f"{path}: {exc.strerror or exc}"
         result.rows, result.session_costs, result.offset = [], [], offset
+        json_rows = bytearray() if json_rows is not None else None
+    if json_rows is not None:  # "row,row," -> "[row,row]"
+        result.rows_json = b"[" + bytes(json_rows[:-1]) + b"]" if json_rows else b"[]"
     result.seen = result.proved = None  # not needed past the read (nor worth sending back from a worker)
     return result
 
@@ -446,7 +458,7 @@ def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBoo
 _spare_buffer: bytearray | None = None
 
 
-def _read_into(path: str, offset: int, result: FileRead, prices: PriceBook) -> None:
+def _read_into(path: str, offset: int, result: FileRead, prices: PriceBook, json_rows: bytearray | None) -> None:
     global _spare_buffer
     buf, _spare_buffer = _spare_buffer, None  # taken while in use
     if buf is None or len(buf) != CHUNK_BYTES:
@@ -455,13 +467,14 @@ def _read_into(path: str, offset: int, result: FileRead, prices: PriceBook) -> N
         with open(path, "rb", buffering=0) as file:
             result.size = os.fstat(file.fileno()).st_size
             file.seek(offset)
-            buf = _read_lines(file, buf, offset, result, prices)
+            buf = _read_lines(file, buf, offset, result, prices, json_rows)
     finally:
         if len(buf) == CHUNK_BYTES:  # one grown for a long line is let go
             _spare_buffer = buf
 
 
-def _read_lines(file, buf: bytearray, offset: int, result: FileRead, prices: PriceBook) -> bytearray:
+def _read_lines(file, buf: bytearray, offset: int, result: FileRead, prices: PriceBook,
+                json_rows: bytearray | None) -> bytearray:
     """Fill *buf* from *file*, parse its complete lines, move the unfinished rest to the
     front, repeat. A line longer than the buffer grows it, up to MAX_LINE_BYTES; a longer
     line is skipped to its end (and left for the next refresh if it has none yet).
@@ -501,7 +514,7 @@ def _read_lines(file, buf: bytearray, offset: int, result: FileRead, prices: Pri
                 continue
             end = last_newline + 1
             if _scan_usage is not None:
-                _parse_lines_c(buf, end, consumed, result, prices)
+                _parse_lines_c(buf, end, consumed, result, prices, json_rows)
             else:
                 _parse_lines(buf, end, consumed, result, prices)
                 if buf.find(COST_STATE_MARK, 0, end) >= 0:  # rare: one search, then these few lines
@@ -580,14 +593,17 @@ def scanner_backend() -> str:
     return "c" if _scan_usage is not None else "python"
 
 
-def _parse_lines_c(buffer: bytes, end: int, base_offset: int, result: FileRead, prices: PriceBook) -> None:
+def _parse_lines_c(buffer: bytes, end: int, base_offset: int, result: FileRead, prices: PriceBook,
+                   json_rows: bytearray | None = None) -> None:
     """_parse_lines with the C scanner: it finds the usage lines, reads and validates each
-    as a whole and decides it as priced_row would (its rows appended to result.rows),
-    until a line only Python can judge (an escape, a float, an odd timestamp...); from
-    there on, the lines come back as items and are decided here, in order, exactly as
-    _parse_lines would."""
-    rows, seen, file_id = result.rows, result.seen, result.file_id
-    usage_lines, items = _scan_usage(buffer, end, USAGE_MARK, COST_STATE_MARK, seen, rows, file_id, base_offset,
+    as a whole and decides it as priced_row would (its rows appended to result.rows, or as
+    JSON to *json_rows*), until a line only Python can judge (an escape, a float, an odd
+    timestamp...); from there on, the lines come back as items and are decided here, in
+    order, exactly as _parse_lines would."""
+    seen, file_id = result.seen, result.file_id
+    rows = result.rows if json_rows is None else []
+    usage_lines, items = _scan_usage(buffer, end, USAGE_MARK, COST_STATE_MARK, seen,
+                                     result.rows if json_rows is None else json_rows, file_id, base_offset,
                                      prices.schedules, prices.schedule)
     cost_lines = []
     for item in items:
@@ -613,6 +629,10 @@ def _parse_lines_c(buffer: bytes, end: int, base_offset: int, result: FileRead, 
             if row:
                 rows.append(row)
     result.usage_lines += usage_lines
+    if json_rows is not None:  # the rows Python decided, after the C scanner's, in line order
+        for row in rows:
+            json_rows += dumps_rows(row)
+            json_rows += b","
     if cost_lines:
         _parse_session_costs(cost_lines, buffer, result)
 
@@ -655,7 +675,8 @@ _FIELDS = ("path", "file_id", "inode", "offset", "size", "start", "session_costs
 def _as_frame(found: FileRead) -> tuple:
     """A worker's FileRead for marshal, its rows as the JSON the index stores (made here,
     in parallel, not in the parent)."""
-    return (*(getattr(found, name) for name in _FIELDS), dumps_rows(found.rows))
+    return (*(getattr(found, name) for name in _FIELDS),
+            found.rows_json if found.rows_json is not None else dumps_rows(found.rows))
 
 
 def _from_frame(values: tuple) -> FileRead:
@@ -754,7 +775,7 @@ class _ForkedReaders:
         try:
             _worker_start()
             for index in share:
-                data = marshal.dumps(_as_frame(read_file(*self.tasks[index][:4], self.prices)))
+                data = marshal.dumps(_as_frame(read_file(*self.tasks[index][:4], self.prices, as_json=True)))
                 frame = index.to_bytes(4, "little") + len(data).to_bytes(8, "little") + data
                 view = memoryview(frame)
                 while view:
