@@ -253,7 +253,8 @@ def main() -> int:
         warm, base = [], []
         for run in range(args.runs):
             chunk, taken = [], 0
-            for line in lines[run * 300:]:
+            start = run * 300 % len(lines)
+            for line in lines[start:] + lines[:start]:  # (round again for many runs)
                 chunk.append(line.replace(b'"msg_', f'"msg_w{run}_'.encode()))  # new responses each run
                 taken += len(line)
                 if taken >= 1024 * 1024:
