@@ -33,7 +33,7 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { ROW = 0, FALLBACK = 1, SKIP = 2, OTHER = 3 };
+enum { ROW = 0, FALLBACK = 1, SKIP = 2, OTHER = 3, DUPLICATE = 4 /* internal */ };
 #define MAX_DEPTH 512
 #define MAX_INT_DIGITS 18 /* fits in int64; longer numbers go to the Python path */
 
@@ -439,8 +439,30 @@ static void judged_clear(Judged *j) {
     Py_CLEAR(j->model);
 }
 
-/* The verdict on buffer[start:stop]; -1 only on a Python error (memory). */
-static int judge_line(ptr base, Py_ssize_t start, Py_ssize_t stop, Judged *out) {
+/* "id:request" as a str: straight from the bytes when they are ASCII (ids always are). */
+static PyObject *make_key(const Val *id, const Val *request) {
+    int ascii = 1;
+    for (Py_ssize_t i = 0; i < id->n; i++) ascii &= id->s[i] < 0x80;
+    for (Py_ssize_t i = 0; i < request->n; i++) ascii &= request->s[i] < 0x80;
+    if (ascii) {
+        PyObject *key = PyUnicode_New(id->n + 1 + request->n, 127);
+        if (!key) return NULL;
+        char *data = PyUnicode_DATA(key);
+        memcpy(data, id->s, (size_t)id->n);
+        data[id->n] = ':';
+        memcpy(data + id->n + 1, request->s, (size_t)request->n);
+        return key;
+    }
+    PyObject *key = NULL, *a = text(id), *b = a ? text(request) : NULL;
+    if (a && b) key = PyUnicode_FromFormat("%U:%U", a, b);
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return key;
+}
+
+/* The verdict on buffer[start:stop]; -1 only on a Python error (memory). With *seen*, a
+ * line whose key is in it is a DUPLICATE, told before anything else is built. */
+static int judge_line(ptr base, Py_ssize_t start, Py_ssize_t stop, Judged *out, PyObject *seen) {
     ptr p = base + start, end = base + stop;
     Line line;
     memset(&line, 0, sizeof line);
@@ -476,12 +498,17 @@ static int judge_line(ptr base, Py_ssize_t start, Py_ssize_t stop, Judged *out) 
 
     const Val *request = rid == OPT_TEXT ? &line.request_id : (rref == OPT_TEXT ? &line.request_ref : NULL);
     if (id == OPT_TEXT && request) {
-        /* ids are ASCII in practice; the bytes are checked as UTF-8 all the same */
-        PyObject *a = text(&line.id), *b = a ? text(request) : NULL;
-        if (a && b) out->key = PyUnicode_FromFormat("%U:%U", a, b);
-        Py_XDECREF(a);
-        Py_XDECREF(b);
+        out->key = make_key(&line.id, request);
         if (!out->key) goto fallback;
+        if (seen) {
+            int found = PySet_Contains(seen, out->key);
+            if (found < 0) goto fallback;
+            if (found) {
+                Py_CLEAR(out->key);
+                out->kind = DUPLICATE;
+                return 0;
+            }
+        }
     } else {
         out->key = Py_NewRef(Py_None);
     }
@@ -766,8 +793,13 @@ static int each_line(Scan *scan, ptr base, Py_ssize_t end, const Py_buffer *mark
         PyObject *item;
         if (kind == ROW) {
             Judged j;
-            if (judge_line(base, start, stop, &j) < 0) return -1;
-            if (j.kind == SKIP && scan->seen && !scan->handed_over) continue;
+            int deciding = scan->seen && !scan->handed_over;
+            if (judge_line(base, start, stop, &j, deciding ? scan->seen : NULL) < 0) return -1;
+            if (j.kind == DUPLICATE) { /* a repeat of a response: counted once, as in ccusage */
+                scan->usage_lines++;
+                continue;
+            }
+            if (j.kind == SKIP && deciding) continue;
             if (j.kind == ROW && scan->seen && !scan->handed_over) {
                 int verdict = decide(scan, &j, start);
                 if (verdict < 0) {

@@ -17,7 +17,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from .store import Message
+from .store import Message, messages_from_rows
 
 BLOCK_SECONDS = 5 * 3600
 _BY_TIME = operator.itemgetter(1)  # a Message's ts, for sorting in C
@@ -38,15 +38,16 @@ class Totals:
         return self.input + self.output + self.cache_write + self.cache_read
 
     def add(self, m: Message) -> None:
-        self.input += m.input
-        self.output += m.output
-        self.cache_write += m.cache_write_5m + m.cache_write_1h
-        self.cache_read += m.cache_read
+        """*m*: a Message, or a row of the same fields (by index: the Window keeps rows)."""
+        self.input += m[5]
+        self.output += m[6]
+        self.cache_write += m[7] + m[8]
+        self.cache_read += m[9]
         self.messages += 1
-        if m.cost is None:
-            self.unpriced_tokens += m.tokens
+        if m[10] is None:
+            self.unpriced_tokens += m[5] + m[6] + m[7] + m[8] + m[9]
         else:
-            self.cost += m.cost
+            self.cost += m[10]
 
     def merge(self, other: "Totals") -> None:
         self.input += other.input
@@ -70,7 +71,7 @@ class Breakdown:
 
     def add(self, m: Message) -> None:
         self.total.add(m)
-        self.by_model.setdefault(m.model, Totals()).add(m)
+        self.by_model.setdefault(m[3], Totals()).add(m)
 
     def merge(self, model: str, totals: Totals) -> None:
         self.total.merge(totals)
@@ -181,6 +182,8 @@ class Window:
     Built once from the index, then fed only the messages each refresh adds; rebuilt
     when the day changes or a transcript was forgotten. Messages are summed once, into
     one cell per (day, model); days, models, today and the period are sums of cells.
+    It takes Messages or plain rows of the same fields (the scanner's, read by index: a
+    first scan's 25,000 need not become Messages first) and hands out Messages.
     """
 
     def __init__(self, *, days: int, tz: _dt.tzinfo | None, now: float) -> None:
@@ -299,8 +302,8 @@ class Window:
             block = None
             if messages:
                 first = current_block_start(messages)
-                start_ts = messages[first].ts - (messages[first].ts % 3600)
-                block = Block(start_ts, start_ts + BLOCK_SECONDS, messages[-1].ts, breakdown(messages[first:]))
+                start_ts = messages[first][1] - (messages[first][1] % 3600)
+                block = Block(start_ts, start_ts + BLOCK_SECONDS, messages[-1][1], breakdown(messages[first:]))
             memo = self._memo["block"] = (self._version, block)
         block = memo[1]
         return block if block is not None and block.active(now) else None
@@ -320,15 +323,15 @@ class Window:
     def _sessions(self, now: float) -> dict[str, Totals]:
         messages = self._ordered()
         first = bisect.bisect_left(messages, now - 86400, key=_BY_TIME)
-        active = {m.session for m in messages[first:] if m.session}
+        active = {m[2] for m in messages[first:] if m[2]}  # (rows: index 2 is the session)
         found: dict[str, Totals] = {}
         if not active:
             return found
         for m in messages:
-            if m.session in active:
-                found.setdefault(m.session, Totals()).add(m)
+            if m[2] in active:
+                found.setdefault(m[2], Totals()).add(m)
         return found
 
     def unpriced_since(self, since: float) -> list[Message]:
         """The unpriced messages at or after *since* (for Claude Code's own estimate)."""
-        return [m for m in self.recent if m.cost is None and m.ts >= since]
+        return messages_from_rows([m for m in self.recent if m[10] is None and m[1] >= since])

@@ -16,7 +16,7 @@ from ..config import CostsConfig, ExternalCostConfig
 from ..costs import report
 from ..costs.prices import PriceBook, Rates
 from ..costs.scan import ChangeWatch, ScanStats, Scanner, TranscriptLister, claude_config_dirs
-from ..costs.store import CostStore, Message, messages_from_rows
+from ..costs.store import CostStore
 from ..result import Finding, ProbeResult
 from ..status import Status
 from ..thresholds import Threshold
@@ -118,11 +118,11 @@ class CostsProbe:
             self._file_count, self._had_errors = len(files), bool(stats.errors)
             self._watch.watch(self._lister.directories, self._lister.complete)
         if window is not None and stats.new_rows is not None:
-            window.add(messages_from_rows(stats.new_rows))
+            window.add(stats.new_rows)
         else:
             window = report.Window(days=days, tz=self.tz, now=now)
             if stats.index_was_empty and stats.new_rows is not None:
-                window.add(messages_from_rows(stats.new_rows))  # everything, just read
+                window.add(stats.new_rows)  # everything, just read
             else:
                 window.add(self._store.messages_since(window.lookback))
             self._window, self._estimates = window, None
