@@ -42,6 +42,8 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class ResourcesConfig:
+    """The [resources] table: CPU, memory and disk thresholds."""
+
     enabled: bool = True
     disk_paths: tuple[str, ...] = ("/",)
     cpu: Threshold = Threshold(warn=90.0, crit=98.0)
@@ -55,6 +57,8 @@ class ResourcesConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SystemdProbeConfig:
+    """One [[probes.systemd]] entry: a unit to watch."""
+
     unit: str
     scope: str = "user"
     name: str = ""
@@ -63,6 +67,8 @@ class SystemdProbeConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class HttpProbeConfig:
+    """One [[probes.http]] entry: an HTTP (or Qdrant) endpoint to check."""
+
     name: str
     url: str
     kind: str = "generic"
@@ -75,6 +81,8 @@ class HttpProbeConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class TcpProbeConfig:
+    """One [[probes.tcp]] entry: a port that must accept connections."""
+
     name: str
     host: str
     port: int
@@ -83,6 +91,8 @@ class TcpProbeConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class CommandProbeConfig:
+    """One [[probes.command]] entry: a Nagios-style plugin to run."""
+
     name: str
     command: tuple[str, ...]
     timeout_seconds: float = 10.0
@@ -111,6 +121,8 @@ class ExternalCostConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class CostsConfig:
+    """The [costs] table: where the transcripts are, time zone, budgets, prices, tracker."""
+
     enabled: bool = True
     timezone: str | None = None
     claude_config_dirs: tuple[str, ...] = ()
@@ -173,6 +185,8 @@ class GuardRule:
 
 @dataclass(frozen=True, kw_only=True)
 class Config:
+    """The whole validated config file."""
+
     source: str = "<defaults>"
     interval_seconds: float = 60.0
     state_dir: Path = field(default_factory=paths.default_state_dir)

@@ -75,6 +75,8 @@ TOLD_FILE = "outputs-told.json"  # in the state dir: see Router
 
 @dataclass(frozen=True, kw_only=True)
 class OutputConfig:
+    """One [[outputs]] entry: where snapshots and issues are sent."""
+
     type: str
     name: str = ""
     min_severity: str = "OK"

@@ -17,6 +17,8 @@ from typing import Mapping, Protocol, Sequence
 
 @dataclass(frozen=True, kw_only=True)
 class CommandOutput:
+    """What a command printed and how it ended."""
+
     argv: tuple[str, ...]
     returncode: int | None  # None: killed at the deadline
     stdout: str

@@ -44,6 +44,8 @@ class Finding:
 
 @dataclass(frozen=True, kw_only=True)
 class ProbeResult:
+    """What one probe measured and how it judged it."""
+
     name: str
     kind: str
     status: Status
@@ -94,6 +96,8 @@ class ProbeResult:
 
 @dataclass(frozen=True, kw_only=True)
 class Issue:
+    """One problem the agent is told of, with its stable id."""
+
     id: str
     severity: Status
     summary: str
@@ -126,6 +130,8 @@ class Issue:
 
 @dataclass(frozen=True, kw_only=True)
 class Snapshot:
+    """One cycle's results: what the cache holds."""
+
     generated_at: float
     interval_seconds: float
     host: str

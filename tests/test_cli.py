@@ -219,3 +219,23 @@ def test_metrics_prints_an_exposition_prometheus_parses(write_config, tmp_path):
     # A second run reads the cache the first one published: the same snapshot.
     again = run_cli("metrics")
     assert again.stdout == result.stdout
+
+
+def test_the_parser_for_one_command_parses_like_the_full_one():
+    """main() builds only the subparser of the command asked for (a start-up saving): the
+    list of commands it knows must be the full parser's, and both parse alike."""
+    from aiki_hooks import cli
+
+    full = cli._parser()
+    choices = full._subparsers._group_actions[0].choices
+    assert sorted(choices) == sorted(cli.COMMANDS)
+    for argv in (["costs", "--json", "--days", "3"], ["--config", "x.toml", "status", "--json", "--color", "never"],
+                 ["--debug", "service", "install", "--dry-run"], ["install-hooks", "--statusline", "--project", "d"],
+                 ["refresher", "--cycles", "2"], ["issues", "--days", "2", "--json"], ["statusline"]):
+        small = cli._parser(argv)
+        assert list(small._subparsers._group_actions[0].choices) == [cli._command_in(argv)]
+        assert vars(small.parse_args(argv)) == vars(full.parse_args(argv)), argv
+    assert cli._command_in(["--help"]) is None and cli._command_in(["--config", "costs"]) is None
+    # An unknown command gets the full parser, so its error lists the real ones.
+    result = run_cli("nonsense")
+    assert result.returncode == 2 and "costs" in result.stderr and "status" in result.stderr

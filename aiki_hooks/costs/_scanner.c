@@ -32,6 +32,9 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 enum { ROW = 0, FALLBACK = 1, SKIP = 2, OTHER = 3, DUPLICATE = 4 /* internal */ };
 #define MAX_DEPTH 512
@@ -864,7 +867,20 @@ done:
     return result;
 }
 
+/* keep_freed_memory(bytes): glibc keeps freed blocks up to this size for reuse instead of
+ * unmapping them (a first scan's worker, see scan._worker_start). */
+static PyObject *keep_freed_memory(PyObject *self, PyObject *arg) {
+    long bytes = PyLong_AsLong(arg);
+    if (bytes == -1 && PyErr_Occurred()) return NULL;
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, (int)bytes);
+    mallopt(M_TRIM_THRESHOLD, (int)bytes);
+#endif
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"keep_freed_memory", keep_freed_memory, METH_O, "keep_freed_memory(bytes): tune glibc malloc (a worker)."},
     {"scan_usage", scan_usage, METH_VARARGS,
      "scan_usage(buffer, end, mark[, other_mark]) -> list: the usage lines of buffer[:end] (see the source)."},
     {NULL, NULL, 0, NULL},

@@ -30,6 +30,8 @@ PRICES_SOURCE = "Anthropic pricing page, read 2026-11-24"
 
 @dataclass(frozen=True)
 class Rates:
+    """USD per million tokens, per kind of token."""
+
     input: float
     cache_write_5m: float
     cache_write_1h: float
@@ -48,6 +50,8 @@ class Tier:
 
 @dataclass(frozen=True)
 class ModelPrice:
+    """A model's rates, its long-context tier and the dated changes of its rates."""
+
     prefixes: tuple[str, ...]
     rates: Rates
     tier: Tier | None = None

@@ -25,6 +25,8 @@ _BY_TIME = operator.itemgetter(1)  # a Message's ts, for sorting in C
 
 @dataclass
 class Totals:
+    """Token and cost sums of some messages."""
+
     input: int = 0
     output: int = 0
     cache_write: int = 0
@@ -66,6 +68,8 @@ class Totals:
 
 @dataclass
 class Breakdown:
+    """Totals in all and per model."""
+
     total: Totals = field(default_factory=Totals)
     by_model: dict[str, Totals] = field(default_factory=dict)
 
@@ -80,6 +84,8 @@ class Breakdown:
 
 @dataclass(frozen=True)
 class Block:
+    """A 5-hour billing block, as ccusage defines it."""
+
     start: float
     end: float
     last_activity: float

@@ -252,6 +252,8 @@ class ChangeWatch:
 
 @dataclass
 class ScanStats:
+    """What one refresh of the index read, found and skipped."""
+
     files: int = 0
     files_read: int = 0
     files_forgotten: int = 0
@@ -658,6 +660,11 @@ def _worker_start() -> None:
     """A short-lived worker keeps the memory it frees for its next file: glibc otherwise
     maps and unmaps every block of 128 KiB or more (a large set, a list of rows), and each
     new map is faulted in page by page again (a third of a worker's system time)."""
+    if _scan_usage is not None:  # the C module does it without importing ctypes (~5 ms)
+        from ._scanner import keep_freed_memory
+
+        keep_freed_memory(8 * 1024 * 1024)
+        return
     try:
         import ctypes
 

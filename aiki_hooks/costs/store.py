@@ -78,6 +78,8 @@ OLD_TABLES = ("messages", "chunks", "files", "session_costs", "meta")
 
 @dataclass(frozen=True)
 class FileState:
+    """A transcript as the index last read it."""
+
     id: int
     path: str
     inode: int
