@@ -415,3 +415,23 @@ def test_a_damaged_index_is_built_again(corpus, tmp_path):
     assert sum(m.input for m in store.messages_since(0)) == 7
     assert int(store.db.execute("PRAGMA synchronous").fetchone()[0]) == 1  # NORMAL again after the first fill
     assert oct(index.stat().st_mode & 0o777) == "0o600"
+
+
+def test_parallel_scan_of_more_files_than_one_queue_write(tmp_path, monkeypatch):
+    """1,500 files: the workers' queue (4 bytes a file) outgrows one pipe write and is
+    topped up as it drains; every file is read once and the rows are the serial ones."""
+    import aiki_hooks.costs.scan as scan
+
+    root = tmp_path / "claude" / "projects" / "p"
+    root.mkdir(parents=True)
+    for index in range(1500):
+        (root / f"{index:04}.jsonl").write_text(assistant(f"m{index}", f"r{index % 700}", input=index, output=1))
+    files = transcript_files([str(tmp_path / "claude")])
+    monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(scan.os, "sched_getaffinity", lambda pid: {0, 1})
+    found = {}
+    for workers in (1, 2):
+        store = CostStore(str(tmp_path / f"{workers}.sqlite"))
+        stats = Scanner(store, PriceBook(), workers=workers).refresh(files)
+        found[workers] = (stats.files_read, sorted(tuple(row) for _, row in store.stored_rows()))
+    assert found[1] == found[2] and found[1][0] == 1500 and len(found[1][1]) == 1500

@@ -708,43 +708,56 @@ def read_files(tasks: list[tuple[str, int, int, int, int]], prices: PriceBook, p
 
 class _ForkedReaders:
     """Worker processes made with os.fork, not multiprocessing: importing it and starting
-    a Pool cost more than a tenth of a first scan. Each worker reads its share of the
-    files (balanced by bytes, in order) and sends each result down its own pipe as one
-    marshal frame: index (4 bytes), length (8 bytes), data. The parent yields results in
-    task order as they arrive. A worker that dies leaves its files unread: the parent
-    reads them itself (and meets the same error, if any, with a traceback)."""
+    a Pool cost more than a tenth of a first scan. The workers take file indexes from one
+    queue pipe, 4 bytes at a time (a read of a pipe is atomic, so each index goes to one
+    worker: whoever is free, as the cost of a file is not its size), and send each result
+    down a pipe of their own as one marshal frame: index (4 bytes), length (8 bytes),
+    data. The parent fills the queue as it drains and yields results in task order as
+    they arrive. A worker that dies leaves its files unread: the parent reads them itself
+    (and meets the same error, if any, with a traceback)."""
 
     HEADER = 12
+    QUEUE_WRITE = 4096  # PIPE_BUF: a write of this size is whole or refused, never cut
 
     def __init__(self, tasks: list, prices: PriceBook, workers: int) -> None:
-        self.tasks, self.prices = tasks, prices
-        loads = [0] * workers
-        self.shares: list[list[int]] = [[] for _ in range(workers)]
-        for index, task in enumerate(tasks):  # each file to the least loaded worker so far
-            least = loads.index(min(loads))
-            self.shares[least].append(index)
-            loads[least] += max(task[4] - task[2], 1)
+        self.tasks, self.prices, self.workers = tasks, prices, workers
 
     def results(self) -> Iterator[FileRead]:
         import marshal
         import select
 
+        queue = b"".join(index.to_bytes(4, "little") for index in range(len(self.tasks)))
+        queued = 0
+        take, give = os.pipe()
+        os.set_blocking(give, False)
         readers: dict[int, tuple[int, bytearray]] = {}  # fd -> (pid, unread bytes)
         try:
-            for share in self.shares:
+            for _ in range(self.workers):
                 read_end, write_end = os.pipe()
                 pid = os.fork()
                 if pid == 0:  # the worker: never returns
                     os.close(read_end)
+                    os.close(give)
                     for fd in readers:
                         os.close(fd)
-                    self._work(share, write_end)
+                    self._work(take, write_end)
                 os.close(write_end)
                 readers[read_end] = (pid, bytearray())
+            os.close(take)
+            take = None
             done: dict[int, FileRead] = {}
             next_index = 0
             while readers:
-                ready, _, _ = select.select(list(readers), [], [])
+                ready, writable, _ = select.select(list(readers), [give] if give is not None else [], [])
+                if writable:
+                    try:
+                        while queued < len(queue):
+                            queued += os.write(give, queue[queued:queued + self.QUEUE_WRITE])
+                    except BlockingIOError:
+                        pass
+                    if queued >= len(queue):
+                        os.close(give)  # the workers stop when the queue is empty
+                        give = None
                 for fd in ready:
                     data = os.read(fd, 1 << 20)
                     pid, pending = readers[fd]
@@ -764,9 +777,12 @@ class _ForkedReaders:
                 while next_index in done:
                     yield done.pop(next_index)
                     next_index += 1
-            for index in range(next_index, len(self.tasks)):  # a worker's files it did not send
+            for index in range(next_index, len(self.tasks)):  # files no worker sent back
                 yield done.pop(index) if index in done else read_file(*self.tasks[index][:4], self.prices)
         finally:
+            for fd in (take, give):
+                if fd is not None:
+                    os.close(fd)
             for fd, (pid, _) in readers.items():  # the caller stopped early, or an error
                 os.close(fd)
                 try:
@@ -775,15 +791,19 @@ class _ForkedReaders:
                 except OSError:
                     pass
 
-    def _work(self, share: list[int], fd: int) -> None:
+    def _work(self, take: int, fd: int) -> None:
         import marshal
 
         status = 1
         try:
             _worker_start()
-            for index in share:
+            while True:
+                index_bytes = os.read(take, 4)
+                if len(index_bytes) < 4:  # the queue is closed and empty
+                    break
+                index = int.from_bytes(index_bytes, "little")
                 data = marshal.dumps(_as_frame(read_file(*self.tasks[index][:4], self.prices, as_json=True)))
-                frame = index.to_bytes(4, "little") + len(data).to_bytes(8, "little") + data
+                frame = index_bytes + len(data).to_bytes(8, "little") + data
                 view = memoryview(frame)
                 while view:
                     view = view[os.write(fd, view):]
