@@ -25,10 +25,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
-try:  # orjson parses these lines ~3x faster; the standard library is the fallback
-    from orjson import loads as json_loads
-except ImportError:  # pragma: no cover - exercised where orjson is not installed
-    from json import loads as json_loads
+json_loads = None  # orjson's (~3x faster), else the standard library's: imported on first use
 
 try:  # the optional C scanner (setup.py); the Python path below gives the same rows
     from ._scanner import OTHER as _OTHER, ROW as _ROW, SKIP as _SKIP, scan_usage as _scan_usage
@@ -532,6 +529,12 @@ def _read_lines(file, buf: bytearray, offset: int, result: FileRead, prices: Pri
 
 
 def _loads(raw: bytes):
+    global json_loads
+    if json_loads is None:
+        try:
+            from orjson import loads as json_loads
+        except ImportError:  # pragma: no cover - exercised where orjson is not installed
+            from json import loads as json_loads
     try:
         return json_loads(raw)
     except ValueError:

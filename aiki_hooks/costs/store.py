@@ -23,15 +23,32 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
-try:  # rows are (de)serialised by the thousand: orjson does it several times faster
-    from orjson import dumps as _dumps, loads as _loads
-except ImportError:  # pragma: no cover - exercised where orjson is not installed
-    import json as _json
+_codec = None  # (dumps, loads), imported on first use: orjson (with uuid) costs ~7 ms to import
 
-    def _dumps(value) -> bytes:
-        return _json.dumps(value, separators=(",", ":")).encode()
 
-    _loads = _json.loads
+def _json_codec():
+    global _codec
+    if _codec is None:
+        try:  # rows are (de)serialised by the thousand: orjson does it several times faster
+            from orjson import dumps, loads
+        except ImportError:  # pragma: no cover - exercised where orjson is not installed
+            import json
+
+            def dumps(value) -> bytes:
+                return json.dumps(value, separators=(",", ":")).encode()
+
+            loads = json.loads
+        _codec = (dumps, loads)
+    return _codec
+
+
+def _dumps(value) -> bytes:
+    return _json_codec()[0](value)
+
+
+def _loads(data):
+    return _json_codec()[1](data)
+
 
 def dumps_rows(rows: Sequence) -> bytes:
     """Rows as a chunk stores them: a JSON array of arrays."""

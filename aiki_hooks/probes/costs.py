@@ -17,9 +17,8 @@ from ..costs import report
 from ..costs.prices import PriceBook, Rates
 from ..costs.scan import ChangeWatch, ScanStats, Scanner, TranscriptLister, claude_config_dirs
 from ..costs.store import CostStore
-from ..result import Finding, ProbeResult
-from ..status import Status
-from ..thresholds import Threshold
+# result, status and thresholds are imported where a check is judged: `aiki-hooks costs`
+# never judges, and its start-up is part of a first scan's time.
 
 KIND = "costs"
 CLAUDE_NAME = "claude-costs"
@@ -52,6 +51,9 @@ def usd(value: float) -> str:
 
 
 def budget_status(spent: float, budget: float | None) -> tuple[Status, str]:
+    from ..status import Status
+    from ..thresholds import Threshold
+
     if not budget:
         return Status.OK, ""
     status = Threshold(warn=budget * BUDGET_WARN_FRACTION, crit=budget).evaluate(spent)
@@ -212,6 +214,9 @@ class CostsProbe:
             yield
 
     def check(self) -> list[ProbeResult]:
+        from ..result import ProbeResult
+        from ..status import Status
+
         if not self._lock.acquire(blocking=False):
             # A first full scan outlived the cycle; it carries on, this cycle reports that.
             return [ProbeResult(name=CLAUDE_NAME, kind=KIND, status=Status.UNKNOWN, error_kind="busy",
@@ -255,6 +260,8 @@ def _budget_finding(finding_id: str, what: str, breakdown: report.Breakdown, est
     """(the finding, "96% of the $0.40 budget") for a budget. Spend counts Claude Code's own
     price for unpriced models; tokens it gave no price for are named, so a budget is never
     silently met by leaving them out."""
+    from ..result import Finding
+
     spent = breakdown.total.cost + (estimate or 0.0)
     status, share = budget_status(spent, budget)
     if not share:
@@ -269,6 +276,9 @@ def _budget_finding(finding_id: str, what: str, breakdown: report.Breakdown, est
 
 
 def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
+    from ..result import ProbeResult
+    from ..status import Status
+
     today: report.Breakdown = figures["today"]
     week: report.Breakdown = figures["week"]
     block: report.Block | None = figures["block"]
@@ -329,6 +339,9 @@ def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
 
 
 def judge_external(source: ExternalCostConfig, value: float | None, error: str | None) -> ProbeResult:
+    from ..result import ProbeResult
+    from ..status import Status
+
     if error is not None:
         return ProbeResult(name=TRACKER_NAME, kind=KIND, status=Status.UNKNOWN, error_kind="tracker_failed",
                            summary=f"{source.label}: {error}")
