@@ -770,13 +770,16 @@ class _ForkedReaders:
                         os.waitpid(pid, 0)
                         continue
                     pending += data
-                    while len(pending) >= self.HEADER:
-                        length = int.from_bytes(pending[4:12], "little")
-                        if len(pending) < self.HEADER + length:
+                    at = 0  # frames are taken from the front; the rest is moved once, after
+                    while len(pending) - at >= self.HEADER:
+                        length = int.from_bytes(pending[at + 4:at + 12], "little")
+                        start = at + self.HEADER
+                        if len(pending) < start + length:
                             break
-                        index = int.from_bytes(pending[:4], "little")
-                        done[index] = _from_frame(marshal.loads(pending[self.HEADER:self.HEADER + length]))
-                        del pending[:self.HEADER + length]
+                        index = int.from_bytes(pending[at:at + 4], "little")
+                        done[index] = _from_frame(marshal.loads(memoryview(pending)[start:start + length]))
+                        at = start + length
+                    del pending[:at]
                 while next_index in done:
                     yield done.pop(next_index)
                     next_index += 1
