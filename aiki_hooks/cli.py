@@ -342,16 +342,16 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_costs(args) -> int:
+    # One short run that keeps what it makes until it exits (modules, then every message):
+    # the cyclic collector would only walk it all again and again, never free it.
+    import gc
+
+    gc.disable()
     from .costs.render import costs_json, costs_table
     from .probes.costs import CostsProbe
 
     if not 1 <= args.days <= 3660:
         raise UsageError("--days must be between 1 and 3660")
-    # One short run that keeps every message until it exits: the cyclic collector would
-    # only walk them again and again (tens of ms after a first scan), never free them.
-    import gc
-
-    gc.disable()
     config = _config(args)
     probe = CostsProbe(config.costs, config.state_dir, workers=os.cpu_count() or 1, watch=False)
     with probe.locked():

@@ -247,3 +247,27 @@ def test_timestamps_read_in_c_equal_datetime_timestamp():
         assert _c_timestamp(text) == text
     assert _c_timestamp("2024-02-29T00:00:00Z") == parse_timestamp("2024-02-29T00:00:00Z")
     assert checked == 12000
+
+
+def test_window_sums_in_c_equal_the_python_sums(tmp_path, monkeypatch):
+    """report.Window.add hands many rows to the C add_cells: the same cells (the same
+    additions, so the same float sums) as its Python loop, days across a DST change."""
+    from aiki_hooks.costs import report
+
+    out = tmp_path / "generated"
+    subprocess.run([sys.executable, str(REPO / "bench" / "gen_transcripts.py"), str(out), "--size-mib", "3",
+                    "--seed", "8", "--now", "2026-11-20T12:00:00+00:00"], check=True, capture_output=True)
+    rows = [row for path in transcript_files([str(out)]) for row in read_file(path, 1, 0, 0, PriceBook()).rows]
+    rows += [("late", dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc).timestamp(), "s", "claude-x", 0, 1, 2, 3, 4, 5,
+              None)]  # after "today": left to Python
+    now = dt.datetime(2026, 11, 20, 18, tzinfo=dt.timezone.utc).timestamp()
+    zone = report.zone("Europe/Berlin")  # the 2026-10-25 change is inside the window
+    windows = []
+    for use_c in (True, False):
+        if not use_c:
+            monkeypatch.setattr(report, "_add_cells", None)
+        window = report.Window(days=40, tz=zone, now=now)
+        window.add(rows)
+        windows.append(window)
+    assert windows[0]._cells == windows[1]._cells and len(windows[0]._cells) >= 8
+    assert windows[0].daily_sorted().keys() == windows[1].daily_sorted().keys()

@@ -932,6 +932,148 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ Window cells */
+
+static int add_to(PyObject *cell, Py_ssize_t i, PyObject *value) {
+    PyObject *sum = PyNumber_Add(PyList_GET_ITEM(cell, i), value);
+    if (!sum) return -1;
+    PyList_SetItem(cell, i, sum); /* steals sum, drops the old value */
+    return 0;
+}
+
+/* add_cells(rows, starts, names, since, cells) -> list: report.Window.add's sums, in C.
+ * Each row (key, ts, session, model, sidechain, input, output, write_5m, write_1h, read,
+ * cost) at or after *since* is summed into cells[(day, model)], a list [input, output,
+ * cache writes, cache reads, cost, unpriced tokens, messages], with the same Python
+ * additions in the same order as Window.add. The day is names[i] for the last starts[i]
+ * <= ts; rows after the last day (a clock ahead) are returned for Window.add to place. */
+static PyObject *add_cells(PyObject *self, PyObject *args) {
+    PyObject *rows, *starts, *names, *cells;
+    double since;
+    if (!PyArg_ParseTuple(args, "OO!O!dO!", &rows, &PyList_Type, &starts, &PyList_Type, &names, &since,
+                          &PyDict_Type, &cells))
+        return NULL;
+    Py_ssize_t days = PyList_GET_SIZE(names);
+    if (PyList_GET_SIZE(starts) != days + 1) {
+        PyErr_SetString(PyExc_ValueError, "starts must have one more entry than names");
+        return NULL;
+    }
+    double *bounds = PyMem_Malloc(sizeof(double) * (size_t)(days + 1));
+    PyObject *seq = PySequence_Fast(rows, "rows must be a sequence");
+    PyObject *left = PyList_New(0), *cell = NULL, *cell_model = NULL, *one = PyLong_FromLong(1);
+    if (!bounds || !seq || !left || !one) goto failed;
+    for (Py_ssize_t i = 0; i <= days; i++) {
+        bounds[i] = PyFloat_AsDouble(PyList_GET_ITEM(starts, i));
+        if (bounds[i] == -1.0 && PyErr_Occurred()) goto failed;
+    }
+    Py_ssize_t cell_day = -1;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t r = 0; r < count; r++) {
+        PyObject *row = items[r];
+        PyObject *fast = PySequence_Fast(row, "a row must be a sequence");
+        if (!fast) goto failed;
+        if (PySequence_Fast_GET_SIZE(fast) != 11) {
+            Py_DECREF(fast);
+            PyErr_SetString(PyExc_ValueError, "a row must have 11 fields");
+            goto failed;
+        }
+        PyObject **f = PySequence_Fast_ITEMS(fast);
+        double ts = PyFloat_AsDouble(f[1]);
+        if (ts == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            goto failed;
+        }
+        if (ts < since) {
+            Py_DECREF(fast);
+            continue;
+        }
+        /* bisect_right(starts, ts) - 1 */
+        Py_ssize_t lo = 0, hi = days + 1;
+        while (lo < hi) {
+            Py_ssize_t mid = (lo + hi) / 2;
+            if (ts < bounds[mid]) hi = mid; else lo = mid + 1;
+        }
+        Py_ssize_t day = lo - 1;
+        if (day >= days) { /* after today: Window.add places it */
+            int appended = PyList_Append(left, row);
+            Py_DECREF(fast);
+            if (appended < 0) goto failed;
+            continue;
+        }
+        PyObject *model = f[3];
+        int same = 0;
+        if (cell && day == cell_day) {
+            same = model == cell_model ? 1 : PyObject_RichCompareBool(model, cell_model, Py_EQ);
+            if (same < 0) {
+                Py_DECREF(fast);
+                goto failed;
+            }
+        }
+        if (!same) {
+            PyObject *key = PyTuple_Pack(2, PyList_GET_ITEM(names, day), model);
+            if (!key) {
+                Py_DECREF(fast);
+                goto failed;
+            }
+            cell = PyDict_GetItemWithError(cells, key); /* borrowed: the dict keeps it */
+            if (!cell) {
+                if (PyErr_Occurred()) {
+                    Py_DECREF(key);
+                    Py_DECREF(fast);
+                    goto failed;
+                }
+                cell = Py_BuildValue("[iiiidii]", 0, 0, 0, 0, 0.0, 0, 0);
+                int stored = cell ? PyDict_SetItem(cells, key, cell) : -1;
+                Py_XDECREF(cell); /* the dict holds it */
+                if (stored < 0) {
+                    Py_DECREF(key);
+                    Py_DECREF(fast);
+                    goto failed;
+                }
+            }
+            Py_DECREF(key);
+            Py_XSETREF(cell_model, Py_NewRef(model));
+            cell_day = day;
+        }
+        /* cell[0] += input; cell[1] += output; cell[2] += w5 + w1; cell[3] += read;
+         * cost None: cell[5] += input + output + w5 + w1 + read, else cell[4] += cost; cell[6] += 1 */
+        PyObject *writes = PyNumber_Add(f[7], f[8]);
+        int bad = !writes || add_to(cell, 0, f[5]) < 0 || add_to(cell, 1, f[6]) < 0 || add_to(cell, 2, writes) < 0 ||
+                  add_to(cell, 3, f[9]) < 0;
+        Py_XDECREF(writes);
+        if (!bad) {
+            if (f[10] == Py_None) {
+                PyObject *a = PyNumber_Add(f[5], f[6]), *b = a ? PyNumber_Add(a, f[7]) : NULL;
+                PyObject *c = b ? PyNumber_Add(b, f[8]) : NULL, *d = c ? PyNumber_Add(c, f[9]) : NULL;
+                bad = !d || add_to(cell, 5, d) < 0;
+                Py_XDECREF(a);
+                Py_XDECREF(b);
+                Py_XDECREF(c);
+                Py_XDECREF(d);
+            } else {
+                bad = add_to(cell, 4, f[10]) < 0;
+            }
+        }
+        bad = bad || add_to(cell, 6, one) < 0;
+        Py_DECREF(fast);
+        if (bad) goto failed;
+    }
+    Py_XDECREF(cell_model);
+    Py_DECREF(one);
+    Py_DECREF(seq);
+    PyMem_Free(bounds);
+    return left;
+
+failed:
+    Py_XDECREF(cell_model);
+    Py_XDECREF(one);
+    Py_XDECREF(seq);
+    Py_XDECREF(left);
+    PyMem_Free(bounds);
+    return NULL;
+}
+
 /* keep_freed_memory(bytes): glibc keeps freed blocks up to this size for reuse instead of
  * unmapping them (a first scan's worker, see scan._worker_start). */
 static PyObject *keep_freed_memory(PyObject *self, PyObject *arg) {
@@ -946,6 +1088,7 @@ static PyObject *keep_freed_memory(PyObject *self, PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"keep_freed_memory", keep_freed_memory, METH_O, "keep_freed_memory(bytes): tune glibc malloc (a worker)."},
+    {"add_cells", add_cells, METH_VARARGS, "add_cells(rows, starts, names, since, cells) -> rows left (see source)."},
     {"scan_usage", scan_usage, METH_VARARGS,
      "scan_usage(buffer, end, mark[, other_mark]) -> list: the usage lines of buffer[:end] (see the source)."},
     {NULL, NULL, 0, NULL},

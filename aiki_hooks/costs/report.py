@@ -20,6 +20,11 @@ from typing import Iterable, Mapping, Sequence
 from .store import Message, messages_from_rows
 
 BLOCK_SECONDS = 5 * 3600
+
+try:  # Window.add's sums for many rows at once (the optional C scanner module)
+    from ._scanner import add_cells as _add_cells
+except ImportError:
+    _add_cells = None
 _BY_TIME = operator.itemgetter(1)  # a Message's ts, for sorting in C
 
 
@@ -235,6 +240,9 @@ class Window:
         recent.extend(fresh)
         cells, since = self._cells, self.since
         starts, names, days, tz = self._day_starts, self._day_names, self.days, self.tz
+        if _add_cells is not None and len(fresh) > 64:
+            # The same sums in C (a first scan's rows): what it leaves, after today, below.
+            fresh = _add_cells(fresh, starts, names, since, cells)
         cell = None
         cell_model = None
         cell_from = cell_to = 0.0  # the current cell's day, [from, to)
