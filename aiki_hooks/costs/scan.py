@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import gc
+import marshal
 import os
 import sys
 from dataclasses import dataclass, field
@@ -423,7 +424,7 @@ class FileRead:
     oversized_lines: int = 0
     vanished: bool = False
     error: str | None = None  # the file could not be read (the index keeps what it had)
-    rows_json: bytes | None = field(default=None, repr=False)  # the rows as stored (from a worker)
+    rows_json: bytes | bytearray | None = field(default=None, repr=False)  # the rows as stored (a worker's)
     seen: set = field(default_factory=set, repr=False)  # keys taken from this file so far
     proved: set = field(default_factory=set, repr=False)  # raw keys known to be real keys (_parse_lines)
 
@@ -436,7 +437,7 @@ def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBoo
     *as_json* (a worker, with the C scanner): the rows only as the JSON the index stores,
     in `rows_json`, never as Python objects."""
     result = FileRead(path=path, file_id=file_id, inode=inode, offset=offset, size=0, start=offset)
-    json_rows = bytearray() if as_json and _scan_usage is not None else None
+    json_rows = bytearray(b"[") if as_json and _scan_usage is not None else None
     try:
         _read_into(path, offset, result, prices, json_rows)
     except FileNotFoundError:
@@ -444,9 +445,13 @@ def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBoo
     except OSError as exc:
         result.error = f"{path}: {exc.strerror or exc}"
         result.rows, result.session_costs, result.offset = [], [], offset
-        json_rows = bytearray() if json_rows is not None else None
-    if json_rows is not None:  # "row,row," -> "[row,row]"
-        result.rows_json = b"[" + bytes(json_rows[:-1]) + b"]" if json_rows else b"[]"
+        json_rows = bytearray(b"[") if json_rows is not None else None
+    if json_rows is not None:  # "[row,row," -> "[row,row]", in place
+        if len(json_rows) > 1:
+            json_rows[-1] = ord("]")
+        else:
+            json_rows += b"]"
+        result.rows_json = json_rows
     result.seen = result.proved = None  # not needed past the read (nor worth sending back from a worker)
     return result
 
@@ -682,17 +687,20 @@ _FIELDS = ("path", "file_id", "inode", "offset", "size", "start", "session_costs
            "bad_lines", "oversized_lines", "vanished", "error")
 
 
-def _as_frame(found: FileRead) -> tuple:
-    """A worker's FileRead for marshal, its rows as the JSON the index stores (made here,
-    in parallel, not in the parent)."""
-    return (*(getattr(found, name) for name in _FIELDS),
-            found.rows_json if found.rows_json is not None else dumps_rows(found.rows))
+def _frame(index: int, found: FileRead) -> list:
+    """A worker's FileRead as the pieces of one frame (for os.writev, not joined): index (4
+    bytes), length of the rest (4), length of the rows (8), the rest (marshal), the rows
+    as the JSON the index stores (made in the worker, not the parent)."""
+    rest = marshal.dumps(tuple(getattr(found, name) for name in _FIELDS))
+    rows = found.rows_json if found.rows_json is not None else dumps_rows(found.rows)
+    return [index.to_bytes(4, "little") + len(rest).to_bytes(4, "little") + len(rows).to_bytes(8, "little"),
+            rest, rows]
 
 
-def _from_frame(values: tuple) -> FileRead:
-    found = FileRead(**dict(zip(_FIELDS, values)), seen=None, proved=None)
-    found.rows_json = values[-1]
-    found.rows = loads_rows(found.rows_json)  # lists, not tuples: read alike by index
+def _from_frame(rest: bytes | memoryview, rows_json: bytes) -> FileRead:
+    found = FileRead(**dict(zip(_FIELDS, marshal.loads(rest))), seen=None, proved=None)
+    found.rows_json = rows_json
+    found.rows = loads_rows(rows_json)  # lists, not tuples: read alike by index
     return found
 
 
@@ -719,14 +727,13 @@ class _ForkedReaders:
     they arrive. A worker that dies leaves its files unread: the parent reads them itself
     (and meets the same error, if any, with a traceback)."""
 
-    HEADER = 12
+    HEADER = 16
     QUEUE_WRITE = 4096  # PIPE_BUF: a write of this size is whole or refused, never cut
 
     def __init__(self, tasks: list, prices: PriceBook, workers: int) -> None:
         self.tasks, self.prices, self.workers = tasks, prices, workers
 
     def results(self) -> Iterator[FileRead]:
-        import marshal
         import select
 
         queue = b"".join(index.to_bytes(4, "little") for index in range(len(self.tasks)))
@@ -772,13 +779,17 @@ class _ForkedReaders:
                     pending += data
                     at = 0  # frames are taken from the front; the rest is moved once, after
                     while len(pending) - at >= self.HEADER:
-                        length = int.from_bytes(pending[at + 4:at + 12], "little")
+                        rest_length = int.from_bytes(pending[at + 4:at + 8], "little")
+                        rows_length = int.from_bytes(pending[at + 8:at + 16], "little")
                         start = at + self.HEADER
-                        if len(pending) < start + length:
+                        rows_start = start + rest_length
+                        if len(pending) < rows_start + rows_length:
                             break
                         index = int.from_bytes(pending[at:at + 4], "little")
-                        done[index] = _from_frame(marshal.loads(memoryview(pending)[start:start + length]))
-                        at = start + length
+                        with memoryview(pending) as view:
+                            done[index] = _from_frame(view[start:rows_start],
+                                                      bytes(view[rows_start:rows_start + rows_length]))
+                        at = rows_start + rows_length
                     del pending[:at]
                 while next_index in done:
                     yield done.pop(next_index)
@@ -798,8 +809,6 @@ class _ForkedReaders:
                     pass
 
     def _work(self, take: int, fd: int) -> None:
-        import marshal
-
         status = 1
         try:
             _worker_start()
@@ -808,11 +817,13 @@ class _ForkedReaders:
                 if len(index_bytes) < 4:  # the queue is closed and empty
                     break
                 index = int.from_bytes(index_bytes, "little")
-                data = marshal.dumps(_as_frame(read_file(*self.tasks[index][:4], self.prices, as_json=True)))
-                frame = index_bytes + len(data).to_bytes(8, "little") + data
-                view = memoryview(frame)
-                while view:
-                    view = view[os.write(fd, view):]
+                pieces = _frame(index, read_file(*self.tasks[index][:4], self.prices, as_json=True))
+                while pieces:  # os.writev may write part: go on from where it stopped
+                    written = os.writev(fd, pieces)
+                    while pieces and written >= len(pieces[0]):
+                        written -= len(pieces.pop(0))
+                    if pieces and written:
+                        pieces[0] = memoryview(pieces[0])[written:]
             status = 0
         except BaseException:  # noqa: BLE001 - nothing of the parent's may run here
             pass
