@@ -103,7 +103,7 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"aiki-hooks {__version__}")
     actions = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub = _Subcommands(actions, only if only in COMMANDS else None)
+    sub = _Subcommands(actions, only if only in COMMANDS else None)  # (COMMANDS: at the end)
 
     status = sub.add_parser("status", help="show the machine's health (exit code = worst status)")
     status.add_argument("--json", action="store_true", help="print the snapshot as JSON")
@@ -174,14 +174,12 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("status", "refresh", "refresher", "service", "config", "init", "doctor", "costs", "mem0-flush", "issues",
-            "install-hooks", "uninstall-hooks", "probe", "metrics", "preview", "statusline")
-
-
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None  # the console script's call: the process is ours to end
     argv = sys.argv[1:] if argv is None else argv
     parser = _parser(argv)
     args = parser.parse_args(argv)
+    args.as_program = as_program
     if not args.command:
         args.command, args.json, args.color = "status", False, "auto"
     try:
@@ -361,6 +359,13 @@ def cmd_costs(args) -> int:
         sys.stdout.write(json.dumps(costs_json(figures, external, config.costs), indent=2) + "\n")
     else:
         sys.stdout.write(costs_table(figures, external, config.costs) + "\n")
+    probe.close()
+    if args.as_program:
+        # Its output written and the index closed, nothing is left to do: freeing every
+        # message and module one by one at interpreter shutdown took ~30 ms of a first scan.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -207,6 +207,12 @@ class CostsProbe:
 
     # ------------------------------------------------------------------ check
 
+    def close(self) -> None:
+        """Close the index (a one-shot command, at its end)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
     @contextlib.contextmanager
     def locked(self):
         """Wait for the index (another scan may be running in this process)."""
