@@ -648,10 +648,18 @@ def _parse_lines_c(buffer: bytes, end: int, base_offset: int, result: FileRead, 
 
 
 def _parse_session_costs(lines: Iterable[tuple[int, int]], buffer: bytes, result: FileRead) -> None:
-    """Claude Code's `cost-state` lines at (start, stop) in *buffer*."""
+    """Claude Code's `cost-state` lines at (start, stop) in *buffer*. Parsed with the
+    standard library's json: these few short lines are not worth importing orjson (and the
+    uuid and platform modules it loads, ~8 ms) into a worker that needs it for nothing else."""
+    import json
+
     for start, stop in lines:
+        raw = buffer[start:stop]
         try:
-            entry = _loads(buffer[start:stop])
+            try:
+                entry = json.loads(raw)
+            except UnicodeDecodeError:  # as _loads: invalid UTF-8 is replaced, the line still counts
+                entry = json.loads(bytes(raw).decode("utf-8", "replace"))
         except ValueError:
             result.bad_lines += 1
             continue
