@@ -271,3 +271,23 @@ def test_window_sums_in_c_equal_the_python_sums(tmp_path, monkeypatch):
         windows.append(window)
     assert windows[0]._cells == windows[1]._cells and len(windows[0]._cells) >= 8
     assert windows[0].daily_sorted().keys() == windows[1].daily_sorted().keys()
+
+
+def test_the_16_byte_search_finds_what_the_32_byte_one_does(tmp_path):
+    """Where the CPU has AVX2 the marks are searched 32 bytes at a time, else 16: both
+    must find the same lines (AIKI_HOOKS_SCANNER_SSE2 forces the 16-byte path)."""
+    out = tmp_path / "generated"
+    subprocess.run([sys.executable, str(REPO / "bench" / "gen_transcripts.py"), str(out), "--size-mib", "3",
+                    "--seed", "12", "--now", "2026-11-20T12:00:00+00:00"], check=True, capture_output=True)
+    (out / "projects" / "edge.jsonl").write_bytes(b"\n".join(odd_lines()) + b"\n")
+    code = ("import sys, json; from aiki_hooks.costs.scan import read_file, transcript_files; "
+            "from aiki_hooks.costs.prices import PriceBook; "
+            "print(json.dumps([[list(r) for r in read_file(p, 1, 0, 0, PriceBook()).rows] "
+            "for p in transcript_files([sys.argv[1]])]))")
+    found = []
+    for extra in ({}, {"AIKI_HOOKS_SCANNER_SSE2": "1"}):
+        done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, cwd=REPO,
+                              env=dict(os.environ, **extra), timeout=120)
+        assert done.returncode == 0, done.stderr
+        found.append(json.loads(done.stdout))
+    assert found[0] == found[1] and sum(len(rows) for rows in found[0]) > 100
