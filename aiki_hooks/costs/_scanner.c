@@ -262,6 +262,22 @@ static Val *field_for(Line *line, int level, const Val *k, int *child_level) {
     return NULL;
 }
 
+/* After a member or element: 1 with *p past a ',' (another follows), 0 with *p past
+ * *close* (the end), -1 for anything else. */
+static int next_member(ptr *p, ptr end, char close) {
+    ptr q = skip_ws(*p, end);
+    if (q >= end) return -1;
+    if (*q == ',') {
+        *p = skip_ws(q + 1, end);
+        return 1;
+    }
+    if (*q == close) {
+        *p = q + 1;
+        return 0;
+    }
+    return -1;
+}
+
 /* An object after its '{'. Members of an extracted level fill *line*. */
 static ptr scan_object(ptr p, ptr end, int depth, Line *line, int level) {
     p = skip_ws(p, end);
@@ -283,15 +299,9 @@ static ptr scan_object(ptr p, ptr end, int depth, Line *line, int level) {
         }
         Val scratch = {0};
         p = scan_value(p, end, depth + 1, target ? target : &scratch, line, child_level);
-        if (!p) return NULL;
-        p = skip_ws(p, end);
-        if (p >= end) return NULL;
-        if (*p == ',') {
-            p = skip_ws(p + 1, end);
-            continue;
-        }
-        if (*p == '}') return p + 1;
-        return NULL;
+        int more = p ? next_member(&p, end, '}') : -1;
+        if (more < 0) return NULL;
+        if (!more) return p;
     }
 }
 
@@ -300,15 +310,9 @@ static ptr scan_array(ptr p, ptr end, int depth, Line *line) {
     if (p < end && *p == ']') return p + 1;
     while (1) {
         p = scan_value(p, end, depth + 1, NULL, line, 0);
-        if (!p) return NULL;
-        p = skip_ws(p, end);
-        if (p >= end) return NULL;
-        if (*p == ',') {
-            p = skip_ws(p + 1, end);
-            continue;
-        }
-        if (*p == ']') return p + 1;
-        return NULL;
+        int more = p ? next_member(&p, end, ']') : -1;
+        if (more < 0) return NULL;
+        if (!more) return p;
     }
 }
 
@@ -819,6 +823,17 @@ static void rare_pair(const unsigned char *mark, size_t n, size_t *a, size_t *b)
     *b = best[0] < best[1] ? best[1] : best[0];
 }
 
+/* The first of the candidate positions from + (each set bit of *mask*) where the whole
+ * mark is, or NULL. */
+static inline ptr first_whole(ptr from, unsigned mask, const unsigned char *mark, size_t n) {
+    while (mask) {
+        unsigned bit = (unsigned)__builtin_ctz(mask);
+        if (memcmp(from + bit, mark, n) == 0) return from + bit;
+        mask &= mask - 1;
+    }
+    return NULL;
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define HAVE_AVX2_PATH 1
@@ -831,11 +846,8 @@ __attribute__((target("avx2"))) static ptr find_mark_avx2(ptr from, ptr end, con
         __m256i y = _mm256_loadu_si256((const __m256i *)(from + b));
         unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_and_si256(_mm256_cmpeq_epi8(x, at_a),
                                                                          _mm256_cmpeq_epi8(y, at_b)));
-        while (mask) {
-            unsigned bit = (unsigned)__builtin_ctz(mask);
-            if (memcmp(from + bit, mark, n) == 0) return from + bit;
-            mask &= mask - 1;
-        }
+        ptr hit = mask ? first_whole(from, mask, mark, n) : NULL;
+        if (hit) return hit;
         from += 32;
     }
     return from; /* not found before here: the caller goes on from this position */
@@ -868,11 +880,8 @@ static ptr find_mark(ptr from, ptr end, const unsigned char *mark, size_t n, siz
             __m128i y = _mm_loadu_si128((const __m128i *)(from + b));
             unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(x, at_a),
                                                                        _mm_cmpeq_epi8(y, at_b)));
-            while (mask) {
-                unsigned bit = (unsigned)__builtin_ctz(mask);
-                if (memcmp(from + bit, mark, n) == 0) return from + bit;
-                mask &= mask - 1;
-            }
+            ptr hit = mask ? first_whole(from, mask, mark, n) : NULL;
+            if (hit) return hit;
             from += 16;
         }
     }
