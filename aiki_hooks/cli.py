@@ -351,7 +351,7 @@ def cmd_costs(args) -> int:
     if not 1 <= args.days <= 3660:
         raise UsageError("--days must be between 1 and 3660")
     config = _config(args)
-    probe = CostsProbe(config.costs, config.state_dir, workers=os.cpu_count() or 1, watch=False)
+    probe = CostsProbe(config.costs, config.state_dir, workers=os.cpu_count() or 1, one_shot=True)
     with probe.locked():
         figures = probe.figures(days=args.days)
     external = probe.external(config.costs.external) if config.costs.external else None

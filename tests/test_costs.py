@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -398,9 +399,18 @@ def test_parallel_first_scan_equals_serial(tmp_path, monkeypatch):
     assert not forks and serial[3] > 0
     assert scan_with(3, "parallel") == serial and len(forks) == 3
 
-    # A worker that dies (here: all of them, at once) leaves its files to the parent.
+    # A worker that dies (here: all of them, at once) leaves its files to the parent,
+    # whether they die before the parent has filled their queue or after.
     monkeypatch.setattr(scan, "_worker_start", lambda: os._exit(1))
     assert scan_with(2, "died") == serial and len(forks) == 5
+    real_select = __import__("select").select
+
+    def late_select(*args):  # the parent fills the queue only once both are surely gone
+        time.sleep(0.2)
+        return real_select(*args)
+
+    monkeypatch.setattr("select.select", late_select)
+    assert scan_with(2, "died-late") == serial and len(forks) == 7
 
 
 def test_a_damaged_index_is_built_again(corpus, tmp_path):

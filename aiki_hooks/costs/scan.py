@@ -74,9 +74,10 @@ class TranscriptLister:
     """transcript_files, remembering each directory's listing while its mtime stays the
     same: a refresh with nothing new costs one stat per directory here, not a listing."""
 
-    def __init__(self) -> None:
+    def __init__(self, remember: bool = True) -> None:
         self._dirs: dict[str, tuple[int, list[str], list[str]]] = {}  # path -> (mtime_ns, subdirs, files)
         self.complete = False  # every root's projects folder existed at the last listing
+        self.remember = remember  # False: one listing only, without a stat of each folder for the next
 
     @property
     def directories(self) -> list[str]:
@@ -92,10 +93,13 @@ class TranscriptLister:
             folder = stack.pop()
             if folder in seen_dirs:
                 continue
-            try:
-                mtime = os.stat(folder).st_mtime_ns
-            except OSError:
-                continue
+            if self.remember:
+                try:
+                    mtime = os.stat(folder).st_mtime_ns
+                except OSError:
+                    continue
+            else:
+                mtime = -1  # (a folder that is gone fails its listing below instead)
             cached = self._dirs.get(folder)
             if cached is None or cached[0] != mtime:
                 if now_ns is None:
@@ -785,6 +789,8 @@ class _ForkedReaders:
                             queued += os.write(give, queue[queued:queued + self.QUEUE_WRITE])
                     except BlockingIOError:
                         pass
+                    except BrokenPipeError:  # every worker is gone: the files left are read below
+                        queued = len(queue)
                     if queued >= len(queue):
                         os.close(give)  # the workers stop when the queue is empty
                         give = None

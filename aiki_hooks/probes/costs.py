@@ -64,7 +64,7 @@ class CostsProbe:
     kind = KIND
 
     def __init__(self, config: CostsConfig, state_dir: str | os.PathLike, *, env: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.time, run=None, workers: int = 1, watch: bool = True) -> None:
+                 clock: Callable[[], float] = time.time, run=None, workers: int = 1, one_shot: bool = False) -> None:
         self.config = config
         self.index_path = os.path.join(os.fspath(state_dir), INDEX_NAME)
         self.env = dict(os.environ if env is None else env)
@@ -81,8 +81,9 @@ class CostsProbe:
         # Worker processes only where forking is safe: a single-threaded command, not the
         # refresher, whose probe threads may hold locks at fork time.
         self.workers = workers
-        # An inotify watch pays off over many refreshes; a one-shot command makes one.
-        self.use_watch = watch
+        # An inotify watch and remembered directory listings pay off over many refreshes;
+        # a one-shot command (`aiki-hooks costs`) makes one.
+        self.one_shot = one_shot
 
     # ------------------------------------------------------------------ measure
 
@@ -96,8 +97,8 @@ class CostsProbe:
         if self._store is None:
             self._store = CostStore(self.index_path)
             self._scanner = Scanner(self._store, self.prices, workers=self.workers)
-            self._lister = TranscriptLister()
-            self._watch = ChangeWatch(enabled=self.use_watch)
+            self._lister = TranscriptLister(remember=not self.one_shot)
+            self._watch = ChangeWatch(enabled=not self.one_shot)
             self._file_count, self._had_errors = 0, False
         now = self.clock()
         window = self._window
