@@ -247,6 +247,21 @@ def test_timestamps_read_in_c_equal_datetime_timestamp():
         assert _c_timestamp(text) == text
     assert _c_timestamp("2024-02-29T00:00:00Z") == parse_timestamp("2024-02-29T00:00:00Z")
     assert checked == 12000
+    # A worker writes them into the rows' JSON from whole microseconds: read back, the
+    # same doubles.
+    texts = []
+    for _ in range(2000):
+        moment = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(
+            microseconds=rng.randrange(0, 130 * 365 * 86400 * 10**6))
+        texts.append(moment.isoformat(timespec=rng.choice(["seconds", "milliseconds", "microseconds"])))
+    data = b"".join(variant(i, timestamp=text) + b"\n" for i, text in enumerate(texts))
+    rows = bytearray(b"[")
+    module = _scanner_module()
+    book = PriceBook()
+    module.scan_usage(data, len(data), scan.USAGE_MARK, scan.COST_STATE_MARK, set(), rows, 1, 0, book.schedules,
+                      book.schedule)
+    rows[-1] = ord("]")
+    assert [row[1] for row in loads_rows(bytes(rows))] == [parse_timestamp(text) for text in texts]
 
 
 def test_window_sums_in_c_equal_the_python_sums(tmp_path, monkeypatch):

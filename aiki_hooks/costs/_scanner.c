@@ -374,7 +374,7 @@ static long long days_from_civil(int y, int m, int d) {
  * UTC, as parse_timestamp), as POSIX seconds; 0 for any other form, which the Python
  * path then parses. The same double as datetime.timestamp(): whole microseconds (exact
  * in a double) divided by 10**6, correctly rounded in both. */
-static int parse_timestamp(ptr s, Py_ssize_t n, double *out) {
+static int parse_timestamp(ptr s, Py_ssize_t n, double *out, long long *micros) {
     int year, month, day, hour, minute, second, micro = 0;
     if (n < 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':') return 0;
     if (!digits(s, 4, &year) || !digits(s + 5, 2, &month) || !digits(s + 8, 2, &day) || !digits(s + 11, 2, &hour) ||
@@ -409,7 +409,8 @@ static int parse_timestamp(ptr s, Py_ssize_t n, double *out) {
     }
     if (i != n) return 0;
     long long seconds = days_from_civil(year, month, day) * 86400LL + hour * 3600 + minute * 60 + second - offset;
-    *out = (double)(seconds * 1000000LL + micro) / 1e6;
+    *micros = seconds * 1000000LL + micro;
+    *out = (double)*micros / 1e6;
     return 1;
 }
 
@@ -455,6 +456,7 @@ typedef struct {
     PyObject *key, *ts, *session, *model;
     int sidechain;
     long long input, output, cache_write, cache_read, write_1h;
+    long long micros; /* the timestamp in whole microseconds (ts is a float): exact in JSON as S.ffffff */
 } Judged;
 
 static void judged_clear(Judged *j) {
@@ -538,7 +540,7 @@ static int judge_line(ptr base, Py_ssize_t start, Py_ssize_t stop, Judged *out, 
         out->key = Py_NewRef(Py_None);
     }
     double seconds;
-    if (parse_timestamp(line.timestamp.s, line.timestamp.n, &seconds)) {
+    if (parse_timestamp(line.timestamp.s, line.timestamp.n, &seconds, &out->micros)) {
         out->ts = PyFloat_FromDouble(seconds);
     } else {
         out->ts = text(&line.timestamp);
@@ -707,6 +709,21 @@ static void put_double(Text *t, double value) {
     PyMem_Free(text);
 }
 
+/* A timestamp made from whole microseconds: their exact decimal (S.ffffff, trailing zeros
+ * dropped) reads back as the same double (both roundings are to nearest), without the
+ * shortest-repr search; before 1970, repr(). */
+static void put_micros(Text *t, long long micros, double value) {
+    if (micros < 0) {
+        put_double(t, value);
+        return;
+    }
+    char digits[40];
+    long long whole = micros / 1000000, fraction = micros % 1000000;
+    int n = snprintf(digits, sizeof digits, "%lld.%06lld", whole, fraction);
+    while (n > 0 && digits[n - 1] == '0' && digits[n - 2] != '.') n--;
+    put(t, digits, (size_t)n);
+}
+
 /* A str known to need no escaping in JSON (it came from a JSON string without escapes,
  * or is one of ours), quoted. */
 static int put_plain(Text *t, PyObject *str) {
@@ -765,7 +782,7 @@ static int decide(Scan *scan, Judged *j, Py_ssize_t start) {
         put(t, "[", 1);
         int bad = put_plain(t, j->key) < 0;
         put(t, ",", 1);
-        put_double(t, ts);
+        put_micros(t, j->micros, ts);
         put(t, ",", 1);
         bad = bad || put_plain(t, j->session) < 0;
         put(t, ",", 1);
