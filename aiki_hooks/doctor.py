@@ -99,7 +99,7 @@ def _check_cost_scanner() -> Finding:
     if scanner_backend() == "c":
         return Finding(PASS, "cost scanner: compiled (C)")
     return Finding(WARN, "cost scanner: pure Python (the C scanner was not built at install: no C compiler)",
-                   "a first scan of many transcripts takes about 1.5x as long; to build it: "
+                   "a first scan of many transcripts takes about twice as long; to build it: "
                    "`sudo apt-get install gcc python3-dev`, then ./install.sh again")
 
 
