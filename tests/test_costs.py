@@ -424,7 +424,6 @@ def test_a_damaged_index_is_built_again(corpus, tmp_path):
     Scanner(store, PriceBook()).refresh(transcript_files([str(corpus.root / "claude")]))
     assert sum(m.input for m in store.messages_since(0)) == 7
     assert int(store.db.execute("PRAGMA synchronous").fetchone()[0]) == 1  # NORMAL again after the first fill
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # and WAL again
     assert oct(index.stat().st_mode & 0o777) == "0o600"
 
 
@@ -446,24 +445,3 @@ def test_parallel_scan_of_more_files_than_one_queue_write(tmp_path, monkeypatch)
         stats = Scanner(store, PriceBook(), workers=workers).refresh(files)
         found[workers] = (stats.files_read, sorted(tuple(row) for _, row in store.stored_rows()))
     assert found[1] == found[2] and found[1][0] == 1500 and len(found[1][1]) == 1500
-
-
-def test_a_first_fill_writes_once_and_only_where_no_one_else_reads(corpus, tmp_path):
-    """While an empty index is first filled its journal is in memory (the rows written once,
-    not into the WAL and again by its checkpoint); WAL again after. With another
-    connection open, it stays WAL all along, and the other sees the rows."""
-    index = tmp_path / "first.sqlite"
-    store = CostStore(str(index))
-    store.durable(False)
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "memory"
-    store.durable(True)
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-
-    corpus.file("a.jsonl").write_text(assistant("m1", "r1", input=7, output=3))
-    shared = tmp_path / "shared.sqlite"
-    other = CostStore(str(shared))  # e.g. the refresher
-    assert other.messages_since(0) == []
-    store = CostStore(str(shared))
-    Scanner(store, PriceBook()).refresh(transcript_files([str(corpus.root / "claude")]))
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert [m.input for m in other.messages_since(0)] == [7]

@@ -176,7 +176,6 @@ class CostStore:
         # Every stored key (known_keys), and the keys of the files appended to lately
         # (add_rows): loaded when first needed, kept up to date by this connection,
         # dropped when another connection commits or anything is forgotten.
-        self._journal_in_memory = False  # see durable()
         self._keys: set[str] | None = None
         self._file_keys: dict[int, set[str]] = {}
         self._keys_version: int | None = None
@@ -185,29 +184,13 @@ class CostStore:
         return self.db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None
 
     def durable(self, on: bool) -> None:
-        """Safe commits (the default: WAL, synchronous NORMAL) or fast ones: only while an
-        empty index is first filled, where a crash or power cut can lose nothing the
-        transcripts do not still hold (a damaged file is rebuilt at the next open). Outside
-        a transaction."""
-        if on:
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA cache_size=-2000")
-            if self._journal_in_memory:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self._journal_in_memory = False
-            return
-        self.db.execute("PRAGMA synchronous=OFF")
-        # Room for the whole first fill in SQLite's page cache, written once at the commit
-        # rather than spilled as it grows (the default is 2 MiB) ...
-        self.db.execute("PRAGMA cache_size=-32768")
-        # ... and written once: straight into the file (a journal in memory), not into the
-        # WAL and then again by its checkpoint (a first fill's commit took half as long).
-        # Only where no other connection has the index open; else it stays WAL.
-        try:
-            mode = self.db.execute("PRAGMA journal_mode=MEMORY").fetchone()[0]
-        except sqlite3.OperationalError:
-            return
-        self._journal_in_memory = mode == "memory"
+        """fsync at commits (the default) or not: off only while an empty index is first
+        filled, where a power cut can lose nothing the transcripts do not still hold (a
+        damaged file is rebuilt at the next open). Outside a transaction."""
+        self.db.execute("PRAGMA synchronous=NORMAL" if on else "PRAGMA synchronous=OFF")
+        # And room for the whole first fill in SQLite's page cache, written once at the
+        # commit rather than spilled to the WAL as it grows (the default is 2 MiB).
+        self.db.execute("PRAGMA cache_size=-2000" if on else "PRAGMA cache_size=-32768")
 
     def _schema_version(self) -> str | None:
         try:
