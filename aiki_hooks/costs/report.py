@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import bisect
 import datetime as _dt
-import operator
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from .store import Message, messages_from_rows
+from .store import BY_TIME, Message, messages_from_rows
 
 BLOCK_SECONDS = 5 * 3600
 
@@ -25,7 +24,6 @@ try:  # Window.add's sums for many rows at once (the optional C scanner module)
     from ._scanner import add_cells as _add_cells
 except ImportError:
     _add_cells = None
-_BY_TIME = operator.itemgetter(1)  # a Message's ts, for sorting in C
 
 
 @dataclass
@@ -305,7 +303,7 @@ class Window:
 
     def _ordered(self) -> list[Message]:
         if not self._sorted:
-            self.recent.sort(key=_BY_TIME)
+            self.recent.sort(key=BY_TIME)
             self._sorted = True
         return self.recent
 
@@ -336,7 +334,7 @@ class Window:
 
     def _sessions(self, now: float) -> dict[str, Totals]:
         messages = self._ordered()
-        first = bisect.bisect_left(messages, now - 86400, key=_BY_TIME)
+        first = bisect.bisect_left(messages, now - 86400, key=BY_TIME)
         active = {m[2] for m in messages[first:] if m[2]}  # (rows: index 2 is the session)
         found: dict[str, Totals] = {}
         if not active:

@@ -367,8 +367,7 @@ def priced_row(key: str | None, timestamp: object, session: str, model: str, sid
         return None
     if seen is not None:
         seen.add(key)
-    # Interned: a file's rows then share one session and one model string (in memory, and
-    # once in the pickle a worker sends back).
+    # Interned: a file's rows then share one session and one model string in memory.
     model = _intern(model)
     cost = prices.cost(model, ts, input=input_tokens, output=output, cache_write_5m=write_5m,
                        cache_write_1h=write_1h, cache_read=cache_read)
@@ -615,10 +614,10 @@ def _parse_lines_c(buffer: bytes, end: int, base_offset: int, result: FileRead, 
     timestamp...); from there on, the lines come back as items and are decided here, in
     order, exactly as _parse_lines would."""
     seen, file_id = result.seen, result.file_id
-    rows = result.rows if json_rows is None else []
+    rows = result.rows if json_rows is None else []  # where the rows decided here go
     usage_lines, items = _scan_usage(buffer, end, USAGE_MARK, COST_STATE_MARK, seen,
-                                     result.rows if json_rows is None else json_rows, file_id, base_offset,
-                                     prices.schedules, prices.schedule)
+                                     result.rows if json_rows is None else json_rows,  # the C scanner's
+                                     file_id, base_offset, prices.schedules, prices.schedule)
     cost_lines = []
     for item in items:
         kind = item[2]
@@ -745,9 +744,8 @@ class _ForkedReaders:
     a Pool cost more than a tenth of a first scan. The workers take file indexes from one
     queue pipe, 4 bytes at a time (a read of a pipe is atomic, so each index goes to one
     worker: whoever is free, as the cost of a file is not its size), and send each result
-    down a pipe of their own as one marshal frame: index (4 bytes), length (8 bytes),
-    data. The parent fills the queue as it drains and yields results in task order as
-    they arrive. A worker that dies leaves its files unread: the parent reads them itself
+    down a pipe of their own as one frame (see _frame). The parent fills the queue as it
+    drains and yields results in task order as they arrive. A worker that dies leaves its files unread: the parent reads them itself
     (and meets the same error, if any, with a traceback)."""
 
     HEADER = 16

@@ -104,11 +104,6 @@ class FileState:
     offset: int
 
 
-def message_from_row(row: tuple) -> "Message":
-    """A Message from a scanner row (key, ts, session, model, sidechain, tokens..., cost)."""
-    return _make_message(row)
-
-
 class Message(NamedTuple):
     """One unique model call. A named tuple rather than a dataclass: a cold scan makes one
     per message, and a tuple is built from an index row in one C call."""
@@ -136,7 +131,6 @@ def messages_from_rows(rows: Iterable[tuple]) -> list[Message]:
     return list(map(_new_message, rows))
 
 
-_make_message = Message._make
 _new_message = functools.partial(tuple.__new__, Message)
 
 
@@ -244,9 +238,6 @@ class CostStore:
         self.db.executemany("INSERT OR REPLACE INTO files (id, path, inode, size, offset) VALUES (?, ?, ?, ?, ?)",
                             states)
 
-    def update_file(self, file_id: int, *, inode: int, size: int, offset: int) -> None:
-        self.db.execute("UPDATE files SET inode = ?, size = ?, offset = ? WHERE id = ?", (inode, size, offset, file_id))
-
     def forget_file_contents(self, file_id: int) -> None:
         self.db.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,))
         self.db.execute("DELETE FROM session_costs WHERE file_id = ?", (file_id,))
@@ -306,13 +297,9 @@ class CostStore:
             return
         if self._keys is not None:
             self._keys.update(row[0] for row in rows)
-        stamps = [row[1] for row in rows]
+        first, last = _span(rows)
         self.db.execute("INSERT INTO chunks (file_id, first_ts, last_ts, count, rows) VALUES (?, ?, ?, ?, ?)",
-                        (file_id, min(stamps), max(stamps), len(rows), rows_json or dumps_rows(rows)))
-
-    def add_messages(self, file_id: int, messages: Iterable[Message]) -> None:
-        self.add_rows(file_id, [(m.key, m.ts, m.session, m.model, int(m.sidechain), m.input, m.output,
-                                 m.cache_write_5m, m.cache_write_1h, m.cache_read, m.cost) for m in messages])
+                        (file_id, first, last, len(rows), rows_json or dumps_rows(rows)))
 
     def set_session_costs(self, file_id: int, session: str, costs: dict[str, float]) -> None:
         self.db.executemany(
@@ -349,7 +336,7 @@ class CostStore:
     def messages_since(self, since: float) -> list[Message]:
         """Unique messages (first occurrence wins, as in ccusage) at or after *since*, by time."""
         messages = messages_from_rows(self._first_copies(self.stored_rows(since), since))
-        messages.sort(key=_BY_TIME)
+        messages.sort(key=BY_TIME)
         return messages
 
     def session_costs(self, sessions: Sequence[str]) -> dict[tuple[str, str], float]:
@@ -380,9 +367,8 @@ class CostStore:
             if not new:
                 self.db.execute("DELETE FROM chunks WHERE id = ?", (chunk_id,))
             elif new != old:
-                stamps = [row[1] for row in new]
                 self.db.execute("UPDATE chunks SET first_ts = ?, last_ts = ?, count = ?, rows = ? WHERE id = ?",
-                                (min(stamps), max(stamps), len(new), _dumps(new), chunk_id))
+                                (*_span(new), len(new), _dumps(new), chunk_id))
         self._forget_keys()
         return dropped
 
@@ -431,4 +417,10 @@ class CostStore:
         return repriced
 
 
-_BY_TIME = operator.itemgetter(1)  # a Message's ts
+BY_TIME = operator.itemgetter(1)  # a Message's (or a row's) ts, for sorting in C
+
+
+def _span(rows: Sequence) -> tuple[float, float]:
+    """The earliest and latest timestamp of a chunk's rows."""
+    stamps = [row[1] for row in rows]
+    return min(stamps), max(stamps)
