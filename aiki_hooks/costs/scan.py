@@ -23,7 +23,6 @@ import gc
 import marshal
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 json_loads = None  # orjson's (~3x faster), else the standard library's: imported on first use
@@ -33,6 +32,7 @@ try:  # the optional C scanner (setup.py); the Python path below gives the same 
 except ImportError:  # not built: no C compiler where this was installed
     _OTHER = _ROW = _SKIP = _scan_usage = None
 
+from ..records import field, record
 from .prices import PriceBook
 from .store import CostStore, FileState, Message, dumps_rows, loads_rows
 
@@ -252,7 +252,7 @@ class ChangeWatch:
             pass
 
 
-@dataclass
+@record
 class ScanStats:
     """What one refresh of the index read, found and skipped."""
 
@@ -408,7 +408,7 @@ def _candidate_lines(buffer: bytes, end: int, mark: bytes = USAGE_MARK) -> Itera
         hit = find(mark, stop + 1, end)
 
 
-@dataclass
+@record
 class FileRead:
     """What reading one file after its offset found; no database access, so files can be
     read in worker processes."""

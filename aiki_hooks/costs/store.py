@@ -20,8 +20,9 @@ import functools
 import operator
 import os
 import sqlite3
-from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
+
+from ..records import record
 
 _codec = None  # (dumps, loads), imported on first use: orjson (with uuid) costs ~7 ms to import
 
@@ -93,7 +94,7 @@ SCHEMA_VERSION = "3"
 OLD_TABLES = ("messages", "chunks", "files", "session_costs", "meta")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FileState:
     """A transcript as the index last read it."""
 
