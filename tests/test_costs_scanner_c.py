@@ -306,3 +306,49 @@ def test_the_16_byte_search_finds_what_the_32_byte_one_does(tmp_path):
         assert done.returncode == 0, done.stderr
         found.append(json.loads(done.stdout))
     assert found[0] == found[1] and sum(len(rows) for rows in found[0]) > 100
+
+
+def _general_loads(data: bytes):
+    from aiki_hooks.costs import store
+
+    return store._loads(data)  # orjson, or json: what loads_rows falls back to
+
+
+def test_the_c_chunk_reader_gives_what_a_json_parser_gives():
+    from aiki_hooks.costs._scanner import load_rows
+
+    rng = random.Random(5)
+    sessions = [f"{rng.getrandbits(128):032x}" for _ in range(3)] + ["", "séance-é"]
+    models = ["claude-opus-4-5", "claude-sonnet-5-5", "unknown", "modèle"]
+    rows = []
+    for index in range(3000):
+        cost = rng.choice([None, 0.0, rng.random() * 10, rng.random() / 1e6, float(rng.randrange(100))])
+        ts = rng.choice([1794756712.326, 1.7e9 + rng.random() * 1e8, float(rng.randrange(2**31)), 1e-7])
+        rows.append([f"msg_{index}:req_{rng.getrandbits(64):x}", ts, rng.choice(sessions), rng.choice(models),
+                     rng.randrange(2), *(rng.choice([0, 1, rng.randrange(10**6), 2**53 - 1]) for _ in range(5)),
+                     cost])
+    for data in (json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode(), scan.dumps_rows(rows)):
+        loaded = load_rows(data)
+        assert loaded == _general_loads(data) == rows
+        assert [[type(v) for v in row] for row in loaded] == [[type(v) for v in row] for row in rows]
+    assert load_rows(b"[]") == []
+    assert load_rows(b'[[true,false,null,-3,1E-7,"x"]]') == [[True, False, None, -3, 1e-07, "x"]]
+
+
+@pytest.mark.parametrize("data", [
+    b' []', b'[[1] ]', b'[["a\\n"]]', b'[["\\u00e9"]]', b'[[[1]]]', b'[[{"a":1}]]', b'[["\xff"]]', b'[[1]]x',
+    b'[[1],]', b'[[1,]]', b'[', b'[[1]', b'', b'[["a]]', b'[[12345678901234567890]]', b'[[1e400]]', b'[[01]]',
+    b'[[nul]]', b'[1]', b'{}', b'[[' + b'1,' * 20 + b'1]]',
+], ids=lambda d: repr(d)[:30])
+def test_the_c_chunk_reader_leaves_anything_else_to_a_json_parser(data):
+    """None (never a different value): loads_rows then reads it, or fails, as a JSON parser does."""
+    from aiki_hooks.costs._scanner import load_rows
+
+    assert load_rows(data) is None
+    try:
+        expected = _general_loads(data)
+    except ValueError:
+        with pytest.raises(ValueError):
+            loads_rows(data)
+    else:
+        assert loads_rows(data) == expected

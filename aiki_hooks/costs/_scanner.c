@@ -30,6 +30,7 @@
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1150,7 +1151,143 @@ static PyObject *keep_freed_memory(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* load_rows(data) -> list | None: a chunk's rows (a JSON array of flat arrays of strings,
+ * numbers, null, true and false, as scan/store write them), as orjson.loads gives them;
+ * None for anything else (whitespace, an escape in a string, nesting, a long number...),
+ * which the caller then reads with a general JSON parser. Faster than one (a repeated
+ * session or model string is made once per chunk, not once per row), and it spares the
+ * parent process orjson's import (which imports uuid and dataclasses: ~15 ms). */
+#define LOAD_COLUMNS 16
+static PyObject *load_string(ptr *at, ptr end, PyObject **last, ptr *last_s, Py_ssize_t *last_n) {
+    ptr p = *at + 1, s = p;
+    for (;;) {
+        if (p >= end) return NULL;
+        if (*p == '"') break;
+        if (*p == '\\' || *p < 0x20) return NULL;
+        p++;
+    }
+    Py_ssize_t n = p - s;
+    *at = p + 1;
+    if (*last && *last_n == n && memcmp(*last_s, s, (size_t)n) == 0) {
+        Py_INCREF(*last);
+        return *last;
+    }
+    PyObject *str = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
+    if (!str) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_XDECREF(*last);
+    Py_INCREF(str);
+    *last = str, *last_s = s, *last_n = n;
+    return str;
+}
+
+static PyObject *load_number(ptr *at, ptr end) {
+    ptr p = *at;
+    ptr stop = scan_number(p, end, NULL);
+    if (!stop) return NULL;
+    *at = stop;
+    int fraction = 0;
+    for (ptr q = p; q < stop; q++)
+        if (*q == '.' || *q == 'e' || *q == 'E') fraction = 1;
+    if (!fraction) { /* scan_number allows at most MAX_INT_DIGITS digits */
+        long long value = 0;
+        int negative = *p == '-';
+        for (ptr q = p + negative; q < stop; q++) value = value * 10 + (*q - '0');
+        return PyLong_FromLongLong(negative ? -value : value);
+    }
+    char text[64];
+    if (stop - p >= (Py_ssize_t)sizeof text) return NULL;
+    memcpy(text, p, (size_t)(stop - p));
+    text[stop - p] = 0;
+    char *parsed_to;
+    double value = PyOS_string_to_double(text, &parsed_to, NULL);
+    if (value == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (*parsed_to || !isfinite(value)) return NULL; /* out of range: the general parser's call */
+    return PyFloat_FromDouble(value);
+}
+
+static PyObject *load_rows(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    ptr p = view.buf, end = p + view.len;
+    PyObject *rows = PyList_New(0), *row = NULL;
+    PyObject *last[LOAD_COLUMNS] = {NULL};
+    ptr last_s[LOAD_COLUMNS];
+    Py_ssize_t last_n[LOAD_COLUMNS];
+    int ok = 0;
+    if (!rows) goto done;
+    if (p >= end || *p++ != '[') goto done;
+    if (p < end && *p == ']') {
+        ok = ++p == end;
+        goto done;
+    }
+    for (;;) {
+        if (p >= end || *p++ != '[') goto done;
+        row = PyList_New(0);
+        if (!row) goto error;
+        for (int column = 0;; column++) {
+            if (p >= end || column >= LOAD_COLUMNS) goto done;
+            PyObject *item;
+            if (*p == '"') {
+                item = load_string(&p, end, &last[column], &last_s[column], &last_n[column]);
+            } else if (*p == 'n' && end - p >= 4 && memcmp(p, "null", 4) == 0) {
+                item = Py_NewRef(Py_None), p += 4;
+            } else if (*p == 't' && end - p >= 4 && memcmp(p, "true", 4) == 0) {
+                item = Py_NewRef(Py_True), p += 4;
+            } else if (*p == 'f' && end - p >= 5 && memcmp(p, "false", 5) == 0) {
+                item = Py_NewRef(Py_False), p += 5;
+            } else {
+                item = load_number(&p, end);
+            }
+            if (!item) {
+                if (PyErr_Occurred()) goto error;
+                goto done;
+            }
+            int failed = PyList_Append(row, item);
+            Py_DECREF(item);
+            if (failed) goto error;
+            if (p < end && *p == ',') {
+                p++;
+                continue;
+            }
+            if (p < end && *p == ']') {
+                p++;
+                break;
+            }
+            goto done;
+        }
+        int failed = PyList_Append(rows, row);
+        Py_CLEAR(row);
+        if (failed) goto error;
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        if (p < end && *p == ']') {
+            ok = ++p == end;
+            goto done;
+        }
+        goto done;
+    }
+error:
+    ok = -1;
+done:
+    Py_XDECREF(row);
+    for (int i = 0; i < LOAD_COLUMNS; i++) Py_XDECREF(last[i]);
+    PyBuffer_Release(&view);
+    if (ok == 1) return rows;
+    Py_XDECREF(rows);
+    if (ok == -1 || PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"load_rows", load_rows, METH_O, "load_rows(data) -> list | None: a chunk's rows (see the source)."},
     {"keep_freed_memory", keep_freed_memory, METH_O, "keep_freed_memory(bytes): tune glibc malloc (a worker)."},
     {"add_cells", add_cells, METH_VARARGS, "add_cells(rows, starts, names, since, cells) -> rows left (see source)."},
     {"scan_usage", scan_usage, METH_VARARGS,
