@@ -352,3 +352,23 @@ def test_the_c_chunk_reader_leaves_anything_else_to_a_json_parser(data):
             loads_rows(data)
     else:
         assert loads_rows(data) == expected
+
+
+def test_the_c_chunk_reader_reads_every_float_to_the_same_double():
+    """Its fast path (m / 10**k) against the general parser, bit for bit: timestamps as the
+    scanner writes them (S.ffffff), reprs, fixed widths and the limits of 2**53 and 10**22."""
+    import struct
+
+    from aiki_hooks.costs._scanner import load_rows
+
+    rng = random.Random(9)
+    texts = ["9007199254740993.0", "9007199254740992.0", "0.9007199254740993", "1.00000000000000000000001",
+             "123456789012345678.5", "0.0", "0.1", "1794756712.326"]
+    for _ in range(20000):
+        value = struct.unpack("d", struct.pack("Q", rng.getrandbits(52) | (rng.randrange(900, 1100) << 52)))[0]
+        stamp = f"{rng.randrange(2 * 10**9)}.{rng.randrange(10**6):06d}".rstrip("0")
+        texts += [repr(value), stamp + "0" if stamp.endswith(".") else stamp, f"{value:.{rng.randrange(1, 23)}f}"]
+    for text in texts:
+        data = f"[[{text}]]".encode()
+        ours, reference = load_rows(data), _general_loads(data)
+        assert ours is None or struct.pack("d", ours[0][0]) == struct.pack("d", reference[0][0]), text

@@ -1197,6 +1197,26 @@ static PyObject *load_number(ptr *at, ptr end) {
         for (ptr q = p + negative; q < stop; q++) value = value * 10 + (*q - '0');
         return PyLong_FromLongLong(negative ? -value : value);
     }
+    /* Digits, a point, at most 22 digits after it, all of them at most 2**53 as one
+     * integer m: the value is m / 10**k, one correctly rounded division of two exact
+     * doubles, which is the correctly rounded value of the decimal (strtod's own fast
+     * path, Clinger 1990). The timestamps the scanner writes are all of this form. */
+    static const double powers[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    unsigned long long mantissa = 0;
+    int scale = -1, simple = *p != '-';
+    for (ptr q = p; simple && q < stop; q++) {
+        if (*q == '.') {
+            scale = 0;
+        } else if (*q >= '0' && *q <= '9' && mantissa < (1ULL << 53) / 10 + 1) {
+            mantissa = mantissa * 10 + (unsigned)(*q - '0');
+            if (scale >= 0) scale++;
+        } else {
+            simple = 0;  /* an exponent, or too many digits */
+        }
+    }
+    if (simple && scale >= 0 && scale <= 22 && mantissa <= (1ULL << 53))
+        return PyFloat_FromDouble((double)mantissa / powers[scale]);
     char text[64];
     if (stop - p >= (Py_ssize_t)sizeof text) return NULL;
     memcpy(text, p, (size_t)(stop - p));
