@@ -42,10 +42,10 @@ def field(*, default=_MISSING, default_factory=_MISSING, repr: bool = True):  # 
 class _Spec:
     """What the generic methods need to know of one record class."""
 
-    __slots__ = ("names", "defaults", "factories", "shown", "kw_only", "post_init")
+    __slots__ = ("names", "name_set", "defaults", "factories", "shown", "kw_only", "post_init")
 
     def __init__(self, names, defaults, factories, shown, kw_only, post_init) -> None:
-        self.names, self.defaults, self.factories = names, defaults, factories
+        self.names, self.name_set, self.defaults, self.factories = names, frozenset(names), defaults, factories
         self.shown, self.kw_only, self.post_init = shown, kw_only, post_init
 
 
@@ -112,32 +112,36 @@ def _make(cls, frozen: bool, kw_only: bool):
 
 
 def _init(self, *args, **values) -> None:
-    cls = type(self)
-    spec = cls.__record__
-    names = spec.names
+    spec = type(self).__record__
     if args:
-        if spec.kw_only:
-            raise TypeError(f"{cls.__name__}() takes keyword arguments only")
-        if len(args) > len(names):
-            raise TypeError(f"{cls.__name__}() takes {len(names)} arguments, {len(args)} given")
-        for name, value in zip(names, args):
-            if name in values:
-                raise TypeError(f"{cls.__name__}() got multiple values for argument {name!r}")
-            values[name] = value
-    missing = [name for name in names if name not in values]
-    if len(values) + len(missing) != len(names):
-        unknown = next(name for name in values if name not in names)
-        raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {unknown!r}")
-    for name in missing:
-        if name in spec.defaults:
-            values[name] = spec.defaults[name]
-        elif name in spec.factories:
-            values[name] = spec.factories[name]()
-        else:
-            raise TypeError(f"{cls.__name__}() missing required argument {name!r}")
-    self.__dict__.update(values)  # the instance dict directly: also for frozen records
+        _take_positional(type(self), spec, args, values)
+    if not spec.name_set.issuperset(values):
+        unknown = next(name for name in values if name not in spec.name_set)
+        raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown!r}")
+    # The instance dict directly (also for frozen records), a whole dict at a time: a
+    # record is built in a few dict operations whatever its number of fields.
+    fields = self.__dict__
+    fields.update(spec.defaults)
+    fields.update(values)
+    for name, factory in spec.factories.items():
+        if name not in values:
+            fields[name] = factory()
+    if len(fields) < len(spec.names):
+        missing = next(name for name in spec.names if name not in fields)
+        raise TypeError(f"{type(self).__name__}() missing required argument {missing!r}")
     if spec.post_init is not None:
         spec.post_init(self)
+
+
+def _take_positional(cls, spec: _Spec, args: tuple, values: dict) -> None:
+    if spec.kw_only:
+        raise TypeError(f"{cls.__name__}() takes keyword arguments only")
+    if len(args) > len(spec.names):
+        raise TypeError(f"{cls.__name__}() takes {len(spec.names)} arguments, {len(args)} given")
+    for name, value in zip(spec.names, args):
+        if name in values:
+            raise TypeError(f"{cls.__name__}() got multiple values for argument {name!r}")
+        values[name] = value
 
 
 def _repr(self) -> str:

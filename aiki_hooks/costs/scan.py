@@ -408,28 +408,37 @@ def _candidate_lines(buffer: bytes, end: int, mark: bytes = USAGE_MARK) -> Itera
         hit = find(mark, stop + 1, end)
 
 
-@record
 class FileRead:
     """What reading one file after its offset found; no database access, so files can be
-    read in worker processes."""
+    read in worker processes. A plain class, not a record: a first scan makes two per
+    file (in the worker, and from its frame in the parent), and an explicit __init__ is
+    a third of the generic one's time."""
 
-    path: str
-    file_id: int
-    inode: int
-    offset: int  # after the last complete line read
-    size: int
-    start: int = 0  # the offset the read began at
-    rows: list[tuple] = field(default_factory=list)
-    session_costs: list[tuple[str, dict[str, float]]] = field(default_factory=list)
-    bytes_read: int = 0
-    usage_lines: int = 0  # before deduplication
-    bad_lines: int = 0
-    oversized_lines: int = 0
-    vanished: bool = False
-    error: str | None = None  # the file could not be read (the index keeps what it had)
-    rows_json: bytes | bytearray | None = field(default=None, repr=False)  # the rows as stored (a worker's)
-    seen: set = field(default_factory=set, repr=False)  # keys taken from this file so far
-    proved: set = field(default_factory=set, repr=False)  # raw keys known to be real keys (_parse_lines)
+    __slots__ = ("path", "file_id", "inode", "offset", "size", "start", "rows", "session_costs", "bytes_read",
+                 "usage_lines", "bad_lines", "oversized_lines", "vanished", "error", "rows_json", "seen", "proved")
+
+    def __init__(self, *, path: str, file_id: int, inode: int, offset: int, size: int, start: int = 0,
+                 session_costs: list | None = None, bytes_read: int = 0, usage_lines: int = 0, bad_lines: int = 0,
+                 oversized_lines: int = 0, vanished: bool = False, error: str | None = None,
+                 rows: list | None = None, rows_json: bytes | bytearray | None = None, seen: set | None = None,
+                 proved: set | None = None) -> None:
+        self.path, self.file_id, self.inode = path, file_id, inode
+        self.offset = offset  # after the last complete line read
+        self.size = size
+        self.start = start  # the offset the read began at
+        self.rows: list[tuple] = [] if rows is None else rows
+        self.session_costs: list[tuple[str, dict[str, float]]] = [] if session_costs is None else session_costs
+        self.bytes_read, self.usage_lines = bytes_read, usage_lines  # usage lines: before deduplication
+        self.bad_lines, self.oversized_lines = bad_lines, oversized_lines
+        self.vanished = vanished
+        self.error = error  # the file could not be read (the index keeps what it had)
+        self.rows_json = rows_json  # the rows as stored (a worker's)
+        self.seen: set | None = set() if seen is None else seen  # keys taken from this file so far
+        self.proved: set | None = set() if proved is None else proved  # raw keys known to be real keys
+
+    def __repr__(self) -> str:
+        return (f"FileRead(path={self.path!r}, file_id={self.file_id}, offset={self.offset}, rows={len(self.rows)}, "
+                f"usage_lines={self.usage_lines}, bad_lines={self.bad_lines}, error={self.error!r})")
 
 
 def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBook, *,
@@ -709,7 +718,8 @@ def _frame(index: int, found: FileRead) -> list:
 
 
 def _from_frame(rest: bytes | memoryview, rows_json: bytes) -> FileRead:
-    found = FileRead(**dict(zip(_FIELDS, marshal.loads(rest))), seen=None, proved=None)
+    found = FileRead(**dict(zip(_FIELDS, marshal.loads(rest))))
+    found.seen = found.proved = None  # as the worker left them (read_file)
     found.rows_json = rows_json
     found.rows = loads_rows(rows_json)  # lists, not tuples: read alike by index
     return found
