@@ -427,6 +427,28 @@ def test_a_damaged_index_is_built_again(corpus, tmp_path):
     assert oct(index.stat().st_mode & 0o777) == "0o600"
 
 
+def test_a_new_index_has_16_kib_pages_and_an_old_one_keeps_its_own(tmp_path):
+    """Bigger pages halve the time a first scan spends writing its chunks to the WAL and
+    checkpointing them; the WAL is still checkpointed at 4 MiB."""
+    import sqlite3
+
+    from aiki_hooks.costs import store as store_module
+
+    new = CostStore(str(tmp_path / "new.sqlite"))
+    assert new.db.execute("PRAGMA page_size").fetchone()[0] == store_module.PAGE_SIZE == 16384
+    assert new.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 256
+    new.close()
+    old_path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(old_path)
+    old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")  # made with 4 KiB pages
+    old.commit()
+    old.close()
+    reopened = CostStore(str(old_path))
+    assert reopened.db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert reopened.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1024
+    reopened.close()
+
+
 def test_parallel_scan_of_more_files_than_one_queue_write(tmp_path, monkeypatch):
     """1,500 files: the workers' queue (4 bytes a file) outgrows one pipe write and is
     topped up as it drains; every file is read once and the rows are the serial ones."""

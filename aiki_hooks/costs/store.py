@@ -22,9 +22,7 @@ import os
 import sqlite3
 from typing import Iterable, NamedTuple, Sequence
 
-from ..records import record
-
-_codec = None  # (dumps, loads), imported on first use: orjson (with uuid) costs ~7 ms to import
+_codec = None  # (dumps, loads), imported on first use: orjson (with uuid and dataclasses) costs ~15 ms to import
 
 
 def _json_codec():
@@ -104,12 +102,14 @@ CREATE TABLE IF NOT EXISTS session_costs (
 );
 """
 SCHEMA_VERSION = "3"
+PAGE_SIZE = 16384
+WAL_CHECKPOINT_BYTES = 4 << 20
 OLD_TABLES = ("messages", "chunks", "files", "session_costs", "meta")
 
 
-@record(frozen=True)
-class FileState:
-    """A transcript as the index last read it."""
+class FileState(NamedTuple):
+    """A transcript as the index last read it (a named tuple: one per file, built at each
+    refresh that read something, straight from its SQL row)."""
 
     id: int
     path: str
@@ -146,6 +146,7 @@ def messages_from_rows(rows: Iterable[tuple]) -> list[Message]:
 
 
 _new_message = functools.partial(tuple.__new__, Message)
+_new_file_state = functools.partial(tuple.__new__, FileState)
 
 
 class CostStore:
@@ -174,7 +175,14 @@ class CostStore:
         os.close(fd)
         # One connection, used by one thread at a time (the probe holds a lock).
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        # A new index gets 16 KiB pages (SQLite's default is 4 KiB): a first scan stores
+        # ~5 MB of chunks, and writing them to the WAL and checkpointing them took 26 ms
+        # in 4 KiB pages, 14 ms in 16 KiB ones (an existing index keeps its page size).
+        self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")
         self.db.execute("PRAGMA journal_mode=WAL")
+        # Checkpoint at 4 MiB of WAL whatever the page size (SQLite's default: 1000 pages).
+        page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
+        self.db.execute(f"PRAGMA wal_autocheckpoint={max(1, WAL_CHECKPOINT_BYTES // page_size)}")
         self.db.execute("PRAGMA synchronous=NORMAL")
         version = self._schema_version()
         if version not in (None, SCHEMA_VERSION):  # an older layout: built again from the transcripts
@@ -227,7 +235,7 @@ class CostStore:
 
     def files(self) -> dict[str, FileState]:
         rows = self.db.execute("SELECT id, path, inode, size, offset FROM files")
-        return {row[1]: FileState(*row) for row in rows}
+        return {row[1]: _new_file_state(row) for row in rows}
 
     def begin(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
