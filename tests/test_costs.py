@@ -427,6 +427,30 @@ def test_a_damaged_index_is_built_again(corpus, tmp_path):
     assert oct(index.stat().st_mode & 0o777) == "0o600"
 
 
+def test_new_and_changed_files_in_one_refresh_and_a_file_listed_twice(corpus, tmp_path):
+    """New files' rows are plain INSERTs, changed files' replace theirs: both in one
+    refresh give the files table the scanner then trusts; a path listed twice (a config
+    dir given twice) is read once, not refused by the table's unique path."""
+    corpus.file("a.jsonl").write_text(assistant("m1", "r1", input=7, output=3))
+    store = CostStore(str(tmp_path / "index.sqlite"))
+    scanner = Scanner(store, PriceBook())
+    files = transcript_files([str(corpus.root / "claude")])
+    scanner.refresh(files + files)
+    with corpus.file("a.jsonl").open("a") as grown:
+        grown.write(assistant("m2", "r2", input=5, output=1))
+    corpus.file("b.jsonl").write_text(assistant("m3", "r3", input=2, output=2))
+    files = transcript_files([str(corpus.root / "claude")])
+    stats = scanner.refresh(files + files[:1])
+    assert stats.files_read == 2
+    rows = {row[1]: row for row in store.db.execute("SELECT id, path, inode, size, offset FROM files")}
+    assert sorted(rows) == sorted(files)
+    for path in files:
+        info = os.stat(path)
+        assert rows[path][2:] == (info.st_ino, info.st_size, info.st_size)
+    assert sorted(m.input for m in store.messages_since(0)) == [2, 5, 7]
+    assert scanner.refresh(files).files_read == 0  # as the table says: nothing new
+
+
 def test_a_new_index_has_16_kib_pages_and_an_old_one_keeps_its_own(tmp_path):
     """Bigger pages halve the time a first scan spends writing its chunks to the WAL and
     checkpointing them; the WAL is still checkpointed at 4 MiB."""

@@ -942,12 +942,12 @@ class Scanner:
             if self.store.get_meta("prices") != self.prices.fingerprint:
                 self.store.reprice(self.prices)
                 self.store.set_meta("prices", self.prices.fingerprint)
-            tasks, pending = self._plan(files, known, stats)
+            tasks, pending, first_new_id = self._plan(files, known, stats)
             seen: set[str] = set()
             states: list[tuple[int, str, int, int, int]] = []  # files table rows, written at the end
             for found in read_files(tasks, self.prices, pending, self.workers):
                 self._apply(found, stats, seen, states)
-            self.store.put_files(states)
+            self.store.put_files(states, first_new_id)
             self.store.commit()
         except BaseException:
             self.store.rollback()
@@ -960,7 +960,8 @@ class Scanner:
         return stats
 
     def _plan(self, files: Sequence[str], known: dict[str, FileState], stats: ScanStats):
-        """Forget what vanished or was rewritten; list (path, id, offset, inode) to read."""
+        """Forget what vanished or was rewritten; list (path, id, offset, inode) to read.
+        Also returns the bytes to read and the first id given to a new file."""
         present = set(files)
         for path, state in known.items():
             if path not in present:
@@ -968,8 +969,8 @@ class Scanner:
                 stats.files_forgotten += 1
                 stats.new_rows = None
         tasks, pending = [], 0
-        next_id = self.store.next_file_id()
-        for path in files:
+        next_id = first_new_id = self.store.next_file_id()
+        for path in dict.fromkeys(files):  # (a config dir listed twice: each file once)
             try:
                 info = os.stat(path)
             except FileNotFoundError:
@@ -996,7 +997,7 @@ class Scanner:
                 file_id, offset = state.id, state.offset
             tasks.append((path, file_id, offset, info.st_ino, info.st_size))
             pending += info.st_size - offset
-        return tasks, pending
+        return tasks, pending, first_new_id
 
     def _apply(self, found: FileRead, stats: ScanStats, seen: set[str], states: list) -> None:
         if found.vanished:
