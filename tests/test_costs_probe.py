@@ -432,3 +432,57 @@ def test_a_first_scan_and_a_scan_in_slices_store_the_same_rows(tmp_path):
     assert chunks(cold) <= len(files) < chunks(sliced)
     assert report.breakdown(cold.messages_since(0)).total.tokens == report.breakdown(
         sliced.messages_since(0)).total.tokens
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_first_fills_window_fed_as_files_are_read_is_the_one_the_index_gives(tmp_path, monkeypatch, workers):
+    """A first fill sums each file's rows into the figures as they arrive (from the
+    workers, in file order, duplicates across files dropped); a probe that builds its
+    figures from the filled index must find exactly the same."""
+    import subprocess
+    import sys
+
+    from aiki_hooks.costs import scan
+
+    from .conftest import REPO
+
+    out = tmp_path / "generated"
+    subprocess.run([sys.executable, str(REPO / "bench" / "gen_transcripts.py"), str(out), "--size-mib", "3",
+                    "--seed", "6", "--now", "2026-11-20T12:00:00+00:00"], check=True, capture_output=True)
+    # A session resumed elsewhere: every message of one transcript again, in another
+    # file, then one of its own.
+    source = max(transcript_files([str(out)]), key=os.path.getsize)
+    (out / "projects" / "resumed").mkdir()
+    (out / "projects" / "resumed" / "copy.jsonl").write_bytes(
+        Path(source).read_bytes() + assistant("msg_resumed", "req_resumed").encode())
+    monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
+    config = parse_config({"costs": {"timezone": "UTC", "claude_config_dirs": [str(out)]}}).costs
+    fed_adds = []
+    real_add = report.Window.add
+
+    def counting_add(self, rows, **kwargs):
+        fed_adds.append(kwargs.get("unordered", False))
+        return real_add(self, rows, **kwargs)
+
+    monkeypatch.setattr(report.Window, "add", counting_add)
+    first = CostsProbe(config, tmp_path / "state", clock=lambda: NOON, workers=workers, one_shot=True)
+    cold = first.figures(days=90)
+    assert cold["stats"].index_was_empty and fed_adds.count(True) > 10  # fed file by file
+    first.close()
+    fed_adds.clear()
+    again = CostsProbe(config, tmp_path / "state", clock=lambda: NOON)
+    rebuilt = again.figures(days=90)
+    assert not rebuilt["stats"].index_was_empty and True not in fed_adds  # built from the index
+
+    def plain(figures):
+        block = figures["block"]
+        return (
+            {day: (b.total.as_dict(), {m: t.as_dict() for m, t in b.by_model.items()})
+             for day, b in figures["daily"].items()},
+            figures["today"].total.as_dict(), figures["week"].total.as_dict(),
+            (block.start, block.end, block.breakdown.total.as_dict()) if block else None,
+            {s: t.as_dict() for s, t in figures["sessions"].items()},
+        )
+
+    assert plain(cold) == plain(rebuilt)
+    assert sum(b.total.messages for b in cold["daily"].values()) > 100

@@ -217,17 +217,19 @@ class Window:
     def valid_for(self, now: float, days: int) -> bool:
         return days == self.days and local_date(now, self.tz) == self.today
 
-    def add(self, messages: Iterable[Message]) -> None:
+    def add(self, messages: Iterable[Message], *, unordered: bool = False) -> None:
         """Sum *messages* into their cells. Plain lists, tuple indexes and inline
         arithmetic, and the last cell reused while the day and model stay the same (a
         transcript's messages come in runs): a first scan brings every message of the
-        period through here."""
+        period through here. *unordered*: one of many batches not in time order (a first
+        scan's files, one at a time), summed in C whatever their size."""
         lookback = self.lookback
         fresh = [m for m in messages if m[1] >= lookback]
         if not fresh:
             return
         recent = self.recent
-        if len(fresh) > 64:  # a first scan: sorted once when needed (timsort, on runs)
+        bulk = unordered or len(fresh) > 64
+        if bulk:  # a first scan: sorted once when needed (timsort, on runs)
             self._sorted = False
         else:  # a refresh's few: still in order, most of the time
             last = recent[-1][1] if recent else fresh[0][1]
@@ -238,7 +240,7 @@ class Window:
         recent.extend(fresh)
         cells, since = self._cells, self.since
         starts, names, days, tz = self._day_starts, self._day_names, self.days, self.tz
-        if _add_cells is not None and len(fresh) > 64:
+        if _add_cells is not None and bulk:
             # The same sums in C (a first scan's rows): what it leaves, after today, below.
             fresh = _add_cells(fresh, starts, names, since, cells)
         cell = None

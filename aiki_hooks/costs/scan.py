@@ -23,7 +23,7 @@ import gc
 import marshal
 import os
 import sys
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 json_loads = None  # orjson's (~3x faster), else the standard library's: imported on first use
 
@@ -872,6 +872,7 @@ class Scanner:
         self.workers = workers
         self._known: dict[str, FileState] | None = None  # as of `_known_version`
         self._known_version: int | None = None
+        self._on_first_rows: Callable[[list], None] | None = None
 
     def index_unchanged(self) -> bool:
         """No other connection committed to the index since this scanner's last refresh."""
@@ -916,9 +917,12 @@ class Scanner:
                 os.close(fd)
         return True
 
-    def refresh(self, files: Sequence[str]) -> ScanStats:
-        """Bring the index up to date with *files*, in one transaction."""
+    def refresh(self, files: Sequence[str], on_first_rows: Callable[[list], None] | None = None) -> ScanStats:
+        """Bring the index up to date with *files*, in one transaction. *on_first_rows*:
+        given each file's new rows as they are read, when the index was empty (a first
+        fill: the caller sums them while the workers still read, not after)."""
         stats = ScanStats(files=len(files))
+        self._on_first_rows = on_first_rows
         if self._nothing_new(files):
             return stats
         first_fill = self._known is None and self.store.is_empty()
@@ -1018,7 +1022,10 @@ class Scanner:
         stats.oversized_lines += found.oversized_lines
         stats.usage_lines += found.usage_lines
         if stats.new_rows is not None:
-            stats.new_rows.extend(self._unseen(found.rows, seen, check_index=not stats.index_was_empty))
+            fresh = self._unseen(found.rows, seen, check_index=not stats.index_was_empty)
+            stats.new_rows.extend(fresh)
+            if self._on_first_rows is not None and stats.index_was_empty and fresh:
+                self._on_first_rows(fresh)
         # Read from its start: nothing of this file is stored (new, or forgotten by _plan).
         self.store.add_rows(found.file_id, found.rows, new_file=found.start == 0, rows_json=found.rows_json)
         for session, costs in found.session_costs:

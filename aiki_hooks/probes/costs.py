@@ -111,22 +111,27 @@ class CostsProbe:
                 self._store.reset()
                 self._store.commit()
                 self._scanner.forget_known()
+        fed = None
         # Nothing touched the transcripts: no stat needed. (Not while a file could not be
         # read: each refresh tries it again and says so.)
         if not self._had_errors and self._watch.quiet() and self._scanner.index_unchanged():
             stats = ScanStats(files=self._file_count)
         else:
             files = self._lister.files(claude_config_dirs(self.config.claude_config_dirs, self.env))
-            stats = self._scanner.refresh(files)
+            # A window to build anew is fed a first fill's rows file by file, as the
+            # workers read (summed while they still read, not after them).
+            fed = report.Window(days=days, tz=self.tz, now=now) if window is None else None
+            stats = self._scanner.refresh(files, on_first_rows=(lambda rows: fed.add(rows, unordered=True))
+                                          if fed is not None else None)
             self._file_count, self._had_errors = len(files), bool(stats.errors)
             self._watch.watch(self._lister.directories, self._lister.complete)
         if window is not None and stats.new_rows is not None:
             window.add(stats.new_rows)
         else:
-            window = report.Window(days=days, tz=self.tz, now=now)
-            if stats.index_was_empty and stats.new_rows is not None:
-                window.add(stats.new_rows)  # everything, just read
+            if fed is not None and stats.index_was_empty and stats.new_rows is not None:
+                window = fed  # everything, just read
             else:
+                window = report.Window(days=days, tz=self.tz, now=now)
                 window.add(self._store.messages_since(window.lookback))
             self._window, self._estimates = window, None
             self._prune(now, window.lookback)
