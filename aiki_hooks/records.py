@@ -11,8 +11,9 @@ names the decorator collects from the class's annotations: nothing is compiled p
 The subset of dataclasses this code base uses, with the same spelling, so that a class
 changes by its import line only: `@record`, `@record(frozen=True, kw_only=True)`,
 `field(default=..., default_factory=..., repr=False)`, `__post_init__`, `replace`,
-`fields`, `asdict`. Construction walks the fields in Python: meant for classes made by the
-hundred, not the hundred thousand (those are NamedTuples, see costs.store.Message).
+`fields`, `asdict`. Construction is a few dict operations in Python (~1.7 us, a dataclass
+~1 us): meant for classes made by the hundred; those made per file or per message are
+plain classes or NamedTuples (costs.scan.FileRead, costs.store.Message).
 """
 
 from __future__ import annotations
