@@ -872,7 +872,6 @@ class Scanner:
         self.workers = workers
         self._known: dict[str, FileState] | None = None  # as of `_known_version`
         self._known_version: int | None = None
-        self._on_first_rows: Callable[[list], None] | None = None
 
     def index_unchanged(self) -> bool:
         """No other connection committed to the index since this scanner's last refresh."""
@@ -922,19 +921,19 @@ class Scanner:
         given each file's new rows as they are read, when the index was empty (a first
         fill: the caller sums them while the workers still read, not after)."""
         stats = ScanStats(files=len(files))
-        self._on_first_rows = on_first_rows
         if self._nothing_new(files):
             return stats
         first_fill = self._known is None and self.store.is_empty()
         if first_fill:
             self.store.durable(False)
         try:
-            return self._refresh(files, stats)
+            return self._refresh(files, stats, on_first_rows)
         finally:
             if first_fill:
                 self.store.durable(True)
 
-    def _refresh(self, files: Sequence[str], stats: ScanStats) -> ScanStats:
+    def _refresh(self, files: Sequence[str], stats: ScanStats,
+                 on_first_rows: Callable[[list], None] | None) -> ScanStats:
         self.store.begin()  # IMMEDIATE: another process scanning the same index waits here
         # Every row read lives until the commit: the cyclic collector would walk them again
         # and again for nothing (a third of a cold scan). Forked workers inherit this.
@@ -950,7 +949,7 @@ class Scanner:
             seen: set[str] = set()
             states: list[tuple[int, str, int, int, int]] = []  # files table rows, written at the end
             for found in read_files(tasks, self.prices, pending, self.workers):
-                self._apply(found, stats, seen, states)
+                self._apply(found, stats, seen, states, on_first_rows if stats.index_was_empty else None)
             self.store.put_files(states, first_new_id)
             self.store.commit()
         except BaseException:
@@ -1003,7 +1002,8 @@ class Scanner:
             pending += info.st_size - offset
         return tasks, pending, first_new_id
 
-    def _apply(self, found: FileRead, stats: ScanStats, seen: set[str], states: list) -> None:
+    def _apply(self, found: FileRead, stats: ScanStats, seen: set[str], states: list,
+               on_new_rows: Callable[[list], None] | None = None) -> None:
         if found.vanished:
             stats.vanished += 1
             self.store.forget_file(found.file_id)
@@ -1024,8 +1024,8 @@ class Scanner:
         if stats.new_rows is not None:
             fresh = self._unseen(found.rows, seen, check_index=not stats.index_was_empty)
             stats.new_rows.extend(fresh)
-            if self._on_first_rows is not None and stats.index_was_empty and fresh:
-                self._on_first_rows(fresh)
+            if on_new_rows is not None and fresh:
+                on_new_rows(fresh)
         # Read from its start: nothing of this file is stored (new, or forgotten by _plan).
         self.store.add_rows(found.file_id, found.rows, new_file=found.start == 0, rows_json=found.rows_json)
         for session, costs in found.session_costs:
