@@ -16,6 +16,7 @@ from aiki_hooks.claude_settings import hook_entries
 
 from ..conftest import REPO, cli_env
 from .anthropic_mock import AnthropicMock
+from .user_manager import UserManager
 
 CLAUDE_CODE_VERSION = "2.1.328"
 LOCAL_INSTALL = REPO / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude"
@@ -95,3 +96,25 @@ def claude_session(claude_bin, tmp_path) -> ClaudeSession:
     session = ClaudeSession(claude=claude_bin, root=root, config_dir=config_dir, project=project,
                             state_dir=tmp_path / "state", aiki_config=tmp_path / "aiki.toml")
     return session
+
+
+def start_user_manager(home: Path) -> UserManager:
+    """A real systemd user manager whose HOME is *home*; fails under CI=true where none can
+    run, skips elsewhere (a developer laptop without root)."""
+    from .user_manager import ManagerUnavailable, UserManager
+
+    try:
+        return UserManager.start(home)
+    except ManagerUnavailable as exc:
+        message = f"no real systemd user manager here: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def user_manager(tmp_path):
+    """A real systemd user manager (tests/e2e/user-manager.sh) with a throwaway home."""
+    manager = start_user_manager(tmp_path / "home")
+    yield manager
+    manager.stop()
