@@ -780,6 +780,47 @@ def redact_url(url: str) -> str:
             + ("#***" if parts.fragment else ""))
 
 
+# Trailing punctuation is left out: "see http://h/x." ends at x.
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]{}]+(?<![.,;:!?])")
+# A bearer token wherever it stands ("Authorization: Bearer abc", curl -H "bearer abc").
+_BEARER = re.compile(r"\b(Bearer)(\s+)[A-Za-z0-9._~+/=:-]+", re.IGNORECASE)
+# A key naming a secret, then = or :, then its value: password=x, "api_key": "x",
+# QDRANT_API_KEY=x (not `--token x`: no separator). No dot after the key word, so that
+# tokenizer.py:45 keeps its line number.
+_SECRET_KEY = (r"[\w.-]*(?:passw(?:or)?d|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|credentials?)[\w-]*"
+               r"|authorization|auth")
+_SECRET_ASSIGNMENT = re.compile(
+    rf"(?P<key>[\"']?\b(?:{_SECRET_KEY})[\"']?\s*[=:]\s*)"
+    rf"(?P<scheme>(?:Bearer|Basic|Token|Digest)\s+)?(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"']+)",
+    re.IGNORECASE,
+)
+# Keys that announce themselves by a prefix (Anthropic/OpenAI sk-..., GitHub, GitLab,
+# Slack, AWS) when the rest is token-like; JSON web tokens (three parts, the first eyJ).
+_KEY_PREFIX = re.compile(r"\b(?:sk-(?:ant-)?|gh[pousr]_|github_pat_|glpat-|xox[abeprs]-|AKIA)(?P<rest>[A-Za-z0-9_-]+)")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+
+
+def redact_text(text: str) -> str:
+    """Free text (a log line) fit to print: each URL as redact_url shows it; the value
+    after a secret-naming key (password=, token:, "api_key": "...", X_API_KEY=) or an
+    Authorization scheme (Bearer ...); keys known by their prefix (sk-ant-..., ghp_...,
+    AKIA...) and JWTs become ***. Other words are kept, even long ones: a log line's
+    class and module names would look token-like to _TOKEN_LIKE."""
+    text = _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
+    text = _KEY_PREFIX.sub(lambda match: "***" if _TOKEN_LIKE.fullmatch(match["rest"]) else match.group(0), text)
+    text = _JWT.sub("***", text)
+    text = _BEARER.sub(lambda match: f"{match.group(1)}{match.group(2)}***", text)
+    return _SECRET_ASSIGNMENT.sub(_redact_assignment, text)
+
+
+def _redact_assignment(match: re.Match[str]) -> str:
+    value = match["value"]
+    if value.strip("\"'") in ("", "***"):
+        return match.group(0)  # empty, or already hidden by an earlier pattern
+    quote = value[0] if value[0] in "\"'" else ""
+    return f"{match['key']}{match['scheme'] or ''}{quote}***{quote}"
+
+
 def effective_config_toml(config: Config, env=None) -> str:
     """The effective configuration as TOML, with secrets redacted."""
     env = os.environ if env is None else env

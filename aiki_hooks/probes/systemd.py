@@ -1,24 +1,28 @@
 """systemd units: one `systemctl show` call per scope, judged unit by unit.
 
 The roles are kept apart so each is tested without systemd:
-- measure: `SystemdProbe` runs systemctl (and journalctl for failed units) through the
-  injected runner;
-- parse: `parse_show`, `unit_state`, `parse_timestamp`, `parse_journal` turn text into data;
-- judge: `judge_unit` (state -> Status, no I/O);
-- render: `describe_unit`, `unit_values`.
+- measure: `SystemdProbe` runs systemctl through the injected runner, and `last_run_lines`
+  runs journalctl for a failed or restarting unit;
+- parse: `parse_show`, `unit_state`, `parse_timestamp`, `parse_journal_json` turn text
+  into data;
+- judge: `judge_unit` (state -> Status), `select_last_run` and `pick_lines` (which log
+  lines tell why a unit died); no I/O;
+- render: `describe_unit`, `unit_values`, `clean_line`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import re
+import signal
 import time
 from dataclasses import dataclass
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Callable, Collection, Literal, Mapping, Sequence
 
-from ..config import SystemdProbeConfig
-from ..proc import CommandNotFound, CommandRunner, run_command
+from ..config import SystemdProbeConfig, redact_text
+from ..proc import CommandNotFound, CommandOutput, CommandRunner, run_command
 from ..result import ProbeResult, Value
 from ..status import Status
 from ..thresholds import fmt_bytes, fmt_duration
@@ -26,7 +30,8 @@ from ..thresholds import fmt_bytes, fmt_duration
 Scope = Literal["user", "system"]
 
 # StateChangeTimestamp is asked for too: a failed unit's "since" is when it failed, which
-# ActiveEnterTimestamp (when it last became active) cannot tell.
+# ActiveEnterTimestamp (when it last became active) cannot tell. The ExecMain* properties
+# describe the main process of the last run (kept after it died); InvocationID names that run.
 SHOW_PROPERTIES = (
     "Id",
     "LoadState",
@@ -38,10 +43,27 @@ SHOW_PROPERTIES = (
     "StateChangeTimestamp",
     "MainPID",
     "MemoryCurrent",
+    "ExecMainStartTimestamp",
+    "ExecMainCode",
+    "ExecMainStatus",
+    "InvocationID",
 )
-JOURNAL_LINES = 3
-# Less time than this is not worth starting journalctl for.
-MIN_JOURNAL_SECONDS = 0.1
+# Microseconds, in UTC: the last run's start must be exact to tell its log lines from those
+# of the run before (a restart loop restarts within the same second) and UTC spares us
+# guessing what a zone abbreviation means. systemctl has this option since systemd 247.
+PRECISE_TIMESTAMPS = "--timestamp=us+utc"
+# How many lines of the last run a failed unit shows.
+JOURNAL_LINES = 5
+# Entries asked of journalctl: enough to find an error among the last run's lines, few
+# enough to stay well inside run_command's output cap (~400 bytes an entry with these fields).
+JOURNAL_ENTRIES = 100
+JOURNAL_FIELDS = ("MESSAGE", "PRIORITY", "_SYSTEMD_CGROUP", "_SYSTEMD_INVOCATION_ID")
+ERROR_PRIORITY = 3  # syslog "err"; 0-2 (emerg, alert, crit) are errors too
+LINE_WIDTH = 200
+# Less time than this is not worth starting a command for.
+MIN_COMMAND_SECONDS = 0.1
+# ExecMainCode: how the main process ended (waitid's si_code); 0 while it runs or never ran.
+CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 NOT_SET = "[not set]"
 # Older systemd prints UINT64_MAX where newer prints "[not set]".
 UINT64_MAX = 2**64 - 1
@@ -106,6 +128,10 @@ class UnitState:
     memory_bytes: int | None = None
     active_entered_at: float | None = None
     state_changed_at: float | None = None
+    main_started_at: float | None = None  # when the last run's main process started
+    main_exit_code: int | None = None  # CLD_EXITED/KILLED/DUMPED; None: no main process ended
+    main_exit_status: int | None = None  # exit status, or signal number when killed/dumped
+    invocation_id: str | None = None
     skipped_lines: int = 0
 
 
@@ -118,6 +144,9 @@ def unit_state(block: ShowBlock, *, local_tz: _dt.tzinfo | None = None) -> UnitS
 
     main_pid = _integer(props.get("MainPID"))
     memory = _integer(props.get("MemoryCurrent"))
+    exit_code = _integer(props.get("ExecMainCode"))
+    if exit_code not in (CLD_EXITED, CLD_KILLED, CLD_DUMPED):
+        exit_code = None  # 0: still running or never started
     return UnitState(
         id=text("Id"),
         load_state=text("LoadState"),
@@ -129,6 +158,10 @@ def unit_state(block: ShowBlock, *, local_tz: _dt.tzinfo | None = None) -> UnitS
         memory_bytes=None if memory == UINT64_MAX else memory,
         active_entered_at=parse_timestamp(props.get("ActiveEnterTimestamp"), local_tz=local_tz),
         state_changed_at=parse_timestamp(props.get("StateChangeTimestamp"), local_tz=local_tz),
+        main_started_at=parse_timestamp(props.get("ExecMainStartTimestamp"), local_tz=local_tz),
+        main_exit_code=exit_code,
+        main_exit_status=_integer(props.get("ExecMainStatus")) if exit_code is not None else None,
+        invocation_id=text("InvocationID"),
         skipped_lines=block.skipped_lines,
     )
 
@@ -185,11 +218,54 @@ def _zone(name: str | None) -> _dt.tzinfo | None:
     return _dt.timezone(-offset if match["sign"] == "-" else offset)
 
 
-def parse_journal(text: str) -> tuple[str, ...]:
-    """The last JOURNAL_LINES log lines of `journalctl -o short-iso`, without its
-    `-- ... --` markers (boot separators, "-- No entries --")."""
-    lines = [line.rstrip() for line in text.splitlines() if line.strip() and not line.startswith("-- ")]
-    return tuple(lines[-JOURNAL_LINES:])
+@dataclass(frozen=True, kw_only=True)
+class JournalEntry:
+    """The fields of one `journalctl -o json` entry that tell whose line it is and when."""
+
+    message: str | None
+    priority: int | None = None
+    realtime: float | None = None  # epoch seconds
+    cgroup: str | None = None
+    invocation_id: str | None = None
+
+
+def parse_journal_json(text: str) -> list[JournalEntry]:
+    """Entries of `journalctl -o json` (one JSON object a line), in the order printed.
+
+    A field journalctl could not print as text is a list of byte values (non-UTF-8, or
+    control characters) and is decoded with U+FFFD for bad bytes; a field given more than
+    once is a list of values and its first is kept; a field too large to print is null
+    (None here). Lines that are not a JSON object (a last line cut off) are skipped.
+    """
+    entries = []
+    for line in text.splitlines():
+        try:
+            fields = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(fields, dict):
+            continue
+        realtime = _integer(_field_text(fields.get("__REALTIME_TIMESTAMP")))
+        entries.append(
+            JournalEntry(
+                message=_field_text(fields.get("MESSAGE")),
+                priority=_integer(_field_text(fields.get("PRIORITY"))),
+                realtime=None if realtime is None else realtime / 1e6,
+                cgroup=_field_text(fields.get("_SYSTEMD_CGROUP")),
+                invocation_id=_field_text(fields.get("_SYSTEMD_INVOCATION_ID")),
+            )
+        )
+    return entries
+
+
+def _field_text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(b, int) and 0 <= b < 256 for b in value):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, list) and value:
+        return _field_text(value[0])
+    return None
 
 
 def classify_failure(stderr: str) -> str:
@@ -210,17 +286,69 @@ def mangled_unit_name(name: str) -> str:
 
 
 def judge_unit(state: UnitState) -> Status:
-    """CRITICAL when the unit is missing, failed or stopped; WARNING while it changes
-    state; OK when active; UNKNOWN when the state is absent or not one systemd documents."""
+    """CRITICAL when the unit is missing, failed, stopped or died and waits to be restarted
+    (SubState auto-restart: a restart loop); WARNING while it changes state otherwise; OK
+    when active; UNKNOWN when the state is absent or not one systemd documents."""
     if state.load_state in LOAD_FAILURES:
         return Status.CRITICAL
     if state.active_state == "active":
         return Status.OK
+    if state.sub_state == "auto-restart":
+        return Status.CRITICAL
     if state.active_state in TRANSITION_STATES:
         return Status.WARNING
     if state.active_state in DOWN_STATES:
         return Status.CRITICAL
     return Status.UNKNOWN
+
+
+def needs_last_run_lines(state: UnitState) -> bool:
+    """A unit whose last run died: failed, or waiting to be restarted."""
+    return state.active_state == "failed" or state.sub_state == "auto-restart"
+
+
+def select_last_run(
+    entries: Sequence[JournalEntry], *, scope: Scope, since: float | None, invocation_id: str | None = None
+) -> list[JournalEntry]:
+    """The entries of the unit's last run, in the given order.
+
+    For a user unit, entries of a system unit of the same name (cgroup under
+    /system.slice/) are dropped. Entries before *since* are dropped. When some entries
+    carry *invocation_id* only those are kept: that names the run exactly, but a journal
+    does not always record it (a user manager running as root does not), and then the
+    time is all there is.
+    """
+    kept = [
+        entry
+        for entry in entries
+        if not (scope == "user" and (entry.cgroup or "").startswith("/system.slice/"))
+        and not (since is not None and entry.realtime is not None and entry.realtime < since)
+    ]
+    if invocation_id and any(entry.invocation_id == invocation_id for entry in kept):
+        kept = [entry for entry in kept if entry.invocation_id == invocation_id]
+    return kept
+
+
+def pick_lines(entries: Sequence[JournalEntry], *, limit: int = JOURNAL_LINES) -> tuple[str, ...]:
+    """At most *limit* cleaned lines (`clean_line`) of *entries* (oldest first): the last
+    error lines (priority err or worse), then the last other lines, each in log order;
+    a line already shown is not shown again; empty lines are skipped."""
+    lines = [(entry.priority, clean_line(entry.message or "")) for entry in entries]
+    lines = [(priority, line) for priority, line in lines if line]
+    errors = _last_unique([line for priority, line in lines if priority is not None and priority <= ERROR_PRIORITY],
+                          limit, skip=())
+    rest = _last_unique([line for _, line in lines], limit - len(errors), skip=set(errors))
+    return tuple(errors + rest)
+
+
+def _last_unique(lines: Sequence[str], count: int, *, skip: Collection[str]) -> list[str]:
+    picked: list[str] = []
+    for line in reversed(lines):
+        if len(picked) >= count:
+            break
+        if line not in picked and line not in skip:
+            picked.append(line)
+    return picked[::-1]
 
 
 # --------------------------------------------------------------------------- render
@@ -237,8 +365,41 @@ def uptime_seconds(state: UnitState, now: float) -> float | None:
     return None if started is None else max(0.0, now - started)
 
 
+def exit_status(state: UnitState) -> int | None:
+    """The last run's main process exit status, when it exited (was not killed)."""
+    return state.main_exit_status if state.main_exit_code == CLD_EXITED else None
+
+
+def exit_signal(state: UnitState) -> str | None:
+    """The signal that killed the last run's main process ("SIGKILL"), if one did."""
+    if state.main_exit_code not in (CLD_KILLED, CLD_DUMPED) or state.main_exit_status is None:
+        return None
+    try:
+        return signal.Signals(state.main_exit_status).name
+    except ValueError:
+        return f"signal {state.main_exit_status}"
+
+
+def last_run_ending(state: UnitState) -> str | None:
+    """How the last run's main process ended: "exit status 3", "killed by SIGKILL",
+    "core dumped (SIGSEGV)"; None when no main process has ended."""
+    if state.main_exit_status is None:
+        return None
+    if state.main_exit_code == CLD_EXITED:
+        return f"exit status {state.main_exit_status}"
+    if state.main_exit_code == CLD_KILLED:
+        return f"killed by {exit_signal(state)}"
+    if state.main_exit_code == CLD_DUMPED:
+        return f"core dumped ({exit_signal(state)})"
+    return None
+
+
 def describe_unit(state: UnitState, *, now: float, local_tz: _dt.tzinfo | None = None) -> str:
-    """One line: "active (running) 3d, 2 restarts, 41.2 MiB", "failed (exit-code) since 14:05"."""
+    """One line: "active (running) 3d, 2 restarts, 41.2 MiB", "failed (exit-code) since
+    14:05, last run: exit status 3", "activating (auto-restart), 7 restarts, last run:
+    killed by SIGKILL". How the last run ended is said for a unit whose last run died,
+    unless its main process exited 0 (then something else failed it, or the exit is an
+    earlier run's: systemd keeps it when a later start fails before the main process)."""
     if state.load_state == "not-found":
         return "unit not found"
     if state.load_state in LOAD_FAILURES:
@@ -259,6 +420,9 @@ def describe_unit(state: UnitState, *, now: float, local_tz: _dt.tzinfo | None =
         parts.append(fmt_bytes(state.memory_bytes))
     if state.load_state == "masked":
         parts.append("masked")
+    ending = last_run_ending(state)
+    if needs_last_run_lines(state) and ending is not None and ending != "exit status 0":
+        parts.append(f"last run: {ending}")
     return ", ".join(parts)
 
 
@@ -281,10 +445,91 @@ def unit_values(state: UnitState, *, now: float) -> dict[str, Value]:
         "active_since": active_since(state),
         "uptime_seconds": uptime_seconds(state, now),
         "state_changed_at": state.state_changed_at,
+        "last_run_started_at": state.main_started_at,
+        "exit_status": exit_status(state),
+        "exit_signal": exit_signal(state),
+        "core_dumped": None if state.main_exit_code is None else state.main_exit_code == CLD_DUMPED,
+        "invocation_id": state.invocation_id,
     }
 
 
+# An ANSI escape sequence (colours, cursor moves); other control characters are dropped
+# one by one. A log line is shown on one line, so newlines and tabs become spaces.
+_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_line(text: str, *, width: int = LINE_WIDTH) -> str:
+    """A log message fit to show: escape sequences and control characters removed,
+    newlines and tabs as spaces, secrets redacted (config.redact_text), clipped to
+    *width* characters with a trailing "…"."""
+    text = _ANSI_ESCAPE.sub("", text)
+    text = _CONTROL.sub("", re.sub(r"[\t\n]", " ", text))
+    text = redact_text(text.strip())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
 # --------------------------------------------------------------------------- measure
+
+
+def journal_argv(unit: str, *, scope: Scope, since: float | None) -> list[str]:
+    """journalctl for *unit*'s newest entries (newest first, so that an output cut at
+    run_command's cap loses the oldest), from *since* on when given.
+
+    No --user: a user unit's lines are in the user's journal (`_SYSTEMD_USER_UNIT`) on a
+    desktop but in the system journal (`_SYSTEMD_UNIT`) when the user manager runs as
+    root; plain journalctl reads every journal the caller may read, and one call asks
+    for both fields.
+    """
+    argv = [
+        "journalctl",
+        "--no-pager",
+        "--quiet",
+        "--output=json",
+        "--output-fields=" + ",".join(JOURNAL_FIELDS),
+        "--reverse",
+        f"--lines={JOURNAL_ENTRIES}",
+    ]
+    if since is not None:
+        argv.append(f"--since=@{since:.6f}")
+    if scope == "user":
+        argv += [f"_SYSTEMD_USER_UNIT={unit}", "+"]
+    argv.append(f"_SYSTEMD_UNIT={unit}")
+    return argv
+
+
+def last_run_lines(
+    unit: str,
+    *,
+    scope: Scope,
+    since: float | None,
+    invocation_id: str | None = None,
+    run: CommandRunner = run_command,
+    timeout: float = 3.0,
+    limit: int = JOURNAL_LINES,
+) -> tuple[str, ...]:
+    """The last few log lines of *unit*'s last run: what a crashed unit printed before it
+    died (a traceback, "cannot reach qdrant at localhost:6333"), for the agent to act on.
+
+    *since* is when the last run started (UnitState.main_started_at, from
+    ExecMainStartTimestamp) and *invocation_id* its InvocationID; either may be None
+    (then that restriction is not applied). One journalctl call (`journal_argv`) within
+    *timeout* seconds; the lines are chosen by `select_last_run` and `pick_lines`:
+    errors first, at most *limit*, cleaned, secrets redacted, clipped. Returns () when
+    journalctl is missing, fails or times out, or *timeout* is too short to start it.
+    """
+    if scope not in ("user", "system"):
+        raise ValueError(f"scope must be 'user' or 'system', not {scope!r}")
+    if timeout < MIN_COMMAND_SECONDS or limit <= 0:
+        return ()
+    try:
+        output = run(journal_argv(mangled_unit_name(unit), scope=scope, since=since), timeout=timeout)
+    except CommandNotFound:
+        return ()
+    if output.timed_out or output.returncode != 0:
+        return ()
+    entries = parse_journal_json(output.stdout)[::-1]  # asked --reverse: back to log order
+    return pick_lines(select_last_run(entries, scope=scope, since=since, invocation_id=invocation_id), limit=limit)
 
 
 @dataclass
@@ -292,6 +537,21 @@ class _Budget:
     """Seconds left of the probe's deadline, reduced by each command's reported run time."""
 
     seconds_left: float
+
+    def runner(self, run: CommandRunner) -> CommandRunner:
+        """*run*, charging each command's time to this budget."""
+
+        def charged(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None) -> CommandOutput:
+            output = run(argv, timeout=timeout, env=env)
+            self.seconds_left -= output.seconds
+            return output
+
+        return charged
+
+
+def _rejects_precise_timestamps(output: CommandOutput) -> bool:
+    """An older systemctl (before 247) that does not know --timestamp= and said so."""
+    return output.returncode not in (0, None) and not output.stdout.strip() and "--timestamp" in output.stderr
 
 
 class SystemdProbe:
@@ -325,35 +585,24 @@ class SystemdProbe:
     def _scope_flag(self) -> str:
         return f"--{self.scope}"
 
-    def show_argv(self) -> list[str]:
+    def show_argv(self, *, precise_timestamps: bool = True) -> list[str]:
         return [
             "systemctl",
             self._scope_flag,
             "show",
             "--no-pager",
+            *([PRECISE_TIMESTAMPS] if precise_timestamps else []),
             "--property=" + ",".join(SHOW_PROPERTIES),
             *(u.unit for u in self.units),
         ]
 
-    def journal_argv(self, unit: str) -> list[str]:
-        scope = ["--user"] if self.scope == "user" else []
-        return [
-            "journalctl",
-            *scope,
-            "-u",
-            unit,
-            "-p",
-            "err",
-            "-n",
-            str(JOURNAL_LINES),
-            "--no-pager",
-            "-o",
-            "short-iso",
-        ]
-
     def check(self) -> list[ProbeResult]:
+        budget = _Budget(self.timeout_seconds)
+        run = budget.runner(self._run)
         try:
-            output = self._run(self.show_argv(), timeout=self.timeout_seconds)
+            output = run(self.show_argv(), timeout=self.timeout_seconds)
+            if _rejects_precise_timestamps(output) and budget.seconds_left >= MIN_COMMAND_SECONDS:
+                output = run(self.show_argv(precise_timestamps=False), timeout=budget.seconds_left)
         except CommandNotFound:
             return self._all_unknown("tool_missing", "systemctl not found")
         if output.timed_out:
@@ -369,7 +618,6 @@ class SystemdProbe:
             )
 
         now = self._clock()
-        budget = _Budget(self.timeout_seconds - output.seconds)
         requested_ids = {mangled_unit_name(u.unit) for u in self.units}
         results = []
         for config, block in zip(self.units, blocks, strict=True):
@@ -388,8 +636,17 @@ class SystemdProbe:
     def _judged(self, config: SystemdProbeConfig, state: UnitState, now: float, budget: _Budget) -> ProbeResult:
         status = judge_unit(state)
         details: list[str] = []
-        if state.active_state == "failed":
-            details.extend(self._recent_errors(config.unit, budget))
+        if needs_last_run_lines(state):
+            details.extend(
+                last_run_lines(
+                    state.id or config.unit,  # the Id: an alias's lines are logged under its real name
+                    scope=self.scope,
+                    since=state.main_started_at,
+                    invocation_id=state.invocation_id,
+                    run=budget.runner(self._run),
+                    timeout=budget.seconds_left,
+                )
+            )
         if state.skipped_lines:
             details.append(f"skipped {state.skipped_lines} malformed line(s) of systemctl output")
         return ProbeResult(
@@ -401,19 +658,6 @@ class SystemdProbe:
             error_kind="unparsable" if status is Status.UNKNOWN else None,
             details=tuple(details),
         )
-
-    def _recent_errors(self, unit: str, budget: _Budget) -> tuple[str, ...]:
-        """The unit's last error lines; empty when journalctl fails or time is short."""
-        if budget.seconds_left < MIN_JOURNAL_SECONDS:
-            return ()
-        try:
-            output = self._run(self.journal_argv(unit), timeout=budget.seconds_left)
-        except CommandNotFound:
-            return ()
-        budget.seconds_left -= output.seconds
-        if output.timed_out or output.returncode != 0:
-            return ()
-        return parse_journal(output.stdout)
 
     def _unknown(self, config: SystemdProbeConfig, error_kind: str, summary: str) -> ProbeResult:
         return ProbeResult(
