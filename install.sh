@@ -12,6 +12,10 @@
 #   ./install.sh --plugin            build the Claude Code plugin instead of registering hooks
 #   ./install.sh --help
 #
+# Exit status: 0 installed; 1 nothing changed (a check failed first: the message says which);
+# 2 installed, but the refresher service did not start: it was taken out (no restart loop)
+# and the refresher runs detached instead, with the unit's last log lines printed.
+#
 # It creates a venv in ${XDG_DATA_HOME:-~/.local/share}/aiki-hooks/venv with the package
 # (a copy: deleting the clone breaks nothing), copies the hook scripts next to it, writes a
 # commented config if you have none, merges the hooks into Claude Code's settings.json
@@ -159,6 +163,9 @@ say "installing aiki-hooks into the venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet --upgrade "$src"
 
+# The unit's Documentation= points here: a copy that outlives the clone.
+cp "$src/README.md" "$data/README.md"
+
 mkdir -p "$bin_dir"
 ln -sfn "$venv/bin/aiki-hooks" "$bin_dir/aiki-hooks"
 case ":$PATH:" in
@@ -175,9 +182,14 @@ fi
 
 aiki install-hooks "${where[@]}" "${statusline[@]}" "${force[@]}" --python "$venv/bin/python" \
   --hooks-dir "$data/hooks" | sed 's/^/==> /'
+service_rc=0
 if [ -n "$service" ]; then
   # --restart: the package was just reinstalled, the running refresher has the old code.
-  aiki service install --restart --executable "$venv/bin/aiki-hooks" | sed 's/^/==> /'
+  # Exit 2: the unit would not start; it was taken out (no restart loop) and the refresher
+  # runs detached instead, with the reason printed. The install goes on and says so at the end.
+  aiki service install --restart --executable "$venv/bin/aiki-hooks" > >(sed 's/^/==> /') || service_rc=$?
+  wait $! 2>/dev/null || true  # the sed, so its lines come before ours
+  [ "$service_rc" = 0 ] || [ "$service_rc" = 2 ] || die "the service step failed (exit $service_rc); see above"
 fi
 
 say "running one refresh"
@@ -187,4 +199,9 @@ say "what the agent sees when a Claude Code session starts:"
 echo
 aiki preview
 echo
+if [ "$service_rc" = 2 ]; then
+  say "installed, but the refresher runs detached, not under systemd: its service did not start (see above)."
+  say "fix the cause, then: aiki-hooks service install   Checks: aiki-hooks doctor"
+  exit 2
+fi
 say "done. Status: aiki-hooks status   Checks: aiki-hooks doctor   Config: $config_file"

@@ -8,6 +8,7 @@ unwritable state dir), with one line on stderr and no traceback unless --debug.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import sys
@@ -62,9 +63,21 @@ class _Unused:
     add_parser = add_mutually_exclusive_group = lambda self, *args, **kwargs: self  # noqa: E731
 
 
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    """--config and --debug, on the top parser and on every command's: they work before and
+    after the command (`aiki-hooks --config F refresher`, `aiki-hooks refresher --config F`).
+    SUPPRESS: an option not given after the command leaves the one given before intact
+    (main() fills in the defaults)."""
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                        help="config file (default: $AIKI_HOOKS_CONFIG or the XDG path)")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
+
+
 class _Subcommands:
     """add_subparsers' result, making only the subparser of *only* (when set): argparse
-    takes ~15 ms to build all twenty, on every command's start-up."""
+    takes ~15 ms to build all twenty, on every command's start-up. Each subparser made
+    takes the global options."""
 
     def __init__(self, actions, only: str | None) -> None:
         self._actions, self._only = actions, only
@@ -72,7 +85,9 @@ class _Subcommands:
     def add_parser(self, name: str, **kwargs):
         if self._only is not None and name != self._only:
             return _Unused()
-        return self._actions.add_parser(name, **kwargs)
+        parser = self._actions.add_parser(name, **kwargs)
+        _add_global_options(parser)
+        return parser
 
 
 def _command_in(argv: list[str]) -> str | None:
@@ -99,8 +114,7 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         prog="aiki-hooks",
         description="System-health companion for Claude Code.",
     )
-    parser.add_argument("--config", type=Path, help="config file (default: $AIKI_HOOKS_CONFIG or the XDG path)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    _add_global_options(parser)
     parser.add_argument("--version", action="version", version=f"aiki-hooks {__version__}")
     actions = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub = _Subcommands(actions, only if only in COMMANDS else None)  # (COMMANDS: at the end)
@@ -120,7 +134,7 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                            help="start it detached (no systemd) and return; does nothing if one runs")
 
     service = sub.add_parser("service", help="run the refresher as a systemd user service (detached without systemd)")
-    actions = service.add_subparsers(dest="service_command", metavar="ACTION", required=True)
+    actions = _Subcommands(service.add_subparsers(dest="service_command", metavar="ACTION", required=True), None)
     install = actions.add_parser("install", help="write, enable and start the user unit (idempotent)")
     install.add_argument("--executable", help="absolute aiki-hooks path for ExecStart (default: this installation's)")
     install.add_argument("--restart", action="store_true", help="restart even if unchanged (after an upgrade)")
@@ -179,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = _parser(argv)
     args = parser.parse_args(argv)
+    args.config = getattr(args, "config", None)
+    args.debug = getattr(args, "debug", False)
     args.as_program = as_program
     if not args.command:
         args.command, args.json, args.color = "status", False, "auto"
@@ -189,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         if args.debug:
             raise
-        sys.stderr.write(f"aiki-hooks: {_explain(exc)}\n")
+        from .sdnotify import ERR, priority_prefix
+
+        sys.stderr.write(f"{priority_prefix(ERR, sys.stderr)}aiki-hooks: {_explain(exc)}\n")
         return EXIT_ERROR
 
 
@@ -295,6 +313,9 @@ def cmd_refresher(args) -> int:
         reload_config=lambda: _config(args),
     )
     refresher.install_signal_handlers()
+    # A hung refresher is killed by the watchdog with SIGABRT: its threads' tracebacks then
+    # go to stderr (the journal), which says where it hung.
+    faulthandler.enable()
     try:
         return refresher.run(max_cycles=args.cycles)
     except AlreadyRunning as exc:
@@ -450,6 +471,8 @@ def cmd_service(args) -> int:
     from .daemon import start_daemon, stop_daemon
     from .refresher import holder_pid
 
+    if args.service_command == "status":
+        return _service_status(args)
     config = _config(args)
     available, why = service.systemd_available()
     if args.service_command == "install":
@@ -466,9 +489,12 @@ def cmd_service(args) -> int:
         executable = args.executable or service.find_executable()
         if not executable:
             raise UsageError("cannot find the aiki-hooks command; pass --executable /abs/path/to/aiki-hooks")
-        for line in service.install_unit(os.path.abspath(executable), config, dry_run=args.dry_run,
-                                         force_restart=args.restart, sandbox=not args.no_sandbox):
-            sys.stdout.write(line + "\n")
+        try:
+            for line in service.install_unit(os.path.abspath(executable), config, dry_run=args.dry_run,
+                                             force_restart=args.restart, sandbox=not args.no_sandbox):
+                sys.stdout.write(line + "\n")
+        except service.ServiceError as exc:
+            return _fall_back_to_detached(config, exc)
         hint = service.linger_hint(getpass.getuser())
         if hint:
             sys.stdout.write(f"note: {hint}\n")
@@ -486,13 +512,60 @@ def cmd_service(args) -> int:
             sys.stdout.write(f"stopped the refresher (pid {pid})\n")
         elif pid:
             sys.stdout.write(f"would stop the refresher (pid {pid})\n")
-        return 0
-    state, detail = service.unit_status()
-    sys.stdout.write(f"{state}: {detail}\n")
-    pid = holder_pid(config.state_dir)
-    if state != "active" and pid:
+    return 0
+
+
+def _service_status(args) -> int:
+    """The unit's state even when the config does not load: a unit failed by a config
+    error is exactly when this is asked."""
+    from . import service
+    from .config import ConfigError
+    from .refresher import holder_pid
+
+    try:
+        state_dir = _config(args).state_dir
+    except ConfigError as exc:
+        sys.stderr.write(f"aiki-hooks: {exc.message()}\n")
+        state_dir = None
+    health = service.unit_health(state_dir=state_dir)
+    sys.stdout.write(f"{health.state}: {health.detail}\n")
+    if health.log_lines:
+        sys.stdout.write("last log lines:\n" + "".join(f"  {line}\n" for line in health.log_lines))
+    if health.logs_command:
+        sys.stdout.write(f"the whole log: {health.logs_command}\n")
+    pid = holder_pid(state_dir) if state_dir else None
+    if pid and pid != health.main_pid:
         sys.stdout.write(f"a refresher runs outside systemd: pid {pid}\n")
-    return 0 if state == "active" or pid else 1
+    return 0 if health.healthy or (pid and health.state in ("no-systemd", "not-installed")) else 1
+
+
+EXIT_DETACHED = 2  # `service install`: the unit would not run; the refresher runs detached instead
+
+
+def _fall_back_to_detached(config, failure: Exception) -> int:
+    """The unit did not start: say why (its last log lines), take it out so it cannot
+    crash-loop, and run the refresher detached, the state install.sh documents."""
+    from . import service
+    from .daemon import start_daemon
+
+    health = service.unit_health(state_dir=config.state_dir)
+    err = sys.stderr.write
+    err(f"aiki-hooks: the refresher service did not start: {failure}\n")
+    if health.detail:
+        err(f"aiki-hooks: unit state: {health.state}: {health.detail}\n")
+    if health.log_lines:
+        err("aiki-hooks: its last log lines:\n" + "".join(f"    {line}\n" for line in health.log_lines))
+    if health.logs_command:
+        err(f"aiki-hooks: the whole log: {health.logs_command}\n")
+    for line in service.remove_unit():
+        err(f"aiki-hooks: {line}\n")
+    started, pid, message = start_daemon(config)
+    if started or pid:
+        err(f"aiki-hooks: running the refresher detached instead (pid {pid}); the hooks restart it when its data "
+            "goes stale. Fix the cause above, then run `aiki-hooks service install` to go back to systemd.\n")
+        return EXIT_DETACHED
+    err(f"aiki-hooks: the detached refresher did not start either: {message}\n")
+    return EXIT_ERROR
 
 
 def _current_snapshot(config) -> dict:

@@ -72,7 +72,7 @@ def run_doctor(config_path: Path | None, *, run=run_command, cycle: Callable | N
     findings.extend(check_settings(claude_settings_files(project=Path.cwd())))
     findings.extend(_check_cache_and_refresher(config))
     findings.extend(_check_systemctl(config, run))
-    findings.extend(_check_unit(run))
+    findings.extend(_check_unit(run, config))
     if config.costs.enabled:
         findings.append(_check_cost_scanner())
 
@@ -167,18 +167,25 @@ def _check_systemctl(config: Config, run) -> list[Finding]:
     return out
 
 
-def _check_unit(run) -> list[Finding]:
-    """The refresher's user unit, where systemd is reachable (else the lock check speaks)."""
-    from .service import unit_status
+def _check_unit(run, config: Config) -> list[Finding]:
+    """The refresher's user unit, where systemd is reachable (else the lock check speaks).
+    Only a running unit passes; a crash loop, a failed or stopped unit fails with its last
+    log lines."""
+    from .service import unit_health
 
-    state, detail = unit_status(run)
-    if state == "no-systemd":
+    health = unit_health(run, state_dir=config.state_dir)
+    if health.state == "no-systemd":
         return []
-    if state == "active":
-        return [Finding(PASS, f"refresher unit {detail}")]
-    if state == "not-installed":
-        return [Finding(WARN, f"refresher unit not installed: {detail}", "run ./install.sh or `aiki-hooks service install`")]
-    return [Finding(FAIL, f"refresher unit {state}: {detail}", "`aiki-hooks service install --restart` restarts it")]
+    if health.healthy:
+        return [Finding(PASS, f"refresher unit {health.detail}")]
+    if health.state == "not-installed":
+        return [Finding(WARN, f"refresher unit not installed: {health.detail}",
+                        "run ./install.sh or `aiki-hooks service install`")]
+    what = f"refresher unit {health.state}: {health.detail}"
+    if health.log_lines:
+        what += "\n       its last log lines:\n" + "\n".join(f"         {line}" for line in health.log_lines)
+    return [Finding(FAIL, what, f"the whole log: `{health.logs_command}`; once the cause is fixed, "
+                                "`aiki-hooks service install --restart` starts it again")]
 
 
 def render_findings(findings: list[Finding]) -> str:

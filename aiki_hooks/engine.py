@@ -21,6 +21,7 @@ from .config import Config
 from .probes import Probe, build_probes
 from .result import Finding, Issue, ProbeResult, Snapshot, derive_issues, replace
 from .runner import run_probes
+from .sdnotify import ERR, INFO, NOTICE, WARNING
 from .status import Status, worst
 
 PATTERN_DAYS = 7
@@ -32,7 +33,7 @@ class Engine:
     issue tracker."""
 
     def __init__(self, config: Config, *, probes: Sequence[Probe] | None = None, wall=time.time,
-                 log: Callable[[str], None] | None = None, oneshot: bool = False) -> None:
+                 log: Callable[[str, int], None] | None = None, oneshot: bool = False) -> None:
         """*oneshot*: a short command (status, refresh, probe, metrics), not the refresher:
         it serves no /metrics endpoint (that would die with the process) and must `close()`
         so webhooks send what they queued."""
@@ -41,7 +42,9 @@ class Engine:
         self.config = config
         self.probes = list(probes) if probes is not None else build_probes(config)
         self.wall = wall
-        self.log = log or (lambda line: sys.stderr.write(f"aiki-hooks: {line}\n"))
+        # log(line, priority): a syslog priority (sdnotify.ERR ... INFO) that the refresher
+        # hands to journald; the default writes plain lines on stderr.
+        self.log = log or (lambda line, priority: sys.stderr.write(f"aiki-hooks: {line}\n"))
         self.host = socket.gethostname()
         self.previous_issues: tuple[Issue, ...] = load_open_issues(config.cache_path)
         self.last: Snapshot | None = None
@@ -98,7 +101,7 @@ class Engine:
             from .metrics import MetricsServer
 
             server = self._metrics_servers[out.name] = MetricsServer(out.host, out.port)
-            self.log(f"serving metrics on http://{out.host}:{server.port}/metrics")
+            self.log(f"serving metrics on http://{out.host}:{server.port}/metrics", INFO)
         server.update(data)
 
     def close(self, *, wait: bool = True) -> None:
@@ -166,7 +169,7 @@ class Engine:
             except (FileNotFoundError, NotADirectoryError):
                 pass  # no journal yet; publishing will say if the state dir is unusable
             except OSError as exc:
-                self.log(f"cannot read the journal: {exc.strerror or exc}")
+                self.log(f"cannot read the journal: {exc.strerror or exc}", WARNING)
             self._patterns_at = now
         return self._patterns
 
@@ -184,11 +187,11 @@ class Engine:
         except OSError as exc:
             written = []
             if not self._journal_failing and not self.oneshot:  # a one-shot command says it its own way
-                self.log(f"cannot append to the journal: {exc.strerror or exc}; will retry")
+                self.log(f"cannot append to the journal: {exc.strerror or exc}; will retry", ERR)
             self._journal_failing, self._journal_error = True, exc
         else:
             if self._journal_failing:
-                self.log("journal writable again")
+                self.log("journal writable again", NOTICE)
             self._journal_failing = False
         if written:
             self._patterns_at = float("-inf")  # the journal changed
@@ -246,7 +249,7 @@ class Engine:
         added, dropped = Spool(state_dir, limit).feed(fetch, now=self.wall())
         self._spooled_seq = hint
         if dropped:
-            self.log(f"mem0 spool full: dropped the {dropped} oldest record(s)")
+            self.log(f"mem0 spool full: dropped the {dropped} oldest record(s)", WARNING)
 
     def _place_cursor(self, spool) -> None:
         """Where the spool starts reading the journal when mem0 is turned on: now, before

@@ -50,6 +50,7 @@ from typing import Any
 
 from .hooklib.text import duration
 from .records import record
+from .sdnotify import NOTICE, WARNING
 
 OUTPUT_TYPES = ("cache", "journal", "mem0", "prometheus_textfile", "prometheus_http", "jsonl", "webhook")
 # Each of these writes one fixed thing in the state dir, so a second one would fight the first.
@@ -659,7 +660,7 @@ class Router:
     def __init__(self, outputs: Iterable[OutputConfig], handlers: Mapping[str, Handler] | None = None, *,
                  env: Mapping[str, str] | None = None, wall: Callable[[], float] = time.time,
                  backoff_seconds: float = BACKOFF_INITIAL_SECONDS,
-                 log: Callable[[str], None] | None = None, told_file: str | None = None) -> None:
+                 log: Callable[[str, int], None] | None = None, told_file: str | None = None) -> None:
         self.outputs = tuple(outputs)
         self.handlers = dict(handlers or {})
         self.wall = wall
@@ -716,7 +717,7 @@ class Router:
             return  # nothing told yet; an unusable state dir is reported by the cache output
         except (OSError, ValueError, AttributeError) as exc:
             if self.log:
-                self.log(f"ignoring {self._told_file}: {_error_text(exc)}")
+                self.log(f"ignoring {self._told_file}: {_error_text(exc)}", WARNING)
             return
         if not isinstance(told, dict):
             return
@@ -741,7 +742,7 @@ class Router:
             atomic_write_bytes(self._told_file or "", payload, mode=0o600)
         except OSError as exc:
             if self.log:
-                self.log(f"cannot save {self._told_file}: {_error_text(exc)}")
+                self.log(f"cannot save {self._told_file}: {_error_text(exc)}", WARNING)
             return
         self._told_saved = payload
 
@@ -765,13 +766,13 @@ class Router:
         with self._lock:
             if error is None:
                 if self.failures.pop(name, None) is not None and self.log:
-                    self.log(f"output {name} works again")
+                    self.log(f"output {name} works again", NOTICE)
                 self.dropped.pop(name, None)
                 return
             since, _, count = self.failures.get(name, (at, "", 0))
             self.failures[name] = (since, error, count + 1)
         if self.log and log and count == 0:
-            self.log(f"output {name} failing: {error}")
+            self.log(f"output {name} failing: {error}", WARNING)
 
     def _count_dropped(self, name: str, n: int) -> None:
         with self._lock:
@@ -831,7 +832,7 @@ class Router:
             lost_total += lost
             if lost and self.log:
                 self.log(f"webhook {sink.out.name}: gave up on {lost} unsent payload{'' if lost == 1 else 's'} "
-                         f"after {time.monotonic() - started:.1f} s" + (f" ({error})" if error else ""))
+                         f"after {time.monotonic() - started:.1f} s" + (f" ({error})" if error else ""), WARNING)
         return lost_total
 
 

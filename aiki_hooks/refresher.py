@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from . import records
-from .cache import remove_orphan_temp_files
+from .cache import atomic_write_bytes, remove_orphan_temp_files
 from .config import Config, ConfigError
 from .engine import Engine, start_mem0_flush
 from .paths import ensure_private_dir
 from .result import Snapshot
-from .sdnotify import Notifier
+from .sdnotify import ERR, INFO, NOTICE, WARNING, Notifier, priority_prefix, stream_is_journal
 
 LOCK_NAME = "refresher.lock"
 
@@ -109,6 +109,46 @@ def holder_pid(state_dir: Path) -> int | None:
         os.close(fd)
 
 
+RUNS_NAME = "refresher.runs"
+_RUNS_KEPT = 100
+
+
+def record_run_event(state_dir: Path, event: str, now: float) -> None:
+    """Note "start" or "stop" (a clean exit) of a refresher in the state dir, the last day's
+    at most: a start with no stop before it followed a crash, a kill -9 or the watchdog,
+    whoever restarted it. Doctor tells a refresher that keeps dying from one that runs."""
+    path = Path(state_dir) / RUNS_NAME
+    kept = [(e, t) for e, t in _read_runs(path) if now - 86400 < t <= now][-(_RUNS_KEPT - 1):]
+    lines = "".join(f"{e} {t:.3f}\n" for e, t in [*kept, (event, now)])
+    atomic_write_bytes(path, lines.encode("ascii"))
+
+
+def recent_crashes(state_dir: Path, *, now: float, seconds: float = 3600) -> int:
+    """Starts within *seconds* whose previous run ended without a clean stop."""
+    crashes, previous = 0, None
+    for event, at in _read_runs(Path(state_dir) / RUNS_NAME):
+        if event == "start" and previous == "start" and now - seconds < at <= now:
+            crashes += 1
+        previous = event
+    return crashes
+
+
+def _read_runs(path: Path) -> list[tuple[str, float]]:
+    try:
+        text = path.read_text("ascii", errors="replace")
+    except OSError:
+        return []
+    found = []
+    for line in text.splitlines():
+        event, _, at = line.partition(" ")
+        try:
+            if event in ("start", "stop"):
+                found.append((event, float(at)))
+        except ValueError:
+            continue
+    return found
+
+
 def one_line_status(snapshot: Snapshot) -> str:
     issues = snapshot.issues
     if not issues:
@@ -186,9 +226,12 @@ class Refresher:
         self.flush_helper = None
         self.flush_started = 0.0
 
-    def log(self, line: str) -> None:
-        # journald timestamps lines itself; elsewhere we add our own.
-        prefix = "" if os.environ.get("JOURNAL_STREAM") else time.strftime("%Y-%m-%d %H:%M:%S ")
+    def log(self, line: str, priority: int = INFO) -> None:
+        # journald timestamps lines itself and takes the priority prefix; elsewhere we add a time.
+        if stream_is_journal(self.log_stream):
+            prefix = priority_prefix(priority, self.log_stream)
+        else:
+            prefix = time.strftime("%Y-%m-%d %H:%M:%S ")
         try:
             self.log_stream.write(f"{prefix}aiki-hooks refresher: {line}\n")
             self.log_stream.flush()
@@ -206,11 +249,12 @@ class Refresher:
         lock = InstanceLock(self.config.state_dir)
         lock.acquire()
         try:
+            self._note_run("start")
             if self.engine is None:
-                self.engine = Engine(self.config)
+                self.engine = Engine(self.config, log=self.log)
             removed = remove_orphan_temp_files(self.config.cache_path)
             if removed:
-                self.log(f"removed {removed} temp file(s) left by an interrupted write")
+                self.log(f"removed {removed} temp file(s) left by an interrupted write", NOTICE)
             self.log(
                 f"started (pid {os.getpid()}, {len(self.engine.probes)} probes, every {self.config.interval_seconds:g} s, "
                 f"cache {self.config.cache_path})"
@@ -227,14 +271,14 @@ class Refresher:
                 try:
                     snapshot = self.engine.publish(snapshot)
                     if publish_failing:
-                        self.log("cache writable again")
+                        self.log("cache writable again", NOTICE)
                     publish_failing = False
                 except Exception as exc:  # noqa: BLE001 - keep running; the next cycle retries
                     if not publish_failing:
-                        self.log(f"cannot write cache {self.config.cache_path}: {exc}")
+                        self.log(f"cannot write cache {self.config.cache_path}: {exc}", ERR)
                     publish_failing = True
                 for line in describe_changes(previous, snapshot):
-                    self.log(line)
+                    self.log(line, NOTICE)  # the machine's news, not the refresher's trouble
                 self._tend_mem0_flush()
                 status = one_line_status(snapshot)
                 if previous is None:
@@ -252,9 +296,16 @@ class Refresher:
             self._stop_mem0_flush()
             self.engine.close()
             self.log(f"stopped after {self.cycles} cycles")
+            self._note_run("stop")
             return 0
         finally:
             lock.release()
+
+    def _note_run(self, event: str) -> None:
+        try:
+            record_run_event(self.config.state_dir, event, time.time())
+        except OSError as exc:
+            self.log(f"cannot note this {event} in the state dir: {exc.strerror or exc}", WARNING)
 
     def _tend_mem0_flush(self) -> None:
         """Reap the flush helper, kill it past its deadline, start one when records wait.
@@ -268,19 +319,19 @@ class Refresher:
             if code is None:
                 if time.monotonic() - self.flush_started < self.config.mem0.timeout_seconds:
                     return
-                self.log(f"mem0 flush helper exceeded {self.config.mem0.timeout_seconds:g} s; killed")
+                self.log(f"mem0 flush helper exceeded {self.config.mem0.timeout_seconds:g} s; killed", WARNING)
                 self._stop_mem0_flush()
                 # A hung backend is an outage too: backoff, and the mem0:delivery WARNING.
                 self._record_flush_failure(f"the flush helper did not finish within "
                                            f"{self.config.mem0.timeout_seconds:g} s (killed)")
             elif code == 3:
-                self.log("mem0 flush helper: invalid mem0 configuration (run `aiki-hooks mem0-flush` to see it)")
+                self.log("mem0 flush helper: invalid mem0 configuration (run `aiki-hooks mem0-flush` to see it)", WARNING)
                 self._note_config_failure()
             self.flush_helper = None
         try:
             self.flush_helper = start_mem0_flush(self.config)
         except OSError as exc:
-            self.log(f"cannot start the mem0 flush helper: {exc.strerror or exc}")
+            self.log(f"cannot start the mem0 flush helper: {exc.strerror or exc}", ERR)
             self.flush_helper = None
         self.flush_started = time.monotonic()
 
@@ -307,7 +358,7 @@ class Refresher:
             Spool(str(self.config.state_dir), self.config.mem0.max_spool_records).record_failure(
                 error, time.time(), self.config.mem0)
         except OSError as exc:
-            self.log(f"cannot note the mem0 failure in the spool: {exc.strerror or exc}")
+            self.log(f"cannot note the mem0 failure in the spool: {exc.strerror or exc}", WARNING)
 
     def _stop_mem0_flush(self) -> None:
         helper = self.flush_helper
@@ -326,11 +377,11 @@ class Refresher:
         try:
             config = self.reload_config()
         except ConfigError as exc:
-            self.log(f"config changed but is invalid, keeping the previous one: {exc.message()}")
+            self.log(f"config changed but is invalid, keeping the previous one: {exc.message()}", WARNING)
             return
         keep = {}
         if config.state_dir != self.config.state_dir:
-            self.log("the new config moves [state] dir: restart the refresher for that; other changes applied")
+            self.log("the new config moves [state] dir: restart the refresher for that; other changes applied", WARNING)
             keep["state_dir"] = self.config.state_dir
         if self.interval_overridden:
             keep["interval_seconds"] = self.config.interval_seconds

@@ -45,3 +45,28 @@ class Notifier:
 
     def stopping(self) -> None:
         self.notify("STOPPING=1")
+
+
+# Syslog priorities (sd-daemon(3)): a line written as "<N>text" to a stream that systemd
+# connected to journald is stored at priority N (the prefix is removed). Without the
+# prefix every line is stored at the unit's default, info.
+ERR, WARNING, NOTICE, INFO = 3, 4, 5, 6
+
+
+def stream_is_journal(stream, env=None) -> bool:
+    """True when *stream* is the journald stream systemd gave us ($JOURNAL_STREAM names its
+    device and inode): then the priority prefix is understood. A terminal, a pipe or the
+    detached refresher's log file gets plain lines."""
+    env = os.environ if env is None else env
+    device, _, inode = (env.get("JOURNAL_STREAM") or "").partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        info = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return (info.st_dev, info.st_ino) == (int(device), int(inode))
+
+
+def priority_prefix(priority: int, stream) -> str:
+    return f"<{priority}>" if stream_is_journal(stream) else ""

@@ -16,12 +16,16 @@ import os
 import re
 import shutil
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from . import paths
 from .config import Config
 from .proc import CommandNotFound, CommandOutput, CommandRunner, run_command
+
+if TYPE_CHECKING:
+    from .probes.systemd import UnitState
 
 UNIT_NAME = "aiki-hooks-refresher.service"
 UNIT_MODE = 0o644  # what systemctl and package managers use for unit files
@@ -33,6 +37,10 @@ QUICK_TIMEOUT = 5.0
 CALL_TIMEOUT = 30.0
 
 MEMORY_MAX = "512M"
+RESTART_SECONDS = 2
+EXIT_CANNOT_RUN = 3  # cli.EXIT_ERROR: bad config, unusable state dir
+START_LIMIT_BURST = 5
+START_LIMIT_INTERVAL_SECONDS = 120
 MIN_WATCHDOG_SECONDS = 60
 MIN_START_TIMEOUT_SECONDS = 90  # systemd's own default (DefaultTimeoutStartSec)
 
@@ -231,6 +239,8 @@ def unit_text(*, executable: str, config: Config, documentation: str | None = "d
         f"# `systemctl --user edit {UNIT_NAME}` (a drop-in that survives reinstalls).",
         "[Unit]",
         "Description=aiki-hooks refresher: system health for Claude Code, published to a cache",
+        f"StartLimitIntervalSec={START_LIMIT_INTERVAL_SECONDS}",
+        f"StartLimitBurst={START_LIMIT_BURST}",
     ]
     if documentation:
         lines.append(f"Documentation={_escape_specifiers(documentation)}")
@@ -244,10 +254,17 @@ def unit_text(*, executable: str, config: Config, documentation: str | None = "d
         # and ReadWritePaths= below must be the dir the refresher really writes.
         f"Environment={quote_word('AIKI_HOOKS_STATE_DIR=' + state_dir)}",
         "Environment=PYTHONUNBUFFERED=1",
-        "Restart=on-failure",
-        "RestartSec=5",
+        # always: a refresher that ended for any reason (kill PID, a crash, kill -9, the
+        # watchdog) comes back; `systemctl --user stop` still stops it. Exit status 3 is a
+        # config or state dir it cannot use: restarting cannot help, the unit fails and says
+        # why. Five starts within two minutes is a crash loop: the unit fails instead.
+        "Restart=always",
+        f"RestartSec={RESTART_SECONDS}",
+        f"RestartPreventExitStatus={EXIT_CANNOT_RUN}",
         f"TimeoutStartSec={start_timeout_seconds(config)}",
         "TimeoutStopSec=30",
+        # After the watchdog's SIGABRT (which prints the hung threads' tracebacks), SIGKILL.
+        "TimeoutAbortSec=10",
         f"# A cycle lasts at most 1.1 x the slowest probe timeout ({config.max_probe_timeout:g} s) and the refresher",
         "# pings every half period while it sleeps: 3 x that timeout (at least 60 s) always covers it.",
         f"WatchdogSec={watchdog_seconds(config)}",
@@ -378,7 +395,7 @@ def install_unit(executable: str, config: Config, *, run: CommandRunner = run_co
         if not dry_run:
             prepare_paths(config)
             _write_atomically(path, payload, UNIT_MODE)
-        done.append(f"{verb}write {path}")
+        done.append(f"{verb}write {path}" + (":\n" + text.rstrip("\n") if dry_run else ""))
         if not dry_run:
             _checked(run, "daemon-reload")
         done.append(f"{verb}run: systemctl --user daemon-reload")
@@ -428,6 +445,29 @@ def uninstall_unit(*, run: CommandRunner = run_command, dry_run: bool = False) -
     return done
 
 
+def remove_unit(run: CommandRunner = run_command) -> list[str]:
+    """Take out a unit that failed to start, whatever its state, so it cannot crash-loop:
+    disable and stop it, forget its failure, remove its file. Never raises: each step
+    that fails is said and the next one is tried."""
+    done = []
+    for args in (("disable", "--now", UNIT_NAME), ("reset-failed", UNIT_NAME)):
+        try:
+            _checked(run, *args)
+        except ServiceError as exc:
+            done.append(str(exc))
+    path = unit_path()
+    try:
+        path.unlink(missing_ok=True)
+        done.append(f"removed {path} (disabled and stopped: it cannot restart in a loop)")
+    except OSError as exc:
+        done.append(f"cannot remove {path}: {exc.strerror or exc}")
+    try:
+        _checked(run, "daemon-reload")
+    except ServiceError as exc:
+        done.append(str(exc))
+    return done
+
+
 def linger_hint(user: str, run: CommandRunner = run_command) -> str | None:
     """Advice when the user's manager (and so the refresher) stops at logout; else None."""
     try:
@@ -442,47 +482,106 @@ def linger_hint(user: str, run: CommandRunner = run_command) -> str | None:
     return None
 
 
-_SHOW_PROPERTIES = "LoadState,ActiveState,SubState,Result,MainPID,UnitFileState,NRestarts"
+# The probe's properties (how the last run ended, when it started) and the unit file's.
+_HEALTH_PROPERTIES = ("UnitFileState", "NeedDaemonReload")
+# Works where the unit's lines are in the user's journal (a desktop) and where they are in
+# the system journal (a user manager running as root): one match for each.
+LOGS_COMMAND = f"journalctl _SYSTEMD_USER_UNIT={UNIT_NAME} + _SYSTEMD_UNIT={UNIT_NAME} -n 50 --no-pager"
+UNSTABLE_CRASHES_PER_HOUR = 3  # a crash, kill -9 or watchdog abort now and then is survivable
 
 
-def unit_status(run: CommandRunner = run_command) -> tuple[str, str]:
-    """(state, detail) for `aiki-hooks doctor`.
+@dataclass(frozen=True)
+class UnitHealth:
+    """The refresher unit as doctor and `service status` judge it.
 
-    state: "active", "inactive", "failed", "not-installed" or "no-systemd".
+    state: "running", "starting", "unstable" (running, but it died and was restarted
+    often in the last hour), "restart-loop", "failed", "stopped", "not-installed" or
+    "no-systemd".
     """
+
+    state: str
+    healthy: bool
+    detail: str
+    log_lines: tuple[str, ...] = ()
+    logs_command: str = ""
+    main_pid: int = 0
+
+
+def unit_health(run: CommandRunner = run_command, *, state_dir: Path | None = None,
+                now: float | None = None) -> UnitHealth:
+    """Judge the refresher's unit: only a running unit is healthy. A unit waiting to be
+    restarted (activating/auto-restart: a crash loop with pid 0), failed or stopped is
+    not, and comes with its last run's log lines. *state_dir* (the refresher's) holds its
+    recent starts and stops, from which "died and was restarted N times in the last hour"
+    is told."""
+    import time
+
+    from .probes.systemd import PRECISE_TIMESTAMPS, SHOW_PROPERTIES, parse_show, unit_state
+
     ok, why = systemd_available(run)
     if not ok:
-        return "no-systemd", why
+        return UnitHealth("no-systemd", False, why)
+    properties = ",".join((*SHOW_PROPERTIES, *_HEALTH_PROPERTIES))
     try:
-        out = _checked(run, "show", UNIT_NAME, f"--property={_SHOW_PROPERTIES}", timeout=QUICK_TIMEOUT)
+        out = _checked(run, "show", PRECISE_TIMESTAMPS, f"--property={properties}", UNIT_NAME, timeout=QUICK_TIMEOUT)
     except ServiceError as exc:
-        return "no-systemd", str(exc)
-    props = parse_show(out.stdout)
-    load = props.get("LoadState", "")
-    active = props.get("ActiveState", "")
-    exists = unit_path().exists()
-    if load == "not-found" and exists:
-        return "not-installed", (f"{unit_path()} exists but systemd has not loaded it: "
-                                 "run `systemctl --user daemon-reload`")
-    if load == "not-found" or (not exists and active == "inactive"):
-        return "not-installed", f"no {UNIT_NAME} (install it with `aiki-hooks service install`)"
-    enabled = props.get("UnitFileState") or "unknown"
-    restarts = props.get("NRestarts", "0")
-    if active in ("active", "reloading", "activating"):
-        pid = props.get("MainPID", "0")
-        sub = props.get("SubState", "")
-        return "active", f"{active} ({sub}), pid {pid}, {enabled}, {restarts} restart(s)"
+        return UnitHealth("no-systemd", False, str(exc))
+    blocks = parse_show(out.stdout)
+    if not blocks:
+        return UnitHealth("no-systemd", False, f"systemctl --user show {UNIT_NAME} printed nothing")
+    state = unit_state(blocks[0])
+    unit_file = {key: blocks[0].properties.get(key) or "" for key in _HEALTH_PROPERTIES}
+    health = _judge_unit(state, unit_file["UnitFileState"] or "unknown", run,
+                         crashes=_recent_crashes(state_dir, time.time() if now is None else now))
+    if unit_file["NeedDaemonReload"] == "yes":  # what runs is not what the file now says
+        health = replace(health, healthy=False, detail=f"{health.detail}; {unit_path()} changed on disk since "
+                                                       "systemd read it: run `systemctl --user daemon-reload`")
+    return health
+
+
+def _recent_crashes(state_dir: Path | None, now: float) -> int:
+    from .refresher import recent_crashes
+
+    return recent_crashes(state_dir, now=now) if state_dir else 0
+
+
+def _judge_unit(state: UnitState, enabled: str, run: CommandRunner, *, crashes: int) -> UnitHealth:
+    from .probes.systemd import last_run_ending
+
+    active, sub, pid = state.active_state or "", state.sub_state or "", state.main_pid or 0
+    restarts = state.restarts or 0
+    if state.load_state == "not-found" or (not unit_path().exists() and active == "inactive"):
+        return UnitHealth("not-installed", False, f"no {UNIT_NAME} (install it with `aiki-hooks service install`)")
+    ending = last_run_ending(state)
+    ended = f", last run ended: {ending}" if ending else ""
+    if active in ("active", "reloading") and pid:
+        if crashes >= UNSTABLE_CRASHES_PER_HOUR:
+            return _with_logs(UnitHealth("unstable", False, f"running (pid {pid}) but it died and was restarted "
+                                                            f"{crashes} times in the last hour", main_pid=pid),
+                              state, run)
+        return UnitHealth("running", True, f"{active} ({sub}), pid {pid}, {enabled}, {restarts} restart(s)"
+                          + (f", {crashes} unplanned in the last hour" if crashes else ""), main_pid=pid)
+    if active == "activating" and sub == "auto-restart":
+        return _with_logs(UnitHealth("restart-loop", False, f"restarting in a loop: {restarts} restart(s), "
+                                                            f"no process running{ended}"), state, run)
+    if active == "activating":
+        return UnitHealth("starting", True, f"starting ({sub}), pid {pid}: ready after its first cycle", main_pid=pid)
     if active == "failed":
-        result = props.get("Result", "")
-        return "failed", (f"failed ({result}), {enabled}: see `journalctl --user -u {UNIT_NAME}`")
-    return "inactive", f"{active or 'unknown'}, {enabled}: start it with `systemctl --user start {UNIT_NAME}`"
+        return _with_logs(UnitHealth("failed", False, f"failed ({state.result}){ended}, {restarts} restart(s), "
+                                                      f"{enabled}"), state, run)
+    return _with_logs(UnitHealth("stopped", False, f"{active or 'unknown'} ({sub or '?'}), {enabled}{ended}: "
+                                                   f"start it with `systemctl --user start {UNIT_NAME}`"), state, run)
 
 
-def parse_show(text: str) -> dict[str, str]:
-    """`systemctl show` output (KEY=VALUE lines) as a dict; other lines are ignored."""
-    props = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key and " " not in key:
-            props[key] = value.strip()
-    return props
+def _with_logs(health: UnitHealth, state: UnitState, run: CommandRunner) -> UnitHealth:
+    from .probes.systemd import last_run_lines
+
+    lines = last_run_lines(UNIT_NAME, scope="user", since=state.main_started_at, invocation_id=state.invocation_id,
+                           run=run, timeout=QUICK_TIMEOUT)
+    return replace(health, log_lines=lines, logs_command=LOGS_COMMAND)
+
+
+def unit_status(run: CommandRunner = run_command, *, state_dir: Path | None = None) -> tuple[str, str]:
+    """(state, detail): `unit_health` in one line, for callers that need no more."""
+    health = unit_health(run, state_dir=state_dir)
+    return health.state, health.detail

@@ -192,7 +192,7 @@ def test_session_start_journals_that_a_session_began_during_an_issue(tmp_path):
     config_file = tmp_path / "aiki.toml"
     config_file.write_text(f'[state]\ndir = "{state}"\n[resources]\nenabled = false\n[costs]\nenabled = false\n'
                            '[mem0]\nbackend = "rest"\nhost = "http://127.0.0.1:9"\n')
-    engine = Engine(load_config(config_file), log=lambda line: None)
+    engine = Engine(load_config(config_file), log=lambda line, priority: None)
     engine.publish(engine.cycle())  # the refresher ran before (it made the cache the hook reads)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIKI_HOOKS_", "XDG_"))}
     env.update(HOME=str(tmp_path), AIKI_HOOKS_STATE_DIR=str(state), PYTHONPATH=str(cli_env()["PYTHONPATH"]))

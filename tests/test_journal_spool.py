@@ -53,7 +53,7 @@ command = ["{plugin}"]
 """)
 
     def engine(self) -> Engine:
-        return Engine(load_config(self.config_path), log=lambda line: None)
+        return Engine(load_config(self.config_path), log=lambda line, priority: None)
 
     def set(self, status: str) -> None:
         for flag, wanted in ((self.crit, "CRITICAL"), (self.warn, "WARNING")):
@@ -164,7 +164,7 @@ if point == "before_feed":
     Engine.spool = die  # the journal has the record, the spool has not
 else:
     spool.Spool._write_state = die  # record files written, the cursor not moved
-engine = Engine(load_config({config!r}), log=lambda line: None)
+engine = Engine(load_config({config!r}), log=lambda line, priority: None)
 engine.publish(engine.cycle())
 """
 

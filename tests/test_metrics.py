@@ -409,7 +409,7 @@ type = "cache"
 type = "prometheus_textfile"
 directory = "{textfile}"
 """), source="test.toml")
-    engine = Engine(config, log=lambda line: None)
+    engine = Engine(config, log=lambda line, priority: None)
     try:
         engine.publish(engine.cycle())
         assert engine.router.failures == {}

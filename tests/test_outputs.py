@@ -443,7 +443,7 @@ def test_close_sends_every_queued_payload_first():
 def test_close_gives_up_at_its_deadline_and_says_so():
     lines = []
     with PostServer([200], delay=0.3) as server:
-        router = Router([hook(server.url, what="snapshot")], backoff_seconds=0.01, log=lines.append)
+        router = Router([hook(server.url, what="snapshot")], backoff_seconds=0.01, log=lambda line, priority: lines.append(line))
         for n in range(10):
             router.route(SNAPSHOT, [], now=float(n))
         started = time.monotonic()
@@ -459,7 +459,7 @@ def test_close_stops_draining_once_a_payload_fails_for_good():
     lines = []
     with RawServer(never_answer) as server:
         router = Router([hook(server.url + "/x", what="snapshot", retries=1, timeout_seconds=0.2)],
-                        backoff_seconds=0.01, log=lines.append)
+                        backoff_seconds=0.01, log=lambda line, priority: lines.append(line))
         for n in range(4):
             router.route(SNAPSHOT, [], now=float(n))
         sink = router._webhooks["alerts"]
@@ -509,7 +509,7 @@ def test_only_the_long_lived_engine_serves_metrics(tmp_path, oneshot):
     port = _free_port()
     config = _engine_config(tmp_path, f'[[outputs]]\ntype = "cache"\n[[outputs]]\ntype = "prometheus_http"\n'
                                       f"port = {port}\n")
-    engine = Engine(config, oneshot=oneshot, log=lambda line: None)
+    engine = Engine(config, oneshot=oneshot, log=lambda line, priority: None)
     try:
         engine.publish(engine.cycle())
         assert _listening(port) is (not oneshot)
@@ -527,7 +527,7 @@ def test_a_failing_cache_still_routes_the_cycle_and_becomes_a_warning(tmp_path):
                                       f'[[outputs]]\ntype = "jsonl"\npath = "{archive}"\n')
     config.cache_path.mkdir(parents=True)  # a directory where the cache file goes: the write fails
     lines = []
-    engine = Engine(config, log=lines.append)
+    engine = Engine(config, log=lambda line, priority: lines.append(line))
     try:
         with pytest.raises(IsADirectoryError):
             engine.publish(engine.cycle())
@@ -549,7 +549,7 @@ def test_the_cache_failure_shows_even_without_a_cache_output(tmp_path):
     archive = tmp_path / "archive.jsonl"
     config = _engine_config(tmp_path, f'[[outputs]]\ntype = "jsonl"\npath = "{archive}"\n')
     config.cache_path.mkdir(parents=True)
-    engine = Engine(config, log=lambda line: None)
+    engine = Engine(config, log=lambda line, priority: None)
     try:
         for _ in range(2):
             with pytest.raises(IsADirectoryError):
@@ -629,7 +629,7 @@ def test_told_state_is_kept_only_for_filtered_outputs_and_a_bad_file_is_ignored(
     assert (tmp_path / "c.jsonl").read_text().count("\n") == 2
     told_file.write_text("not json")
     lines = []
-    Router(outs, told_file=str(told_file), log=lines.append)
+    Router(outs, told_file=str(told_file), log=lambda line, priority: lines.append(line))
     assert lines and lines[0].startswith("ignoring ")
     unfiltered = tmp_path / "other" / o.TOLD_FILE
     Router(outs[:1], told_file=str(unfiltered)).route(SNAPSHOT, RECORDS, now=1.0)

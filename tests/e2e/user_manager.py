@@ -12,13 +12,17 @@ Where no real systemd can run here (not root, no systemd, no unshare) `start` ra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from aiki_hooks.proc import CommandRunner
 
 SCRIPT = Path(__file__).resolve().parent / "user-manager.sh"
 HOME = "/home/aiki-tester"
@@ -88,6 +92,18 @@ class UserManager:
         return subprocess.run(["nsenter", "-m", "-t", str(self.pid), "--", *argv], env=self.env(env),
                               capture_output=True, text=True, timeout=timeout, cwd=cwd, input=input)
 
+    def runner(self, extra: Mapping[str, str] | None = None) -> CommandRunner:
+        """aiki_hooks.proc.run_command, executed inside: for library code that runs
+        systemctl/journalctl through an injected runner. The argv it reports is the one asked."""
+        from aiki_hooks.proc import CommandOutput, run_command
+
+        def run(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None) -> CommandOutput:
+            output = run_command(["nsenter", "-m", "-t", str(self.pid), "--", *argv],
+                                 env=self.env({**(extra or {}), **(env or {})}), timeout=timeout)
+            return dataclasses.replace(output, argv=tuple(argv))
+
+        return run
+
     def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run(["sh", "-c", script], **kwargs)
 
@@ -99,8 +115,10 @@ class UserManager:
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
     def journal(self, unit: str, *args: str) -> list[dict]:
-        """The unit's journal entries as JSON objects (system journal here: the manager runs as root)."""
-        out = self.run(["journalctl", f"_SYSTEMD_USER_UNIT={unit}", "-o", "json", "--no-pager", *args]).stdout
+        """The unit's journal entries as JSON objects. Here they are in the system journal under
+        _SYSTEMD_UNIT (the manager runs as root); a desktop's user journal has _SYSTEMD_USER_UNIT."""
+        out = self.run(["journalctl", f"_SYSTEMD_USER_UNIT={unit}", "+", f"_SYSTEMD_UNIT={unit}", "-o", "json",
+                        "--no-pager", *args]).stdout
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
     def write_unit(self, name: str, text: str) -> Path:
