@@ -1,7 +1,8 @@
 """A whole cycle through the real CLI with every probe kind at once: a fake Qdrant and a
 server that accepts and never answers (real HTTP/TCP on 127.0.0.1), a closed port, a
-Nagios plugin, and systemd through the fake systemctl on PATH (which replays systemd
-252 output transcribed in tests/fixtures/systemd, since this machine has no systemd bus)."""
+Nagios plugin, and systemd through the fake systemctl on PATH, which replays output
+captured from a real systemd 252 user manager (tests/fixtures/systemd/captured): here the
+point is the cycle across probe kinds; tests/e2e/test_systemd_probe.py asks the real one."""
 
 import json
 import os
@@ -11,14 +12,14 @@ import time
 from .conftest import FAKE_BIN, cli_env, run_cli
 from .servers import HttpServer, RawServer, closed_port, never_answer, qdrant_routes
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "systemd", "transcribed")
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "systemd", "captured")
 
 
 def test_full_cycle_all_probe_kinds(write_config, tmp_path):
     scenario = tmp_path / "systemd"
     scenario.mkdir()
-    shutil.copyfile(os.path.join(FIXTURES, "show_two_units.txt"), scenario / "systemctl.stdout")
-    shutil.copyfile(os.path.join(FIXTURES, "journal_errors.txt"), scenario / "journalctl.stdout")
+    shutil.copyfile(os.path.join(FIXTURES, "show_two_units.stdout"), scenario / "systemctl.stdout")
+    shutil.copyfile(os.path.join(FIXTURES, "journal_failed_exit_code.stdout"), scenario / "journalctl.stdout")
     plugin = tmp_path / "check_backup"
     plugin.write_text("#!/bin/sh\necho 'backup 26h old | age=93600s;86400;172800'\nexit 1\n")
     plugin.chmod(0o755)
@@ -66,7 +67,9 @@ command = ["{plugin}"]
     assert probes["silent"]["duration_ms"] < 1500 * 1.1 + 100
     assert probes["pg"]["error_kind"] == "connection_failed"
     assert probes["backup"]["status"] == "WARNING" and probes["backup"]["values"]["age_seconds"] == 93600
-    assert probes["mem0-server.service"]["status"] == "CRITICAL" and len(probes["mem0-server.service"]["details"]) == 3
+    mem0 = probes["mem0-server.service"]
+    assert mem0["status"] == "CRITICAL" and mem0["values"]["exit_status"] == 3
+    assert mem0["details"][0].startswith("cannot reach qdrant at localhost:6333"), mem0["details"]
     assert probes["qdrant.service"]["kind"] == "systemd" and probes["qdrant.service"]["status"] == "OK"
 
     issues = [(i["id"], i["severity"]) for i in snapshot["issues"]]

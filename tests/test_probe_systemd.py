@@ -9,7 +9,7 @@ Where the fixtures come from (tests/fixtures/systemd/README.md has the details):
   in them are whatever they were, so the tests read them from the files. The
   systemctl_*_no_bus files are from a container without any systemd.
 - `transcribed/` holds what no real systemd 252 prints: malformed lines, UINT64_MAX
-  memory (older systemd); and two files tests/test_engine.py replays.
+  memory (older systemd).
 """
 
 from __future__ import annotations
