@@ -5,7 +5,8 @@
   slots instead of running them all at once.
 - One instance per state directory (an flock on `refresher.lock`, which also holds the pid).
 - SIGTERM / SIGINT: the cycle in progress is abandoned (the cache keeps the last complete
-  snapshot) and the process exits 0.
+  snapshot), the commands it was running are killed with their children, and the
+  process exits 0.
 - One log line per state change on stderr (journald adds timestamps).
 - sd_notify: READY=1 after the first cycle, WATCHDOG=1 + STATUS=... every cycle and
   often enough for WatchdogSec even when the interval is longer.
@@ -292,6 +293,7 @@ class Refresher:
                     break
                 slot = next_slot(slot, self.config.interval_seconds, self.clock())
                 self._sleep_until(slot)
+            self._kill_abandoned_commands()
             self.notifier.stopping()
             self._stop_mem0_flush()
             self.engine.close()
@@ -299,7 +301,17 @@ class Refresher:
             self._note_run("stop")
             return 0
         finally:
+            self._kill_abandoned_commands()  # also when the loop ended by an exception
             lock.release()
+
+    def _kill_abandoned_commands(self) -> None:
+        """A cycle abandoned by a stop leaves its command probes running in their own
+        sessions, where our exit would not reach them: kill their process trees."""
+        from .proc import kill_running_commands
+
+        killed = kill_running_commands()
+        if killed:
+            self.log(f"killed {killed} process(es) of command probes still running", NOTICE)
 
     def _note_run(self, event: str) -> None:
         try:

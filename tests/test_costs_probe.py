@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,10 @@ from aiki_hooks.hooklib import text
 from aiki_hooks.probes.costs import KEEP_DAYS, CostsProbe
 from aiki_hooks.status import Status
 
-from .test_costs import DAY, assistant, corpus, line, msg  # noqa: F401 - corpus is a fixture
+from . import test_costs
+from .test_costs import DAY, assistant, line, msg
+
+corpus = test_costs.corpus  # the fixture, shared
 
 NOON = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc).timestamp()
 HOUR = 3600.0
@@ -209,6 +213,19 @@ def test_the_trackers_output_never_reaches_the_summary(tmp_path, corpus):
     assert "SECRET" not in repr(tracker.to_dict())
     _, missing = probe_for(tmp_path, corpus, external={"command": [str(tmp_path / "nope")]}).check()
     assert missing.summary == "tracker: command not found"
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    pytest.param(["yes"], "tracker: stopped after printing more than 1 MiB", id="flood"),
+    pytest.param(["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' ' '; echo '{\"today_usd\": 1}'"],
+                 "tracker: printed more than 64 KiB (a JSON answer is a few bytes)", id="too-long"),
+])
+def test_a_tracker_printing_too_much_is_cut_short_and_says_so(tmp_path, corpus, command, expected):
+    """Issue 13 item 4: its output is read as it comes, and no more than is kept."""
+    started = time.monotonic()
+    _, tracker = probe_for(tmp_path, corpus, external={"command": command, "timeout_seconds": 10}).check()
+    assert time.monotonic() - started < 5  # not read until the timeout
+    assert (tracker.status, tracker.summary) == (Status.UNKNOWN, expected)
 
 
 # --------------------------------------------------------------------------- pruning (item 8)

@@ -1,6 +1,5 @@
 """The refresher as a real process: schedule, single instance, signals, sd_notify, kill -9."""
 
-import json
 import os
 import signal
 import socket
@@ -185,3 +184,46 @@ def test_edited_config_is_picked_up_and_a_broken_edit_is_survived(isolated_home,
         out, err = proc.communicate(timeout=10)
     assert "config changed but is invalid, keeping the previous one" in err and "colour: unknown key" in err
     assert "config reloaded from" in err
+
+
+def test_sigterm_mid_probe_leaves_no_process_of_the_probe(isolated_home, state_dir):
+    """Issue 13 item 7: the abandoned cycle's command runs in its own session, so the
+    refresher's exit alone would leave it (and its setsid child) running."""
+    import psutil
+
+    token = f"300.{os.getpid()}{time.monotonic_ns() % 10**6:06d}"  # a sleep no other process has
+
+    def alive():
+        return [p for p in psutil.process_iter(["cmdline", "status"])
+                if p.info["status"] != psutil.STATUS_ZOMBIE and token in " ".join(p.info["cmdline"] or ())]
+
+    _write_config(isolated_home, f"""
+interval_seconds = 60
+[resources]
+enabled = false
+[costs]
+enabled = false
+[[probes.command]]
+name = "stuck"
+command = ["sh", "-c", "setsid sleep {token} & sleep {token}"]
+timeout_seconds = 30
+""")
+    proc = _start()
+    try:
+        wait_for(lambda: len(alive()) == 3)  # sh and both sleeps
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        took = time.monotonic() - started
+        deadline = time.monotonic() + 2.0
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        left = alive()
+    finally:
+        proc.kill()
+        for process in alive():
+            process.kill()
+    assert proc.returncode == 0, err
+    assert took < 2.0, took
+    assert left == []
+    assert "killed 3 process(es) of command probes still running" in err

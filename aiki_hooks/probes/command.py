@@ -23,9 +23,10 @@ import signal
 from dataclasses import dataclass
 
 from ..config import CommandProbeConfig
-from ..proc import CommandNotFound, CommandRunner, run_command
+from ..proc import FLOOD_BYTES, MAX_OUTPUT_BYTES, CommandNotFound, CommandRunner, run_command
 from ..result import ProbeResult, Value
 from ..status import Status
+from ..thresholds import fmt_bytes
 
 MAX_DETAILS = 5
 MAX_SUMMARY_CHARS = 300
@@ -208,7 +209,16 @@ class CommandProbe:
             output = self._run(self.config.command, timeout=self.timeout_seconds)
         except CommandNotFound as exc:
             return [self._result(Status.UNKNOWN, f"cannot run {exc}", error_kind="tool_missing")]
-        if output.timed_out or output.returncode is None:  # None only when timed out
+        if output.flooded:
+            return [
+                self._result(
+                    Status.UNKNOWN,
+                    f"stopped: printed more than {fmt_bytes(FLOOD_BYTES)} (a plugin prints a few lines)",
+                    error_kind="output_flood",
+                    values={"exit_code": None, "output_truncated": True},
+                )
+            ]
+        if output.timed_out or output.returncode is None:  # None: timed out
             return [
                 self._result(
                     Status.UNKNOWN,
@@ -223,12 +233,17 @@ class CommandProbe:
         if not parsed.summary:
             # Nothing on stdout: stderr is all there is to explain the result.
             details = tuple(line.rstrip() for line in output.stderr.splitlines() if line.strip())[:MAX_DETAILS]
+        values = plugin_values(output.returncode, parsed.perfdata)
+        if output.stdout_truncated or output.stderr_truncated:
+            # Perfdata past the cut is lost; the exit code, the verdict, is not.
+            values["output_truncated"] = True
+            details = (*details[: MAX_DETAILS - 1], f"(output beyond {fmt_bytes(MAX_OUTPUT_BYTES)} not kept)")
         return [
             self._result(
                 status,
                 describe_outcome(output.returncode, parsed),
                 error_kind=error_kind,
-                values=plugin_values(output.returncode, parsed.perfdata),
+                values=values,
                 details=details,
             )
         ]

@@ -10,7 +10,7 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..config import CostsConfig, ExternalCostConfig
 from ..costs import report
@@ -19,6 +19,9 @@ from ..costs.scan import ChangeWatch, ScanStats, Scanner, TranscriptLister, clau
 from ..costs.store import CostStore
 # result, status and thresholds are imported where a check is judged: `aiki-hooks costs`
 # never judges, and its start-up is part of a first scan's time.
+if TYPE_CHECKING:
+    from ..result import Finding, ProbeResult
+    from ..status import Status
 
 KIND = "costs"
 CLAUDE_NAME = "claude-costs"
@@ -187,16 +190,25 @@ class CostsProbe:
         where it would reach the issue journal and mem0 (it may print tokens or keys)."""
         try:
             if source.command:
-                from ..proc import CommandNotFound, run_command  # here: a tracker is rare, subprocess is not free
+                from ..proc import (  # here: a tracker is rare, subprocess is not free
+                    FLOOD_BYTES,
+                    MAX_OUTPUT_BYTES,
+                    CommandNotFound,
+                    run_command,
+                )
 
                 try:
                     out = (self.run or run_command)(source.command, timeout=source.timeout_seconds)
                 except CommandNotFound:
                     return None, "command not found"
+                if out.flooded:
+                    return None, f"stopped after printing more than {FLOOD_BYTES // 1024**2} MiB"
                 if out.timed_out:
                     return None, f"no answer within {source.timeout_seconds:g} s"
                 if out.returncode != 0:
                     return None, f"exited with code {out.returncode}"
+                if out.stdout_truncated:  # its JSON was cut: it would only fail to parse
+                    return None, f"printed more than {MAX_OUTPUT_BYTES // 1024} KiB (a JSON answer is a few bytes)"
                 text = out.stdout
             else:
                 with open(source.json_file, encoding="utf-8") as file:
