@@ -121,7 +121,7 @@ class Engine:
         mem0 = self.delivery_result(now)
         if mem0 is not None:
             results.append(mem0)
-        if self.router.failures:
+        if self.router.troubled:  # failing or dropping payloads
             results.append(self.router.probe_result(now))
         snapshot = Snapshot(
             generated_at=now,

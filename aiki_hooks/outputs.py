@@ -23,7 +23,9 @@ fails is remembered in `failures` and reported by `findings()` as a WARNING issu
 `output:<name>` until it succeeds again; the others and the cycle carry on.
 
 Webhooks are posted by a background thread per webhook output with a bounded queue, so
-the cycle never waits on the network; a full queue drops its oldest payload. `close()`
+the cycle never waits on the network; `timeout_seconds` bounds each whole request (a
+receiver trickling its answer is abandoned at it). A full queue drops its oldest
+payload: logged, and a WARNING `output:<name>` until the receiver catches up. `close()`
 lets the queues drain within a deadline (a one-shot command exits right after), then
 says what it gave up. Header values come from an environment variable at send time;
 credentials in the URL go as Basic auth; neither, nor the URL's path and query, appears
@@ -38,6 +40,7 @@ stdlib only (the refresher has an RSS budget); config.py is imported lazily.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import os
 import re
@@ -341,18 +344,18 @@ def filter_records(records: Iterable[Mapping[str, Any]], out: OutputConfig,
     """
     floor = RANK[out.min_severity]
     result = []
-    for record in records:
-        occurrence = record.get("occurrence_id")
+    for item in records:
+        occurrence = item.get("occurrence_id")
         known = told is not None and isinstance(occurrence, str) and occurrence in told
-        wanted = _rank(record.get("severity")) >= floor and _matches((record.get("issue_id"), record.get("probe")),
+        wanted = _rank(item.get("severity")) >= floor and _matches((item.get("issue_id"), item.get("probe")),
                                                                     out.probes)
         if not (wanted or known):
             continue
-        result.append(dict(record))
+        result.append(dict(item))
         if told is not None and isinstance(occurrence, str):
-            if record.get("transition") == "resolved":
+            if item.get("transition") == "resolved":
                 told.pop(occurrence, None)
-            elif record.get("kind", "transition") == "transition":
+            elif item.get("kind", "transition") == "transition":
                 told[occurrence] = None
                 while len(told) > MAX_REMEMBERED_OCCURRENCES:
                     told.popitem(last=False)
@@ -431,13 +434,53 @@ def parse_headers(text: str, variable: str) -> list[tuple[str, str]]:
     return headers
 
 
+class _TimeLeftReader(io.RawIOBase):
+    """The receive side of a socket that sets the socket's timeout to the time left before
+    every read: a per-read timeout alone lets a server that trickles a byte a second hold
+    the request forever. (The http probe reads its answers the same way.)"""
+
+    def __init__(self, sock, deadline) -> None:
+        super().__init__()
+        self._sock = sock
+        # Through makefile, as http.client reads: the descriptor then stays open when
+        # http.client closes the connection early on "Connection: close".
+        self._stream = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int | None:
+        self._sock.settimeout(self._deadline.remaining())
+        return self._stream.readinto(buffer)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+class _TimeLeftSocket:
+    """All that http.client.HTTPResponse asks of a socket."""
+
+    def __init__(self, sock, deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_TimeLeftReader(self._sock, self._deadline))
+
+
 def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: float) -> None:
-    """One POST; returns on 2xx, else raises DeliveryError. *timeout* bounds connecting and
-    each wait for the server. `user:password@` in *url* is sent as Basic auth (unless a
-    header already sets Authorization). No error text holds a header value, the
-    credentials, or the URL's path and query."""
+    """One POST; returns on 2xx, else raises DeliveryError. *timeout* bounds the whole
+    request: connecting, the TLS handshake, sending, and the answer however slowly it
+    comes (only a name lookup cannot be cut short). `user:password@` in *url* is sent as
+    Basic auth (unless a header already sets Authorization). No error text holds a
+    header value, the credentials, or the URL's path and query."""
     import http.client  # here, not at the top: every command loads this module with the config
 
+    from .probes.net import Deadline, open_connection
+
+    deadline = Deadline(timeout, time.monotonic)
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -452,16 +495,26 @@ def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: fl
         token = base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
         headers = [*headers, ("Authorization", f"Basic {token}")]
         secrets += [token, password, parts.password or ""]
+    context = None
     if parts.scheme == "https":
         import ssl  # only https webhooks pay for it
 
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname, port, timeout=timeout, context=ssl.create_default_context())
+        context = ssl.create_default_context()
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(parts.hostname, port, context=context)
     else:
-        conn = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
+        conn = http.client.HTTPConnection(parts.hostname, port)
+    conn.response_class = lambda sock, *args, **kwargs: http.client.HTTPResponse(
+        _TimeLeftSocket(sock, deadline), *args, **kwargs)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     secrets += [target, parts.path, parts.query]
     try:
+        # Connected here, not by http.client, so that every step gets the time left.
+        sock = open_connection(parts.hostname or "", port or (443 if context else 80), deadline)
+        conn.sock = sock
+        if context is not None:
+            sock.settimeout(deadline.remaining())  # CPython bounds the whole handshake by it
+            conn.sock = context.wrap_socket(sock, server_hostname=parts.hostname)
+        conn.sock.settimeout(deadline.remaining())  # sendall takes it as a total
         conn.putrequest("POST", target)
         conn.putheader("Content-Type", "application/json")
         conn.putheader("User-Agent", USER_AGENT)
@@ -497,16 +550,23 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return " ".join(text.split())[:ERROR_CHARS]
 
 
+# Why a webhook payload was dropped.
+QUEUE_FULL = "queue full"
+FAILED = "failed"
+CLOSED = "closed"
+
+
 class WebhookSink:
     """A background thread posting queued payloads, with retries and backoff.
 
     `submit` never blocks: a full queue drops its oldest payload. After all attempts for
     a payload fail it is dropped too and `on_result(error)` is called; a success calls
-    `on_result(None)`. `on_dropped(n)` counts payloads that will never be sent. `close`
-    sends what is still queued, within a deadline (a one-shot command exits right after)."""
+    `on_result(None)`. `on_dropped(n, why)` counts payloads that will never be sent, why
+    being QUEUE_FULL, FAILED or CLOSED. `close` sends what is still queued, within a
+    deadline (a one-shot command exits right after)."""
 
     def __init__(self, out: OutputConfig, *, on_result: Callable[[str | None], None],
-                 on_dropped: Callable[[int], None], env: Mapping[str, str] | None = None,
+                 on_dropped: Callable[[int, str], None], env: Mapping[str, str] | None = None,
                  backoff_seconds: float = BACKOFF_INITIAL_SECONDS,
                  backoff_max_seconds: float = BACKOFF_MAX_SECONDS) -> None:
         self.out = out
@@ -526,10 +586,10 @@ class WebhookSink:
 
     def submit(self, payload: Any) -> None:
         body = json.dumps(payload, separators=(",", ":"), default=str).encode("utf-8")
-        dropped = 0
+        dropped, why = 0, QUEUE_FULL
         with self._wake:
             if self._closing:
-                dropped = 1  # closed: nothing would send it
+                dropped, why = 1, CLOSED  # nothing would send it
             else:
                 while len(self._queue) >= self.out.queue_size:
                     self._queue.popleft()
@@ -541,7 +601,7 @@ class WebhookSink:
                                                     daemon=True)
                     self._thread.start()
         if dropped:
-            self._on_dropped(dropped)
+            self._on_dropped(dropped, why)
 
     @property
     def pending(self) -> int:
@@ -600,7 +660,7 @@ class WebhookSink:
                 return
             self._last_error = error  # the latest outcome, for what close() reports
             if error is not None:
-                self._on_dropped(1)
+                self._on_dropped(1, FAILED)
             self._on_result(error)
             if error is not None and self._closing:
                 with self._wake:
@@ -682,7 +742,7 @@ class Router:
                 self._webhooks[out.name] = WebhookSink(
                     out, env=env, backoff_seconds=backoff_seconds,
                     on_result=lambda error, name=out.name: self._result(name, error, self.wall()),
-                    on_dropped=lambda n, name=out.name: self._count_dropped(name, n))
+                    on_dropped=lambda n, why, name=out.name: self._count_dropped(name, n, why))
 
     def route(self, data: Mapping[str, Any], records: list[dict[str, Any]], now: float | None = None) -> None:
         """Hand this cycle to every output. Never raises; never waits on the network."""
@@ -763,36 +823,61 @@ class Router:
             raise RuntimeError(f"nothing handles outputs of type {out.type} here")
 
     def _result(self, name: str, error: str | None, at: float, *, log: bool = True) -> None:
+        if error is None:
+            # Drops stay reported until the receiver has caught up with the queue: one
+            # payload delivered amid a backlog is not a recovery.
+            sink = self._webhooks.get(name)
+            caught_up = sink is None or sink.pending == 0
+            with self._lock:
+                failed = self.failures.pop(name, None) is not None
+                dropped = self.dropped.pop(name, 0) if caught_up else 0
+            if self.log and (failed or dropped):
+                meanwhile = f" ({_payloads(dropped)} dropped meanwhile)" if dropped else ""
+                self.log(f"output {name} {'works again' if failed else 'caught up'}{meanwhile}", NOTICE)
+            return
         with self._lock:
-            if error is None:
-                if self.failures.pop(name, None) is not None and self.log:
-                    self.log(f"output {name} works again", NOTICE)
-                self.dropped.pop(name, None)
-                return
             since, _, count = self.failures.get(name, (at, "", 0))
             self.failures[name] = (since, error, count + 1)
         if self.log and log and count == 0:
             self.log(f"output {name} failing: {error}", WARNING)
 
-    def _count_dropped(self, name: str, n: int) -> None:
+    def _count_dropped(self, name: str, n: int, why: str) -> None:
         with self._lock:
-            self.dropped[name] = self.dropped.get(name, 0) + n
+            before = self.dropped.get(name, 0)
+            self.dropped[name] = before + n
+            failing = name in self.failures
+        if why == QUEUE_FULL and not before and not failing and self.log:
+            # Once per episode: it lasts until the receiver catches up (see _result).
+            self.log(f"output {name}: queue full, dropping the oldest payloads: the receiver is not keeping up",
+                     WARNING)
+
+    @property
+    def troubled(self) -> bool:
+        """Some output is failing or has dropped payloads: `findings()` is not empty."""
+        with self._lock:
+            return bool(self.failures) or any(self.dropped.values())
 
     def findings(self, now: float | None = None) -> list[tuple[str, str, str]]:
-        """(issue_id, severity, summary): one WARNING per output failing right now."""
+        """(issue_id, severity, summary): one WARNING per output failing right now, or
+        dropping payloads because its receiver does not keep up."""
         now = self.wall() if now is None else now
         kinds = {o.name: o.type for o in self.outputs}
+        queues = {o.name: o.queue_size for o in self.outputs}
         with self._lock:
-            failing = sorted(self.failures.items())
-            dropped = dict(self.dropped)
+            failing = dict(self.failures)
+            dropped = {name: n for name, n in self.dropped.items() if n}
         result = []
-        for name, (since, error, _count) in failing:
+        for name in sorted(set(failing) | set(dropped)):
             kind = kinds.get(name, name if name in OUTPUT_TYPES else "output")
             label = f"{kind} {name}" if kind != name else f"{kind} output"
-            summary = f"{label} failing for {duration(now - since)}: {error}"
-            if dropped.get(name):
-                n = dropped[name]
-                summary += f" ({n} payload{'' if n == 1 else 's'} dropped)"
+            lost = _payloads(dropped.get(name, 0)) + " dropped"
+            if name in failing:
+                since, error, _count = failing[name]
+                summary = f"{label} failing for {duration(now - since)}: {error}"
+                if name in dropped:
+                    summary += f" ({lost})"
+            else:
+                summary = f"{label} not keeping up: {lost}, its queue of {queues.get(name)} was full"
             result.append((ISSUE_PREFIX + name, "WARNING", summary))
         return result
 
@@ -806,7 +891,8 @@ class Router:
         return ProbeResult(
             name="outputs", kind="outputs", status=Status.WARNING if found else Status.OK,
             summary=found[0].summary if len(found) == 1 else (
-                f"{len(found)} outputs failing" if found else f"{len(self.outputs)} outputs working"),
+                f"{len(found)} outputs failing or dropping payloads" if found
+                else f"{len(self.outputs)} outputs working"),
             checked_at=now, findings=found, values={"failing": len(found)},
         )
 
@@ -834,6 +920,10 @@ class Router:
                 self.log(f"webhook {sink.out.name}: gave up on {lost} unsent payload{'' if lost == 1 else 's'} "
                          f"after {time.monotonic() - started:.1f} s" + (f" ({error})" if error else ""), WARNING)
         return lost_total
+
+
+def _payloads(n: int) -> str:
+    return f"{n} payload{'' if n == 1 else 's'}"
 
 
 def _error_text(exc: BaseException) -> str:

@@ -149,7 +149,7 @@ def test_valid_outputs_get_defaults_and_expanded_paths(isolated_home):
 def test_each_problem_is_reported(raw, expected):
     _outs, problems = validate_outputs(raw)
     assert len(problems) == len(expected), problems
-    for want, got in zip(expected, problems):
+    for want, got in zip(expected, problems, strict=True):
         assert got.startswith(want), (got, want)
 
 
@@ -767,3 +767,116 @@ def test_closing_without_waiting_returns_at_once_and_the_queue_still_drains():
         router.route(SNAPSHOT, [], now=9.0)  # closed: dropped, not sent
         time.sleep(0.2)
     assert len(server.seen) == 3 and router.dropped == {"alerts": 1}
+
+
+# --------------------------------------------------------------------------- stalls and drops (issue 13, item 8)
+
+TRICKLE_SECONDS = 0.2  # between bytes: well under any timeout below, so a per-read timeout never fires
+TRICKLED_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Padding: " + b"." * 60 + b"\r\n\r\nok"
+
+
+def trickle(conn, stopping):
+    """Take the request, then answer one byte every TRICKLE_SECONDS (~20 s in all)."""
+    conn.settimeout(5)
+    try:
+        conn.recv(65536)
+        for index in range(len(TRICKLED_ANSWER)):
+            if stopping.wait(TRICKLE_SECONDS):
+                return
+            conn.sendall(TRICKLED_ANSWER[index:index + 1])
+    except OSError:
+        return  # the client hung up: what it should do
+
+
+def webhook_toml(url, settings):
+    """A cache and a webhook "alerts" posting each snapshot to *url*, with *settings*."""
+    return (f'[[outputs]]\ntype = "cache"\n[[outputs]]\ntype = "webhook"\nname = "alerts"\nurl = "{url}/hook"\n'
+            f'what = "snapshot"\n{settings}')
+
+
+def test_a_receiver_trickling_its_answer_is_abandoned_at_the_deadline():
+    with RawServer(trickle) as server:
+        started = time.monotonic()
+        with pytest.raises(o.DeliveryError, match=r"^no answer within 1 s$"):
+            o.post_json(server.url + "/hook", b"{}", [], 1.0)
+        took = time.monotonic() - started
+    assert 1.0 <= took < 1.0 + 0.3, took
+
+
+def test_a_trickling_webhook_is_a_warning_in_the_next_snapshot(tmp_path):
+    from aiki_hooks.engine import Engine
+    from aiki_hooks.status import Status
+
+    lines = []
+    with RawServer(trickle) as server:
+        config = _engine_config(tmp_path, webhook_toml(server.url, "timeout_seconds = 0.5\nretries = 0\n"))
+        engine = Engine(config, log=lambda line, priority: lines.append(line))
+        try:
+            started = time.monotonic()
+            engine.publish(engine.cycle())
+            assert wait_for(lambda: engine.router.failures.get("alerts"), timeout=3.0)
+            took = time.monotonic() - started
+            snapshot = engine.cycle()
+        finally:
+            engine.close(wait=False)
+    assert took < 0.5 + 0.3, took
+    (warning,) = [i for i in snapshot.issues if i.id == "output:alerts"]
+    assert warning.severity is Status.WARNING
+    assert warning.summary.startswith("webhook alerts failing for ") and "no answer within 0.5 s" in warning.summary
+    assert "output alerts failing: no answer within 0.5 s" in lines
+
+
+def test_payloads_dropped_behind_a_blocked_receiver_are_a_warning_with_their_count(tmp_path):
+    from aiki_hooks.engine import Engine
+
+    lines = []
+    with RawServer(never_answer) as server:
+        settings = "timeout_seconds = 30\nretries = 0\nqueue_size = 2\n"
+        config = _engine_config(tmp_path, webhook_toml(server.url, settings))
+        engine = Engine(config, log=lambda line, priority: lines.append(line))
+        try:
+            engine.publish(engine.cycle())
+            assert wait_for(lambda: server.accepted == 1)  # the first payload is in flight, and stays there
+            for _ in range(5):  # two fit in the queue; three push the oldest out
+                engine.publish(engine.cycle())
+            snapshot = engine.cycle()
+        finally:
+            engine.close(wait=False)
+    (warning,) = [i for i in snapshot.issues if i.id == "output:alerts"]
+    assert warning.summary == "webhook alerts not keeping up: 3 payloads dropped, its queue of 2 was full"
+    assert [line for line in lines if "queue full" in line] == [
+        "output alerts: queue full, dropping the oldest payloads: the receiver is not keeping up"]
+
+
+def test_drops_stay_reported_until_the_receiver_has_caught_up():
+    gate = threading.Event()
+
+    def gated(conn, stopping):
+        conn.settimeout(5)
+        try:
+            conn.recv(65536)
+            while not gate.wait(0.02):
+                if stopping.is_set():
+                    return
+            conn.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+        except OSError:
+            return
+
+    lines = []
+    with RawServer(gated) as server:
+        router = Router([hook(server.url + "/x", what="snapshot", timeout_seconds=10, retries=0, queue_size=2)],
+                        log=lambda line, priority: lines.append(line))
+        try:
+            router.route(SNAPSHOT, [], now=0.0)
+            assert wait_for(lambda: server.accepted == 1)
+            for n in range(5):
+                router.route(SNAPSHOT, [], now=1.0 + n)
+            expected = "webhook alerts not keeping up: 3 payloads dropped, its queue of 2 was full"
+            assert router.findings(10.0) == [("output:alerts", "WARNING", expected)]
+            gate.set()
+            assert wait_for(lambda: router.findings(20.0) == [])
+        finally:
+            router.close()
+    assert server.accepted == 3  # the one in flight and the two queued
+    assert lines == ["output alerts: queue full, dropping the oldest payloads: the receiver is not keeping up",
+                     "output alerts caught up (3 payloads dropped meanwhile)"]
