@@ -92,9 +92,11 @@ class Installed:
         return int(self.manager.wait_for(running, timeout=timeout, what="the unit to run (again)", step=0.05))
 
     def refresher_pids(self) -> list[int]:
-        """Every process running our refresher, whoever started it."""
+        """Every refresher process, whoever started it; not its forked helpers (the cost
+        scan's workers share its command line)."""
         out = self.manager.run(["pgrep", "-f", r"(bin/aiki-hooks|-m aiki_hooks\.cli) .*refresher"]).stdout
-        return [int(pid) for pid in out.split()]
+        pids = [int(pid) for pid in out.split()]
+        return [pid for pid in pids if _parent(pid) not in pids]
 
     def drop_in(self, text: str | None) -> None:
         path = self.home / DROP_IN
@@ -104,6 +106,14 @@ class Installed:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         assert self.manager.systemctl("daemon-reload").returncode == 0
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None  # gone meanwhile
+    return int(stat.rpartition(")")[2].split()[1])
 
 
 @pytest.fixture(scope="module")
