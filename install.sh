@@ -163,8 +163,9 @@ say "installing aiki-hooks into the venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet --upgrade "$src"
 
-# The unit's Documentation= points here: a copy that outlives the clone.
+# The unit's Documentation= points here: a copy (with the docs it links) that outlives the clone.
 cp "$src/README.md" "$data/README.md"
+rm -rf "$data/docs" && cp -R "$src/docs" "$data/docs"
 
 mkdir -p "$bin_dir"
 ln -sfn "$venv/bin/aiki-hooks" "$bin_dir/aiki-hooks"
