@@ -7,6 +7,8 @@
 #   ./install.sh --project DIR       register the hooks in DIR/.claude/settings.json instead
 #   ./install.sh --settings FILE     ... or in this settings file
 #   ./install.sh --no-service        do not set up the background refresher
+#   ./install.sh --with-mem0         also install mem0 delivery (the extra aiki-hooks[mem0], ~230 MB);
+#                                    done anyway when your config sets [mem0] backend
 #   ./install.sh --dry-run           show what would change (the settings diff); change nothing
 #   ./install.sh --uninstall         remove our hooks, status line and service (--purge: also state and venv)
 #   ./install.sh --plugin            build the Claude Code plugin instead of registering hooks
@@ -28,7 +30,7 @@ usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 
-where=() statusline=() force=() dry_run="" uninstall="" purge="" service="yes" plugin=""
+where=() statusline=() force=() dry_run="" uninstall="" purge="" service="yes" plugin="" with_mem0=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -40,6 +42,7 @@ while [ $# -gt 0 ]; do
     --purge) purge=yes ;;
     --no-service) service="" ;;
     --plugin) plugin=yes ;;
+    --with-mem0) with_mem0=yes ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
   shift
@@ -95,6 +98,12 @@ aiki_state_dir() {
   # -P: the installed package, not a folder named aiki_hooks in the current directory.
   if [ -x "$venv/bin/aiki-hooks" ]; then py=("$venv/bin/python" -P); fi
   "${py[@]}" -c 'from aiki_hooks.config import load_config; print(load_config().state_dir)'
+}
+
+# The configured mem0 backend ("off" unless the config sets one).
+aiki_mem0_backend() {
+  PYTHONPATH="$src${PYTHONPATH:+:$PYTHONPATH}" "$python" -P -c \
+    'from aiki_hooks.config import load_config; print(load_config().mem0.backend)' 2>/dev/null || echo off
 }
 
 python=$(find_python) || die "no Python >= 3.11 with the venv module found. Install one (Debian/Ubuntu: sudo apt-get install python3 python3-venv) or set PYTHON=/path/to/python3.11"
@@ -159,9 +168,11 @@ if [ ! -x "$venv/bin/python" ]; then
   say "creating venv $venv"
   "$python" -m venv "$venv"
 fi
-say "installing aiki-hooks into the venv"
+# mem0 delivery is an extra: only where it is asked for or the config turns it on.
+if [ -z "$with_mem0" ] && [ "$(aiki_mem0_backend)" != off ]; then with_mem0=yes; fi
+say "installing aiki-hooks${with_mem0:+ with mem0 delivery} into the venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet --upgrade "$src"
+"$venv/bin/python" -m pip install --quiet --upgrade "$src${with_mem0:+[mem0]}"
 
 # The unit's Documentation= points here: a copy (with the docs it links) that outlives the clone.
 cp "$src/README.md" "$data/README.md"

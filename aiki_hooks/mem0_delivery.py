@@ -147,7 +147,8 @@ def _import_mem0(config: Any, state_dir: str | os.PathLike):
         import mem0
     except ImportError as exc:
         raise DeliveryConfigError(f'mem0.backend = "{config.backend}" needs the mem0ai package '
-                                  f"(pip install 'aiki-hooks[mem0]'): {exc}") from None
+                                  f"(the extra aiki-hooks[mem0]: ./install.sh --with-mem0, or pip install 'aiki-hooks[mem0]'): "
+                                  f"{exc}") from None
     return mem0
 
 

@@ -19,6 +19,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from . import __version__
+
 PLUGIN_NAME = "aiki-hooks"
 MARKETPLACE_NAME = "aiki-local"
 HOOK_FILES = ("hooks.json", "plugin-run", "plugin-bootstrap", "session_start.py", "pre_tool_use.py", "statusline.py")
@@ -33,7 +35,10 @@ def build_plugin(checkout: Path, target: Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     plugin = staging / PLUGIN_NAME
     (plugin / ".claude-plugin").mkdir(parents=True)
-    shutil.copy2(checkout / ".claude-plugin" / "plugin.json", plugin / ".claude-plugin" / "plugin.json")
+    # The version lives in aiki_hooks.__version__ only; the built plugin's manifest carries it.
+    plugin_manifest = json.loads((checkout / ".claude-plugin" / "plugin.json").read_text())
+    plugin_manifest["version"] = __version__
+    (plugin / ".claude-plugin" / "plugin.json").write_text(json.dumps(plugin_manifest, indent=2) + "\n")
     (plugin / "hooks").mkdir()
     for name in HOOK_FILES:
         shutil.copy2(checkout / "hooks" / name, plugin / "hooks" / name)
