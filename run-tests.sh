@@ -25,7 +25,7 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "run-tests.sh: preparing $venv with $python" >&2
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e '.[test]'
+  "$venv/bin/python" -m pip install --quiet -e '.[test,mem0]'
   echo "$want" > "$stamp"
 fi
 # The end-to-end tests drive the real Claude Code CLI, pinned; installed locally once.
