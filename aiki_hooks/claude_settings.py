@@ -7,11 +7,18 @@ hooks exactly as users get them: an absolute interpreter path (a pyenv shim woul
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
 import shlex
+import stat
+import time
 from pathlib import Path
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; annotations are lazy
+if TYPE_CHECKING:
+    from typing import Callable
 
 # Every `source` SessionStart reports (claude-code-hooks reference): fork is a new session
 # branched from another, which needs the block like startup.
@@ -82,8 +89,8 @@ def statusline_entry(python: str | Path, hooks_dir: str | Path) -> dict:
 # ---------------------------------------------------------------------------------------
 # Installing into settings.json: where, the scripts, recognising our entries, the merge.
 #
-# Only json/os/shlex/difflib/pathlib here: `aiki-hooks install-hooks` should start fast
-# and the hooks never import this module.
+# Only small standard modules here (ctypes and fcntl when writing): `aiki-hooks
+# install-hooks` should start fast and the hooks never import this module.
 
 SCRIPT_MODULES = {"SessionStart": "session_start", "PreToolUse": "pre_tool_use", "statusLine": "statusline"}
 OUR_SCRIPT_NAMES = frozenset(f"{module}.py" for module in SCRIPT_MODULES.values())
@@ -200,28 +207,32 @@ def hook_script_text(module: str) -> str:
     return HOOK_SCRIPT_TEMPLATE.format(module=module)
 
 
-_UNCHECKED = object()
-
-
-def _atomic_write(path: Path, payload: bytes, mode: int, *, expect=_UNCHECKED) -> None:
-    """cache.atomic_write_bytes; with *expect*, the file must still hold those bytes (None:
-    must still be missing) right before the rename (Claude Code rewrites settings.json on
-    its own), otherwise SettingsError and nothing is replaced."""
+def _atomic_write(path: Path, payload: bytes, mode: int) -> None:
+    """cache.atomic_write_bytes (for our own files: the hook scripts, the backup)."""
     from .cache import atomic_write_bytes
 
-    def unchanged() -> None:
-        if expect is not _UNCHECKED and _read_bytes(path) != expect:
-            raise SettingsError(f"{path} changed while aiki-hooks was updating it; nothing was written, run again")
+    atomic_write_bytes(path, payload, mode=mode)
 
-    atomic_write_bytes(path, payload, mode=mode, before_replace=unchanged)
+
+def _read_seen(path: Path) -> tuple[bytes | None, tuple | None]:
+    """The bytes of *path* and the identity of the file they were read from (device,
+    inode, size, mtime), both None when it is missing. Never blocks (a FIFO put in its
+    place is refused, not waited on); SettingsError for what is not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None, None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SettingsError(f"{path}: not a regular file; nothing was written")
+        raw = file.read()
+        info = os.fstat(fd)  # after reading: a write while we read changes the mtime
+    return raw, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _read_bytes(path: Path) -> bytes | None:
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except FileNotFoundError:
-        return None
+    return _read_seen(path)[0]
 
 
 def install_hook_scripts(target_dir: str | Path) -> dict[str, Path]:
@@ -438,6 +449,24 @@ def render_settings(settings: dict) -> str:
     return json.dumps(settings, indent=2, ensure_ascii=False) + "\n"
 
 
+def _encode(path: Path, settings: dict, old: dict) -> bytes:
+    """render_settings as UTF-8 bytes; SettingsError naming what cannot be written: a
+    lone UTF-16 surrogate ("\\ud800" escaped in the file, valid JSON but no UTF-8 exists
+    for it), or an interpreter or hooks path that is not UTF-8."""
+    text = render_settings(settings)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = f"\\u{ord(text[exc.start]):04x}" if len(text[exc.start:exc.end]) == 1 else "?"
+        try:
+            render_settings(old).encode("utf-8")
+        except UnicodeEncodeError:
+            raise SettingsError(f"{path}: a string in it holds a lone UTF-16 surrogate ({bad}), which cannot be "
+                                "written back as UTF-8; fix that string, nothing was written") from None
+        raise SettingsError(f"the hook command for {path} is not UTF-8 text ({bad} in the --python or "
+                            "--hooks-dir path); nothing was written") from None
+
+
 def _parse(path: Path, raw: bytes | None) -> dict:
     if raw is None:
         return {}
@@ -452,20 +481,30 @@ def _parse(path: Path, raw: bytes | None) -> dict:
     except json.JSONDecodeError as exc:
         raise SettingsError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}); "
                             "nothing was written") from None
+    except RecursionError:
+        raise SettingsError(f"{path}: nested too deeply to read; nothing was written") from None
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: the top level is a JSON {type(data).__name__}, not an object; "
                             "nothing was written")
     return data
 
 
-def load_settings(path: str | Path) -> dict:
-    """Parsed settings; {} when the file is missing or empty; SettingsError when unusable."""
+def load_settings(path: str | Path, *, for_writing: bool = False) -> dict:
+    """Parsed settings; {} when the file is missing or empty; SettingsError when unusable,
+    or, *for_writing*, when it is read-only (see _refuse_read_only) or holds what cannot
+    be written back (see _encode)."""
     path = Path(path)
+    target = _target(path)
     try:
-        raw = _read_bytes(path)
+        raw, identity = _read_seen(target)
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read it ({exc.strerror or exc}); nothing was written") from None
-    return _parse(path, raw)
+    if for_writing and identity is not None:
+        _refuse_read_only(path, target)
+    settings = _parse(path, raw)
+    if for_writing:
+        _encode(path, settings, settings)  # what we could not write back stops us before anything is written
+    return settings
 
 
 def _diff(path: Path, raw: bytes | None, new_raw: bytes | None) -> str:
@@ -476,13 +515,198 @@ def _diff(path: Path, raw: bytes | None, new_raw: bytes | None) -> str:
                                         tofile=str(path) if new_raw is not None else "/dev/null"))
 
 
-def _read_target(path: Path) -> tuple[Path, bytes | None]:
+def _target(path: Path) -> Path:
     # Write through a symlink (dotfile managers link settings.json): replace its target.
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _read_target(path: Path, target: Path, *, settle: bool = False) -> tuple[bytes | None, tuple | None]:
+    """_read_seen, a read error as SettingsError. *settle*: an empty file is read again a
+    few times first: a writer that saves in place empties the file before it writes it,
+    and merging into that moment's "{}" would replace what it is writing."""
     try:
-        return target, _read_bytes(target)
+        seen = _read_seen(target)
+        for _ in range(EMPTY_RETRIES if settle else 0):
+            if seen[0] is None or seen[0].strip():
+                break
+            time.sleep(EMPTY_RETRY_SECONDS)
+            seen = _read_seen(target)
+        return seen
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read it ({exc.strerror or exc}); nothing was written") from None
+
+
+EMPTY_RETRIES = 3
+EMPTY_RETRY_SECONDS = 0.05
+
+
+def _read_only_reason(target: Path) -> str | None:
+    """Why we may not replace *target* although the directory would let us: its owner
+    made it read-only (no write bit: root's os.access ignores that), or this user may
+    not write it. None when it may be replaced."""
+    info = os.stat(target)
+    if not info.st_mode & stat.S_IWUSR:
+        return f"it is read-only (mode {stat.S_IMODE(info.st_mode):04o})"
+    if not os.access(target, os.W_OK):
+        return "this user may not write it"
+    return None
+
+
+def _refuse_read_only(path: Path, target: Path) -> None:
+    reason = _read_only_reason(target)
+    if reason:
+        raise SettingsError(f"{path}: {reason}; nothing was written (make it writable if aiki-hooks should "
+                            "change it)")
+
+
+# Tries before giving up on a file that changes under us again and again.
+WRITE_ATTEMPTS = 5
+LOCK_TIMEOUT_SECONDS = 10.0
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    """flock on *directory* itself: aiki-hooks processes updating a settings file in it
+    take turns (Claude Code takes no lock, hence the checks in _put). A directory, not a
+    lock file: nothing is left behind in the user's config dir."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SettingsError(f"another aiki-hooks has been updating the settings in {directory} for "
+                                        f"{LOCK_TIMEOUT_SECONDS:g} s; nothing was written, run again") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+
+
+def _renameat2(source: Path, target: Path, flags: int) -> bool:
+    """renameat2(2) with *flags*; False where the system or the filesystem cannot do it
+    (no such call in libc, ENOSYS, EINVAL). Other errors raise OSError."""
+    import ctypes
+    import errno
+
+    try:
+        call = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    call.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    if call(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), flags) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(target))
+
+
+def _temp_beside(target: Path, payload: bytes, mode: int) -> Path:
+    """*payload* in a new hidden file next to *target* (same filesystem), fsynced."""
+    temp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(temp)
+        raise
+    os.close(fd)
+    return temp
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _put(target: Path, payload: bytes | None, mode: int, raw: bytes | None, identity: tuple | None,
+         in_window: Callable[[], None] | None = None) -> bool:
+    """Replace *target* with *payload* (None: remove it) only if it is still the file read
+    as (*raw*, *identity*); False, with nothing changed, when another writer got there
+    first (the caller reads again and retries).
+
+    The usual check-then-rename leaves a window in which a write is lost. Here the
+    replacement is an exchange (renameat2 RENAME_EXCHANGE): what was displaced is kept
+    and compared with what was read; if another writer came in between, it is put back.
+    A file created meanwhile is never overwritten (RENAME_NOREPLACE, or link). Where
+    the filesystem cannot exchange, the check is right before a plain rename.
+    *in_window*, for tests, runs between the check and the replacement."""
+    directory = target.parent
+    if payload is None:
+        return _remove(target, raw, identity, in_window)
+    temp = _temp_beside(target, payload, mode)
+    try:
+        if _read_seen(target) != (raw, identity):
+            return False
+        if in_window is not None:
+            in_window()
+        if identity is None:
+            try:
+                if not _renameat2(temp, target, _RENAME_NOREPLACE):
+                    os.link(temp, target)  # fails, as wanted, if the file exists by now
+            except FileExistsError:
+                return False
+        elif not _renameat2(temp, target, _RENAME_EXCHANGE):
+            os.replace(temp, target)
+        elif _read_seen(temp) != (raw, identity):
+            # Someone wrote between our check and the exchange: theirs goes back.
+            _renameat2(temp, target, _RENAME_EXCHANGE)
+            if _read_seen(temp)[0] != payload:
+                # And wrote again in between, over ours: that newest version goes back
+                # too, and the one before it is kept aside rather than deleted.
+                _renameat2(temp, target, _RENAME_EXCHANGE)
+                kept = target.with_name(f"{target.name}.aiki-hooks.conflict")
+                os.replace(temp, kept)
+                raise SettingsError(f"{target} changed twice while aiki-hooks was updating it; nothing of ours is "
+                                    f"in it, the version before its latest is kept in {kept}; run again")
+            return False
+        _fsync_dir(directory)
+        return True
+    finally:
+        temp.unlink(missing_ok=True)  # ours unused, or the version we read and replaced
+
+
+def _remove(target: Path, raw: bytes | None, identity: tuple | None,
+            in_window: Callable[[], None] | None) -> bool:
+    """_put's removal: the file is moved aside, compared, and only then deleted."""
+    aside = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.removed")
+    if _read_seen(target) != (raw, identity):
+        return False
+    if in_window is not None:
+        in_window()
+    try:
+        os.rename(target, aside)
+    except FileNotFoundError:
+        return False
+    if _read_seen(aside) != (raw, identity):
+        try:
+            os.link(aside, target)  # put theirs back, unless a newer one is there already
+        except FileExistsError:
+            pass
+        aside.unlink()
+        return False
+    aside.unlink()
+    _fsync_dir(target.parent)
+    return True
 
 
 def _backup_path(path: Path) -> Path:
@@ -511,8 +735,14 @@ def plugin_enabled_in(paths) -> dict[str, Path]:
     return {key: where for key, (where, on) in state.items() if on}
 
 
+def _changed_under_us(path: Path) -> SettingsError:
+    return SettingsError(f"{path} kept changing while aiki-hooks was updating it ({WRITE_ATTEMPTS} tries); "
+                         "nothing was written, run again")
+
+
 def install_settings(path: str | Path, python: str | Path, hooks_dir: str | Path, *, statusline: bool = False,
-                     force: bool = False, dry_run: bool = False, read_too=()) -> SettingsChange:
+                     force: bool = False, dry_run: bool = False, read_too=(),
+                     in_window: Callable[[], None] | None = None) -> SettingsChange:
     """Merge our entries into the settings file at *path* (see with_our_hooks).
 
     *read_too*: the other settings files Claude Code reads beside it (claude_settings_files,
@@ -522,39 +752,63 @@ def install_settings(path: str | Path, python: str | Path, hooks_dir: str | Path
     The backup (`<file>.aiki-hooks.bak`) keeps the user's file as it was before we first
     changed it: it is written when the file holds none of our entries, and otherwise only
     if there is none yet (an upgrade must not replace the original with our own output).
-    uninstall_settings restores it."""
+    uninstall_settings restores it.
+
+    A read-only file is refused (SettingsError; a dry run warns). The file is replaced
+    only if it still is what the merge was made from (see _put); when another writer
+    (Claude Code) changed it meanwhile, the merge is made again from its version, up to
+    WRITE_ATTEMPTS times. *in_window*: see _put."""
     path = Path(path)
-    target, raw = _read_target(path)
-    old = _parse(path, raw)
-    new, warnings = with_our_hooks(old, python, hooks_dir, statusline=statusline, force=force, source=str(path))
-    files = [Path(p) for p in read_too]
-    if not any(os.path.realpath(p) == os.path.realpath(path) for p in files):
-        files.append(path)
-    for key, where in plugin_enabled_in(files).items():
-        if os.path.realpath(where) != os.path.realpath(path):  # the file itself: with_our_hooks said it
-            warnings.append(f"the aiki-hooks plugin is enabled in {where} too: its hooks stand down while "
-                            f"these are here; keep one (claude plugin disable {key}) or run install.sh --uninstall")
-    if new == old:
-        return SettingsChange(path, False, "", warnings)
-    new_raw = render_settings(new).encode("utf-8")
-    diff = _diff(path, raw, new_raw)
+    target = _target(path)
+
+    def plan(raw: bytes | None) -> tuple[dict, dict, list[str]]:
+        old = _parse(path, raw)
+        new, warnings = with_our_hooks(old, python, hooks_dir, statusline=statusline, force=force, source=str(path))
+        files = [Path(p) for p in read_too]
+        if not any(os.path.realpath(p) == os.path.realpath(path) for p in files):
+            files.append(path)
+        for key, where in plugin_enabled_in(files).items():
+            if os.path.realpath(where) != os.path.realpath(path):  # the file itself: with_our_hooks said it
+                warnings.append(f"the aiki-hooks plugin is enabled in {where} too: its hooks stand down while "
+                                f"these are here; keep one (claude plugin disable {key}) or run install.sh --uninstall")
+        return old, new, warnings
+
     if dry_run:
-        return SettingsChange(path, True, diff, warnings)
-    backup = None
-    backup_path = _backup_path(path)
-    if raw is None:
-        if not target.parent.is_dir():
-            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        mode = 0o600
-        # A backup left from a file that has since gone is not this file's original.
-        backup_path.unlink(missing_ok=True)
-    else:
-        mode = os.stat(target).st_mode & 0o777
-        if not _has_ours(old) or not backup_path.exists():
-            backup = backup_path
-            _atomic_write(backup, raw, 0o600)
-    _atomic_write(target, new_raw, mode, expect=raw)
-    return SettingsChange(path, True, diff, warnings, backup)
+        raw, identity = _read_target(path, target)
+        old, new, warnings = plan(raw)
+        if new == old:
+            return SettingsChange(path, False, "", warnings)
+        new_raw = _encode(path, new, old)
+        reason = _read_only_reason(target) if identity is not None else None
+        if reason:
+            warnings.append(f"{path}: {reason}; a real run would refuse to change it")
+        return SettingsChange(path, True, _diff(path, raw, new_raw), warnings)
+
+    if not target.parent.is_dir():
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _locked(target.parent):
+        for _attempt in range(WRITE_ATTEMPTS):
+            raw, identity = _read_target(path, target, settle=True)
+            if identity is not None:
+                _refuse_read_only(path, target)
+            old, new, warnings = plan(raw)
+            if new == old:
+                return SettingsChange(path, False, "", warnings)
+            new_raw = _encode(path, new, old)
+            backup = None
+            backup_path = _backup_path(path)
+            if raw is None:
+                mode = 0o600
+                # A backup left from a file that has since gone is not this file's original.
+                backup_path.unlink(missing_ok=True)
+            else:
+                mode = stat.S_IMODE(os.stat(target).st_mode)
+                if not _has_ours(old) or not backup_path.exists():
+                    backup = backup_path
+                    _atomic_write(backup, raw, 0o600)
+            if _put(target, new_raw, mode, raw, identity, in_window):
+                return SettingsChange(path, True, _diff(path, raw, new_raw), warnings, backup)
+        raise _changed_under_us(path)
 
 
 def _original(backup_raw: bytes | None) -> dict | None:
@@ -569,45 +823,55 @@ def _original(backup_raw: bytes | None) -> dict | None:
     return None if _has_ours(original) else original
 
 
-def uninstall_settings(path: str | Path, *, dry_run: bool = False) -> SettingsChange:
+def uninstall_settings(path: str | Path, *, dry_run: bool = False,
+                       in_window: Callable[[], None] | None = None) -> SettingsChange:
     """Remove our entries from the settings file at *path*, and our backup.
 
     When the file holds nothing but what our install added to the user's original (the
     backup), the original comes back byte for byte; when the file did not exist before
     (no backup) and holds only ours, it is removed. Otherwise (the user or Claude Code
     changed it since) only our entries go, see without_our_hooks. A missing file stays
-    missing."""
+    missing. A read-only file and concurrent writers are handled as in install_settings."""
     path = Path(path)
-    target, raw = _read_target(path)
-    old = _parse(path, raw)
+    target = _target(path)
     backup_path = _backup_path(path)
-    try:
-        backup_raw = _read_bytes(backup_path)
-    except OSError:
-        backup_raw = None
-    original = _original(backup_raw)
-    stripped = without_our_hooks(old, original)
-    if stripped == old:
-        if not dry_run and backup_raw is not None and raw is not None:
-            backup_path.unlink(missing_ok=True)  # nothing of ours left to undo
-        return SettingsChange(path, False, "", [])
-    if original is not None and stripped == original:
-        new_raw, note = backup_raw, f"restored your original {path}"
-    elif backup_raw is None and not stripped and not path.is_symlink():
-        new_raw, note = None, f"removed {path}: aiki-hooks created it"
-    else:
-        new_raw, note = render_settings(stripped).encode("utf-8"), ""
-    diff = _diff(path, raw, new_raw)
+
+    def plan(raw: bytes | None) -> tuple[dict, dict, bytes | None, bytes | None, str]:
+        old = _parse(path, raw)
+        try:
+            backup_raw = _read_bytes(backup_path)
+        except (OSError, SettingsError):
+            backup_raw = None
+        original = _original(backup_raw)
+        stripped = without_our_hooks(old, original)
+        if stripped == old:
+            return old, stripped, backup_raw, None, ""
+        if original is not None and stripped == original:
+            return old, stripped, backup_raw, backup_raw, f"restored your original {path}"
+        if backup_raw is None and not stripped and not path.is_symlink():
+            return old, stripped, backup_raw, None, f"removed {path}: aiki-hooks created it"
+        return old, stripped, backup_raw, _encode(path, stripped, old), ""
+
     if dry_run:
-        return SettingsChange(path, True, diff, note=note)
-    if new_raw is None:
-        if _read_bytes(target) != raw:
-            raise SettingsError(f"{path} changed while aiki-hooks was updating it; nothing was written, run again")
-        target.unlink()
-    else:
-        _atomic_write(target, new_raw, os.stat(target).st_mode & 0o777, expect=raw)
-    backup_path.unlink(missing_ok=True)
-    return SettingsChange(path, True, diff, note=note)
+        raw, _identity = _read_target(path, target)
+        old, stripped, _backup_raw, new_raw, note = plan(raw)
+        if stripped == old:
+            return SettingsChange(path, False, "", [])
+        return SettingsChange(path, True, _diff(path, raw, new_raw), note=note)
+
+    with _locked(target.parent) if target.parent.is_dir() else contextlib.nullcontext():
+        for _attempt in range(WRITE_ATTEMPTS):
+            raw, identity = _read_target(path, target, settle=True)
+            old, stripped, backup_raw, new_raw, note = plan(raw)
+            if stripped == old:
+                if backup_raw is not None and raw is not None:
+                    backup_path.unlink(missing_ok=True)  # nothing of ours left to undo
+                return SettingsChange(path, False, "", [])
+            _refuse_read_only(path, target)
+            if _put(target, new_raw, stat.S_IMODE(os.stat(target).st_mode), raw, identity, in_window):
+                backup_path.unlink(missing_ok=True)
+                return SettingsChange(path, True, _diff(path, raw, new_raw), note=note)
+        raise _changed_under_us(path)
 
 
 # -- doctor ---------------------------------------------------------------------------------

@@ -426,7 +426,7 @@ def cmd_install_hooks(args) -> int:
         raise UsageError(str(exc)) from None
     try:
         if not args.dry_run:
-            load_settings(target)  # an unusable file stops us before the scripts are written
+            load_settings(target, for_writing=True)  # an unusable file stops us before the scripts are written
             install_hook_scripts(hooks_dir)
         # The files Claude Code reads in this project (or here): where the plugin may be enabled.
         read_too = claude_settings_files(project=args.project or os.getcwd())

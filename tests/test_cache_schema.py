@@ -25,7 +25,7 @@ import pytest
 from aiki_hooks.result import utc_iso
 from aiki_hooks.status import Status
 
-from .conftest import REPO, cli_env, run_cli
+from .conftest import CALM_RESOURCES, REPO, cli_env, run_cli
 from .servers import HttpServer, Reply, closed_port
 
 SCHEMA_PATH = REPO / "docs" / "cache.schema.json"
@@ -90,7 +90,7 @@ claude_config_dirs = ["{claude}"]
 [costs.external]
 json_file = "{tracker}"
 label = "tracker"
-
+{CALM_RESOURCES}
 [[probes.http]]
 name = "web"
 url = "{http_url}/health"

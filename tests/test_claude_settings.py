@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -503,20 +504,160 @@ def test_symlinked_settings_stay_a_symlink(tmp_path, hooks_dir):
     assert link.is_symlink() and "hooks" in json.loads(real.read_text())
 
 
-def test_concurrent_rewrite_detected(tmp_path, hooks_dir, monkeypatch):
+# A real second writer (Claude Code rewriting settings.json): it reads the file, adds its
+# own key and writes it back, in place or through a temp file and a rename.
+WRITER = r"""
+import json, os, sys, time
+path, key, how, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0
+for n in range(1, count + 1):
+    time.sleep(pause)
+    with open(path) as f:
+        data = json.load(f)
+    data.setdefault(key, []).append(n)
+    text = json.dumps(data, indent=2)
+    if how == "rename":
+        temp = f"{path}.writer.tmp"
+        with open(temp, "w") as f:
+            f.write(text)
+        os.replace(temp, path)
+    else:
+        with open(path, "r+") as f:
+            f.truncate(0)
+            f.write(text)
+"""
+
+
+def _write_once(path: Path, key: str, how: str) -> None:
+    subprocess.run([sys.executable, "-c", WRITER, str(path), key, how, "1"], check=True, timeout=30)
+
+
+class _FirstWindow:
+    """An in_window hook: the writer saves its settings right between our last check and
+    our replace, the first time only; counts the windows."""
+
+    def __init__(self, path: Path, how: str) -> None:
+        self.path, self.how, self.count = path, how, 0
+
+    def __call__(self) -> None:
+        if not self.count:
+            _write_once(self.path, "claude", self.how)
+        self.count += 1
+
+
+@pytest.mark.parametrize("how", ["in-place", "rename"])
+def test_a_write_in_the_window_before_the_replace_is_not_lost(tmp_path, hooks_dir, how):
     path = tmp_path / "settings.json"
-    path.write_text('{"a": 1}')
-    real_write = cs._atomic_write
+    path.write_text('{"model": "opus"}')
+    window = _FirstWindow(path, how)
+    change = install_settings(path, PY, hooks_dir, in_window=window)
+    data = json.loads(path.read_text())
+    assert data["claude"] == [1] and data["model"] == "opus"  # the writer's update is kept ...
+    assert set(data["hooks"]) == {"SessionStart", "PreToolUse"}  # ... and ours is merged into it
+    assert change.changed and window.count == 2  # the merge was made again from the writer's version
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
 
-    def racing(target, payload, mode, **kw):
-        if target == path:
-            path.write_text('{"a": 2}')  # Claude Code rewrote it meanwhile
-        return real_write(target, payload, mode, **kw)
+    window = _FirstWindow(path, how)
+    change = uninstall_settings(path, in_window=window)
+    data = json.loads(path.read_text())
+    assert data["claude"] == [1, 1] and "hooks" not in data and change.changed and window.count == 2
 
-    monkeypatch.setattr(cs, "_atomic_write", racing)
-    with pytest.raises(SettingsError, match="changed while"):
-        install_settings(path, PY, hooks_dir)
-    assert path.read_text() == '{"a": 2}'
+
+def test_a_file_created_in_the_window_is_not_overwritten(tmp_path, hooks_dir):
+    path = tmp_path / "settings.json"
+    created = []
+
+    def create():
+        if not created:
+            path.write_text('{"claude": [1]}')
+            created.append(1)
+
+    install_settings(path, PY, hooks_dir, in_window=create)
+    data = json.loads(path.read_text())
+    assert data["claude"] == [1] and "hooks" in data
+
+
+def test_a_file_that_keeps_changing_is_refused_with_nothing_lost(tmp_path, hooks_dir):
+    path = tmp_path / "settings.json"
+    path.write_text('{"model": "opus"}')
+    with pytest.raises(SettingsError, match=r"kept changing while aiki-hooks was updating it \(5 tries\); nothing"):
+        install_settings(path, PY, hooks_dir, in_window=lambda: _write_once(path, "claude", "rename"))
+    data = json.loads(path.read_text())
+    assert data == {"model": "opus", "claude": [1] * 5}  # each of the writer's five saves
+
+
+def test_installs_racing_a_real_writer_lose_none_of_its_updates(tmp_path, hooks_dir):
+    # The writer saves atomically (temp file, rename) every 2 ms, while installs and
+    # uninstalls run back to back: many of its saves land between our read and our
+    # replace. (A writer that saves in place can still lose a save it makes while we
+    # replace the file: its descriptor then points at the file we displaced; and one
+    # saving twice within microseconds may read our merge in between. Both are left.)
+    path = tmp_path / "settings.json"
+    path.write_text('{"model": "opus"}')
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), "claude", "rename", "400", "0.002"])
+    changes = 0
+    try:
+        while writer.poll() is None:
+            for operation in (lambda: install_settings(path, PY, hooks_dir), lambda: uninstall_settings(path)):
+                try:
+                    changes += operation().changed
+                except SettingsError as exc:
+                    assert "kept changing" in str(exc) or "changed twice" in str(exc)
+    finally:
+        writer.wait(timeout=60)
+    assert writer.returncode == 0 and changes >= 10  # we did write while it wrote
+    # Every update the writer made reached the file: none was replaced by a stale merge.
+    assert json.loads(path.read_text())["claude"] == list(range(1, 401))
+
+
+def test_a_read_only_settings_file_is_refused_and_left_alone(tmp_path):
+    from .conftest import run_cli
+
+    settings = tmp_path / "settings.json"
+    settings.write_text('{"model": "opus"}\n')
+    settings.chmod(0o444)
+    hooks_dir = tmp_path / "aiki-hooks" / "hooks"
+    done = run_cli("install-hooks", "--settings", str(settings), "--hooks-dir", str(hooks_dir))
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (f"aiki-hooks: {settings}: it is read-only (mode 0444); nothing was written (make it "
+                           "writable if aiki-hooks should change it)\n")
+    assert settings.read_text() == '{"model": "opus"}\n' and mode(settings) == 0o444
+    assert not hooks_dir.exists() and not (tmp_path / "settings.json.aiki-hooks.bak").exists()
+
+    dry = run_cli("install-hooks", "--dry-run", "--settings", str(settings), "--hooks-dir", str(hooks_dir))
+    assert dry.returncode == 0 and "a real run would refuse" in dry.stderr
+
+    settings.chmod(0o644)
+    assert run_cli("install-hooks", "--settings", str(settings), "--hooks-dir", str(hooks_dir)).returncode == 0
+    installed = settings.read_bytes()
+    settings.chmod(0o400)
+    undone = run_cli("uninstall-hooks", "--settings", str(settings))
+    assert undone.returncode == 1 and "it is read-only (mode 0400)" in undone.stderr
+    assert settings.read_bytes() == installed
+
+
+def test_a_lone_surrogate_is_a_clear_error_naming_the_file(tmp_path, hooks_dir):
+    from .conftest import run_cli
+
+    settings = tmp_path / "settings.json"
+    settings.write_text('{"note": "\\ud800 half an emoji"}\n')
+    before = settings.read_bytes()
+    for args in (["install-hooks"], ["install-hooks", "--dry-run"]):
+        done = run_cli(*args, "--settings", str(settings), "--hooks-dir", str(hooks_dir))
+        assert done.returncode == 1 and "Traceback" not in done.stderr and "UnicodeEncodeError" not in done.stderr
+        assert done.stderr == (f"aiki-hooks: {settings}: a string in it holds a lone UTF-16 surrogate (\\ud800), "
+                               "which cannot be written back as UTF-8; fix that string, nothing was written\n")
+    assert settings.read_bytes() == before and not hooks_dir.exists()
+    settings.write_bytes(b'{"note": "caf\xe9"}')  # Latin-1, not UTF-8
+    done = run_cli("install-hooks", "--settings", str(settings), "--hooks-dir", str(hooks_dir))
+    assert done.returncode == 1 and f"{settings}: not UTF-8 text (byte 13); nothing was written" in done.stderr
+
+
+def test_a_fifo_in_place_of_the_settings_is_refused_without_waiting(tmp_path, hooks_dir):
+    settings = tmp_path / "settings.json"
+    os.mkfifo(settings)
+    with pytest.raises(SettingsError, match="not a regular file"):
+        install_settings(settings, PY, hooks_dir)
 
 
 # -- doctor ------------------------------------------------------------------------------------

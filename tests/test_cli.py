@@ -9,7 +9,7 @@ import pytest
 
 from aiki_hooks.cache import read_cache
 
-from .conftest import REPO, cli_env, run_cli
+from .conftest import CALM_RESOURCES, REPO, cli_env, run_cli
 
 
 def _plugin(tmp_path, name, exit_code, text):
@@ -19,7 +19,8 @@ def _plugin(tmp_path, name, exit_code, text):
     return script
 
 
-def test_status_without_cache_measures_publishes_and_exits_ok(state_dir):
+def test_status_without_cache_measures_publishes_and_exits_ok(write_config, state_dir):
+    write_config(CALM_RESOURCES)  # the real resources probe, whatever this machine's load
     result = run_cli("status")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("aiki-hooks on ")
@@ -32,7 +33,7 @@ def test_status_without_cache_measures_publishes_and_exits_ok(state_dir):
 @pytest.mark.parametrize("exit_code, expected", [(0, 0), (1, 1), (2, 2), (3, 3)])
 def test_status_exit_code_is_the_worst_status(write_config, tmp_path, exit_code, expected):
     plugin = _plugin(tmp_path, "check", exit_code, "backup is old | age=90000s;86400;172800")
-    write_config(f'[[probes.command]]\nname = "backup"\ncommand = ["{plugin}"]\n')
+    write_config(CALM_RESOURCES + f'[[probes.command]]\nname = "backup"\ncommand = ["{plugin}"]\n')
     result = run_cli("status")
     assert result.returncode == expected, result.stdout + result.stderr
     assert "backup is old" in result.stdout
@@ -40,7 +41,7 @@ def test_status_exit_code_is_the_worst_status(write_config, tmp_path, exit_code,
 
 def test_status_json_is_the_snapshot_schema(write_config, tmp_path):
     plugin = _plugin(tmp_path, "check", 2, "replication broken")
-    write_config(f'[[probes.command]]\nname = "repl"\ncommand = ["{plugin}"]\n')
+    write_config(CALM_RESOURCES + f'[[probes.command]]\nname = "repl"\ncommand = ["{plugin}"]\n')
     result = run_cli("status", "--json")
     assert result.returncode == 2
     data = json.loads(result.stdout)
@@ -55,7 +56,7 @@ def test_status_json_is_the_snapshot_schema(write_config, tmp_path):
 
 def test_issue_since_is_carried_across_refreshes(write_config, tmp_path):
     plugin = _plugin(tmp_path, "check", 1, "degraded")
-    write_config(f'[[probes.command]]\nname = "svc"\ncommand = ["{plugin}"]\n')
+    write_config(CALM_RESOURCES + f'[[probes.command]]\nname = "svc"\ncommand = ["{plugin}"]\n')
     assert run_cli("refresh").returncode == 0
     first = json.loads(run_cli("status", "--json").stdout)
     assert run_cli("refresh").returncode == 0

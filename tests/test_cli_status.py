@@ -13,7 +13,7 @@ import time
 from aiki_hooks.cache import read_cache, write_cache
 from aiki_hooks.result import Snapshot
 
-from .conftest import REPO, cli_env, run_cli
+from .conftest import CALM_RESOURCES, REPO, cli_env, run_cli
 
 
 def test_status_on_a_stale_cache_measures_again_and_says_so(write_config, state_dir):
@@ -52,7 +52,7 @@ def _run_on_a_pty(argv: list[str], env: dict, timeout: float = 30) -> bytes:
 
 
 def test_status_is_coloured_on_a_terminal_and_plain_in_a_pipe(write_config):
-    write_config("[costs]\nenabled = false\n")
+    write_config("[costs]\nenabled = false\n" + CALM_RESOURCES)
     env = cli_env()
     argv = [sys.executable, "-m", "aiki_hooks.cli", "status"]
     on_tty = _run_on_a_pty(argv, env)

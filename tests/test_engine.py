@@ -9,7 +9,7 @@ import os
 import shutil
 import time
 
-from .conftest import FAKE_BIN, cli_env, run_cli
+from .conftest import CALM_RESOURCES, FAKE_BIN, cli_env, run_cli
 from .servers import HttpServer, RawServer, closed_port, never_answer, qdrant_routes
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "systemd", "captured")
@@ -27,6 +27,7 @@ def test_full_cycle_all_probe_kinds(write_config, tmp_path):
     with HttpServer(qdrant_routes(api_key="k-123")) as qdrant, RawServer(never_answer) as silent:
         write_config(f"""
 interval_seconds = 60
+{CALM_RESOURCES}
 [[probes.systemd]]
 unit = "qdrant.service"
 [[probes.systemd]]

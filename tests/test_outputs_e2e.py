@@ -96,8 +96,10 @@ path = "{tmp_path / 'not-a-file'}"
         payload = wait_for(lambda: Recorder.received and Recorder.received[0])
         ids = {t["issue_id"] for t in payload["transitions"]}
         assert ids == {"command:queue"}
-        # Every snapshot reached the archive, unfiltered.
-        lines = (tmp_path / "health.jsonl").read_text().splitlines()
+        # Every snapshot reached the archive, unfiltered. The cache may show the second
+        # cycle before its line is appended (the outputs run in turn): wait for that line.
+        archive = tmp_path / "health.jsonl"
+        lines = wait_for(lambda: len(found := archive.read_text().splitlines()) >= 2 and found)
         assert len(lines) >= 2 and {p["name"] for p in json.loads(lines[-1])["probes"]} >= {"queue", "pg"}
 
         query = urllib.parse.urlencode({"query": 'aiki_probe_status{probe="queue"}'})

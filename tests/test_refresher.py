@@ -15,7 +15,7 @@ from aiki_hooks.refresher import describe_changes, holder_pid, next_slot
 from aiki_hooks.result import Issue, Snapshot
 from aiki_hooks.status import Status
 
-from .conftest import cli_env, wait_for
+from .conftest import CALM_RESOURCES, cli_env, wait_for
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def _start(*args, env=None):
 
 
 def test_refresher_keeps_cache_fresh_and_stops_cleanly_on_sigterm(isolated_home, state_dir):
-    _write_config(isolated_home, "interval_seconds = 0.2\n")
+    _write_config(isolated_home, "interval_seconds = 0.2\n" + CALM_RESOURCES)
     proc = _start()
     try:
         cache = state_dir / "system_health.json"
@@ -102,7 +102,8 @@ def test_second_instance_is_refused(isolated_home, state_dir):
 
 
 def test_sd_notify_ready_watchdog_and_status(isolated_home, tmp_path):
-    _write_config(isolated_home, "interval_seconds = 0.1\n")
+    # No resources probe: its CPU figure (from the second cycle on) follows this machine's load.
+    _write_config(isolated_home, "interval_seconds = 0.1\n[resources]\nenabled = false\n")
     sock_path = str(tmp_path / "notify.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(sock_path)
