@@ -212,17 +212,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _explain(exc: BaseException) -> str:
-    from .config import ConfigError
+    from .config import ConfigError, redact_text
+    from .sanitize import strip_controls
 
     if isinstance(exc, ConfigError):
-        return exc.message()
+        return exc.message()  # its values are quoted redacted, their controls escaped
     if isinstance(exc, UsageError):
-        return str(exc)
-    if isinstance(exc, PermissionError):
-        return f"permission denied: {exc.filename or exc} (run `aiki-hooks doctor`)"
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        text = str(exc)
+    elif isinstance(exc, PermissionError):
+        text = f"permission denied: {exc.filename or exc} (run `aiki-hooks doctor`)"
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    # An unexpected error's text may quote a URL, a header or a file's content.
+    return redact_text(strip_controls(text))
 
 
 def _config(args):

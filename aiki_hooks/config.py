@@ -1,8 +1,10 @@
 """Configuration: TOML -> frozen records (aiki_hooks.records), validated once at load.
 
 Every problem in a file is reported at once, each naming the key, the value found and
-what was expected, so a user fixes the file in one pass. Secrets never live here: an
-HTTP probe names the *environment variable* that holds its API key.
+what was expected, so a user fixes the file in one pass. A value is quoted as `_show`
+makes it: a URL only to its host, secrets redacted, control characters escaped; a value
+that looks like a key where a variable name belongs is not quoted at all. Secrets never
+live here: an HTTP probe names the *environment variable* that holds its API key.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import Any, Callable, Mapping
 
 from . import paths
 from .records import field, record
+from .sanitize import CONTROL, has_controls, visible_controls
 from .thresholds import Threshold
 
 RESERVED_NAMES = frozenset({"cpu", "load", "memory", "swap"})
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]*$")
+# \Z, not $: "name\n" must not pass.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]*\Z")
 
 
 class ConfigError(Exception):
@@ -254,7 +258,9 @@ def _boolean(value: Any) -> str | None:
 
 
 def _text(value: Any) -> str | None:
-    return None if isinstance(value, str) and value.strip() else "a non-empty string"
+    if isinstance(value, str) and value.strip() and not CONTROL.search(value):
+        return None
+    return "a non-empty string without control characters"
 
 
 def _choice(*options: str) -> Check:
@@ -277,15 +283,59 @@ def _env_var_name(value: Any) -> str | None:
 
 
 def _url(value: Any) -> str | None:
-    if isinstance(value, str) and re.match(r"^https?://[^/\s]+", value):
+    expected = "an http:// or https:// URL with a host (no spaces or control characters)"
+    if not isinstance(value, str) or re.search(r"\s", value) or has_controls(value):
+        return expected
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(value)
+        port = parts.port  # raises on a port that is not a number or above 65535
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return expected
+    if port is not None and not 1 <= port <= 65535:
+        return "an http:// or https:// URL whose port is a number from 1 to 65535"
+    return None
+
+
+# A DNS name: labels of letters (any script), digits, _ and -, dot-separated.
+_HOST = re.compile(r"[\w-]{1,63}(?:\.[\w-]{1,63})*\.?")
+
+
+def _host(value: Any) -> str | None:
+    if isinstance(value, str) and _HOST.fullmatch(value):
         return None
-    return "an http:// or https:// URL"
+    if isinstance(value, str):
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(value)
+            return None
+        except ValueError:
+            pass
+    return "a host name or IP address (no port, user, scheme or spaces)"
 
 
 def _string_list(value: Any) -> str | None:
-    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+    if isinstance(value, list) and value and all(isinstance(v, str) and v and not has_controls(v) for v in value):
         return None
-    return "a non-empty list of non-empty strings"
+    return "a non-empty list of non-empty strings without control characters"
+
+
+def _argv(value: Any) -> str | None:
+    # Tabs and newlines may be part of an argument (`sh -c` scripts); a NUL cannot
+    # reach exec at all, and other controls have no business in a command line.
+    if isinstance(value, list) and value and all(isinstance(v, str) and v and not CONTROL.search(v) for v in value):
+        return None
+    return "a non-empty list of non-empty strings (program and arguments) without NUL or other control characters"
+
+
+def _absolute_paths(value: Any) -> str | None:
+    if _string_list(value) is None and all(v.startswith("/") for v in value):
+        return None
+    return "a non-empty list of absolute paths (starting with /)"
 
 
 def _status_codes(value: Any) -> str | None:
@@ -318,15 +368,20 @@ class _Reader:
             return {}
         out: dict[str, Any] = {}
         for key, value in raw.items():
-            full = f"{where}.{key}" if where else key
             if key not in spec:
                 known = ", ".join(sorted(spec))
-                self.problems.append(f"{full}: unknown key (known keys here: {known})")
+                self.problems.append(f"{_full(where, key)}: unknown key (known keys here: {known})")
                 continue
             check, _ = spec[key]
             expected = check(value)
+            if key.endswith("_env") and _may_be_a_key(value):
+                # A variable-name key holding what looks like the secret itself: refused
+                # even when it could be a name, and never quoted.
+                self.problems.append(f"{_full(where, key)}: looks like a key, not a variable name (value not shown); "
+                                     f"expected {expected or 'the name of the environment variable that holds it'}")
+                continue
             if expected:
-                self.problems.append(f"{full} = {_show(value)}: expected {expected}")
+                self.problems.append(f"{_full(where, key)} = {_show(value)}: expected {expected}")
                 continue
             out[key] = value
         for key in required:
@@ -362,16 +417,51 @@ class _Reader:
 
 
 def _show(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else '"' + value + '"'
+    """*value* quoted for a problem message: a URL as its scheme and host only (its path
+    and query may carry a token), secrets redacted (redact_text), control characters
+    written as escapes, at most 60 characters."""
+    if isinstance(value, str):
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+            from .outputs import url_for_errors  # lazily: outputs imports this module
+
+            value = url_for_errors(value)
+        text = '"' + redact_text(visible_controls(value)) + '"'
+    else:
+        text = redact_text(visible_controls(repr(value)))
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-_TIMEOUT = _number(0, 600, low_open=True)
+def _show_key(key: Any) -> str:
+    """A TOML key for a message: a quoted key may hold anything."""
+    return redact_text(visible_controls(str(key)))
+
+
+def _full(where: str, key: Any) -> str:
+    """The dotted name of *key* in the table at *where*, for a message."""
+    return f"{where}.{_show_key(key)}" if where else _show_key(key)
+
+
+def _may_be_a_key(value: Any) -> bool:
+    """Whether a value given for a variable name may be the secret itself: a known key
+    prefix (sk-ant-...) or anything redact_text hides; in a name's syntax, a part of 20+
+    characters with a token's look (FOO_a8Kq...); otherwise anything but a short run of
+    name characters."""
+    if not isinstance(value, str):
+        return False
+    if _KEY_PREFIX.search(value) is not None or redact_text(value) != value:
+        return True
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        return any(len(part) >= 20 and _TOKEN_LIKE.fullmatch(part) for part in value.split("_"))
+    return not re.fullmatch(r"[\w.-]{1,64}", value) or _TOKEN_LIKE.search(value) is not None
+
+
+# Below 10 ms no probe can connect, run a program or read a file.
+_TIMEOUT = _number(0.01, 600)
 _PERCENT = _number(0, 100)
 
 _RESOURCES_SPEC = {
     "enabled": (_boolean, True),
-    "disk_paths": (_string_list, ["/"]),
+    "disk_paths": (_absolute_paths, ["/"]),
     "cpu_warn_percent": (_PERCENT, 90.0),
     "cpu_crit_percent": (_PERCENT, 98.0),
     "memory_warn_percent": (_PERCENT, 85.0),
@@ -407,14 +497,14 @@ _HTTP_SPEC = {
 
 _TCP_SPEC = {
     "name": (_probe_name, None),
-    "host": (_text, None),
+    "host": (_host, None),
     "port": (_integer(1, 65535), None),
     "timeout_seconds": (_TIMEOUT, 3.0),
 }
 
 _COMMAND_SPEC = {
     "name": (_probe_name, None),
-    "command": (_string_list, None),
+    "command": (_argv, None),
     "timeout_seconds": (_TIMEOUT, 10.0),
 }
 
@@ -489,7 +579,7 @@ _PRICE_SPEC = {
 }
 
 _EXTERNAL_SPEC = {
-    "command": (_string_list, None),
+    "command": (_argv, None),
     "json_file": (_text, None),
     "timeout_seconds": (_TIMEOUT, 5.0),
     "label": (_text, "tracker"),
@@ -504,7 +594,7 @@ _GUARD_RULE_SPEC = {
     "decision": (_choice("deny", "ask"), "deny"),
     "issue": (_text, None),
     "min_severity": (_choice("WARNING", "CRITICAL"), "CRITICAL"),
-    "value": (lambda v: None if isinstance(v, str) and re.fullmatch(r".+\.[a-z0-9_]+", v)
+    "value": (lambda v: None if isinstance(v, str) and re.fullmatch(r".+\.[a-z0-9_]+", v) and not has_controls(v)
               else 'a probe name and value key such as "disk:/.disk_free_bytes"', None),
     "below": (_number(), None),
     "above": (_number(), None),
@@ -524,9 +614,34 @@ def _array_of_tables(kind: str) -> Check:
 _PROBES_SPEC = {kind: (_array_of_tables(kind), []) for kind in ("systemd", "http", "tcp", "command")}
 
 
+# Far deeper than any real config (mem0's own config goes 4 levels down); checked before
+# anything recurses into the document.
+MAX_NESTING = 32
+
+
+def _too_deep(raw: Any, limit: int = MAX_NESTING) -> str | None:
+    """The dotted path of a value nested deeper than *limit*, else None (iterative: a
+    document thousands of levels deep must not exhaust the stack here)."""
+    stack: list[tuple[Any, tuple]] = [(raw, ())]
+    while stack:
+        value, where = stack.pop()
+        if len(where) > limit:
+            return "".join(f"[{part}]" if isinstance(part, int) else f".{_show_key(part)}"
+                           for part in where).lstrip(".") or "top level"
+        if isinstance(value, dict):
+            stack.extend((item, (*where, key)) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((item, (*where, index)) for index, item in enumerate(value))
+    return None
+
+
 def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -> Config:
     """Validate a decoded TOML document; raise ConfigError listing every problem."""
     env = os.environ if env is None else env
+    deep = _too_deep(raw)
+    if deep is not None:
+        where = deep if len(deep) <= 80 else deep[:77] + "..."
+        raise ConfigError(source, [f"{where}: nested more than {MAX_NESTING} levels deep; expected a flatter file"])
     reader = _Reader()
     top = reader.table(dict(raw), "", _TOP_SPEC)
 
@@ -534,7 +649,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
     if state["dir"]:
         state_dir = Path(os.path.expandvars(state["dir"])).expanduser()
         if not state_dir.is_absolute():
-            reader.problems.append(f'state.dir = "{state["dir"]}": expected an absolute path')
+            reader.problems.append(f'state.dir = {_show(state["dir"])}: expected an absolute path')
     else:
         state_dir = paths.default_state_dir(env)
 
@@ -641,7 +756,8 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
     m = reader.table(top["mem0"], "mem0", _MEM0_SPEC)
     if m["backend"] == "local" and m["config"] is not None and m["config_file"] is not None:
         reader.problems.append("mem0: expected at most one of `config` or `config_file`")
-    if m["backend"] in ("rest",) and not m["host"]:
+    host_given = isinstance(top["mem0"], dict) and "host" in top["mem0"]  # if refused, that is said already
+    if m["backend"] in ("rest",) and not m["host"] and not host_given:
         reader.problems.append('mem0.host: missing (required with backend = "rest")')
     if m["backoff_initial_seconds"] > m["backoff_max_seconds"]:
         reader.problems.append(f"mem0.backoff_initial_seconds = {_show(m['backoff_initial_seconds'])}: expected <= "
@@ -682,7 +798,7 @@ def _parse_costs(reader: "_Reader", raw: Any) -> CostsConfig:
     values = reader.table(raw, "costs", _COSTS_SPEC)
     prices = []
     for prefix, table in (values["prices"] or {}).items():
-        where = f'costs.prices."{prefix}"'
+        where = f'costs.prices."{_show_key(prefix)}"'
         if not str(prefix).startswith("claude-"):
             reader.problems.append(f'{where}: expected a model prefix starting with "claude-"')
         price = reader.table(table, where, _PRICE_SPEC, required=("input", "output"))
@@ -742,7 +858,11 @@ def load_config(path: Path | str | None = None, env=None) -> Config:
     except UnicodeDecodeError as exc:
         raise ConfigError(file, [f"not UTF-8 text (byte {exc.start})"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(file, [f"not valid TOML: {exc}"]) from None
+        raise ConfigError(file, [f"not valid TOML: {visible_controls(str(exc))}"]) from None
+    except RecursionError:
+        # tomllib recurses per level of nested arrays and inline tables.
+        raise ConfigError(file, [f"arrays or inline tables nested too deeply to read; expected at most "
+                                 f"{MAX_NESTING} levels"]) from None
     return parse_config(raw, source=str(file), env=env)
 
 
@@ -798,15 +918,20 @@ _SECRET_ASSIGNMENT = re.compile(
 # Slack, AWS) when the rest is token-like; JSON web tokens (three parts, the first eyJ).
 _KEY_PREFIX = re.compile(r"\b(?:sk-(?:ant-)?|gh[pousr]_|github_pat_|glpat-|xox[abeprs]-|AKIA)(?P<rest>[A-Za-z0-9_-]+)")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+# user:password@host without a scheme before it (a host key holding credentials, a DSN
+# cut at a space).
+_USERINFO = re.compile(r"(?<![\w.%+-])(?P<user>[\w.%+-]+):(?P<password>[^\s:@/'\"]+)@(?=[\w\[])")
 
 
 def redact_text(text: str) -> str:
     """Free text (a log line) fit to print: each URL as redact_url shows it; the value
     after a secret-naming key (password=, token:, "api_key": "...", X_API_KEY=) or an
-    Authorization scheme (Bearer ...); keys known by their prefix (sk-ant-..., ghp_...,
-    AKIA...) and JWTs become ***. Other words are kept, even long ones: a log line's
-    class and module names would look token-like to _TOKEN_LIKE."""
+    Authorization scheme (Bearer ...); the password of a user:password@host without a
+    scheme; keys known by their prefix (sk-ant-..., ghp_..., AKIA...) and JWTs become
+    ***. Other words are kept, even long ones: a log line's class and module names would
+    look token-like to _TOKEN_LIKE."""
     text = _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
+    text = _USERINFO.sub(lambda match: f"{match['user']}:***@", text)
     text = _KEY_PREFIX.sub(lambda match: "***" if _TOKEN_LIKE.fullmatch(match["rest"]) else match.group(0), text)
     text = _JWT.sub("***", text)
     text = _BEARER.sub(lambda match: f"{match.group(1)}{match.group(2)}***", text)
@@ -867,7 +992,8 @@ def effective_config_toml(config: Config, env=None) -> str:
         lines += ["", "[[probes.tcp]]", f"name = {_toml(p.name)}", f"host = {_toml(p.host)}",
                   f"port = {p.port}", f"timeout_seconds = {_toml(p.timeout_seconds)}"]
     for p in config.command:
-        lines += ["", "[[probes.command]]", f"name = {_toml(p.name)}", f"command = {_toml(list(p.command))}",
+        lines += ["", "[[probes.command]]", f"name = {_toml(p.name)}",
+                  f"command = {_toml([redact_text(arg) for arg in p.command])}",
                   f"timeout_seconds = {_toml(p.timeout_seconds)}"]
     c = config.costs
     lines += ["", "[costs]", f"enabled = {_toml(c.enabled)}", f"timeout_seconds = {_toml(c.timeout_seconds)}"]
@@ -883,7 +1009,7 @@ def effective_config_toml(config: Config, env=None) -> str:
     if c.external:
         lines += ["", "[costs.external]"]
         if c.external.command:
-            lines.append(f"command = {_toml(list(c.external.command))}")
+            lines.append(f"command = {_toml([redact_text(arg) for arg in c.external.command])}")
         if c.external.json_file:
             lines.append(f"json_file = {_toml(c.external.json_file)}")
         lines += [f"timeout_seconds = {_toml(c.external.timeout_seconds)}", f"label = {_toml(c.external.label)}"]
@@ -924,6 +1050,9 @@ def effective_config_toml(config: Config, env=None) -> str:
     return "\n".join(lines) + "\n"
 
 
+_TOML_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def _toml(value: Any) -> str:
     if value is None:
         return '"" # not set'
@@ -935,6 +1064,8 @@ def _toml(value: Any) -> str:
         return f"{value:.1f}" if value.is_integer() else repr(value)
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        # Control characters as TOML escapes: valid TOML, and nothing raw reaches a terminal.
+        escaped = _TOML_CONTROL.sub(lambda match: f"\\u{ord(match.group(0)):04x}", escaped)
         return f'"{escaped}"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"

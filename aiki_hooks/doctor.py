@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import time
 from dataclasses import dataclass
@@ -10,9 +11,10 @@ from pathlib import Path
 from typing import Callable
 
 from .cache import read_cache
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config, redact_text, redact_url
 from .proc import CommandNotFound, run_command
 from .refresher import holder_pid
+from .sanitize import strip_controls
 
 PASS, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -48,8 +50,11 @@ def _hint(config: Config, kind: str, name: str, error_kind: str | None) -> str:
         for probe in group:
             if getattr(probe, "name", None) == name:
                 fields.update({k: str(v) for k, v in vars(probe).items()})
+                if hasattr(probe, "url"):
+                    fields["url"] = redact_url(probe.url)
                 if hasattr(probe, "command"):
-                    fields["command"] = " ".join(probe.command)
+                    # Quoted for a shell, so that it can be pasted and runs as the probe runs it.
+                    fields["command"] = redact_text(shlex.join(probe.command))
                 if hasattr(probe, "scope"):
                     fields["scope"] = "--user " if probe.scope == "user" else ""
     try:
@@ -189,9 +194,11 @@ def _check_unit(run, config: Config) -> list[Finding]:
 
 
 def render_findings(findings: list[Finding]) -> str:
+    """The report; what came from outside (probe summaries, log lines, paths) without
+    escape sequences or control characters, its line breaks kept."""
     lines = []
     for f in findings:
-        lines.append(f"[{f.level:^4}] {f.what}")
+        lines.append(f"[{f.level:^4}] {strip_controls(f.what, multiline=True)}")
         if f.fix and f.level != PASS:
-            lines.append(f"       -> {f.fix}")
+            lines.append(f"       -> {strip_controls(f.fix, multiline=True)}")
     return "\n".join(lines)

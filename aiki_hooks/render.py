@@ -1,7 +1,9 @@
 """Pure rendering: snapshot dict -> text for a person. No I/O, no clock reads.
 
 Works on the cache's JSON form (dicts) so the same code serves the CLI and, later,
-the stdlib-only hooks.
+the stdlib-only hooks. Every text taken from the snapshot goes through `_safe`: the
+runner already strips control characters, but a cache written by an older version (or
+by someone else) must not retitle the terminal or clear the screen either.
 """
 
 from __future__ import annotations
@@ -9,10 +11,15 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Mapping
 
+from .sanitize import strip_controls
 from .thresholds import fmt_duration
 
 COLORS = {"OK": "32", "WARNING": "33", "CRITICAL": "31", "UNKNOWN": "35"}
 SEVERITY = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}
+
+
+def _safe(value: Any) -> str:
+    return strip_controls(str(value))
 
 
 def _paint(text: str, status: str, color: bool) -> str:
@@ -38,14 +45,15 @@ def render_status(
     note: str = "",
 ) -> str:
     """The `aiki-hooks status` report: header, issues (worst first), then every check."""
-    status = snapshot.get("status", "UNKNOWN")
+    status = _safe(snapshot.get("status", "UNKNOWN"))
     generated = _parse(snapshot["generated_at"])
     age = fmt_duration(now - generated)
     header = (
-        f"aiki-hooks on {snapshot.get('host', '?')}: {_paint(status, status, color)}"
+        f"aiki-hooks on {_safe(snapshot.get('host', '?'))}: {_paint(status, status, color)}"
         f"  (checked {_local_clock(generated)}, {age} ago)"
     )
     lines = [header]
+    note = _safe(note)
     if freshness != "fresh":
         lines.append(f"  note: health data is {freshness}" + (f": {note}" if note else ""))
     elif note:
@@ -55,24 +63,25 @@ def render_status(
     if issues:
         lines.append("")
         lines.append(f"Issues ({len(issues)}):")
-        width = max(len(i["id"]) for i in issues)
+        width = max(len(_safe(i["id"])) for i in issues)
         for issue in issues:
-            sev = issue["severity"]
+            sev = _safe(issue["severity"])
             lasted = fmt_duration(now - _parse(issue["since"]))
             lines.append(
-                f"  {_paint(f'{sev:<8}', sev, color)} {issue['id']:<{width}}  {issue['summary']}  (for {lasted})"
+                f"  {_paint(f'{sev:<8}', sev, color)} {_safe(issue['id']):<{width}}  {_safe(issue['summary'])}"
+                f"  (for {lasted})"
             )
 
     probes = list(snapshot.get("probes") or [])
     if probes:
         lines.append("")
         lines.append("Checks:")
-        width = max(len(p["name"]) for p in probes)
+        width = max(len(_safe(p["name"])) for p in probes)
         for probe in sorted(probes, key=lambda p: -SEVERITY.get(p["status"], 1)):
-            st = probe["status"]
-            lines.append(f"  {_paint(f'{st:<8}', st, color)} {probe['name']:<{width}}  {probe['summary']}")
+            st = _safe(probe["status"])
+            lines.append(f"  {_paint(f'{st:<8}', st, color)} {_safe(probe['name']):<{width}}  {_safe(probe['summary'])}")
             for detail in probe.get("details") or ():
-                lines.append(f"  {'':<8} {'':<{width}}    | {detail}")
+                lines.append(f"  {'':<8} {'':<{width}}    | {_safe(detail)}")
     else:
         lines.append("")
         lines.append("No checks configured.")

@@ -116,7 +116,7 @@ command = "check_disk -w 10"
         "resources.cpu_warn_percent = 120: expected a number >= 0 and <= 100",
         "resources.memory_warn_percent = 99: expected <= resources.memory_crit_percent (90)",
         'probes.http[0].url = "localhost:6333": expected an http:// or https:// URL',
-        'probes.http[0].timeout_seconds = "3": expected a number > 0',
+        'probes.http[0].timeout_seconds = "3": expected a number >= 0.01 and <= 600',
         "probes.tcp[0].port = 70000: expected a whole number from 1 to 65535",
         'probes.command[0].name = "bad name!"',
         'probes.command[0].command = "check_disk -w 10": expected a non-empty list',

@@ -142,7 +142,8 @@ def test_valid_outputs_get_defaults_and_expanded_paths(isolated_home):
      ['outputs[1].name = "jsonl": expected a name not already used by outputs[0]']),
     ([{"type": "cache"}, {"type": "cache", "name": "c2"}], ['outputs[1].type = "cache": expected at most one']),
     ([{"type": "webhook", "url": "http://x", "headers_env": "Authorization: Bearer s3cret"}],
-     ["outputs[0].headers_env = \"Authorization: Bearer s3cret\": expected the name of an environment variable"]),
+     ["outputs[0].headers_env: looks like a key, not a variable name (value not shown); expected the name of an "
+      "environment variable"]),
     ([], ["outputs: expected at least one [[outputs]] table"]),
     ({"type": "cache"}, ["outputs: expected an array of tables"]),
 ])

@@ -24,6 +24,7 @@ from typing import Callable, Collection, Literal, Mapping, Sequence
 from ..config import SystemdProbeConfig, redact_text
 from ..proc import CommandNotFound, CommandOutput, CommandRunner, run_command
 from ..result import ProbeResult, Value
+from ..sanitize import ANSI_ESCAPE as _ANSI_ESCAPE, CONTROL as _CONTROL
 from ..status import Status
 from ..thresholds import fmt_bytes, fmt_duration
 
@@ -451,12 +452,6 @@ def unit_values(state: UnitState, *, now: float) -> dict[str, Value]:
         "core_dumped": None if state.main_exit_code is None else state.main_exit_code == CLD_DUMPED,
         "invocation_id": state.invocation_id,
     }
-
-
-# An ANSI escape sequence (colours, cursor moves); other control characters are dropped
-# one by one. A log line is shown on one line, so newlines and tabs become spaces.
-_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def clean_line(text: str, *, width: int = LINE_WIDTH) -> str:
