@@ -293,14 +293,15 @@ def cmd_refresh(args) -> int:
 
 
 def cmd_refresher(args) -> int:
-    from . import records
+    import dataclasses
+
     from .refresher import AlreadyRunning, Refresher
 
     config = _config(args)
     if args.interval is not None:
         if not 0.01 <= args.interval <= 86400:
             raise UsageError("--interval must be between 0.01 and 86400 seconds")
-        config = records.replace(config, interval_seconds=args.interval)
+        config = dataclasses.replace(config, interval_seconds=args.interval)
     from .paths import config_path
 
     if args.daemon:

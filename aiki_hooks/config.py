@@ -1,4 +1,4 @@
-"""Configuration: TOML -> frozen records (aiki_hooks.records), validated once at load.
+"""Configuration: TOML -> frozen dataclasses, validated once at load.
 
 Every problem in a file is reported at once, each naming the key, the value found and
 what was expected, so a user fixes the file in one pass. A value is quoted as `_show`
@@ -13,11 +13,11 @@ import math
 import os
 import re
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from . import paths
-from .records import field, record
 from .sanitize import CONTROL, has_controls, visible_controls
 from .thresholds import Threshold
 
@@ -44,7 +44,7 @@ class ConfigError(Exception):
 # --------------------------------------------------------------------------- model
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ResourcesConfig:
     """The [resources] table: CPU, memory and disk thresholds."""
 
@@ -59,7 +59,7 @@ class ResourcesConfig:
     timeout_seconds: float = 5.0
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class SystemdProbeConfig:
     """One [[probes.systemd]] entry: a unit to watch."""
 
@@ -69,7 +69,7 @@ class SystemdProbeConfig:
     timeout_seconds: float = 5.0
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class HttpProbeConfig:
     """One [[probes.http]] entry: an HTTP (or Qdrant) endpoint to check."""
 
@@ -83,7 +83,7 @@ class HttpProbeConfig:
     verify_tls: bool = True
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class TcpProbeConfig:
     """One [[probes.tcp]] entry: a port that must accept connections."""
 
@@ -93,7 +93,7 @@ class TcpProbeConfig:
     timeout_seconds: float = 3.0
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class CommandProbeConfig:
     """One [[probes.command]] entry: a Nagios-style plugin to run."""
 
@@ -102,7 +102,7 @@ class CommandProbeConfig:
     timeout_seconds: float = 10.0
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class PriceOverride:
     """USD per million tokens for a model prefix ([costs.prices."claude-x"])."""
 
@@ -113,7 +113,7 @@ class PriceOverride:
     cache_read: float
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ExternalCostConfig:
     """The user's own token tracker: a command printing JSON, or a JSON file."""
 
@@ -123,7 +123,7 @@ class ExternalCostConfig:
     label: str = "tracker"
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class CostsConfig:
     """The [costs] table: where the transcripts are, time zone, budgets, prices, tracker."""
 
@@ -137,7 +137,7 @@ class CostsConfig:
     external: ExternalCostConfig | None = None
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class JournalConfig:
     """The issue journal: transitions damped over cycles, JSON lines rotated by size."""
 
@@ -147,7 +147,7 @@ class JournalConfig:
     keep_files: int = 3
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Mem0Config:
     """Delivery of journal records into mem0, by a short-lived helper process."""
 
@@ -166,7 +166,7 @@ class Mem0Config:
     timeout_seconds: float = 60.0
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class GuardRule:
     """Deny or ask before some tools while the machine is in a given state.
 
@@ -187,7 +187,7 @@ class GuardRule:
         return {k: v if not isinstance(v, tuple) else list(v) for k, v in vars(self).items() if v is not None}
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole validated config file."""
 

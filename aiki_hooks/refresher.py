@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import signal
@@ -23,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
-from . import records
 from .cache import atomic_write_bytes, remove_orphan_temp_files
 from .config import Config, ConfigError
 from .engine import Engine, start_mem0_flush
@@ -397,7 +397,7 @@ class Refresher:
             keep["state_dir"] = self.config.state_dir
         if self.interval_overridden:
             keep["interval_seconds"] = self.config.interval_seconds
-        self.config = records.replace(config, **keep)
+        self.config = dataclasses.replace(config, **keep)
         self.engine.reconfigure(self.config)
         self.log(f"config reloaded from {watched.path} ({len(self.engine.probes)} probes)")
 
