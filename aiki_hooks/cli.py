@@ -25,42 +25,13 @@ class UsageError(Exception):
     pass
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """argparse's own, minus its `import shutil` (with bz2, lzma, zlib: a few ms of every
-    command's start-up) for the terminal width, which os gives as well."""
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser (and, through add_subparsers, every command's), with usage errors
+    exiting 3, UNKNOWN like every other error: 2 would read as CRITICAL to a Nagios-style caller."""
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        if width is None:
-            try:
-                width = int(os.environ["COLUMNS"])
-            except (KeyError, ValueError):
-                try:
-                    width = os.get_terminal_size(sys.__stdout__.fileno()).columns
-                except (AttributeError, ValueError, OSError):
-                    width = 80
-            width -= 2
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """With _HelpFormatter, for every (sub)parser: subparsers are made of the parser's class."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-
-class _Unused:
-    """Stands in for the subparser of a command not asked for (see _parser)."""
-
-    def add_argument(self, *args, **kwargs) -> None:
-        pass
-
-    def add_subparsers(self, *args, **kwargs) -> "_Unused":
-        return self
-
-    add_parser = add_mutually_exclusive_group = lambda self, *args, **kwargs: self  # noqa: E731
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
 
 def _add_global_options(parser: argparse.ArgumentParser) -> None:
@@ -75,49 +46,22 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
 
 
 class _Subcommands:
-    """add_subparsers' result, making only the subparser of *only* (when set): argparse
-    takes ~15 ms to build all twenty, on every command's start-up. Each subparser made
-    takes the global options."""
+    """add_subparsers' result whose every command takes the global options too."""
 
-    def __init__(self, actions, only: str | None) -> None:
-        self._actions, self._only = actions, only
+    def __init__(self, actions) -> None:
+        self._actions = actions
 
-    def add_parser(self, name: str, **kwargs):
-        if self._only is not None and name != self._only:
-            return _Unused()
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
         parser = self._actions.add_parser(name, **kwargs)
         _add_global_options(parser)
         return parser
 
 
-def _command_in(argv: list[str]) -> str | None:
-    """The command word of *argv* (None for --help, --version or none at all)."""
-    index = 0
-    while index < len(argv):
-        word = argv[index]
-        if word in ("-h", "--help", "--version"):
-            return None
-        if word == "--config":
-            index += 2
-        elif word.startswith("-"):
-            index += 1
-        else:
-            return word
-    return None
-
-
-def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The command line's parser; with *argv*, holding only the subparser of its command
-    (all of them for --help, no command or one that does not exist)."""
-    only = _command_in(argv) if argv is not None else None
-    parser = _ArgumentParser(
-        prog="aiki-hooks",
-        description="System-health companion for Claude Code.",
-    )
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aiki-hooks", description="System-health companion for Claude Code.")
     _add_global_options(parser)
     parser.add_argument("--version", action="version", version=f"aiki-hooks {__version__}")
-    actions = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub = _Subcommands(actions, only if only in COMMANDS else None)  # (COMMANDS: at the end)
+    sub = _Subcommands(parser.add_subparsers(dest="command", metavar="COMMAND"))
 
     status = sub.add_parser("status", help="show the machine's health (exit code = worst status)")
     status.add_argument("--json", action="store_true", help="print the snapshot as JSON")
@@ -134,7 +78,7 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                            help="start it detached (no systemd) and return; does nothing if one runs")
 
     service = sub.add_parser("service", help="run the refresher as a systemd user service (detached without systemd)")
-    actions = _Subcommands(service.add_subparsers(dest="service_command", metavar="ACTION", required=True), None)
+    actions = _Subcommands(service.add_subparsers(dest="service_command", metavar="ACTION", required=True))
     install = actions.add_parser("install", help="write, enable and start the user unit (idempotent)")
     install.add_argument("--executable", help="absolute aiki-hooks path for ExecStart (default: this installation's)")
     install.add_argument("--restart", action="store_true", help="restart even if unchanged (after an upgrade)")
@@ -189,13 +133,9 @@ def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    as_program = argv is None  # the console script's call: the process is ours to end
-    argv = sys.argv[1:] if argv is None else argv
-    parser = _parser(argv)
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     args.config = getattr(args, "config", None)
     args.debug = getattr(args, "debug", False)
-    args.as_program = as_program
     if not args.command:
         args.command, args.json, args.color = "status", False, "auto"
     try:
@@ -365,11 +305,6 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_costs(args) -> int:
-    # One short run that keeps what it makes until it exits (modules, then every message):
-    # the cyclic collector would only walk it all again and again, never free it.
-    import gc
-
-    gc.disable()
     from .costs.render import costs_json, costs_table
     from .probes.costs import CostsProbe
 
@@ -385,12 +320,6 @@ def cmd_costs(args) -> int:
     else:
         sys.stdout.write(costs_table(figures, external, config.costs) + "\n")
     probe.close()
-    if args.as_program:
-        # Its output written and the index closed, nothing is left to do: freeing every
-        # message and module one by one at interpreter shutdown took ~30 ms of a first scan.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
     return 0
 
 

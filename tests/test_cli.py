@@ -222,21 +222,22 @@ def test_metrics_prints_an_exposition_prometheus_parses(write_config, tmp_path):
     assert again.stdout == result.stdout
 
 
-def test_the_parser_for_one_command_parses_like_the_full_one():
-    """main() builds only the subparser of the command asked for (a start-up saving): the
-    list of commands it knows must be the full parser's, and both parse alike."""
+def test_global_options_before_or_after_the_command_and_usage_errors_exit_3():
+    """--config and --debug as users (and the unit's ExecStart) type them, either side of
+    the command; a usage error is UNKNOWN (3), not CRITICAL (2)."""
     from aiki_hooks import cli
 
-    full = cli._parser()
-    choices = full._subparsers._group_actions[0].choices
-    assert sorted(choices) == sorted(cli.COMMANDS)
-    for argv in (["costs", "--json", "--days", "3"], ["--config", "x.toml", "status", "--json", "--color", "never"],
-                 ["--debug", "service", "install", "--dry-run"], ["install-hooks", "--statusline", "--project", "d"],
-                 ["refresher", "--cycles", "2"], ["issues", "--days", "2", "--json"], ["statusline"]):
-        small = cli._parser(argv)
-        assert list(small._subparsers._group_actions[0].choices) == [cli._command_in(argv)]
-        assert vars(small.parse_args(argv)) == vars(full.parse_args(argv)), argv
-    assert cli._command_in(["--help"]) is None and cli._command_in(["--config", "costs"]) is None
-    # An unknown command gets the full parser, so its error lists the real ones.
+    parser = cli._parser()
+    assert sorted(parser._subparsers._group_actions[0].choices) == sorted(cli.COMMANDS)
+    for argv, config, debug in ((["--config", "/a.toml", "refresher"], "/a.toml", False),
+                                (["refresher", "--config", "/a.toml", "--debug"], "/a.toml", True),
+                                (["--config", "/a.toml", "service", "install", "--config", "/b.toml"], "/b.toml", False),
+                                (["service", "--debug", "status"], None, True),
+                                (["--debug", "status", "--json"], None, True)):
+        args = parser.parse_args(argv)
+        assert (str(args.config) if getattr(args, "config", None) else None, getattr(args, "debug", False)) == \
+            (config, debug), argv
     result = run_cli("nonsense")
-    assert result.returncode == 2 and "costs" in result.stderr and "status" in result.stderr
+    assert result.returncode == 3 and "costs" in result.stderr and "status" in result.stderr
+    result = run_cli("status", "--bogus")
+    assert result.returncode == 3 and "unrecognized arguments: --bogus" in result.stderr
