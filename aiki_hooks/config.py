@@ -947,126 +947,104 @@ def _redact_assignment(match: re.Match[str]) -> str:
 
 
 def effective_config_toml(config: Config, env=None) -> str:
-    """The effective configuration as TOML, with secrets redacted."""
+    """The effective configuration as TOML (written by tomli-w, so any value comes out as
+    valid TOML), with secrets redacted: URLs through redact_url, command arguments through
+    redact_text, API keys never (only whether their variable is set, in the header)."""
+    import tomli_w
+
     env = os.environ if env is None else env
+    notes = [f"effective configuration (source: {config.source})", f"cache: {config.cache_path}"]
     r = config.resources
-
-    def th(name: str, t: Threshold, unit: str) -> list[str]:
-        return [f"{name}_warn_{unit} = {_toml(t.warn)}", f"{name}_crit_{unit} = {_toml(t.crit)}"]
-
-    lines = [
-        f"# effective configuration (source: {config.source})",
-        f"interval_seconds = {_toml(config.interval_seconds)}",
-        "",
-        "[state]",
-        f"dir = {_toml(str(config.state_dir))}",
-        f"# cache: {config.cache_path}",
-        "",
-        "[resources]",
-        f"enabled = {_toml(r.enabled)}",
-        f"disk_paths = {_toml(list(r.disk_paths))}",
-        *th("cpu", r.cpu, "percent"),
-        *th("memory", r.memory, "percent"),
-        *th("swap", r.swap, "percent"),
-        *th("disk", r.disk_used, "percent"),
-        *th("disk", r.disk_free_gib, "free_gib"),
-        f"load_warn_per_core = {_toml(r.load_per_core.warn)}",
-        f"load_crit_per_core = {_toml(r.load_per_core.crit)}",
-        f"timeout_seconds = {_toml(r.timeout_seconds)}",
-    ]
+    doc: dict[str, Any] = {
+        "interval_seconds": config.interval_seconds,
+        "state": {"dir": str(config.state_dir)},
+        "resources": {
+            "enabled": r.enabled, "disk_paths": list(r.disk_paths),
+            **{f"{name}_{level}_{unit}": getattr(threshold, level)
+               for name, threshold, unit in (("cpu", r.cpu, "percent"), ("memory", r.memory, "percent"),
+                                             ("swap", r.swap, "percent"), ("disk", r.disk_used, "percent"),
+                                             ("disk", r.disk_free_gib, "free_gib"))
+               for level in ("warn", "crit")},
+            "load_warn_per_core": r.load_per_core.warn, "load_crit_per_core": r.load_per_core.crit,
+            "timeout_seconds": r.timeout_seconds,
+        },
+    }
+    probes: dict[str, list[dict[str, Any]]] = {}
     for p in config.systemd:
-        lines += ["", "[[probes.systemd]]", f"name = {_toml(p.name)}", f"unit = {_toml(p.unit)}",
-                  f"scope = {_toml(p.scope)}", f"timeout_seconds = {_toml(p.timeout_seconds)}"]
+        probes.setdefault("systemd", []).append(
+            {"name": p.name, "unit": p.unit, "scope": p.scope, "timeout_seconds": p.timeout_seconds})
     for p in config.http:
-        lines += ["", "[[probes.http]]", f"name = {_toml(p.name)}", f"url = {_toml(redact_url(p.url))}",
-                  f"kind = {_toml(p.kind)}", f"timeout_seconds = {_toml(p.timeout_seconds)}"]
-        if p.expect_status:
-            lines.append(f"expect_status = {_toml(list(p.expect_status))}")
-        if p.expect_body is not None:
-            lines.append(f"expect_body = {_toml(p.expect_body)}")
+        probes.setdefault("http", []).append(_without_none({
+            "name": p.name, "url": redact_url(p.url), "kind": p.kind, "timeout_seconds": p.timeout_seconds,
+            "expect_status": list(p.expect_status) or None, "expect_body": p.expect_body,
+            "api_key_env": p.api_key_env or None, "verify_tls": p.verify_tls}))
         if p.api_key_env:
-            state = "set" if env.get(p.api_key_env) else "NOT set"
-            lines.append(f"api_key_env = {_toml(p.api_key_env)}  # {state} in this environment; value not shown")
-        lines.append(f"verify_tls = {_toml(p.verify_tls)}")
+            notes.append(_variable_note(f"http {p.name}: api_key_env", p.api_key_env, env))
     for p in config.tcp:
-        lines += ["", "[[probes.tcp]]", f"name = {_toml(p.name)}", f"host = {_toml(p.host)}",
-                  f"port = {p.port}", f"timeout_seconds = {_toml(p.timeout_seconds)}"]
+        probes.setdefault("tcp", []).append(
+            {"name": p.name, "host": p.host, "port": p.port, "timeout_seconds": p.timeout_seconds})
     for p in config.command:
-        lines += ["", "[[probes.command]]", f"name = {_toml(p.name)}",
-                  f"command = {_toml([redact_text(arg) for arg in p.command])}",
-                  f"timeout_seconds = {_toml(p.timeout_seconds)}"]
+        probes.setdefault("command", []).append(
+            {"name": p.name, "command": [redact_text(arg) for arg in p.command], "timeout_seconds": p.timeout_seconds})
+    if probes:
+        doc["probes"] = probes
     c = config.costs
-    lines += ["", "[costs]", f"enabled = {_toml(c.enabled)}", f"timeout_seconds = {_toml(c.timeout_seconds)}"]
-    if c.timezone:
-        lines.append(f"timezone = {_toml(c.timezone)}")
-    if c.claude_config_dirs:
-        lines.append(f"claude_config_dirs = {_toml(list(c.claude_config_dirs))}")
-    for key in ("daily_usd", "block_usd"):
-        if getattr(c, key) is not None:
-            lines.append(f"{key} = {_toml(getattr(c, key))}")
-    for prefix, price in c.prices:
-        lines += ["", f'[costs.prices."{prefix}"]'] + [f"{k} = {_toml(v)}" for k, v in vars(price).items()]
+    costs: dict[str, Any] = _without_none({
+        "enabled": c.enabled, "timeout_seconds": c.timeout_seconds, "timezone": c.timezone or None,
+        "claude_config_dirs": list(c.claude_config_dirs) or None, "daily_usd": c.daily_usd, "block_usd": c.block_usd})
+    if c.prices:
+        costs["prices"] = {prefix: dict(vars(price)) for prefix, price in c.prices}
     if c.external:
-        lines += ["", "[costs.external]"]
-        if c.external.command:
-            lines.append(f"command = {_toml([redact_text(arg) for arg in c.external.command])}")
-        if c.external.json_file:
-            lines.append(f"json_file = {_toml(c.external.json_file)}")
-        lines += [f"timeout_seconds = {_toml(c.external.timeout_seconds)}", f"label = {_toml(c.external.label)}"]
-    j = config.journal
-    lines += ["", "[journal]"] + [f"{k} = {_toml(v)}" for k, v in vars(j).items()]
+        costs["external"] = _without_none({
+            "command": [redact_text(arg) for arg in c.external.command] if c.external.command else None,
+            "json_file": c.external.json_file, "timeout_seconds": c.external.timeout_seconds,
+            "label": c.external.label})
+    doc["costs"] = costs
+    doc["journal"] = dict(vars(config.journal))
     m = config.mem0
-    lines += ["", "[mem0]", f"backend = {_toml(m.backend)}", f"user_id = {_toml(m.user_id)}"]
-    if m.agent_id:
-        lines.append(f"agent_id = {_toml(m.agent_id)}")
-    lines += [f"infer = {_toml(m.infer)}", f"telemetry = {_toml(m.telemetry)}"]
-    if m.host:
-        lines.append(f"host = {_toml(redact_url(m.host))}")
-    if m.config_file:
-        lines.append(f"config_file = {_toml(m.config_file)}")
+    doc["mem0"] = _without_none({
+        "backend": m.backend, "user_id": m.user_id, "agent_id": m.agent_id or None, "infer": m.infer,
+        "telemetry": m.telemetry, "host": redact_url(m.host) if m.host else None, "config_file": m.config_file,
+        "api_key_env": m.api_key_env, "max_spool_records": m.max_spool_records,
+        "backoff_initial_seconds": m.backoff_initial_seconds, "backoff_max_seconds": m.backoff_max_seconds,
+        "timeout_seconds": m.timeout_seconds})
+    notes.append(_variable_note("mem0: api_key_env", m.api_key_env, env))
     if m.local_config is not None:
-        lines.append(f"# config: an inline table of {len(m.local_config)} key(s), not shown (it may hold API keys)")
-    state = "set" if env.get(m.api_key_env) else "NOT set"
-    lines.append(f"api_key_env = {_toml(m.api_key_env)}  # {state} in this environment; value not shown")
-    lines += [f"max_spool_records = {m.max_spool_records}",
-              f"backoff_initial_seconds = {_toml(m.backoff_initial_seconds)}",
-              f"backoff_max_seconds = {_toml(m.backoff_max_seconds)}",
-              f"timeout_seconds = {_toml(m.timeout_seconds)}"]
+        notes.append(f"mem0 config: an inline table of {len(m.local_config)} key(s), not shown (it may hold API keys)")
     from .outputs import _COMMON_SPEC, _TYPE_SPECS
 
+    outputs = []
     for out in config.outputs:
-        lines += ["", "[[outputs]]"]
-        keys = list(_COMMON_SPEC) + list(_TYPE_SPECS.get(out.type, {}))
-        for key in keys:
+        entry: dict[str, Any] = {}
+        for key in [*_COMMON_SPEC, *_TYPE_SPECS.get(out.type, {})]:
             value = getattr(out, key, None)
             if value is None or value == ():
                 continue
-            if key == "url":
-                value = redact_url(value)
-            lines.append(f"{key} = {_toml(list(value) if isinstance(value, tuple) else value)}")
-    for rule in config.guard:
-        lines += ["", "[[guard.rules]]"]
-        lines += [f"{key} = {_toml(value)}" for key, value in rule.to_dict().items()]
-    return "\n".join(lines) + "\n"
+            entry[key] = redact_url(value) if key == "url" else list(value) if isinstance(value, tuple) else value
+        outputs.append(entry)
+    if outputs:
+        doc["outputs"] = outputs
+    if config.guard:
+        doc["guard"] = {"rules": [_without_none(rule.to_dict()) for rule in config.guard]}
+    header = "".join(f"# {_COMMENT_ESCAPE.sub(_escape, note)}\n" for note in notes)
+    # tomli-w writes what TOML requires escaped; C1 controls and bidi overrides are legal in
+    # TOML strings but must not reach a terminal raw: the same \uXXXX escape, still valid TOML.
+    return header + _VISIBLE_ESCAPE.sub(_escape, tomli_w.dumps(doc))
 
 
-_TOML_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_VISIBLE_ESCAPE = re.compile(r"[\x80-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# A comment ends at a newline and may hold no control character at all.
+_COMMENT_ESCAPE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-def _toml(value: Any) -> str:
-    if value is None:
-        return '"" # not set'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.1f}" if value.is_integer() else repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        # Control characters as TOML escapes: valid TOML, and nothing raw reaches a terminal.
-        escaped = _TOML_CONTROL.sub(lambda match: f"\\u{ord(match.group(0)):04x}", escaped)
-        return f'"{escaped}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(type(value))
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group(0)):04x}"
+
+
+def _without_none(table: Mapping[str, Any]) -> dict[str, Any]:
+    """TOML has no null: a key not set is left out."""
+    return {key: value for key, value in table.items() if value is not None}
+
+
+def _variable_note(what: str, variable: str, env: Mapping[str, str]) -> str:
+    return f"{what} {variable} is {'set' if env.get(variable) else 'NOT set'} in this environment; value not shown"

@@ -141,7 +141,8 @@ def test_config_prints_effective_values(write_config, monkeypatch):
     assert result.returncode == 0
     assert "interval_seconds = 15.0" in result.stdout
     assert "s3cr3t-value" not in result.stdout and ":pw@" not in result.stdout
-    assert 'api_key_env = "MY_KEY"  # set in this environment' in result.stdout
+    assert 'api_key_env = "MY_KEY"' in result.stdout
+    assert "# http q: api_key_env MY_KEY is set in this environment; value not shown" in result.stdout
 
 
 def test_doctor_reports_problems_with_fixes(write_config, state_dir):

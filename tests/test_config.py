@@ -168,7 +168,24 @@ def test_effective_config_redacts_secrets(monkeypatch):
     text = effective_config_toml(config)
     assert "sk-very-secret" not in text and "hunter2" not in text
     assert "admin:***@qdrant.lan" in text
-    assert 'api_key_env = "QDRANT_API_KEY"  # set in this environment' in text
+    assert "# http q: api_key_env QDRANT_API_KEY is set in this environment; value not shown" in text
+    assert 'api_key_env = "QDRANT_API_KEY"' in text
+
+
+def test_effective_config_is_valid_toml_for_any_string():
+    """Whatever a value holds (controls, quotes, backslashes, bidi overrides), the printout
+    parses as TOML, gives the value back, and puts no raw control character on a terminal."""
+    import dataclasses
+    import tomllib
+
+    config = parse_config({"probes": {"http": [{"name": "q", "url": "http://localhost:6333"}]}})
+    nasty = 'a"b\\c\x1b[2J\x07\x85\u202e\n\tz'
+    http = dataclasses.replace(config.http[0], expect_body=nasty)
+    text = effective_config_toml(dataclasses.replace(config, http=(http,), state_dir=config.state_dir / nasty))
+    parsed = tomllib.loads(text)
+    assert parsed["probes"]["http"][0]["expect_body"] == nasty
+    assert parsed["state"]["dir"].endswith(nasty)
+    assert not any(ch in text for ch in "\x1b\x07\x85\u202e")
 
 
 def test_effective_config_is_valid_toml_that_round_trips(tmp_path):
