@@ -85,7 +85,9 @@ def render_table(occs: Iterable[Mapping[str, Any]], now: float, *, tz: _dt.tzinf
             clip(occ["last_summary"] or "", SUMMARY_COLUMN_CHARS),
         ))
     widths = [max(len(row[i]) for row in table) for i in range(4)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4] for row in table]
+    # The first four columns padded (zip stops there on purpose), the summary as it is.
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4]
+             for row in table]
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
