@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import Config
-from .paths import ensure_private_dir
+from .paths import check_private_dir, ensure_private_dir, open_state_file
 from .refresher import holder_pid
 
 LOG_NAME = "refresher.log"
@@ -87,18 +87,18 @@ def _write_restart_command(state_dir: Path, argv: list[str]) -> None:
 
 def _open_log(path: Path) -> int:
     try:
-        if path.stat().st_size > LOG_ROTATE_BYTES:
+        if path.lstat().st_size > LOG_ROTATE_BYTES:
             os.replace(path, path.with_name(path.name + ".1"))
     except FileNotFoundError:
         pass
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = open_state_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # no link, no FIFO
     os.fchmod(fd, 0o600)  # also tighten a file created by someone with a looser umask
     return fd
 
 
 def _last_line(path: Path) -> str:
     try:
-        with open(path, "rb") as handle:
+        with os.fdopen(open_state_file(path), "rb") as handle:
             handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
             lines = [line for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
     except OSError:
@@ -164,6 +164,9 @@ def stop_daemon(config: Config, *, wait_seconds: float = STOP_WAIT_SECONDS) -> i
     refresher exits 0, so Restart=on-failure leaves it stopped) but systemd is not told.
     """
     state_dir = Path(config.state_dir)
+    untrusted = check_private_dir(state_dir, missing_ok=True)
+    if untrusted:  # the pid in its lock file is only believed in a dir of ours
+        raise DaemonError(f"not using the state dir: {untrusted}")
     try:
         (state_dir / RESTART_NAME).unlink()
     except FileNotFoundError:

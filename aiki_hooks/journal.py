@@ -12,6 +12,13 @@ Every record has the fields in `FIELDS`; `seq` is a strictly increasing integer 
 all files, so readers order by it and consumers (the mem0 spool) can resume from it.
 `record_id` is stable and unique, so a consumer can de-duplicate.
 
+An append lands whole or not at all (paths.append_whole: one write, cut back on a short
+or failed one, under the lock): a full disk must not leave half a line, which no reader
+can parse, so that the next writer handed out its seq again and the record was lost
+without its writer knowing. Files are opened through aiki_hooks.paths (no symlinks, no
+FIFOs, in a state dir that passes the trust check); lines longer than MAX_LINE_BYTES are
+skipped unread, so a planted or broken file costs a reader bounded memory.
+
 The SessionStart hook writes here, so this module imports only json, os, time and
 fcntl (no dataclasses, typing, pathlib or tempfile: each costs milliseconds per hook).
 A writer may raise OSError (a full disk, say): callers decide what that means to them.
@@ -25,6 +32,7 @@ import os
 
 from .cache import parse_utc
 from .hooklib.text import clip, clock
+from .paths import append_whole, make_private_dir, open_state_file, read_state_file
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
@@ -36,12 +44,14 @@ SEQ_NAME = "journal.seq"
 SESSIONS_TOLD_NAME = "sessions_told.json"
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_KEEP_FILES = 3
-# How much of the journal's end is read to find the last seq written.
-TAIL_BYTES = 16 * 1024
 # The told-index only has to outlive a session's resumes and compactions.
 SESSIONS_TOLD_DAYS = 7
 SESSIONS_TOLD_MAX = 2000
 SESSION_SUMMARY_CHARS = 120
+# A record is a few hundred bytes; a longer "line" is not one of ours.
+MAX_LINE_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+SMALL_FILE_MAX_BYTES = 1024 * 1024  # journal.seq, sessions_told.json
 
 TRANSITION = "transition"
 SESSION = "session"
@@ -181,9 +191,13 @@ class _Locked:
         self.fd = -1
 
     def __enter__(self) -> _Locked:
-        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        make_private_dir(self.state_dir)  # refuses a dir others could plant files in
+        self.fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -193,7 +207,8 @@ class _Locked:
 def _append_locked(state_dir: str, records: list[dict[str, Any]], *, max_bytes: int,
                    keep_files: int) -> list[dict[str, Any]]:
     path = os.path.join(state_dir, JOURNAL_NAME)
-    # The seq file is written after the journal, so after a crash the journal can be ahead.
+    # The seq file is written after the journal, so after a crash the journal can be ahead;
+    # a failed append leaves no line, so its seq is free again and no gap opens.
     seq = max(_read_seq_file(state_dir), _last_seq_in_journal(state_dir))
     written = []
     for record in records:
@@ -202,23 +217,23 @@ def _append_locked(state_dir: str, records: list[dict[str, Any]], *, max_bytes: 
     payload = "".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in written)
     data = payload.encode("utf-8")
     try:
-        size = os.stat(path).st_size
+        size = os.lstat(path).st_size
     except FileNotFoundError:
         size = 0
     if size and size + len(data) > max_bytes:
         _rotate(state_dir, keep_files)
-        size = 0
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    fd = open_state_file(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
     try:
+        size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data  # a killed writer left half a line: end it, do not extend it
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        append_whole(fd, data, sync=True)
     finally:
         os.close(fd)
-    _write_small_file(os.path.join(state_dir, SEQ_NAME), f"{seq}\n")
+    try:
+        _write_small_file(os.path.join(state_dir, SEQ_NAME), f"{seq}\n")
+    except OSError:
+        pass  # the records are in: last_seq() reads the journal too, so no seq is handed out twice
     return written
 
 
@@ -250,8 +265,7 @@ def _rotated_indexes(state_dir: str) -> list[int]:
 
 def _read_seq_file(state_dir: str) -> int:
     try:
-        with open(os.path.join(state_dir, SEQ_NAME), "rb") as file:
-            return int(file.read(64).strip() or 0)
+        return int(read_state_file(os.path.join(state_dir, SEQ_NAME), 64).strip() or 0)
     except (OSError, ValueError):
         return 0
 
@@ -267,37 +281,22 @@ def _last_seq_in_journal(state_dir: str) -> int:
 
 
 def _last_seq_in_file(path: str) -> int:
+    """From the end, the first line that parses; bounded reads (64 KiB chunks, lines past
+    MAX_LINE_BYTES skipped), however large or broken the file."""
     try:
-        with open(path, "rb") as file:
-            size = file.seek(0, os.SEEK_END)
-            file.seek(max(0, size - TAIL_BYTES))
-            tail = file.read()
-            lines = tail.splitlines()
-            if size > TAIL_BYTES:
-                lines = lines[1:]  # the first line of the tail is probably cut
-            seq = _last_seq_in_lines(lines)
-            if not seq and size > TAIL_BYTES:
-                # A long corrupt stretch at the end: read the whole file once.
-                file.seek(0)
-                seq = _last_seq_in_lines(file.read().splitlines())
-            return seq
+        for line in _lines_backwards(path, errors=True):
+            record = _parse_line(line)
+            if record is not None:
+                return record["seq"]
     except OSError:
-        return 0
-
-
-def _last_seq_in_lines(lines: list[bytes]) -> int:
-    for line in reversed(lines):
-        record = _parse_line(line)
-        if record is not None:
-            return record["seq"]
+        pass
     return 0
 
 
 def _load_told(state_dir: str) -> dict[str, float]:
     try:
-        with open(os.path.join(state_dir, SESSIONS_TOLD_NAME), "rb") as file:
-            data = json.loads(file.read())
-    except (OSError, ValueError):
+        data = json.loads(read_state_file(os.path.join(state_dir, SESSIONS_TOLD_NAME), SMALL_FILE_MAX_BYTES))
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}
@@ -314,7 +313,7 @@ def _save_told(state_dir: str, told: dict[str, float], *, now: float) -> None:
 def _write_small_file(path: str, text: str) -> None:
     """Temp file + rename (0600), under the journal lock so the temp name cannot clash."""
     tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = open_state_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     with os.fdopen(fd, "w", encoding="utf-8") as file:
         file.write(text)
     os.replace(tmp, path)
@@ -331,22 +330,12 @@ def read(state_dir: str, *, since: float | None = None) -> list[dict[str, Any]]:
     rotation cannot move a file between two reads.
     """
     path = os.path.join(state_dir, JOURNAL_NAME)
+    lock_fd = _shared_lock(state_dir)
     try:
-        lock_fd = os.open(os.path.join(state_dir, LOCK_NAME), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        lock_fd = -1  # no writer ever ran here
-    try:
-        if lock_fd >= 0:
-            fcntl.flock(lock_fd, fcntl.LOCK_SH)
         names = [f"{path}.{i}" for i in sorted(_rotated_indexes(state_dir), reverse=True)] + [path]
         records = []
         for name in names:
-            try:
-                with open(name, "rb") as file:
-                    lines = file.read().splitlines()
-            except FileNotFoundError:
-                continue
-            for line in lines:
+            for line in _lines(name):
                 record = _parse_line(line)
                 if record is not None and (since is None or _at_or_after(record, since)):
                     records.append(record)
@@ -367,17 +356,10 @@ def records_after(state_dir: str, seq: int, *, limit: int | None = None,
     caller that already holds `locked()`.
     """
     path = os.path.join(state_dir, JOURNAL_NAME)
-    lock_fd = -1
-    if lock:
-        try:
-            lock_fd = os.open(os.path.join(state_dir, LOCK_NAME), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            pass
+    lock_fd = _shared_lock(state_dir) if lock else -1
     found: list[dict[str, Any]] = []
     left_out = 0
     try:
-        if lock_fd >= 0:
-            fcntl.flock(lock_fd, fcntl.LOCK_SH)
         done = False
         for name in [path] + [f"{path}.{i}" for i in sorted(_rotated_indexes(state_dir))]:
             for line in _lines_backwards(name):
@@ -402,15 +384,72 @@ def records_after(state_dir: str, seq: int, *, limit: int | None = None,
     return found, left_out
 
 
-def _lines_backwards(name: str, chunk: int = 64 * 1024):
-    """The lines of a file, last first, reading it from the end in chunks."""
+def _shared_lock(state_dir: str) -> int:
+    """A shared flock on journal.lock (so no rotation moves a file mid-read), or -1 when
+    no writer ever ran here."""
     try:
-        file = open(name, "rb")  # noqa: SIM115 - the with below closes it
+        fd = open_state_file(os.path.join(state_dir, LOCK_NAME))
     except FileNotFoundError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_journal_file(name: str):
+    """A binary file object for a journal file, or None when it does not exist."""
+    try:
+        return os.fdopen(open_state_file(name), "rb")
+    except FileNotFoundError:
+        return None
+
+
+def _lines(name: str, chunk: int = READ_CHUNK_BYTES):
+    """The non-empty lines of a file, first to last, in chunks; a line longer than
+    MAX_LINE_BYTES is skipped without being held in memory."""
+    file = _open_journal_file(name)
+    if file is None:
+        return
+    with file:
+        carry = b""
+        skipping = False
+        while True:
+            block = file.read(chunk)
+            if not block:
+                break
+            parts = (carry + block).split(b"\n")
+            carry = parts.pop()
+            for line in parts:
+                if skipping:
+                    skipping = False  # the end of the long line
+                elif line:
+                    yield line
+            if len(carry) > MAX_LINE_BYTES:
+                carry, skipping = b"", True
+        if carry and not skipping:
+            yield carry
+
+
+def _lines_backwards(name: str, chunk: int = READ_CHUNK_BYTES, *, errors: bool = False):
+    """The lines of a file, last first, reading it from the end in chunks; a line longer
+    than MAX_LINE_BYTES is skipped without being held in memory. A file that cannot be
+    opened (absent, or refused by open_state_file) has no lines, unless *errors*: then
+    only absence is quiet."""
+    try:
+        file = _open_journal_file(name)
+    except OSError:
+        if errors:
+            raise
+        return
+    if file is None:
         return
     with file:
         pos = file.seek(0, os.SEEK_END)
         carry = b""
+        skipping = False  # inside a line too long to keep
         while pos > 0:
             step = min(chunk, pos)
             pos -= step
@@ -418,9 +457,14 @@ def _lines_backwards(name: str, chunk: int = 64 * 1024):
             lines = (file.read(step) + carry).split(b"\n")
             carry = lines[0]
             for line in reversed(lines[1:]):
+                if skipping:
+                    skipping = False  # the start of the long line: it is skipped whole
+                    continue
                 if line:
                     yield line
-        if carry:
+            if len(carry) > MAX_LINE_BYTES:
+                carry, skipping = b"", True
+        if carry and not skipping:
             yield carry
 
 

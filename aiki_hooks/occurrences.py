@@ -40,6 +40,7 @@ from .config import JournalConfig
 from .hooklib.text import clip, clock, duration
 from . import journal
 from .journal import TRANSITION, make_record
+from .paths import read_state_file
 from .probes.net import CONNECTION_FAILED, DNS_ERROR, TIMEOUT
 from .result import Issue, ProbeResult, Snapshot
 from .status import Status
@@ -252,12 +253,11 @@ class IssueTracker:
     def _load(self) -> None:
         """Continue from the state file; a missing, corrupt or foreign one starts fresh."""
         try:
-            with open(self.path, "rb") as file:
-                raw = file.read()
+            raw = read_state_file(self.path)  # no link, no FIFO, bounded size
         except FileNotFoundError:
             raw = b""
         except OSError:
-            return  # unreadable now: keep what this process knows
+            return  # unreadable now (or not a regular file): keep what this process knows
         if raw == self._saved and raw:
             return  # nobody else wrote it since we did
         self.pending, self.open, self.updated_at, self.outbox, self.base_seq = {}, {}, None, [], 0
@@ -271,7 +271,7 @@ class IssueTracker:
             updated_at = data.get("updated_at")
             outbox = [r for r in data.get("outbox") or () if isinstance(r, dict)]
             base_seq = int(data.get("base_seq") or 0)
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return
         self.pending, self.open, self._saved = pending, opened, raw
         self.updated_at = float(updated_at) if isinstance(updated_at, (int, float)) else None

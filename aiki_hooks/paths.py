@@ -1,17 +1,37 @@
-"""Where things live, following the XDG base directory spec. Standard library only:
-the hooks import this on every tool call."""
+"""Where things live (XDG base directories), and the one check of whether state found
+there can be trusted and read without harm.
+
+Every reader and writer of the state dir goes through the functions here, the hooks
+included: `check_private_dir` (is the directory ours and closed to others?),
+`make_private_dir` / `ensure_private_dir` (create it so, or refuse), `open_state_file` /
+`read_state_file` (no symlinks, no FIFOs or devices, bounded size, never blocking),
+`append_whole` (a line lands whole or not at all), `StateLock` and `lock_is_held`.
+
+Standard library only and cheap to import (os and stat; pathlib only where a Path is
+asked for, errno and fcntl where used): the hooks import this on every tool call.
+"""
 
 from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
+if TYPE_CHECKING:
+    from pathlib import Path
 
 APP = "aiki-hooks"
 CACHE_NAME = "system_health.json"
+REFRESHER_LOCK_NAME = "refresher.lock"  # aiki_hooks.refresher.LOCK_NAME
+# State files are small: the cache of a few hundred probes is ~100 KiB, the small JSON
+# files a few KiB. 8 MiB leaves room for thousands of probes, and bounds what a planted or
+# runaway file can cost a reader (a hook must not read 2 GB to find it is not a cache).
+STATE_FILE_MAX_BYTES = 8 * 1024 * 1024
 
 
 def _xdg(var: str, fallback: str, env: os._Environ | dict | None = None) -> Path:
+    from pathlib import Path
+
     env = os.environ if env is None else env
     value = env.get(var, "")
     # The spec says relative values are invalid and must be ignored.
@@ -21,6 +41,8 @@ def _xdg(var: str, fallback: str, env: os._Environ | dict | None = None) -> Path
 
 
 def config_path(env=None) -> Path:
+    from pathlib import Path
+
     env = os.environ if env is None else env
     explicit = env.get("AIKI_HOOKS_CONFIG")
     if explicit:
@@ -29,6 +51,8 @@ def config_path(env=None) -> Path:
 
 
 def default_state_dir(env=None) -> Path:
+    from pathlib import Path
+
     env = os.environ if env is None else env
     explicit = env.get("AIKI_HOOKS_STATE_DIR")
     if explicit:
@@ -40,17 +64,257 @@ def data_dir(env=None) -> Path:
     return _xdg("XDG_DATA_HOME", ".local/share", env) / APP
 
 
-def ensure_private_dir(path: Path | str) -> Path:
-    """Create *path* (and parents) with mode 0700 and tighten it if it is looser.
+# --------------------------------------------------------------------------- trust
 
-    Refuses a directory owned by someone else: our state must not live where another
-    user can swap files under us.
-    """
-    path = Path(path)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.stat()
-    if info.st_uid != os.getuid():
-        raise PermissionError(f"{path} is owned by uid {info.st_uid}, not by this user")
+
+class UntrustedStateError(PermissionError):
+    """A state dir we must not use (another owner, open to others, a symlink); str() is
+    one line naming the directory and what is wrong."""
+
+
+class StateFileError(OSError):
+    """A state file that is not a regular file of ours, or too large; str() is one line
+    ("system_health.json is a FIFO, not a regular file")."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def judge_private_dir(path: str, info: os.stat_result | None, *, uid: int | None = None) -> str | None:
+    """Pure: None when *info* (an lstat of *path*, None if absent) is a directory this
+    user can trust, else a one-line reason."""
+    if info is None:
+        return f"{path} does not exist"
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symbolic link, not a directory"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{path} is not a directory"
+    uid = os.getuid() if uid is None else uid
+    if info.st_uid != uid:
+        return f"{path} is owned by uid {info.st_uid}, not by this user (uid {uid})"
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        who = "group and others" if mode & 0o022 == 0o022 else "others" if mode & 0o002 else "its group"
+        return f"{path} is writable by {who} (mode {mode:o}; expected 700)"
+    return None
+
+
+def check_private_dir(path: str | os.PathLike, *, missing_ok: bool = False) -> str | None:
+    """None when the state dir *path* can be trusted, else a one-line reason.
+
+    Trusted: a real directory (lstat: not a symlink), owned by this uid, not writable by
+    its group or others; anyone else who can add, swap or link files in it could plant
+    commands, context or guard rules, or redirect our writes. With *missing_ok*, a
+    directory that does not exist yet is fine (whoever creates it goes through
+    `make_private_dir`)."""
+    path = _strip_slashes(os.fspath(path))
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None if missing_ok else judge_private_dir(path, None)
+    except OSError as exc:
+        return f"{path} cannot be examined: {exc.strerror or exc}"
+    return judge_private_dir(path, info)
+
+
+def make_private_dir(path: str | os.PathLike) -> None:
+    """Create *path* (and parents) with mode 0700 unless it exists; raise
+    UntrustedStateError unless it passes `check_private_dir`. A trusted one that others may
+    read is tightened to 0700 (privacy; a dir others could write is refused, not fixed:
+    they may have planted files already)."""
+    path = _strip_slashes(os.fspath(path))
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except FileExistsError:
+        pass  # something that is not a directory (or a dangling link): judged below
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    reason = judge_private_dir(path, info)
+    if reason:
+        raise UntrustedStateError(reason)
     if stat.S_IMODE(info.st_mode) & 0o077:
         os.chmod(path, 0o700)
-    return path
+
+
+def ensure_private_dir(path: str | os.PathLike) -> Path:
+    """`make_private_dir`, returning *path* as a Path."""
+    from pathlib import Path
+
+    make_private_dir(path)
+    return Path(path)
+
+
+def _strip_slashes(path: str) -> str:
+    # lstat("link/") follows the link: judge the name itself.
+    stripped = path.rstrip("/")
+    return stripped or "/"
+
+
+# --------------------------------------------------------------------------- state files
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def open_state_file(path: str | os.PathLike, flags: int = os.O_RDONLY, mode: int = 0o600) -> int:
+    """Open a file of the state dir and return its fd (close-on-exec).
+
+    Never through a symlink (O_NOFOLLOW), never waiting (O_NONBLOCK: a FIFO or device put
+    in a file's place would block open() or read() for ever), regular files only, owned by
+    this user or root. Raises FileNotFoundError when absent, StateFileError (one line)
+    when the file is not usable, other OSErrors as they come."""
+    import errno
+
+    path = os.fspath(path)
+    name = os.path.basename(path)
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.ENODEV, errno.EISDIR, errno.EOPNOTSUPP):
+            # A link (ELOOP), a FIFO without reader or a socket (ENXIO), a directory...
+            try:
+                kind = _kind(os.lstat(path).st_mode)
+            except OSError:
+                kind = "not a regular file"
+            raise StateFileError(exc.errno, f"{name} is {kind}, not a regular file") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise StateFileError(errno.EINVAL, f"{name} is {_kind(info.st_mode)}, not a regular file")
+        if info.st_uid not in (os.getuid(), 0):
+            raise StateFileError(errno.EPERM, f"{name} is owned by uid {info.st_uid}, not by this user")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_state_file(path: str | os.PathLike, max_bytes: int = STATE_FILE_MAX_BYTES) -> bytes:
+    """The whole content of a state file, read at most *max_bytes* + 1 bytes: larger is a
+    StateFileError, like anything `open_state_file` refuses."""
+    return read_state(path, max_bytes)[0]
+
+
+def read_state(path: str | os.PathLike, max_bytes: int = STATE_FILE_MAX_BYTES) -> tuple[bytes, os.stat_result]:
+    """`read_state_file` and the fstat of the file read."""
+    import errno
+
+    name = os.path.basename(os.fspath(path))
+    fd = open_state_file(path)
+    try:
+        info = os.fstat(fd)
+        if info.st_size > max_bytes:
+            raise StateFileError(errno.EFBIG, too_large(name, info.st_size, max_bytes))
+        chunks = []
+        got = 0
+        while got <= max_bytes:
+            chunk = os.read(fd, max_bytes + 1 - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > max_bytes:  # it grew after the fstat
+            raise StateFileError(errno.EFBIG, too_large(name, got, max_bytes))
+        return b"".join(chunks), info
+    finally:
+        os.close(fd)
+
+
+def too_large(name: str, size: int, limit: int) -> str:
+    return f"{name} is {_bytes(size)}, more than the {_bytes(limit)} a state file may hold"
+
+
+def _bytes(count: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def append_whole(fd: int, data: bytes, *, sync: bool = False) -> None:
+    """Append *data* to the O_APPEND file *fd* whole or not at all: one write(); on a
+    short or failed write (a full disk) or a failed fsync the file is cut back to its
+    size before, and OSError is raised. The caller must hold the file's lock, else the
+    cut could take another writer's line with it."""
+    import errno
+
+    before = os.fstat(fd).st_size
+    try:
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes): the disk is probably full")
+        if sync:
+            os.fsync(fd)
+    except BaseException:
+        try:
+            os.ftruncate(fd, before)
+        except OSError:
+            pass  # readers skip a partial line; the next writer ends it before its own
+        raise
+
+
+def lock_is_held(path: str | os.PathLike) -> bool:
+    """True when another process holds an flock on *path* (a refresher, a one-shot). Never
+    waits, never creates the file; a missing or unusable file is not held."""
+    import fcntl
+
+    try:
+        fd = open_state_file(path)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+class StateLock:
+    """An exclusive flock on a lock file of the state dir (created 0600, never through a
+    symlink), polled every 10 ms up to *timeout* seconds (None: wait as long as it takes),
+    so a stuck holder makes the caller fail with *busy* (an OSError class), never hang."""
+
+    def __init__(self, path: str | os.PathLike, *, timeout: float | None = None,
+                 busy: type[OSError] = TimeoutError) -> None:
+        self.path, self.timeout, self.busy, self.fd = os.fspath(path), timeout, busy, -1
+
+    def __enter__(self) -> StateLock:
+        import errno
+        import fcntl
+        import time
+
+        fd = open_state_file(self.path, os.O_RDWR | os.O_CREAT)
+        try:
+            if self.timeout is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                deadline = time.monotonic() + self.timeout
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise self.busy(errno.EAGAIN, f"lock {self.path} held for over {self.timeout:g} s") from None
+                        time.sleep(0.01)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = -1

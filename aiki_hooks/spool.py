@@ -35,12 +35,12 @@ Health rules (pure, in `health_issues`):
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import time
 
 from .hooklib.text import duration as format_duration  # one wording of durations everywhere
+from .paths import StateLock, make_private_dir, read_state_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,8 +93,8 @@ class Spool:
             raise ValueError("max_records must be >= 1")
         self.dir = os.path.join(os.fspath(state_dir), SPOOL_DIR)
         self.max_records = int(max_records)
-        _private_dir(os.fspath(state_dir))
-        _private_dir(self.dir)
+        make_private_dir(os.fspath(state_dir))  # the one trust check (paths): refuses, never follows
+        make_private_dir(self.dir)
 
     # ------------------------------------------------------------------ records
 
@@ -156,13 +156,12 @@ class Spool:
         for name in self._record_names():
             path = os.path.join(self.dir, name)
             try:
-                with open(path, "rb") as file:
-                    record = json.loads(file.read())
+                record = json.loads(read_state_file(path))
                 if not isinstance(record, dict):
                     raise ValueError("not a JSON object")  # noqa: TRY004 - handled just below, like bad JSON
             except FileNotFoundError:
                 continue  # removed meanwhile (a concurrent flush or a drop)
-            except (OSError, ValueError, UnicodeDecodeError):
+            except (OSError, ValueError, UnicodeDecodeError, RecursionError):
                 self._quarantine(path)
                 continue
             out.append((path, record))
@@ -226,11 +225,10 @@ class Spool:
     def _read_state(self) -> dict[str, Any]:
         state = empty_state()
         try:
-            with open(self._state_path(), "rb") as file:
-                loaded = json.loads(file.read())
+            loaded = json.loads(read_state_file(self._state_path()))
         except FileNotFoundError:
             return state
-        except (OSError, ValueError, UnicodeDecodeError):
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
             return state  # a corrupt state only loses backoff bookkeeping; start over
         if isinstance(loaded, dict):
             state.update(loaded)
@@ -243,7 +241,7 @@ class Spool:
     def _quarantine(self, path: str) -> None:
         bad = os.path.join(self.dir, BAD_DIR)
         try:
-            _private_dir(bad)
+            make_private_dir(bad)
             os.replace(path, os.path.join(bad, os.path.basename(path)))
         except FileNotFoundError:
             pass
@@ -263,8 +261,8 @@ class Spool:
                 except FileNotFoundError:
                     continue
 
-    def _locked(self) -> _FileLock:
-        return _FileLock(os.path.join(self.dir, LOCK_NAME), LOCK_TIMEOUT_SECONDS)
+    def _locked(self) -> StateLock:
+        return StateLock(os.path.join(self.dir, LOCK_NAME), timeout=LOCK_TIMEOUT_SECONDS, busy=SpoolBusy)
 
 
 # ---------------------------------------------------------------------- pure rules
@@ -371,10 +369,9 @@ def _seq_tag(record: dict[str, Any]) -> str:
 
 def _record_id_of(path: str) -> str | None:
     try:
-        with open(path, "rb") as file:
-            value = json.loads(file.read()).get("record_id")
+        value = json.loads(read_state_file(path)).get("record_id")
         return str(value) if value is not None else None
-    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError, RecursionError):
         return None
 
 
@@ -385,47 +382,7 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
-def _private_dir(path: str) -> None:
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    info = os.stat(path)
-    if info.st_uid != os.getuid():
-        raise PermissionError(f"{path} is owned by uid {info.st_uid}, not by this user")
-    if info.st_mode & 0o077:
-        os.chmod(path, 0o700)
-
-
 def _atomic_write(path: str, payload: bytes) -> None:
     from .cache import atomic_write_bytes  # only when writing: importing the spool stays cheap
 
     atomic_write_bytes(path, payload)
-
-
-class _FileLock:
-    """flock on a file, polled so a stuck holder makes us fail (SpoolBusy), never hang."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        self.path, self.timeout, self.fd = path, timeout, -1
-
-    def __enter__(self) -> _FileLock:
-        import fcntl
-
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                    os.close(self.fd)
-                    self.fd = -1
-                    if exc.errno in (errno.EAGAIN, errno.EACCES):
-                        raise SpoolBusy(errno.EAGAIN, f"spool lock {self.path} held for over {self.timeout:g} s")
-                    raise
-                time.sleep(0.01)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)  # closing releases the flock
-            self.fd = -1
-

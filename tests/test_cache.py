@@ -9,6 +9,7 @@ import time
 import pytest
 
 from aiki_hooks.cache import read_cache, write_cache
+from aiki_hooks.paths import UntrustedStateError
 from aiki_hooks.result import utc_iso
 
 from .conftest import REPO
@@ -29,12 +30,24 @@ def test_publish_creates_private_dir_and_file(tmp_path):
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_publish_tightens_a_loose_existing_dir(tmp_path):
+def test_publish_tightens_a_dir_others_can_read(tmp_path):
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
-    os.chmod(state, 0o777)
+    os.chmod(state, 0o755)
     write_cache(state / "system_health.json", snapshot_dict(time.time()))
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o702])
+def test_publish_refuses_a_dir_others_can_write(tmp_path, mode):
+    """Others may have planted files in it already: refused, not tightened."""
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chmod(state, mode)
+    with pytest.raises(UntrustedStateError, match=r"state is writable by .*expected 700"):
+        write_cache(state / "system_health.json", snapshot_dict(time.time()))
+    assert not (state / "system_health.json").exists()
+    assert stat.S_IMODE(state.stat().st_mode) == mode
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 
 from aiki_hooks.cache import read_cache, write_cache
 from aiki_hooks.hooklib import text
-from aiki_hooks.result import Finding, Issue, ProbeResult, Snapshot, utc_iso
+from aiki_hooks.result import Issue, ProbeResult, Snapshot, utc_iso
 from aiki_hooks.status import Status
 
 from .conftest import REPO, wait_for
@@ -271,7 +271,8 @@ def test_pre_tool_use_tells_once_when_data_goes_stale_and_when_it_is_back(hook_e
 
         fcntl.flock(lock, fcntl.LOCK_EX)
         stale = context_of(run_hook("pre_tool_use", payload, env), "PreToolUse")
-        assert stale.startswith("System health data is 10 min old (refresher not running)")
+        # A lock is held, so something runs: it is not said to be "not running".
+        assert stale.startswith("System health data is 10 min old (the refresher runs but has not updated the cache)")
         assert run_hook("pre_tool_use", payload, env).stdout == b""
     write_cache(cache, snapshot())
     back = context_of(run_hook("pre_tool_use", payload, env), "PreToolUse")
@@ -317,11 +318,20 @@ def test_bad_input_never_breaks_a_hook(hook_env, hook, event, stdin):
 
 def test_hook_gives_up_silently_at_its_deadline(hook_env):
     env, state = hook_env
-    state.mkdir(mode=0o700)
-    os.mkfifo(state / "system_health.json")  # opening it blocks forever
+    write_cache(state / "system_health.json", snapshot())
     started = time.monotonic()
-    result = run_hook("session_start", {"session_id": "s6", "source": "startup"}, env)
-    assert result.returncode == 0 and result.stdout == b""
+    # Its stdin never ends: reading the input blocks until the deadline.
+    hook = subprocess.Popen([sys.executable, str(HOOKS / "session_start.py")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        hook.stdin.write(b'{"session_id": "s6", ')
+        hook.stdin.flush()
+        assert hook.wait(timeout=5) == 0
+        assert hook.stdout.read() == b""
+    finally:
+        hook.kill()
+        hook.stdin.close()
+        hook.wait()
     assert time.monotonic() - started < 2.0
 
 

@@ -249,3 +249,23 @@ def test_records_after_reads_lines_longer_than_a_chunk(tmp_path):
                                    record(3, sentence="y" * 70_000)])
     found, _ = journal.records_after(str(tmp_path), 0)
     assert [(r["seq"], len(r["sentence"])) for r in found] == [(1, 200_000), (2, 5), (3, 70_000)]
+
+
+@pytest.mark.parametrize("at", ["middle", "end"])
+def test_a_line_longer_than_any_record_is_skipped_without_being_held(tmp_path, at):
+    """A planted or broken stretch with no newline (here 3 MiB) costs a reader bounded
+    memory: it is skipped, forwards and backwards; the records around it are all read."""
+    journal.append(str(tmp_path), [record(1), record(2)])
+    garbage = b"z" * (3 * journal.MAX_LINE_BYTES)
+    with open(tmp_path / journal.JOURNAL_NAME, "ab") as file:
+        file.write(garbage + (b"\n" if at == "middle" else b""))
+    if at == "middle":
+        journal.append(str(tmp_path), [record(3)])
+    expected = [1, 2, 3] if at == "middle" else [1, 2]
+    assert [r["seq"] for r in journal.read(str(tmp_path))] == expected
+    assert [r["seq"] for r in journal.records_after(str(tmp_path), 0)[0]] == expected
+    assert journal.last_seq(str(tmp_path)) == expected[-1]
+    assert journal.append(str(tmp_path), [record(9)])[0]["seq"] == expected[-1] + 1
+    name = str(tmp_path / journal.JOURNAL_NAME)
+    longest = max(max(map(len, journal._lines(name))), max(map(len, journal._lines_backwards(name))))
+    assert longest < journal.MAX_LINE_BYTES

@@ -193,7 +193,8 @@ def test_spool_imports_only_the_standard_library():
                          check=True)
     foreign, new = eval(out.stdout)
     # Only our own (stdlib-only) modules beside the standard library.
-    assert set(foreign) == {"aiki_hooks", "aiki_hooks.spool", "aiki_hooks.hooklib", "aiki_hooks.hooklib.text"}, new
+    assert set(foreign) == {"aiki_hooks", "aiki_hooks.spool", "aiki_hooks.hooklib", "aiki_hooks.hooklib.text",
+                            "aiki_hooks.paths"}, new
 
 
 def test_feed_adds_what_fetch_returns_moves_the_cursor_and_never_repeats_a_seq(tmp_path):

@@ -2,7 +2,9 @@
 plus the opt-in guard (deny / ask before some tools while the machine is in a bad state).
 
 This runs on every tool call. The silent path reads the cache and the session's small
-memory file, compares, and exits without output or writes.
+memory file, compares, and exits without output or writes. With a state dir that fails
+the trust check it reads and writes nothing and says why on stderr only (SessionStart
+told the agent; repeating it on every tool call would bury the agent's context).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def build(hook_input: dict, directory: str, now: float):
                           "fingerprint": text.block_fingerprint(data), "updated": now}
     elif memory.get("fresh", True):
         # Tell once that the data went stale or bad; the guard fails open without data.
-        started = runtime.start_background_refresh(directory)
+        started = runtime.start_background_refresh(directory, read.stamp)
         notice = text.degraded_line(read.state, read.reason, read.age_seconds, read.data, started)
         new_memory = {**memory, "fresh": False, "fingerprint": read.state, "updated": now}
 
@@ -53,6 +55,12 @@ def build(hook_input: dict, directory: str, now: float):
 def run(stdin=None) -> None:
     hook_input = runtime.read_input(stdin)
     directory = runtime.state_dir()
+    untrusted = runtime.untrusted(directory)
+    if untrusted:
+        # SessionStart told the agent; on every tool call the least that is honest is the
+        # debug log. No guard either: rules from an untrusted dir are not ours.
+        runtime.note_failure(EVENT, PermissionError(f"state dir not trusted: {untrusted}"))
+        return
     now = runtime.now()
     output, memory, notice, told, data = build(hook_input, directory, now)
     if output is None:

@@ -1,5 +1,7 @@
-"""The hooks' little I/O: stdin, output, deadline, state dir, per-session memory, and
-starting one detached refresh. Standard library only; nothing here may raise into a hook."""
+"""The hooks' little I/O: stdin, output, deadline, state dir (and whether to trust it),
+per-session memory, and starting one detached refresh. Standard library only; nothing
+here may raise into a hook. State is read and written only through aiki_hooks.paths
+(no symlinks followed, nothing that blocks, bounded sizes, whole lines)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ import os
 import signal
 import sys
 import time
+
+from .. import paths
+
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
     from typing import Any
@@ -19,7 +24,13 @@ SESSION_MEMORY_DAYS = 7
 SESSIONS_DIR = "sessions"
 EVENTS_FILE = "hook_events.jsonl"
 ONESHOT_LOCK = "oneshot.lock"
-REFRESHER_LOCK = "refresher.lock"
+REFRESHER_LOCK = paths.REFRESHER_LOCK_NAME
+# Held (flock) by the hook that starts a background refresh, and by that refresh for as
+# long as it runs (the child inherits the descriptor): one at a time, whatever the burst.
+SPAWN_LOCK = "refresh.spawn.lock"
+SESSION_MAX_BYTES = 1024 * 1024
+RESTART_MAX_BYTES = 64 * 1024
+CONFIG_MAX_BYTES = 256 * 1024
 RESTART_FILE = "refresher.restart.json"  # aiki_hooks.daemon.RESTART_NAME
 
 
@@ -50,6 +61,17 @@ def disarm_deadline() -> None:
     signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+def end_deadline() -> None:
+    """Called when the hook is done: stop the timer and ignore a SIGALRM already on its
+    way. The timer must not outlive the hook's code: during interpreter shutdown CPython
+    puts SIGALRM back to its default action (kill the process), so a deadline firing
+    there ended a hook that had answered with status 142, and Claude Code drops the
+    answer of a hook that exits non-zero (seen with 50 hooks at once on 2 cores).
+    Shutdown leaves an ignored signal ignored."""
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+
+
 def rearm_deadline() -> None:
     """After the answer is out, what is left (bookkeeping) runs on the rest of the budget."""
     if _deadline_at is not None:
@@ -64,6 +86,8 @@ def guarded(event: str, run) -> int:
         run()
     except BaseException as exc:  # noqa: BLE001 - nothing may escape a hook
         note_failure(event, exc)
+    finally:
+        end_deadline()
     return 0
 
 
@@ -127,8 +151,7 @@ def _configured_state_dir(env) -> str | None:
             base = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
         path = os.path.join(base, "aiki-hooks", "config.toml")
     try:
-        with open(os.path.expanduser(path), "rb") as file:
-            raw = file.read(256 * 1024)
+        raw = paths.read_state_file(os.path.expanduser(path), CONFIG_MAX_BYTES)
     except OSError:
         return None
     if b"[state]" not in raw:
@@ -142,6 +165,12 @@ def _configured_state_dir(env) -> str | None:
     if isinstance(value, str) and value.strip():
         return os.path.expanduser(os.path.expandvars(value))
     return None
+
+
+def untrusted(directory: str) -> str | None:
+    """Why the state dir must not be used (one line), or None: the check every state
+    reader and writer makes (paths.check_private_dir). A dir not created yet is fine."""
+    return paths.check_private_dir(directory, missing_ok=True)
 
 
 # --------------------------------------------------------------------------- session memory
@@ -160,9 +189,8 @@ def load_session(directory: str, session_id: str) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        with open(path, "rb") as file:
-            data = json.loads(file.read())
-    except (OSError, ValueError):
+        data = json.loads(paths.read_state_file(path, SESSION_MAX_BYTES))
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -173,11 +201,16 @@ def save_session(directory: str, session_id: str, memory: dict[str, Any]) -> Non
     if path is None:
         return
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        paths.make_private_dir(directory)
+        paths.make_private_dir(os.path.dirname(path))
         tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(json.dumps(memory, separators=(",", ":")))
+        fd = paths.open_state_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            data = json.dumps(memory, separators=(",", ":")).encode("utf-8")
+            if os.write(fd, data) != len(data):
+                raise OSError("short write")
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError:
         pass
@@ -194,7 +227,7 @@ def prune_sessions(directory: str, *, now: float, days: float = SESSION_MEMORY_D
     for entry in entries:
         path = os.path.join(folder, entry)
         try:
-            if now - os.stat(path).st_mtime > days * 86400:
+            if now - os.lstat(path).st_mtime > days * 86400:
                 os.unlink(path)
                 removed += 1
         except OSError:
@@ -204,20 +237,26 @@ def prune_sessions(directory: str, *, now: float, days: float = SESSION_MEMORY_D
 
 def record_told(directory: str, session_id: str, event: str, text: str, *, now: float) -> None:
     """Note what the agent was told, word for word, one JSON line per message in
-    `hook_events.jsonl` (0600, appended atomically, rotated to `.1` past 1 MiB). The issue
-    journal gets the issues themselves (hooklib.journaling)."""
+    `hook_events.jsonl` (0600, rotated to `.1` past 1 MiB). A line lands whole or not at
+    all (paths.append_whole, under an flock on the file: concurrent hooks append to it).
+    The issue journal gets the issues themselves (hooklib.journaling)."""
+    import fcntl
+
     line = json.dumps({"at": now, "session_id": session_id, "event": event, "text": text}, ensure_ascii=False)
     path = os.path.join(directory, EVENTS_FILE)
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        paths.make_private_dir(directory)
+        fd = paths.open_state_file(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
-            os.write(fd, (line + "\n").encode("utf-8"))
-            full = os.fstat(fd).st_size > EVENTS_MAX_BYTES
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            paths.append_whole(fd, (line + "\n").encode("utf-8"))
+            info = os.fstat(fd)
+            # Bounded: the newest ~1 MiB plus one older file. Only if the name still points
+            # at this file: another hook may have rotated it while we waited for the lock.
+            if info.st_size > EVENTS_MAX_BYTES and os.lstat(path).st_ino == info.st_ino:
+                os.replace(path, path + ".1")
         finally:
             os.close(fd)
-        if full:  # bounded: the newest ~1 MiB plus one older file
-            os.replace(path, path + ".1")
     except OSError:
         pass
 
@@ -226,59 +265,74 @@ def record_told(directory: str, session_id: str, event: str, text: str, *, now: 
 
 
 def lock_is_held(path: str) -> bool:
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return False
+    return paths.lock_is_held(path)
 
 
 def restart_command(directory: str) -> list[str] | None:
     """The `refresher --daemon` command a detached refresher left for us (see
     aiki_hooks.daemon.RESTART_NAME), or None: then a one-shot refresh is all we start."""
     try:
-        with open(os.path.join(directory, RESTART_FILE), "rb") as file:
-            argv = json.loads(file.read(64 * 1024)).get("argv")
-    except (OSError, ValueError, AttributeError):
+        argv = json.loads(paths.read_state_file(os.path.join(directory, RESTART_FILE), RESTART_MAX_BYTES)).get("argv")
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
-    if (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)
+    if (isinstance(argv, list) and argv and all(isinstance(a, str) and "\0" not in a for a in argv)
             and os.path.isabs(argv[0]) and os.access(argv[0], os.X_OK)):
         return argv
     return None
 
 
-def start_background_refresh(directory: str) -> bool:
+def start_background_refresh(directory: str, seen: tuple[int, int, int] | None) -> bool:
     """Start ONE fully detached refresh (new session, stdio on /dev/null) unless a
-    refresher or another one-shot holds its lock; never waits. Where a detached refresher
-    was installed (no systemd) that refresher is restarted; otherwise one
-    `aiki-hooks refresh --if-idle` runs."""
-    if lock_is_held(os.path.join(directory, REFRESHER_LOCK)) or lock_is_held(os.path.join(directory, ONESHOT_LOCK)):
-        return False
-    import subprocess
+    refresher or another refresh runs; never waits. Where a detached refresher was
+    installed (no systemd) that refresher is restarted; otherwise one
+    `aiki-hooks refresh --if-idle` runs.
 
-    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    argv = restart_command(directory) or [sys.executable, "-m", "aiki_hooks.cli", "refresh", "--if-idle"]
+    One, however many hooks ask at once: the hook takes the spawn lock without waiting
+    (else another hook is starting one, or its refresh still runs) and the child inherits
+    it, holding it until it exits. *seen* is the stamp of the cache this hook read
+    (CacheRead.stamp, None if there was none): if the cache has been replaced since, a
+    refresh just finished (its lock is free again) and nothing is started."""
+    if lock_is_held(os.path.join(directory, REFRESHER_LOCK)):
+        return False
+    import fcntl
+
     try:
-        subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True, env=env, cwd="/",
-        )
+        paths.make_private_dir(directory)
+        fd = paths.open_state_file(os.path.join(directory, SPAWN_LOCK), os.O_RDWR | os.O_CREAT)
     except OSError:
         return False
-    return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        if lock_is_held(os.path.join(directory, ONESHOT_LOCK)) or lock_is_held(os.path.join(directory, REFRESHER_LOCK)):
+            return False
+        if _cache_stamp(directory) != seen:
+            return False
+        import subprocess
+
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        argv = restart_command(directory) or [sys.executable, "-m", "aiki_hooks.cli", "refresh", "--if-idle"]
+        try:
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, close_fds=True, pass_fds=(fd,), env=env, cwd="/",
+            )
+        except (OSError, ValueError):
+            return False
+        return True
+    finally:
+        os.close(fd)  # the child's copy keeps the lock
+
+
+def _cache_stamp(directory: str) -> tuple[int, int, int] | None:
+    from ..cache import cache_path, path_stamp
+
+    return path_stamp(cache_path(directory))
 
 
 def now() -> float:

@@ -2,7 +2,9 @@
 
 No probes, no network, no waiting: a missing, stale or unreadable cache gets one line
 and one detached background refresh. On resume and compact the block is repeated only
-if the status or the open issues changed since this session last saw them.
+if the status or the open issues changed since this session last saw them. A state dir
+that fails the trust check (runtime.untrusted) gets one line saying so, and nothing is
+read from it or written to it.
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ from . import runtime, text
 EVENT = "SessionStart"
 
 
-def build(hook_input: dict, directory: str, now: float, read: CacheRead | None = None) -> tuple[str | None, dict]:
-    """(context to add or None, the session's new memory); *read* is the cache if the
-    caller has read it already."""
+def build(hook_input: dict, directory: str, now: float,
+          read: CacheRead | None = None) -> tuple[str | None, dict | None]:
+    """(context to add or None, the session's new memory, None when nothing may be
+    written); *read* is the cache if the caller has read it already."""
+    untrusted = runtime.untrusted(directory)
+    if untrusted:
+        return text.untrusted_line(untrusted), None
     read = read if read is not None else read_cache(cache_path(directory), now=now)
     if read.state == FRESH:
         context = text.session_block(read.data, now=now)
         fingerprint = text.block_fingerprint(read.data)
     else:
-        started = runtime.start_background_refresh(directory)
+        started = runtime.start_background_refresh(directory, read.stamp)
         context = text.degraded_line(read.state, read.reason, read.age_seconds, read.data, started)
         fingerprint = read.state
     memory = {
@@ -43,10 +49,17 @@ def run(stdin=None) -> None:
     hook_input = runtime.read_input(stdin)
     directory = runtime.state_dir()
     now = runtime.now()
+    untrusted = runtime.untrusted(directory)
+    if untrusted:  # one line, and nothing else: no cache, no refresh, no memory, no journal
+        runtime.emit({"hookSpecificOutput": {"hookEventName": EVENT,
+                                             "additionalContext": text.untrusted_line(untrusted)}})
+        return
     read = read_cache(cache_path(directory), now=now)
     context, memory = build(hook_input, directory, now, read)
     if context:
         runtime.emit({"hookSpecificOutput": {"hookEventName": EVENT, "additionalContext": context}})
+    if memory is None:
+        return
     session_id = str(hook_input.get("session_id") or "")
     if session_id:
         runtime.save_session(directory, session_id, memory)

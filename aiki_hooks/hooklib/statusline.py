@@ -14,13 +14,15 @@ DEFAULT_COLUMNS = 80
 
 def render(hook_input: dict, directory: str, now: float, env=None) -> str:
     env = os.environ if env is None else env
-    read = read_cache(cache_path(directory), now=now)
-    cost = (hook_input.get("cost") or {}).get("total_cost_usd") if isinstance(hook_input.get("cost"), dict) else None
-    session_cost = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
     try:
         columns = int(env.get("COLUMNS", "") or DEFAULT_COLUMNS)
     except ValueError:
         columns = DEFAULT_COLUMNS
+    if runtime.untrusted(directory):
+        return text.untrusted_status(columns)
+    read = read_cache(cache_path(directory), now=now)
+    cost = (hook_input.get("cost") or {}).get("total_cost_usd") if isinstance(hook_input.get("cost"), dict) else None
+    session_cost = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
     return text.status_line(read.data, state=read.state, age=read.age_seconds, session_cost_usd=session_cost,
                             columns=columns, color=not env.get("NO_COLOR"))
 
@@ -34,4 +36,6 @@ def main() -> int:
         sys.stdout.flush()
     except BaseException:  # noqa: BLE001 - an empty status line is better than a broken one
         pass
+    finally:
+        runtime.end_deadline()
     return 0

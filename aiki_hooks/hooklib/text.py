@@ -168,8 +168,13 @@ def block_fingerprint(data: Mapping[str, Any]) -> str:
 
 def degraded_line(state: str, reason: str, age: float | None, data: Mapping[str, Any] | None,
                   refresh_started: bool) -> str:
-    """One line for a missing, stale, corrupt or unknown cache."""
+    """One line for a missing, stale, skewed (dated in the future), corrupt or unknown cache."""
     after = " A background refresh was started." if refresh_started else ""
+    if state == "skewed" and data is not None:
+        issues = data.get("issues") or []
+        listed = ", ".join(str(i.get("id")) for i in issues[:3])
+        known = f"{data.get('status')}" + (f", {len(issues)} issue(s): {listed}" if issues else "")
+        return f"System health data of unknown age ({reason}); last known: {known}.{after}"
     if state == "stale" and data is not None and age is not None:
         issues = data.get("issues") or []
         listed = ", ".join(str(i.get("id")) for i in issues[:3])
@@ -178,6 +183,12 @@ def degraded_line(state: str, reason: str, age: float | None, data: Mapping[str,
     if state == "missing":
         return f"System health: no data yet ({reason}).{after}"
     return f"System health data unreadable ({reason}).{after}"
+
+
+def untrusted_line(reason: str) -> str:
+    """SessionStart's only words when the state dir fails the trust check."""
+    return (f"System health unavailable: aiki-hooks does not trust its state directory ({clip(reason, 300)}), "
+            "so it read nothing from it and wrote nothing to it.")
 
 
 # --------------------------------------------------------------------------- PreToolUse
@@ -283,7 +294,8 @@ def status_line(data: Mapping[str, Any] | None, *, state: str, age: float | None
         note = "no health data" if state == "missing" else "health data unreadable"
     else:
         status, issues = str(data.get("status", "UNKNOWN")), list(data.get("issues") or [])
-        note = f"data {duration(age or 0)} old" if state == "stale" else ""
+        note = (f"data {duration(age or 0)} old" if state == "stale"
+                else "clock skew: data dated ahead" if state == "skewed" else "")
     head = f"{SYMBOL.get(status, '?')} {status}"
     costs = []
     today = _today_cost(data)
@@ -304,6 +316,12 @@ def status_line(data: Mapping[str, Any] | None, *, state: str, age: float | None
         return plain
     # Colour only the status word; the width counted above is the visible one.
     return plain.replace(head, f"\033[{ANSI[status]}m{head}\033[0m", 1) if head in plain else plain
+
+
+def untrusted_status(columns: int) -> str:
+    """The status line when the state dir fails the trust check."""
+    plain = "aiki ? state dir not trusted: see aiki-hooks doctor"
+    return plain if columns <= 0 or len(plain) <= columns else plain[: max(1, columns - 1)] + "…"
 
 
 def _today_cost(data: Mapping[str, Any] | None) -> str | None:
