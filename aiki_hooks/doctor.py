@@ -135,14 +135,20 @@ def _check_cache_and_refresher(config: Config) -> list[Finding]:
     if read.state == "fresh":
         out.append(Finding(PASS, f"cache fresh ({read.age_seconds:.0f} s old)"))
     elif read.state == "stale":
-        out.append(Finding(WARN, f"cache is {read.age_seconds / 60:.0f} min old: refresher not running",
-                           "start it: `aiki-hooks refresher` (install.sh sets it up as a service)"))
+        # The reason tells a refresher that is not running from one that cannot write the cache.
+        out.append(Finding(WARN, f"cache is {read.age_seconds / 60:.0f} min old: {read.reason}",
+                           "`aiki-hooks service status` says whether it runs and why not; "
+                           "install.sh sets it up as a service"))
     elif read.state == "missing":
         out.append(Finding(WARN, f"no cache at {config.cache_path} yet", "run `aiki-hooks refresh`"))
     else:
         out.append(Finding(FAIL, f"cache {config.cache_path} is {read.state}: {read.reason}",
                            "run `aiki-hooks refresh` to rewrite it"))
-    pid = holder_pid(config.state_dir)
+    try:
+        pid = holder_pid(config.state_dir)
+    except OSError as exc:  # a lock file that is not one (a FIFO, a link): say it, go on
+        out.append(Finding(FAIL, f"refresher lock: {exc}", f"remove it: rm {config.state_dir}/refresher.lock"))
+        return out
     if pid:
         out.append(Finding(PASS, f"refresher running (pid {pid})"))
     else:

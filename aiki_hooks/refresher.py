@@ -27,11 +27,12 @@ from typing import Callable, TextIO
 from .cache import atomic_write_bytes, remove_orphan_temp_files
 from .config import Config, ConfigError
 from .engine import Engine, start_mem0_flush
+from . import paths
 from .paths import ensure_private_dir
 from .result import Snapshot
 from .sdnotify import ERR, INFO, NOTICE, WARNING, Notifier, priority_prefix, stream_is_journal
 
-LOCK_NAME = "refresher.lock"
+LOCK_NAME = paths.REFRESHER_LOCK_NAME
 
 
 def schedule_clock() -> Callable[[], float]:
@@ -73,7 +74,7 @@ class InstanceLock:
 
     def acquire(self) -> None:
         ensure_private_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = paths.open_state_file(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -95,7 +96,7 @@ def holder_pid(state_dir: Path) -> int | None:
     """Pid of the running refresher for *state_dir*, or None if none holds the lock."""
     path = Path(state_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = paths.open_state_file(path)
     except FileNotFoundError:
         return None
     try:
@@ -136,7 +137,7 @@ def recent_crashes(state_dir: Path, *, now: float, seconds: float = 3600) -> int
 
 def _read_runs(path: Path) -> list[tuple[str, float]]:
     try:
-        text = path.read_text("ascii", errors="replace")
+        text = paths.read_state_file(path, 64 * 1024).decode("ascii", "replace")
     except OSError:
         return []
     found = []

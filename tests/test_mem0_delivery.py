@@ -17,6 +17,7 @@ import re
 import socket
 import subprocess
 import sys
+import dataclasses
 import textwrap
 import threading
 import time
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from aiki_hooks import mem0_delivery, records
+from aiki_hooks import mem0_delivery
 from aiki_hooks.config import Mem0Config
 from aiki_hooks.mem0_delivery import DeliveryConfigError, FlushResult, flush, main
 from aiki_hooks.spool import DELIVERY_ISSUE, Spool
@@ -612,10 +613,10 @@ def test_local_config_file_and_missing_config(tmp_path, real_mem0):
     config = local_config(tmp_path, real_mem0)
     path = tmp_path / "mem0.json"
     path.write_text(json.dumps(dict(config.local_config)))
-    from_file = records.replace(config, local_config=None, config_file=str(path))
+    from_file = dataclasses.replace(config, local_config=None, config_file=str(path))
     Spool(tmp_path, 100).enqueue([record(1)])
     assert flush(from_file, tmp_path) == FlushResult(delivered=1)
-    broken = records.replace(from_file, config_file=str(tmp_path / "missing.json"))
+    broken = dataclasses.replace(from_file, config_file=str(tmp_path / "missing.json"))
     Spool(tmp_path, 100).enqueue([record(2)])
     with pytest.raises(DeliveryConfigError, match="missing.json"):
         flush(broken, tmp_path)
@@ -775,7 +776,7 @@ def test_a_helper_that_exits_with_a_config_error_is_counted_once(tmp_path, api_k
 
     config = refresher_config(tmp_path, f"http://127.0.0.1:{closed_port()}")
     if broken == "mem0 settings":  # the helper itself finds it: local backend without a mem0 config
-        config = records.replace(config, mem0=records.replace(config.mem0, backend="local", host=None))
+        config = dataclasses.replace(config, mem0=dataclasses.replace(config.mem0, backend="local", host=None))
         (tmp_path / "aiki.toml").write_text(f'[state]\ndir = "{config.state_dir}"\n[mem0]\nbackend = "local"\n')
     else:  # the helper cannot even load the config the refresher started with
         (tmp_path / "aiki.toml").write_text("[mem0\n")
