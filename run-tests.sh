@@ -18,8 +18,8 @@ find_python() {
 
 venv=.venv-dev
 stamp="$venv/.installed-from"
-# Rebuilt when the packaging or the C scanner changes (an editable install builds it in place).
-want="$(cat pyproject.toml setup.py aiki_hooks/costs/_scanner.c | sha256sum | cut -d' ' -f1)"
+# Rebuilt when the packaging changes.
+want="$(sha256sum < pyproject.toml | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python=$(find_python) || { echo "run-tests.sh: need Python >= 3.11 with the venv module" >&2; exit 2; }
   echo "run-tests.sh: preparing $venv with $python" >&2
