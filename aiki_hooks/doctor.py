@@ -78,8 +78,6 @@ def run_doctor(config_path: Path | None, *, run=run_command, cycle: Callable | N
     findings.extend(_check_cache_and_refresher(config))
     findings.extend(_check_systemctl(config, run))
     findings.extend(_check_unit(run, config))
-    if config.costs.enabled:
-        findings.append(_check_cost_scanner())
 
     if cycle is None:
         from .engine import Engine
@@ -96,16 +94,6 @@ def run_doctor(config_path: Path | None, *, run=run_command, cycle: Callable | N
             findings.append(Finding(level, f"{probe.kind} {probe.name}: {probe.status.name}: {probe.summary}",
                                     _hint(config, probe.kind, probe.name, probe.error_kind)))
     return findings
-
-
-def _check_cost_scanner() -> Finding:
-    from .costs.scan import scanner_backend
-
-    if scanner_backend() == "c":
-        return Finding(PASS, "cost scanner: compiled (C)")
-    return Finding(WARN, "cost scanner: pure Python (the C scanner was not built at install: no C compiler)",
-                   "a first scan of many transcripts takes about twice as long; to build it: "
-                   "`sudo apt-get install gcc python3-dev`, then ./install.sh again")
 
 
 def _check_state_dir(config: Config) -> list[Finding]:
