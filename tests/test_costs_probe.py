@@ -14,7 +14,7 @@ import pytest
 from aiki_hooks.config import parse_config
 from aiki_hooks.costs import report
 from aiki_hooks.costs.prices import PriceBook
-from aiki_hooks.costs.scan import Scanner, transcript_files
+from aiki_hooks.costs.scan import ChangeWatch, Scanner, transcript_files
 from aiki_hooks.costs.store import CostStore
 from aiki_hooks.hooklib import text
 from aiki_hooks.probes.costs import KEEP_DAYS, CostsProbe
@@ -124,7 +124,7 @@ def test_block_budget_becomes_an_issue(tmp_path, corpus, spent, status):
     assert finding.summary.startswith(f"Claude spend this 5-hour block ${spent:.2f}, ")
 
 
-def test_a_block_ends_only_more_than_five_hours_after_its_start(tmp_path):
+def test_a_block_ends_only_more_than_five_hours_after_its_start():
     base = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.timezone.utc).timestamp()
     exactly = [msg(base), msg(base + 5 * HOUR)]
     assert [b.breakdown.total.messages for b in report.blocks(exactly)] == [2]
@@ -132,12 +132,14 @@ def test_a_block_ends_only_more_than_five_hours_after_its_start(tmp_path):
     after = [msg(base), msg(base + 5 * HOUR + 1)]
     assert [(b.start - base) / HOUR for b in report.blocks(after)] == [0.0, 5.0]
     # The current block of the figures follows the same rule.
-    for name, messages, now, start, count in (("exactly", exactly, base + 4 * HOUR, base, 2),
-                                              ("after", after, base + 5.5 * HOUR, base + 5 * HOUR, 1)):
-        store = CostStore(str(tmp_path / f"{name}.sqlite"))
-        store.add_messages(store.add_file(f"/{name}.jsonl", 1), messages)
-        block = report.figures(store, days=7, tz=report.zone("UTC"), now=now)["block"]
-        assert block.start == start and block.breakdown.total.messages == count
+    window = report.Window(days=7, tz=report.zone("UTC"), now=base + 4 * HOUR)
+    window.add(exactly)
+    block = window.current_block(base + 4 * HOUR)
+    assert block.start == base and block.breakdown.total.messages == 2
+    window = report.Window(days=7, tz=report.zone("UTC"), now=base + 5.5 * HOUR)
+    window.add(after)
+    block = window.current_block(base + 5.5 * HOUR)
+    assert block.start == base + 5 * HOUR and block.breakdown.total.messages == 1
 
 
 # --------------------------------------------------------------------------- over time (item 9)
@@ -150,13 +152,16 @@ def test_incremental_update_then_a_new_day_rebuilds_the_figures(tmp_path, corpus
     probe = probe_for(tmp_path, corpus, clock)
     (first,) = probe.check()
     assert first.values["today_usd"] == pytest.approx(1.0)
+    window = probe._window
     with path.open("a") as file:
         file.write(assistant("m2", "r2", model="claude-opus-4-5", input=0, output=80_000, ts=f"{DAY}T11:30:00Z"))
     (second,) = probe.check()
+    assert probe._window is window  # fed the new message only, not rebuilt
     assert second.values["today_usd"] == pytest.approx(3.0) and second.values["week_usd"] == pytest.approx(3.0)
 
     clock.now = NOON + 12.5 * HOUR  # 00:30 the next day
     (third,) = probe.check()
+    assert probe._window is not window
     assert third.values["today_usd"] == 0 and third.values["week_usd"] == pytest.approx(3.0)
     with path.open("a") as file:
         file.write(assistant("m3", "r3", model="claude-opus-4-5", input=0, output=40_000,
@@ -240,8 +245,6 @@ def test_old_rows_are_pruned_and_a_longer_report_reads_them_again(tmp_path, corp
     probe = probe_for(tmp_path, corpus)
     (result,) = probe.check()
     assert result.values["today_usd"] == pytest.approx(1.0)
-    # The same from the pruned index (a later run): m1's first copy is still the old one.
-    assert probe_for(tmp_path, corpus).check()[0].values["today_usd"] == pytest.approx(1.0)
     store = CostStore(str(tmp_path / "state" / "costs.sqlite"))
     keys = sorted(row[0] for _, row in store.stored_rows())
     assert keys == ["m1:r1", "m1:r1", "m2:r2"]  # m0:r0 (only old copies) is gone
@@ -284,7 +287,7 @@ def test_store_prune_keeps_rows_inside_the_window(tmp_path):
     store.begin()
     file_id = store.add_file("/x.jsonl", 1)
     rows = [(f"k{ts}", ts, "s", "claude-opus-4-5", 0, 1, 1, 0, 0, 0, 0.1) for ts in (100.0, 200.0, 300.0)]
-    store.add_messages(file_id, rows)
+    store.add_rows(file_id, rows)
     store.commit()
     store.begin()
     assert store.prune(250.0) == 2
@@ -308,17 +311,21 @@ def count_stats(monkeypatch) -> list[str]:
     return calls
 
 
-def test_every_change_is_seen(tmp_path, corpus):
+@pytest.mark.skipif(ChangeWatch()._fd is None, reason="needs Linux inotify")
+def test_a_quiet_refresh_makes_no_stat_and_every_change_is_seen(tmp_path, corpus, monkeypatch):
     path = corpus.file("a.jsonl")
     path.write_text(assistant("m1", "r1", model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:00:00Z"))
     probe = probe_for(tmp_path, corpus)
     probe.check()
+    probe.check()  # the first watches are in place after this full check
+    calls = count_stats(monkeypatch)
     (quiet,) = probe.check()
-    assert quiet.values["today_usd"] == pytest.approx(1.0) and quiet.values["files"] == 1
+    assert calls == [] and quiet.values["today_usd"] == pytest.approx(1.0) and quiet.values["files"] == 1
     with path.open("a") as file:  # an append
         file.write(assistant("m2", "r2", model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:10:00Z"))
     assert probe.check()[0].values["today_usd"] == pytest.approx(2.0)
-    # A new project folder: its file counts now, and a write to it right after.
+    # A new project folder: its file counts now, and a write to it right after its first
+    # check (before its watch could report anything) is not missed either.
     other = corpus.root / "claude" / "projects" / "other"
     other.mkdir()
     (other / "b.jsonl").write_text(assistant("m3", "r3", model="claude-opus-4-5", input=0, output=40_000,
@@ -349,14 +356,16 @@ def test_a_projects_folder_created_later_is_found(tmp_path, corpus):
     assert probe.check()[0].values["today_usd"] == pytest.approx(1.0)
 
 
-def test_with_nothing_new_a_refresh_stats_each_file_and_reads_nothing(tmp_path, corpus, monkeypatch):
+def test_without_inotify_the_stats_decide(tmp_path, corpus, monkeypatch):
     path = corpus.file("a.jsonl")
     path.write_text(assistant(model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:00:00Z"))
     probe = probe_for(tmp_path, corpus)
     probe.check()
+    probe._watch.close()
+    probe.check()
     calls = count_stats(monkeypatch)
-    stats = probe.figures()["stats"]
-    assert str(path) in calls and (stats.files_read, stats.bytes_read) == (0, 0)
+    probe.check()
+    assert "a.jsonl" in calls  # each file is looked at (by name, relative to its open folder)
     with path.open("a") as file:
         file.write(assistant("m2", "r2", model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:10:00Z"))
     assert probe.check()[0].values["today_usd"] == pytest.approx(2.0)
@@ -380,9 +389,31 @@ def test_repeats_skipped_unparsed_are_only_true_repeats(corpus):
     assert corpus.totals()[:2] == (60, 6)
 
 
+@pytest.mark.skipif(ChangeWatch()._fd is None, reason="needs Linux inotify")
+def test_a_watch_that_cannot_be_added_gives_way_to_the_stats(tmp_path):
+    import ctypes
+
+    watch = ChangeWatch()
+    watch.watch([str(tmp_path / "gone")], True)  # ENOENT: not armed, still usable
+    assert watch._fd is not None and not watch.quiet()
+    watch.watch([str(tmp_path)], True)
+    watch.watch([str(tmp_path)], True)
+    assert watch.quiet()
+    (tmp_path / "x.jsonl").write_text("{}\n")
+    assert not watch.quiet()
+
+    def out_of_watches(fd, path, mask):
+        ctypes.set_errno(28)  # ENOSPC
+        return -1
+
+    watch._add = out_of_watches
+    watch.watch([str(tmp_path / "another")], True)
+    assert watch._fd is None and not watch.quiet()  # its watches given back; the stats decide
+
+
 def test_a_first_scan_and_a_scan_in_slices_store_the_same_rows(tmp_path):
-    """The same transcripts read at once and as they grew (lines cut anywhere) store the
-    same rows, each key once per file."""
+    """A cold scan stores one chunk per file; the same transcripts read as they grew store
+    several per file: the rows (and each key once per file) are the same."""
     import subprocess
     import sys
 
@@ -414,16 +445,21 @@ def test_a_first_scan_and_a_scan_in_slices_store_the_same_rows(tmp_path):
         return sorted((paths[file_id], tuple(row)) for file_id, row in store.stored_rows())
 
     assert by_file(cold) == by_file(sliced) and len(by_file(cold)) > 100
+    chunks = lambda store: store.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]  # noqa: E731
+    assert chunks(cold) <= len(files) < chunks(sliced)
     assert report.breakdown(cold.messages_since(0)).total.tokens == report.breakdown(
         sliced.messages_since(0)).total.tokens
 
 
-def test_a_warm_run_reads_the_index_and_finds_the_first_runs_figures(tmp_path):
-    """A first fill, then another process's run on the filled index: it reads no
-    transcript byte and finds exactly the same figures (duplicates across files dropped
-    alike)."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_first_fills_window_fed_as_files_are_read_is_the_one_the_index_gives(tmp_path, monkeypatch, workers):
+    """A first fill sums each file's rows into the figures as they arrive (from the
+    workers, in file order, duplicates across files dropped); a probe that builds its
+    figures from the filled index must find exactly the same."""
     import subprocess
     import sys
+
+    from aiki_hooks.costs import scan
 
     from .conftest import REPO
 
@@ -436,14 +472,24 @@ def test_a_warm_run_reads_the_index_and_finds_the_first_runs_figures(tmp_path):
     (out / "projects" / "resumed").mkdir()
     (out / "projects" / "resumed" / "copy.jsonl").write_bytes(
         Path(source).read_bytes() + assistant("msg_resumed", "req_resumed").encode())
+    monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
     config = parse_config({"costs": {"timezone": "UTC", "claude_config_dirs": [str(out)]}}).costs
-    first = CostsProbe(config, tmp_path / "state", clock=lambda: NOON)
+    fed_adds = []
+    real_add = report.Window.add
+
+    def counting_add(self, rows, **kwargs):
+        fed_adds.append(kwargs.get("unordered", False))
+        return real_add(self, rows, **kwargs)
+
+    monkeypatch.setattr(report.Window, "add", counting_add)
+    first = CostsProbe(config, tmp_path / "state", clock=lambda: NOON, workers=workers, one_shot=True)
     cold = first.figures(days=90)
-    assert cold["stats"].files_read == cold["stats"].files > 10
+    assert cold["stats"].index_was_empty and fed_adds.count(True) > 10  # fed file by file
     first.close()
+    fed_adds.clear()
     again = CostsProbe(config, tmp_path / "state", clock=lambda: NOON)
-    warm = again.figures(days=90)
-    assert (warm["stats"].files_read, warm["stats"].bytes_read) == (0, 0)
+    rebuilt = again.figures(days=90)
+    assert not rebuilt["stats"].index_was_empty and True not in fed_adds  # built from the index
 
     def plain(figures):
         block = figures["block"]
@@ -455,22 +501,5 @@ def test_a_warm_run_reads_the_index_and_finds_the_first_runs_figures(tmp_path):
             {s: t.as_dict() for s, t in figures["sessions"].items()},
         )
 
-    assert plain(cold) == plain(warm)
+    assert plain(cold) == plain(rebuilt)
     assert sum(b.total.messages for b in cold["daily"].values()) > 100
-
-
-def test_what_another_process_indexes_reaches_the_kept_figures(tmp_path, corpus):
-    """The refresher's figures are kept while nothing is new; a one-shot `aiki-hooks
-    costs` that indexed an append meanwhile (the refresher then finds nothing new to
-    read) still changes them."""
-    path = corpus.file("a.jsonl")
-    path.write_text(assistant("m1", "r1", model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:00:00Z"))
-    refresher = probe_for(tmp_path, corpus)
-    assert refresher.check()[0].values["today_usd"] == pytest.approx(1.0)
-    with path.open("a") as file:
-        file.write(assistant("m2", "r2", model="claude-opus-4-5", input=0, output=40_000, ts=f"{DAY}T10:10:00Z"))
-    one_shot = probe_for(tmp_path, corpus)
-    assert one_shot.figures()["today"].total.cost == pytest.approx(2.0)
-    one_shot.close()
-    (result,) = refresher.check()
-    assert result.values["today_usd"] == pytest.approx(2.0)

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from dataclasses import dataclass
 from typing import Mapping
+
+from ..records import field, record
 
 PRICES_SOURCE = "Anthropic pricing page, read 2026-11-24"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rates:
     """USD per million tokens, per kind of token."""
 
@@ -39,7 +40,7 @@ class Rates:
     output: float
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Tier:
     """Above `prompt_tokens` (input + cache writes + cache reads of one request), every
     token of that request is billed at `rates`."""
@@ -48,7 +49,7 @@ class Tier:
     rates: Rates
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ModelPrice:
     """A model's rates, its long-context tier and the dated changes of its rates."""
 
@@ -56,7 +57,7 @@ class ModelPrice:
     rates: Rates
     tier: Tier | None = None
     # (effective from, rates): later rows win for messages at or after their date.
-    changes: tuple[tuple[float, Rates], ...] = ()
+    changes: tuple[tuple[float, Rates], ...] = field(default=())
 
     def rates_at(self, timestamp: float, prompt_tokens: int) -> Rates:
         rates = self.rates
@@ -142,6 +143,7 @@ class PriceBook:
         # Longest prefix first; an override beats a built-in row of the same prefix.
         self._entries = sorted(enumerate(entries), key=lambda item: (-len(item[1][0]), -item[0]))
         self._cache: dict[str, ModelPrice | None] = {}
+        self.schedules: dict[str, tuple | None] = {}  # the C scanner's cache of schedule()
         self.fingerprint = repr(sorted((p, repr(m)) for p, m in entries))
 
     def lookup(self, model: str) -> ModelPrice | None:
@@ -151,6 +153,22 @@ class PriceBook:
         found = next((price for _, (prefix, price) in self._entries if prefix_matches(name, prefix)), None)
         self._cache[model] = found
         return found
+
+    def schedule(self, model: str) -> tuple | None:
+        """*model*'s prices in the plain form the C scanner reads: None (unpriced) or
+        (tier prompt tokens or -1, tier rates or None, rates, ((since, rates), ...)), each
+        rates (input, cache_write_5m, cache_write_1h, cache_read, output) as floats."""
+        price = self.lookup(model)
+        if price is None:
+            return None
+
+        def plain(r: Rates) -> tuple[float, ...]:
+            return (float(r.input), float(r.cache_write_5m), float(r.cache_write_1h), float(r.cache_read),
+                    float(r.output))
+
+        tier = price.tier
+        return (tier.prompt_tokens if tier else -1, plain(tier.rates) if tier else None, plain(price.rates),
+                tuple((float(since), plain(rates)) for since, rates in price.changes))
 
     def cost(self, model: str, timestamp: float, *, input: int, output: int, cache_write_5m: int,
              cache_write_1h: int, cache_read: int) -> float | None:

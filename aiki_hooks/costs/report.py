@@ -1,4 +1,4 @@
-"""The figures, from the index's sums.
+"""Figures from the index: pure functions over messages (no I/O but the time zone).
 
 - days: calendar days in the configured time zone (default: the machine's);
 - the 5-hour billing block, as ccusage defines it: a block starts at the hour (UTC) of the
@@ -11,16 +11,22 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
-from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from .store import CostStore, Message
+from ..records import field, record
+from .store import BY_TIME, Message, messages_from_rows
 
 BLOCK_SECONDS = 5 * 3600
 
+try:  # Window.add's sums for many rows at once (the optional C scanner module)
+    from ._scanner import add_cells as _add_cells
+except ImportError:
+    _add_cells = None
 
-@dataclass
+
+@record
 class Totals:
     """Token and cost sums of some messages."""
 
@@ -32,28 +38,30 @@ class Totals:
     unpriced_tokens: int = 0
     messages: int = 0
 
-    @classmethod
-    def of(cls, m: Message) -> Totals:
-        return cls(input=m.input, output=m.output, cache_write=m.cache_write_5m + m.cache_write_1h,
-                   cache_read=m.cache_read, cost=m.cost or 0.0, unpriced_tokens=m.tokens if m.cost is None else 0,
-                   messages=1)
-
-    @classmethod
-    def from_sums(cls, sums: Sequence) -> Totals:
-        """From the index's store.SUMS."""
-        count, input_tokens, output, cache_write, cache_read, cost, unpriced = sums
-        return cls(input=input_tokens, output=output, cache_write=cache_write, cache_read=cache_read, cost=cost,
-                   unpriced_tokens=unpriced, messages=count)
-
-    def __add__(self, other: Totals) -> Totals:
-        return Totals(input=self.input + other.input, output=self.output + other.output,
-                      cache_write=self.cache_write + other.cache_write, cache_read=self.cache_read + other.cache_read,
-                      cost=self.cost + other.cost, unpriced_tokens=self.unpriced_tokens + other.unpriced_tokens,
-                      messages=self.messages + other.messages)
-
     @property
     def tokens(self) -> int:
         return self.input + self.output + self.cache_write + self.cache_read
+
+    def add(self, m: Message) -> None:
+        """*m*: a Message, or a row of the same fields (by index: the Window keeps rows)."""
+        self.input += m[5]
+        self.output += m[6]
+        self.cache_write += m[7] + m[8]
+        self.cache_read += m[9]
+        self.messages += 1
+        if m[10] is None:
+            self.unpriced_tokens += m[5] + m[6] + m[7] + m[8] + m[9]
+        else:
+            self.cost += m[10]
+
+    def merge(self, other: "Totals") -> None:
+        self.input += other.input
+        self.output += other.output
+        self.cache_write += other.cache_write
+        self.cache_read += other.cache_read
+        self.cost += other.cost
+        self.unpriced_tokens += other.unpriced_tokens
+        self.messages += other.messages
 
     def as_dict(self) -> dict:
         return {"input_tokens": self.input, "output_tokens": self.output, "cache_write_tokens": self.cache_write,
@@ -61,34 +69,23 @@ class Totals:
                 "unpriced_tokens": self.unpriced_tokens}
 
 
-@dataclass
+@record
 class Breakdown:
     """Totals in all and per model."""
 
     total: Totals = field(default_factory=Totals)
     by_model: dict[str, Totals] = field(default_factory=dict)
 
-    def add(self, model: str, totals: Totals) -> None:
-        self.total += totals
-        self.by_model[model] = self.by_model.get(model, Totals()) + totals
+    def add(self, m: Message) -> None:
+        self.total.add(m)
+        self.by_model.setdefault(m[3], Totals()).add(m)
+
+    def merge(self, model: str, totals: Totals) -> None:
+        self.total.merge(totals)
+        self.by_model.setdefault(model, Totals()).merge(totals)
 
 
-def breakdown(messages: Iterable[Message]) -> Breakdown:
-    result = Breakdown()
-    for m in messages:
-        result.add(m.model, Totals.of(m))
-    return result
-
-
-def breakdown_from_sums(rows: Iterable[Sequence]) -> Breakdown:
-    """From (model, *store.SUMS) rows."""
-    result = Breakdown()
-    for model, *sums in rows:
-        result.add(model, Totals.from_sums(sums))
-    return result
-
-
-@dataclass(frozen=True)
+@record(frozen=True)
 class Block:
     """A 5-hour billing block, as ccusage defines it."""
 
@@ -105,7 +102,7 @@ def zone(name: str | None) -> _dt.tzinfo | None:
     """The configured zone, or None for the machine's local time."""
     if not name:
         return None
-    if name == "UTC":  # the same offsets, without zoneinfo (and its search for tzdata)
+    if name == "UTC":  # the same offsets, without zoneinfo's import (and its search for tzdata)
         return _dt.timezone.utc
     from zoneinfo import ZoneInfo
 
@@ -122,6 +119,13 @@ def day_start(day: _dt.date, tz: _dt.tzinfo | None) -> float:
     return (midnight.replace(tzinfo=tz) if tz else midnight).timestamp()
 
 
+def daily(messages: Iterable[Message], tz: _dt.tzinfo | None) -> dict[str, Breakdown]:
+    days: dict[str, Breakdown] = {}
+    for m in messages:
+        days.setdefault(local_date(m.ts, tz).isoformat(), Breakdown()).add(m)
+    return dict(sorted(days.items()))
+
+
 def block_starts(timestamps: Sequence[float]) -> list[int]:
     """Indexes where a new 5-hour block starts, over sorted timestamps: ccusage's rule,
     a message *more* than 5 hours after its block's start (floored to the hour) or after
@@ -136,14 +140,31 @@ def block_starts(timestamps: Sequence[float]) -> list[int]:
     return starts
 
 
+def current_block_start(messages: Sequence[Message]) -> int:
+    """Index of the first message of the last block, over messages sorted by time. Blocks
+    chain only back to the last gap of more than 5 hours (where a block always starts),
+    so the rule runs from there, not over the whole history."""
+    chain = len(messages) - 1
+    while chain > 0 and messages[chain][1] - messages[chain - 1][1] <= BLOCK_SECONDS:
+        chain -= 1
+    return chain + block_starts([m[1] for m in messages[chain:]])[-1]
+
+
 def blocks(messages: Sequence[Message]) -> list[Block]:
     """ccusage's 5-hour blocks over messages sorted by time."""
     starts = block_starts([m.ts for m in messages])
     found = []
-    for first, stop in zip(starts, starts[1:] + [len(messages)], strict=True):
+    for first, stop in zip(starts, starts[1:] + [len(messages)]):
         start = messages[first].ts - (messages[first].ts % 3600)
         found.append(Block(start, start + BLOCK_SECONDS, messages[stop - 1].ts, breakdown(messages[first:stop])))
     return found
+
+
+def breakdown(messages: Iterable[Message]) -> Breakdown:
+    result = Breakdown()
+    for m in messages:
+        result.add(m)
+    return result
 
 
 def estimate_unpriced(messages: Iterable[Message], session_costs: Mapping[tuple[str, str], float],
@@ -164,47 +185,167 @@ def estimate_unpriced(messages: Iterable[Message], session_costs: Mapping[tuple[
     return estimate if known else None
 
 
-def lookback(days: int, tz: _dt.tzinfo | None, now: float) -> float:
-    """How far back the figures of *days* days reach (see figures)."""
-    since = day_start(local_date(now, tz) - _dt.timedelta(days=days - 1), tz)
-    return min(since, now - 86400) - BLOCK_SECONDS
+class Window:
+    """The figures for `days` calendar days up to today, updated incrementally.
 
-
-def figures(store: CostStore, *, days: int, tz: _dt.tzinfo | None, now: float) -> dict:
-    """The figures of *days* calendar days up to today (and any after it: a clock behind
-    the transcripts'): per day and model, the period, today, the current 5-hour block and
-    the sessions active in the last 24 hours.
-
-    The block and the sessions reach back before the period, to `lookback` (a day and 5
-    hours before it at least): a block starts after the last gap of more than 5 hours,
-    and a session's figure is all its messages since then, not only its last 24 hours.
+    Built once from the index, then fed only the messages each refresh adds; rebuilt
+    when the day changes or a transcript was forgotten. Messages are summed once, into
+    one cell per (day, model); days, models, today and the period are sums of cells.
+    It takes Messages or plain rows of the same fields (the scanner's, read by index: a
+    first scan's 25,000 need not become Messages first) and hands out Messages.
     """
-    today = local_date(now, tz)
-    first_day = today - _dt.timedelta(days=days - 1)
-    since, today_start = day_start(first_day, tz), day_start(today, tz)
-    reach = lookback(days, tz, now)
-    latest = store.latest()
-    last_day = max(today, local_date(latest, tz)) if latest is not None else today
-    ranges = []
-    for number in range((last_day - first_day).days + 1):
-        day = first_day + _dt.timedelta(days=number)
-        ranges.append((day.isoformat(), day_start(day, tz), day_start(day + _dt.timedelta(days=1), tz)))
-    daily: dict[str, Breakdown] = {}
-    period, today_breakdown = Breakdown(), Breakdown()
-    for day, model, *sums in sorted(store.sums_by_day(ranges)):
-        totals = Totals.from_sums(sums)
-        daily.setdefault(day, Breakdown()).add(model, totals)
-        period.add(model, totals)
-        if day >= today.isoformat():
-            today_breakdown.add(model, totals)
-    block = None
-    if latest is not None and now - latest < BLOCK_SECONDS:  # (else no block is active)
-        times = store.timestamps(reach)
-        first = times[block_starts(times)[-1]]
-        start = first - first % 3600
-        block = Block(start, start + BLOCK_SECONDS, times[-1], breakdown_from_sums(store.sums_by_model(first)))
-    active = store.sessions_since(now - 86400)
-    sessions = {session: Totals.from_sums(sums) for session, *sums in store.sums_by_session(active, reach)}
-    return {"days": days, "daily": daily, "week": period, "today": today_breakdown,
-            "block": block if block is not None and block.active(now) else None, "sessions": sessions,
-            "since": since, "today_start": today_start}
+
+    def __init__(self, *, days: int, tz: _dt.tzinfo | None, now: float) -> None:
+        self.days = days
+        self.tz = tz
+        self.today = local_date(now, tz)
+        first_day = self.today.toordinal() - (days - 1)
+        self.since = day_start(_dt.date.fromordinal(first_day), tz)
+        self.today_start = day_start(self.today, tz)
+        # Midnights of the window's days and the next one: a message's day by bisection,
+        # exact in any zone (DST, half-hour offsets).
+        self._day_starts = [day_start(_dt.date.fromordinal(first_day + i), tz) for i in range(days + 1)]
+        self._day_names = [_dt.date.fromordinal(first_day + i).isoformat() for i in range(days)]
+        # Blocks chain back to the last 5-hour gap: keep a day more than the period.
+        self.lookback = min(self.since, now - 86400) - BLOCK_SECONDS
+        self._cells: dict[tuple[str, str], list] = {}  # (day, model) -> sums, see add()
+        self.recent: list[Message] = []
+        self._sorted = True
+        self._version = 0
+        self._memo: dict[str, tuple] = {}  # derived figures, valid while nothing is added
+
+    def valid_for(self, now: float, days: int) -> bool:
+        return days == self.days and local_date(now, self.tz) == self.today
+
+    def add(self, messages: Iterable[Message], *, unordered: bool = False) -> None:
+        """Sum *messages* into their cells. Plain lists, tuple indexes and inline
+        arithmetic, and the last cell reused while the day and model stay the same (a
+        transcript's messages come in runs): a first scan brings every message of the
+        period through here. *unordered*: one of many batches not in time order (a first
+        scan's files, one at a time), summed in C whatever their size."""
+        lookback = self.lookback
+        fresh = [m for m in messages if m[1] >= lookback]
+        if not fresh:
+            return
+        recent = self.recent
+        bulk = unordered or len(fresh) > 64
+        if bulk:  # a first scan: sorted once when needed (timsort, on runs)
+            self._sorted = False
+        else:  # a refresh's few: still in order, most of the time
+            last = recent[-1][1] if recent else fresh[0][1]
+            for m in fresh:
+                if m[1] < last:
+                    self._sorted = False
+                last = m[1]
+        recent.extend(fresh)
+        cells, since = self._cells, self.since
+        starts, names, days, tz = self._day_starts, self._day_names, self.days, self.tz
+        if _add_cells is not None and bulk:
+            # The same sums in C (a first scan's rows): what it leaves, after today, below.
+            fresh = _add_cells(fresh, starts, names, since, cells)
+        cell = None
+        cell_model = None
+        cell_from = cell_to = 0.0  # the current cell's day, [from, to)
+        for m in fresh:
+            ts = m[1]
+            if ts < since:
+                continue
+            model = m[3]
+            if cell is None or model != cell_model or not cell_from <= ts < cell_to:
+                index = bisect.bisect_right(starts, ts) - 1
+                if index < days:
+                    day, cell_from, cell_to = names[index], starts[index], starts[index + 1]
+                else:  # after today (a clock ahead): no reuse
+                    day, cell_from, cell_to = local_date(ts, tz).isoformat(), 0.0, 0.0
+                cell = cells.get((day, model))
+                if cell is None:
+                    cell = cells[(day, model)] = [0, 0, 0, 0, 0.0, 0, 0]
+                cell_model = model
+            # input, output, cache writes, cache reads, cost, unpriced tokens, messages
+            # (m: key, ts, session, model, sidechain, input, output, write 5m, write 1h, read, cost)
+            cost = m[10]
+            cell[0] += m[5]
+            cell[1] += m[6]
+            cell[2] += m[7] + m[8]
+            cell[3] += m[9]
+            if cost is None:
+                cell[5] += m[5] + m[6] + m[7] + m[8] + m[9]
+            else:
+                cell[4] += cost
+            cell[6] += 1
+        self._version += 1  # the derived figures are stale
+
+    def _derived(self) -> tuple[dict[str, Breakdown], Breakdown, Breakdown]:
+        """(days, the period, today) from the cells; recomputed only after an add."""
+        memo = self._memo.get("cells")
+        if memo is None or memo[0] != self._version:
+            days: dict[str, Breakdown] = {}
+            period, today = Breakdown(), Breakdown()
+            today_name = self.today.isoformat()
+            for (day, model), cell in sorted(self._cells.items()):
+                totals = Totals(input=cell[0], output=cell[1], cache_write=cell[2], cache_read=cell[3], cost=cell[4],
+                                unpriced_tokens=cell[5], messages=cell[6])
+                days.setdefault(day, Breakdown()).merge(model, totals)
+                period.merge(model, totals)
+                if day >= today_name:
+                    today.merge(model, totals)
+            memo = self._memo["cells"] = (self._version, (days, period, today))
+        return memo[1]
+
+    @property
+    def period(self) -> Breakdown:
+        return self._derived()[1]
+
+    @property
+    def today_breakdown(self) -> Breakdown:
+        return self._derived()[2]
+
+    def daily_sorted(self) -> dict[str, Breakdown]:
+        return self._derived()[0]
+
+    def _ordered(self) -> list[Message]:
+        if not self._sorted:
+            self.recent.sort(key=BY_TIME)
+            self._sorted = True
+        return self.recent
+
+    def current_block(self, now: float) -> Block | None:
+        memo = self._memo.get("block")
+        if memo is None or memo[0] != self._version:
+            messages = self._ordered()
+            block = None
+            if messages:
+                first = current_block_start(messages)
+                start_ts = messages[first][1] - (messages[first][1] % 3600)
+                block = Block(start_ts, start_ts + BLOCK_SECONDS, messages[-1][1], breakdown(messages[first:]))
+            memo = self._memo["block"] = (self._version, block)
+        block = memo[1]
+        return block if block is not None and block.active(now) else None
+
+    def sessions(self, now: float) -> dict[str, Totals]:
+        """Sessions active in the last 24 hours, each with all its messages since
+        `lookback` (the period plus a day and 5 hours), not only its last 24 hours; a
+        session older than that is counted from there. Recomputed at most once a minute
+        when idle."""
+        memo = self._memo.get("sessions")
+        if memo is not None and memo[0] == (self._version, int(now // 60)):
+            return memo[1]
+        found = self._sessions(now)
+        self._memo["sessions"] = ((self._version, int(now // 60)), found)
+        return found
+
+    def _sessions(self, now: float) -> dict[str, Totals]:
+        messages = self._ordered()
+        first = bisect.bisect_left(messages, now - 86400, key=BY_TIME)
+        active = {m[2] for m in messages[first:] if m[2]}  # (rows: index 2 is the session)
+        found: dict[str, Totals] = {}
+        if not active:
+            return found
+        for m in messages:
+            if m[2] in active:
+                found.setdefault(m[2], Totals()).add(m)
+        return found
+
+    def unpriced_since(self, since: float) -> list[Message]:
+        """The unpriced messages at or after *since* (for Claude Code's own estimate)."""
+        return messages_from_rows([m for m in self.recent if m[10] is None and m[1] >= since])

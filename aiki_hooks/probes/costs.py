@@ -10,17 +10,18 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..config import CostsConfig, ExternalCostConfig
 from ..costs import report
 from ..costs.prices import PriceBook, Rates
-from ..costs.scan import Scanner, claude_config_dirs, transcript_files
+from ..costs.scan import ChangeWatch, ScanStats, Scanner, TranscriptLister, claude_config_dirs
 from ..costs.store import CostStore
-from ..proc import FLOOD_BYTES, MAX_OUTPUT_BYTES, CommandNotFound, run_command
-from ..result import Finding, ProbeResult
-from ..status import Status
-from ..thresholds import Threshold
+# result, status and thresholds are imported where a check is judged: `aiki-hooks costs`
+# never judges, and its start-up is part of a first scan's time.
+if TYPE_CHECKING:
+    from ..result import Finding, ProbeResult
+    from ..status import Status
 
 KIND = "costs"
 CLAUDE_NAME = "claude-costs"
@@ -53,6 +54,9 @@ def usd(value: float) -> str:
 
 
 def budget_status(spent: float, budget: float | None) -> tuple[Status, str]:
+    from ..status import Status
+    from ..thresholds import Threshold
+
     if not budget:
         return Status.OK, ""
     status = Threshold(warn=budget * BUDGET_WARN_FRACTION, crit=budget).evaluate(spent)
@@ -68,47 +72,93 @@ class CostsProbe:
         self.index_path = os.path.join(os.fspath(state_dir), INDEX_NAME)
         self.env = dict(os.environ if env is None else env)
         self.clock = clock
-        self.run = run  # None: proc.run_command
+        self.run = run  # None: proc.run_command, imported only where a tracker command runs
         self.timeout_seconds = config.timeout_seconds
         self.names = (CLAUDE_NAME,) + ((TRACKER_NAME,) if config.external else ())
         self.prices = price_book(config)
         self.tz = report.zone(config.timezone)
         self._lock = threading.Lock()
         self._store: CostStore | None = None
-        # (workers and one_shot are no longer used: accepted while `aiki-hooks costs` passes them.)
+        self._window: report.Window | None = None
+        self._estimates: dict | None = None
+        # Worker processes only where forking is safe: a single-threaded command, not the
+        # refresher, whose probe threads may hold locks at fork time.
+        self.workers = workers
+        # An inotify watch and remembered directory listings pay off over many refreshes;
+        # a one-shot command (`aiki-hooks costs`) makes one.
+        self.one_shot = one_shot
 
     # ------------------------------------------------------------------ measure
 
     def figures(self, days: int = WEEK_DAYS) -> dict[str, Any]:
-        """Scan what is new, then sum the figures from the index (also used by
-        `aiki-hooks costs`). A refresh with nothing new costs one stat per file."""
+        """Scan what is new, then bring the figures up to date (also used by `aiki-hooks costs`).
+
+        The window of figures is fed only the messages this refresh added; it is rebuilt
+        from the index when the day changed or a transcript was truncated, replaced or
+        deleted. A refresh with nothing new costs one stat per file.
+        """
         if self._store is None:
             self._store = CostStore(self.index_path)
-            self._scanner = Scanner(self._store, self.prices)
+            self._scanner = Scanner(self._store, self.prices, workers=self.workers)
+            self._lister = TranscriptLister(remember=not self.one_shot)
+            self._watch = ChangeWatch(enabled=not self.one_shot)
+            self._file_count, self._had_errors = 0, False
         now = self.clock()
-        lookback = report.lookback(days, self.tz, now)
-        if lookback < self._store.kept_since():
-            # Asked for days the index no longer holds (pruned): read everything again.
-            self._store.begin()
-            self._store.reset()
-            self._store.commit()
-        stats = self._scanner.refresh(transcript_files(claude_config_dirs(self.config.claude_config_dirs, self.env)))
-        self._prune(now, lookback)
-        found = report.figures(self._store, days=days, tz=self.tz, now=now)
-        today, week, block = found["today"], found["week"], found["block"]
+        window = self._window
+        if window is None or not window.valid_for(now, days):
+            window = None
+            lookback = report.Window(days=days, tz=self.tz, now=now).lookback
+            if lookback < self._store.kept_since():
+                # Asked for days the index no longer holds (pruned): read everything again.
+                self._store.begin()
+                self._store.reset()
+                self._store.commit()
+                self._scanner.forget_known()
+        fed = None
+        # Nothing touched the transcripts: no stat needed. (Not while a file could not be
+        # read: each refresh tries it again and says so.)
+        if not self._had_errors and self._watch.quiet() and self._scanner.index_unchanged():
+            stats = ScanStats(files=self._file_count)
+        else:
+            files = self._lister.files(claude_config_dirs(self.config.claude_config_dirs, self.env))
+            # A window to build anew is fed a first fill's rows file by file, as the
+            # workers read (summed while they still read, not after them).
+            fed = report.Window(days=days, tz=self.tz, now=now) if window is None else None
+            stats = self._scanner.refresh(files, on_first_rows=(lambda rows: fed.add(rows, unordered=True))
+                                          if fed is not None else None)
+            self._file_count, self._had_errors = len(files), bool(stats.errors)
+            self._watch.watch(self._lister.directories, self._lister.complete)
+        if window is not None and stats.new_rows is not None:
+            window.add(stats.new_rows)
+        else:
+            if fed is not None and stats.index_was_empty and stats.new_rows is not None:
+                window = fed  # everything, just read
+            else:
+                window = report.Window(days=days, tz=self.tz, now=now)
+                window.add(self._store.messages_since(window.lookback))
+            self._window, self._estimates = window, None
+            self._prune(now, window.lookback)
+        todays, week, block = window.today_breakdown, window.period, window.current_block(now)
+        if stats.new_rows or stats.new_rows is None or stats.files_read or self._estimates is None:
+            self._estimates = {}  # Claude Code's figures may have changed with what was read
         return {
-            **found,
             "now": now,
+            "days": days,
             "stats": stats,
-            "unpriced_today_estimate": self._estimate(today, found["today_start"]),
-            "unpriced_block_estimate": self._estimate(block.breakdown, block.start) if block else None,
-            "unpriced_week_estimate": self._estimate(week, found["since"]),
+            "daily": window.daily_sorted(),
+            "today": todays,
+            "week": week,
+            "block": block,
+            "sessions": window.sessions(now),
+            "unpriced_today_estimate": self._estimate(window, todays, window.today_start),
+            "unpriced_block_estimate": self._estimate(window, block.breakdown, block.start) if block else None,
+            "unpriced_week_estimate": self._estimate(window, week, window.since),
         }
 
     def _prune(self, now: float, lookback: float) -> None:
-        """Keep the index small: drop messages older than KEEP_DAYS (or the days asked
-        for, if more), at most once a day; a later request for older days reads the
-        transcripts again."""
+        """Keep the index small: drop messages older than KEEP_DAYS (or the window asked
+        for, if longer). Runs when the figures are rebuilt (start, a new day), at most once
+        a day; a later request for older days reads the transcripts again."""
         horizon = min(now - KEEP_DAYS * 86400, lookback)
         oldest = self._store.oldest()
         if oldest is None or oldest >= horizon or horizon - self._store.kept_since() < 86400:
@@ -121,15 +171,18 @@ class CostsProbe:
             self._store.rollback()
             raise
 
-    def _estimate(self, breakdown: report.Breakdown, since: float) -> float | None:
+    def _estimate(self, window: report.Window, breakdown: report.Breakdown, since: float) -> float | None:
         """Claude Code's own price (`cost-state`) for the unpriced tokens since *since*;
-        None when there are none or it gave none."""
+        None when there are none or it gave none. Kept until the next refresh reads anything."""
         if not breakdown.total.unpriced_tokens:
             return None
-        unpriced = self._store.messages_since(since, unpriced=True)
-        pairs = sorted({(m.session, m.model) for m in unpriced})
-        return report.estimate_unpriced(unpriced, self._store.session_costs([p[0] for p in pairs]),
-                                        self._store.session_model_tokens(pairs))
+        key = (id(window), since)
+        if key not in self._estimates:
+            unpriced = window.unpriced_since(since)
+            pairs = sorted({(m.session, m.model) for m in unpriced})
+            self._estimates[key] = report.estimate_unpriced(
+                unpriced, self._store.session_costs([p[0] for p in pairs]), self._store.session_model_tokens(pairs))
+        return self._estimates[key]
 
     def external(self, source: ExternalCostConfig) -> tuple[float | None, str | None]:
         """(today's USD from the user's tracker, error). The error is a fixed short reason
@@ -137,6 +190,13 @@ class CostsProbe:
         where it would reach the issue journal and mem0 (it may print tokens or keys)."""
         try:
             if source.command:
+                from ..proc import (  # here: a tracker is rare, subprocess is not free
+                    FLOOD_BYTES,
+                    MAX_OUTPUT_BYTES,
+                    CommandNotFound,
+                    run_command,
+                )
+
                 try:
                     out = (self.run or run_command)(source.command, timeout=source.timeout_seconds)
                 except CommandNotFound:
@@ -178,6 +238,9 @@ class CostsProbe:
             yield
 
     def check(self) -> list[ProbeResult]:
+        from ..result import ProbeResult
+        from ..status import Status
+
         if not self._lock.acquire(blocking=False):
             # A first full scan outlived the cycle; it carries on, this cycle reports that.
             return [ProbeResult(name=CLAUDE_NAME, kind=KIND, status=Status.UNKNOWN, error_kind="busy",
@@ -221,6 +284,7 @@ def _budget_finding(finding_id: str, what: str, breakdown: report.Breakdown, est
     """(the finding, "96% of the $0.40 budget") for a budget. Spend counts Claude Code's own
     price for unpriced models; tokens it gave no price for are named, so a budget is never
     silently met by leaving them out."""
+    from ..result import Finding
 
     spent = breakdown.total.cost + (estimate or 0.0)
     status, share = budget_status(spent, budget)
@@ -236,6 +300,9 @@ def _budget_finding(finding_id: str, what: str, breakdown: report.Breakdown, est
 
 
 def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
+    from ..result import ProbeResult
+    from ..status import Status
+
     today: report.Breakdown = figures["today"]
     week: report.Breakdown = figures["week"]
     block: report.Block | None = figures["block"]
@@ -265,7 +332,7 @@ def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
     status = max((f.status for f in findings), key=lambda s: s.severity, default=Status.OK)
 
     # Sessions active in the last 24 hours, the costliest MAX_SESSIONS_REPORTED; each with
-    # its whole cost since the figures' lookback (see report.figures).
+    # its whole cost since the window's lookback (see report.Window.sessions).
     sessions = sorted(figures["sessions"].items(), key=lambda item: -item[1].cost)[:MAX_SESSIONS_REPORTED]
     values: dict[str, Any] = {
         "today_usd": round(today.total.cost, 6),
@@ -296,6 +363,9 @@ def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
 
 
 def judge_external(source: ExternalCostConfig, value: float | None, error: str | None) -> ProbeResult:
+    from ..result import ProbeResult
+    from ..status import Status
+
     if error is not None:
         return ProbeResult(name=TRACKER_NAME, kind=KIND, status=Status.UNKNOWN, error_kind="tracker_failed",
                            summary=f"{source.label}: {error}")
