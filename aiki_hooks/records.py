@@ -139,7 +139,7 @@ def _take_positional(cls, spec: _Spec, args: tuple, values: dict) -> None:
         raise TypeError(f"{cls.__name__}() takes keyword arguments only")
     if len(args) > len(spec.names):
         raise TypeError(f"{cls.__name__}() takes {len(spec.names)} arguments, {len(args)} given")
-    for name, value in zip(spec.names, args):
+    for name, value in zip(spec.names, args, strict=False):  # fewer args than fields: the rest default
         if name in values:
             raise TypeError(f"{cls.__name__}() got multiple values for argument {name!r}")
         values[name] = value

@@ -320,7 +320,7 @@ def test_daily_budget_becomes_an_issue(corpus, tmp_path, spent, status):
     assert result.values["today_usd"] == pytest.approx(spent)
     if status is not Status.OK:
         (finding,) = result.issue_findings()
-        assert finding.id == "costs:today" and f"of the $10.00 budget" in finding.summary
+        assert finding.id == "costs:today" and "of the $10.00 budget" in finding.summary
 
 
 def test_summary_names_unpriced_tokens_never_zero_dollars(corpus, tmp_path):

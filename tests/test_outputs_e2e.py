@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 
 from aiki_hooks.cache import read_cache

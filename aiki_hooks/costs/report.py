@@ -154,7 +154,7 @@ def blocks(messages: Sequence[Message]) -> list[Block]:
     """ccusage's 5-hour blocks over messages sorted by time."""
     starts = block_starts([m.ts for m in messages])
     found = []
-    for first, stop in zip(starts, starts[1:] + [len(messages)]):
+    for first, stop in zip(starts, starts[1:] + [len(messages)], strict=True):
         start = messages[first].ts - (messages[first].ts % 3600)
         found.append(Block(start, start + BLOCK_SECONDS, messages[stop - 1].ts, breakdown(messages[first:stop])))
     return found

@@ -25,16 +25,14 @@ import os
 import sys
 from typing import Callable, Iterable, Iterator, Sequence
 
-json_loads = None  # orjson's (~3x faster), else the standard library's: imported on first use
-
-try:  # the optional C scanner (setup.py); the Python path below gives the same rows
-    from ._scanner import OTHER as _OTHER, ROW as _ROW, SKIP as _SKIP, scan_usage as _scan_usage
-except ImportError:  # not built: no C compiler where this was installed
-    _OTHER = _ROW = _SKIP = _scan_usage = None
-
 from ..records import field, record
 from .prices import PriceBook
 from .store import CostStore, FileState, Message, dumps_rows, loads_rows
+
+json_loads = None  # orjson's (~3x faster), else the standard library's: imported on first use
+
+# The C scanner is gone (issue 14); its entry points stay unset and the Python path reads.
+_OTHER = _ROW = _SKIP = _scan_usage = None
 
 CHUNK_BYTES = 1024 * 1024
 # A single line larger than this (a pathological tool result) is skipped, not buffered.
@@ -718,7 +716,7 @@ def _frame(index: int, found: FileRead) -> list:
 
 
 def _from_frame(rest: bytes | memoryview, rows_json: bytes) -> FileRead:
-    found = FileRead(**dict(zip(_FIELDS, marshal.loads(rest))))
+    found = FileRead(**dict(zip(_FIELDS, marshal.loads(rest), strict=True)))
     found.seen = found.proved = None  # as the worker left them (read_file)
     found.rows_json = rows_json
     found.rows = loads_rows(rows_json)  # lists, not tuples: read alike by index
