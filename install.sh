@@ -91,9 +91,22 @@ state_dir_is_ours() {
   return 0
 }
 
+# Whether the config loads (its error, one line, on stderr when not). Standard library only:
+# it runs on the system's Python before the venv has the package's dependencies.
+check_config() {
+  local py=(env "PYTHONPATH=$src${PYTHONPATH:+:$PYTHONPATH}" "$python" -P)
+  if [ -x "$venv/bin/aiki-hooks" ]; then py=("$venv/bin/python" -P); fi
+  "${py[@]}" -c 'import sys
+from aiki_hooks.config import ConfigError, load_config
+try:
+    load_config()
+except ConfigError as exc:
+    sys.exit(f"aiki-hooks: {exc.message()}")'
+}
+
 # The configured state dir (one line; the config's own error on stderr when it does not load).
 aiki_state_dir() {
-  aiki config >/dev/null || return 1
+  check_config || return 1
   local py=(env "PYTHONPATH=$src${PYTHONPATH:+:$PYTHONPATH}" "$python")
   # -P: the installed package, not a folder named aiki_hooks in the current directory.
   if [ -x "$venv/bin/aiki-hooks" ]; then py=("$venv/bin/python" -P); fi
@@ -159,7 +172,7 @@ if ! err=$(aiki install-hooks "${where[@]}" --dry-run --python "$venv/bin/python
   printf '%s\n' "$err" >&2
   die "nothing was changed"
 fi
-aiki config >/dev/null || die "nothing was changed; fix the config and run again"
+check_config || die "nothing was changed; fix the config and run again"
 
 say "using $python ($("$python" -c 'import platform; print(platform.python_version())'))"
 umask 077

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 
 import pytest
 
@@ -158,12 +156,3 @@ def test_a_record_inherits_its_base_records_fields():
 
     assert records.fields(Named) == ("path", "count", "seen", "cache", "name")
     assert Named("p", name="n").seen == []
-
-
-def test_the_costs_command_imports_no_dataclasses():
-    # The reason records exist: importing `dataclasses` (and `inspect`) and compiling each
-    # class's methods cost the cold scan ~40 ms.
-    code = ("import sys; import aiki_hooks.cli, aiki_hooks.config, aiki_hooks.costs.render, aiki_hooks.outputs, "
-            "aiki_hooks.probes.costs; print(sorted({'dataclasses', 'inspect'} & set(sys.modules)))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
