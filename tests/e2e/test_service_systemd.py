@@ -94,7 +94,8 @@ class Installed:
     def refresher_pids(self) -> list[int]:
         """Every refresher process, whoever started it; not its forked helpers (the cost
         scan's workers share its command line)."""
-        out = self.manager.run(["pgrep", "-f", r"(bin/aiki-hooks|-m aiki_hooks\.cli) .*refresher"]).stdout
+        # This home's installation only: the machine may run other refreshers (other tests, users).
+        out = self.manager.run(["pgrep", "-f", rf"{HOME}/.*(bin/aiki-hooks|-m aiki_hooks\.cli) .*refresher"]).stdout
         pids = [int(pid) for pid in out.split()]
         return [pid for pid in pids if _parent(pid) not in pids]
 
@@ -347,21 +348,23 @@ def test_install_again_upgrades_in_place(installed):
 
 def test_a_failed_service_start_leaves_hooks_and_a_detached_refresher(installed):
     installed.drop_in(CRASHER)
-    result = installed.install()
-    assert result.returncode == 2, f"{result.stdout}\n{result.stderr}"
-    assert "cannot reach qdrant at localhost:6333" in result.stderr
-    assert "runs detached" in result.stdout and "what the agent sees" in result.stdout
-    assert not (installed.home / UNIT_FILE).exists()
-    time.sleep(3)  # longer than RestartSec: nothing restarts
-    assert installed.props("LoadState", "ActiveState") == {"LoadState": "not-found", "ActiveState": "inactive"}
-    pids = installed.refresher_pids()
-    assert len(pids) == 1, pids
-    lock_pid = int((installed.home / STATE / "refresher.lock").read_text())
-    assert pids == [lock_pid]
-    # The state it is in is the documented one: doctor sees the detached refresher running.
-    doctor = installed.aiki("doctor", timeout=180)
-    assert f"refresher running (pid {lock_pid})" in doctor.stdout, doctor.stdout
-    installed.drop_in(None)
+    try:
+        result = installed.install()
+        assert result.returncode == 2, f"{result.stdout}\n{result.stderr}"
+        assert "cannot reach qdrant at localhost:6333" in result.stderr
+        assert "runs detached" in result.stdout and "what the agent sees" in result.stdout
+        assert not (installed.home / UNIT_FILE).exists()
+        time.sleep(3)  # longer than RestartSec: nothing restarts
+        assert installed.props("LoadState", "ActiveState") == {"LoadState": "not-found", "ActiveState": "inactive"}
+        pids = installed.refresher_pids()
+        assert len(pids) == 1, pids
+        lock_pid = int((installed.home / STATE / "refresher.lock").read_text())
+        assert pids == [lock_pid]
+        # The state it is in is the documented one: doctor sees the detached refresher running.
+        doctor = installed.aiki("doctor", timeout=180)
+        assert f"refresher running (pid {lock_pid})" in doctor.stdout, doctor.stdout
+    finally:
+        installed.drop_in(None)
 
 
 def test_uninstall_leaves_no_unit_and_no_process(installed):
