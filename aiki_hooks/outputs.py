@@ -40,7 +40,6 @@ stdlib only (the refresher has an RSS budget); config.py is imported lazily.
 from __future__ import annotations
 
 import collections
-import io
 import json
 import os
 import re
@@ -434,42 +433,6 @@ def parse_headers(text: str, variable: str) -> list[tuple[str, str]]:
     return headers
 
 
-class _TimeLeftReader(io.RawIOBase):
-    """The receive side of a socket that sets the socket's timeout to the time left before
-    every read: a per-read timeout alone lets a server that trickles a byte a second hold
-    the request forever. (The http probe reads its answers the same way.)"""
-
-    def __init__(self, sock, deadline) -> None:
-        super().__init__()
-        self._sock = sock
-        # Through makefile, as http.client reads: the descriptor then stays open when
-        # http.client closes the connection early on "Connection: close".
-        self._stream = sock.makefile("rb", buffering=0)
-        self._deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int | None:
-        self._sock.settimeout(self._deadline.remaining())
-        return self._stream.readinto(buffer)
-
-    def close(self) -> None:
-        self._stream.close()
-        super().close()
-
-
-class _TimeLeftSocket:
-    """All that http.client.HTTPResponse asks of a socket."""
-
-    def __init__(self, sock, deadline) -> None:
-        self._sock = sock
-        self._deadline = deadline
-
-    def makefile(self, mode: str) -> io.BufferedReader:
-        return io.BufferedReader(_TimeLeftReader(self._sock, self._deadline))
-
-
 def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: float) -> None:
     """One POST; returns on 2xx, else raises DeliveryError. *timeout* bounds the whole
     request: connecting, the TLS handshake, sending, and the answer however slowly it
@@ -478,7 +441,7 @@ def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: fl
     header value, the credentials, or the URL's path and query."""
     import http.client  # here, not at the top: every command loads this module with the config
 
-    from .probes.net import Deadline, open_connection
+    from .probes.net import Deadline, DeadlineSocket, open_connection
 
     deadline = Deadline(timeout, time.monotonic)
     try:
@@ -504,7 +467,7 @@ def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: fl
     else:
         conn = http.client.HTTPConnection(parts.hostname, port)
     conn.response_class = lambda sock, *args, **kwargs: http.client.HTTPResponse(
-        _TimeLeftSocket(sock, deadline), *args, **kwargs)
+        DeadlineSocket(sock, deadline), *args, **kwargs)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     secrets += [target, parts.path, parts.query]
     try:

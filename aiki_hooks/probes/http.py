@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import io
 import json
 import os
 import re
@@ -51,6 +50,7 @@ from .net import (
     OK,
     TIMEOUT,
     Deadline,
+    DeadlineSocket,
     classify_connect_error,
     fmt_latency,
     fmt_timeout,
@@ -137,44 +137,9 @@ class QdrantMeasurement:
     root: Exchange
 
 
-class _DeadlineReader(io.RawIOBase):
-    """The receive side of a socket that re-arms the socket timeout to the time left
-    before every receive, so the total deadline also bounds a dribbling server."""
-
-    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
-        super().__init__()
-        self._sock = sock
-        # Through socket.makefile, as http.client itself reads: the descriptor then stays
-        # open when http.client closes the connection early on "Connection: close".
-        self._stream = sock.makefile("rb", buffering=0)
-        self._deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int | None:
-        self._sock.settimeout(self._deadline.remaining())
-        return self._stream.readinto(buffer)
-
-    def close(self) -> None:
-        self._stream.close()
-        super().close()
-
-
-class _DeadlineSocket:
-    """All that http.client.HTTPResponse asks of a socket."""
-
-    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
-        self._sock = sock
-        self._deadline = deadline
-
-    def makefile(self, mode: str) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
-
-
 def _responses_within(deadline: Deadline) -> Callable[..., http.client.HTTPResponse]:
     def response_class(sock: socket.socket, *args, **kwargs) -> http.client.HTTPResponse:
-        return http.client.HTTPResponse(_DeadlineSocket(sock, deadline), *args, **kwargs)
+        return http.client.HTTPResponse(DeadlineSocket(sock, deadline), *args, **kwargs)
 
     return response_class
 

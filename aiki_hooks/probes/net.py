@@ -7,6 +7,7 @@ resolver that hangs is cut off by the runner's deadline instead.
 
 from __future__ import annotations
 
+import io
 import socket
 from dataclasses import dataclass
 from typing import Callable
@@ -89,3 +90,39 @@ def fmt_latency(seconds: float) -> str:
 
 def fmt_timeout(seconds: float) -> str:
     return f"{seconds:g} s"
+
+
+class DeadlineReader(io.RawIOBase):
+    """The receive side of a socket that re-arms the socket timeout to the time left
+    before every receive, so the total deadline also bounds a dribbling server."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
+        super().__init__()
+        self._sock = sock
+        # Through socket.makefile, as http.client itself reads: the descriptor then stays
+        # open when http.client closes the connection early on "Connection: close".
+        self._stream = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int | None:
+        self._sock.settimeout(self._deadline.remaining())
+        return self._stream.readinto(buffer)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+class DeadlineSocket:
+    """All that http.client.HTTPResponse asks of a socket: the HTTP probe and webhook
+    outputs read their answers through it."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(DeadlineReader(self._sock, self._deadline))
