@@ -97,7 +97,7 @@ check_config() {
   local py=(env "PYTHONPATH=$src${PYTHONPATH:+:$PYTHONPATH}" "$python" -P)
   if [ -x "$venv/bin/aiki-hooks" ]; then py=("$venv/bin/python" -P); fi
   "${py[@]}" -c 'import sys
-from aiki_hooks.config import ConfigError, load_config
+from aiki_hooks.config.load import ConfigError, load_config
 try:
     load_config()
 except ConfigError as exc:
@@ -110,13 +110,13 @@ aiki_state_dir() {
   local py=(env "PYTHONPATH=$src${PYTHONPATH:+:$PYTHONPATH}" "$python")
   # -P: the installed package, not a folder named aiki_hooks in the current directory.
   if [ -x "$venv/bin/aiki-hooks" ]; then py=("$venv/bin/python" -P); fi
-  "${py[@]}" -c 'from aiki_hooks.config import load_config; print(load_config().state_dir)'
+  "${py[@]}" -c 'from aiki_hooks.config.load import load_config; print(load_config().state_dir)'
 }
 
 # The configured mem0 backend ("off" unless the config sets one).
 aiki_mem0_backend() {
   PYTHONPATH="$src${PYTHONPATH:+:$PYTHONPATH}" "$python" -P -c \
-    'from aiki_hooks.config import load_config; print(load_config().mem0.backend)' 2>/dev/null || echo off
+    'from aiki_hooks.config.load import load_config; print(load_config().mem0.backend)' 2>/dev/null || echo off
 }
 
 python=$(find_python) || die "no Python >= 3.11 with the venv module found. Install one (Debian/Ubuntu: sudo apt-get install python3 python3-venv) or set PYTHON=/path/to/python3.11"
@@ -148,7 +148,7 @@ if [ -n "$plugin" ]; then
   if [ -n "$dry_run" ]; then say "would build the plugin in $target"; exit 0; fi
   umask 077
   mkdir -p "$data"
-  PYTHONPATH="$src" "$python" -m aiki_hooks.plugin "$src" "$target" >/dev/null
+  PYTHONPATH="$src" "$python" -m aiki_hooks.install.plugin "$src" "$target" >/dev/null
   say "built the plugin and its marketplace in $target; now run:"
   echo "    claude plugin marketplace add $target"
   echo "    claude plugin install aiki-hooks@aiki-local --scope user"

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from aiki_hooks import __version__
 
 EXIT_ERROR = 3
 ONESHOT_LOCK = "oneshot.lock"  # the hooks check the same name (hooklib.runtime)
@@ -145,15 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         if args.debug:
             raise
-        from .sdnotify import ERR, priority_prefix
+        from aiki_hooks.cycle.sdnotify import ERR, priority_prefix
 
         sys.stderr.write(f"{priority_prefix(ERR, sys.stderr)}aiki-hooks: {_explain(exc)}\n")
         return EXIT_ERROR
 
 
 def _explain(exc: BaseException) -> str:
-    from .config import ConfigError, redact_text
-    from .sanitize import strip_controls
+    from aiki_hooks.config.load import ConfigError, redact_text
+    from aiki_hooks.sanitize import strip_controls
 
     if isinstance(exc, ConfigError):
         return exc.message()  # its values are quoted redacted, their controls escaped
@@ -170,15 +170,15 @@ def _explain(exc: BaseException) -> str:
 
 
 def _config(args):
-    from .config import load_config
+    from aiki_hooks.config.load import load_config
 
     return load_config(args.config)
 
 
 def cmd_status(args) -> int:
-    from .cache import read_cache
-    from .engine import Engine
-    from .render import render_status
+    from aiki_hooks.cycle.cache import read_cache
+    from aiki_hooks.cycle.engine import Engine
+    from aiki_hooks.render import render_status
 
     config = _config(args)
     read = read_cache(config.cache_path)
@@ -204,14 +204,14 @@ def cmd_status(args) -> int:
             args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         )
         sys.stdout.write(render_status(data, now=time.time(), color=color, note=note) + "\n")
-    from .status import Status
+    from aiki_hooks.model.status import Status
 
     return int(Status.parse(data.get("status", "UNKNOWN")))
 
 
 def cmd_refresh(args) -> int:
-    from .engine import Engine, start_mem0_flush
-    from .refresher import AlreadyRunning, InstanceLock, holder_pid, one_line_status
+    from aiki_hooks.cycle.engine import Engine, start_mem0_flush
+    from aiki_hooks.cycle.refresher import AlreadyRunning, InstanceLock, holder_pid, one_line_status
 
     config = _config(args)
     if args.if_idle:
@@ -235,17 +235,17 @@ def cmd_refresh(args) -> int:
 def cmd_refresher(args) -> int:
     import dataclasses
 
-    from .refresher import AlreadyRunning, Refresher
+    from aiki_hooks.cycle.refresher import AlreadyRunning, Refresher
 
     config = _config(args)
     if args.interval is not None:
         if not 0.01 <= args.interval <= 86400:
             raise UsageError("--interval must be between 0.01 and 86400 seconds")
         config = dataclasses.replace(config, interval_seconds=args.interval)
-    from .paths import config_path
+    from aiki_hooks.paths import config_path
 
     if args.daemon:
-        from .daemon import start_daemon
+        from aiki_hooks.install.daemon import start_daemon
 
         extra = ["--interval", str(args.interval)] if args.interval is not None else []
         started, pid, message = start_daemon(config, extra_args=extra)
@@ -269,15 +269,15 @@ def cmd_refresher(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from .config import effective_config_toml
+    from aiki_hooks.config.load import effective_config_toml
 
     sys.stdout.write(effective_config_toml(_config(args)))
     return 0
 
 
 def cmd_init(args) -> int:
-    from .init import detect, render_config, write_config
-    from .paths import config_path
+    from aiki_hooks.config.init import detect, render_config, write_config
+    from aiki_hooks.paths import config_path
 
     text = render_config(detect())
     if args.stdout:
@@ -297,7 +297,7 @@ def cmd_init(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from .doctor import FAIL, render_findings, run_doctor
+    from aiki_hooks.install.doctor import FAIL, render_findings, run_doctor
 
     findings = run_doctor(args.config)
     sys.stdout.write(render_findings(findings) + "\n")
@@ -305,8 +305,8 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_costs(args) -> int:
-    from .costs.render import costs_json, costs_table
-    from .probes.costs import CostsProbe
+    from aiki_hooks.costs.render import costs_json, costs_table
+    from aiki_hooks.probes.costs import CostsProbe
 
     if not 1 <= args.days <= 3660:
         raise UsageError("--days must be between 1 and 3660")
@@ -324,8 +324,8 @@ def cmd_costs(args) -> int:
 
 
 def cmd_issues(args) -> int:
-    from . import journal
-    from .issue_history import as_json, occurrences, render_table, within_days
+    from aiki_hooks.issues import journal
+    from aiki_hooks.issues.history import as_json, occurrences, render_table, within_days
 
     if not 1 <= args.days <= 3660:
         raise UsageError("--days must be between 1 and 3660")
@@ -340,7 +340,7 @@ def cmd_issues(args) -> int:
 
 
 def cmd_mem0_flush(args) -> int:
-    from .mem0_delivery import main as flush
+    from aiki_hooks.outputs.mem0.delivery import main as flush
 
     config = _config(args)
     return flush(config.mem0, config.state_dir, force=args.force, quiet=not args.debug)
@@ -349,8 +349,16 @@ def cmd_mem0_flush(args) -> int:
 def cmd_install_hooks(args) -> int:
     from pathlib import Path as _Path
 
-    from .claude_settings import (SettingsError, claude_settings_files, default_hooks_dir, install_hook_scripts,
-                                  install_settings, load_settings, resolve_interpreter, settings_path)
+    from aiki_hooks.install.settings import (
+        SettingsError,
+        claude_settings_files,
+        default_hooks_dir,
+        install_hook_scripts,
+        install_settings,
+        load_settings,
+        resolve_interpreter,
+        settings_path,
+    )
 
     hooks_dir = _Path(args.hooks_dir) if args.hooks_dir else default_hooks_dir()
     target = settings_path(project=args.project, settings=args.settings)
@@ -373,7 +381,7 @@ def cmd_install_hooks(args) -> int:
 
 
 def cmd_uninstall_hooks(args) -> int:
-    from .claude_settings import SettingsError, settings_path, uninstall_settings
+    from aiki_hooks.install.settings import SettingsError, settings_path, uninstall_settings
 
     try:
         change = uninstall_settings(settings_path(project=args.project, settings=args.settings), dry_run=args.dry_run)
@@ -401,9 +409,9 @@ def _report_settings_change(change, dry_run: bool) -> int:
 def cmd_service(args) -> int:
     import getpass
 
-    from . import service
-    from .daemon import start_daemon, stop_daemon
-    from .refresher import holder_pid
+    from aiki_hooks.cycle.refresher import holder_pid
+    from aiki_hooks.install import service
+    from aiki_hooks.install.daemon import start_daemon, stop_daemon
 
     if args.service_command == "status":
         return _service_status(args)
@@ -452,9 +460,9 @@ def cmd_service(args) -> int:
 def _service_status(args) -> int:
     """The unit's state even when the config does not load: a unit failed by a config
     error is exactly when this is asked."""
-    from . import service
-    from .config import ConfigError
-    from .refresher import holder_pid
+    from aiki_hooks.config.load import ConfigError
+    from aiki_hooks.cycle.refresher import holder_pid
+    from aiki_hooks.install import service
 
     try:
         state_dir = _config(args).state_dir
@@ -479,8 +487,8 @@ EXIT_DETACHED = 2  # `service install`: the unit would not run; the refresher ru
 def _fall_back_to_detached(config, failure: Exception) -> int:
     """The unit did not start: say why (its last log lines), take it out so it cannot
     crash-loop, and run the refresher detached, the state install.sh documents."""
-    from . import service
-    from .daemon import start_daemon
+    from aiki_hooks.install import service
+    from aiki_hooks.install.daemon import start_daemon
 
     health = service.unit_health(state_dir=config.state_dir)
     err = sys.stderr.write
@@ -504,8 +512,8 @@ def _fall_back_to_detached(config, failure: Exception) -> int:
 
 def _current_snapshot(config) -> dict:
     """The cache when fresh, else a cycle measured now (and published)."""
-    from .cache import read_cache
-    from .engine import Engine
+    from aiki_hooks.cycle.cache import read_cache
+    from aiki_hooks.cycle.engine import Engine
 
     read = read_cache(config.cache_path)
     if read.state == "fresh":
@@ -532,14 +540,14 @@ def cmd_probe(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    from .metrics import exposition
+    from aiki_hooks.outputs.metrics import exposition
 
     sys.stdout.write(exposition(_current_snapshot(_config(args))).decode("utf-8"))
     return 0
 
 
 def cmd_preview(args) -> int:
-    from .hooklib.session_start import build
+    from aiki_hooks.hooklib.session_start import build
 
     config = _config(args)
     context, _ = build({"source": "startup"}, str(config.state_dir), time.time())
@@ -548,7 +556,7 @@ def cmd_preview(args) -> int:
 
 
 def cmd_statusline(args) -> int:
-    from .hooklib.statusline import main as statusline
+    from aiki_hooks.hooklib.statusline import main as statusline
 
     return statusline()
 

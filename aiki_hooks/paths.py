@@ -21,8 +21,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 APP = "aiki-hooks"
+# The directory that holds the package (a checkout, or site-packages): children we start put
+# it on PYTHONPATH so they import this very copy.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE_NAME = "system_health.json"
-REFRESHER_LOCK_NAME = "refresher.lock"  # aiki_hooks.refresher.LOCK_NAME
+REFRESHER_LOCK_NAME = "refresher.lock"  # aiki_hooks.cycle.refresher.LOCK_NAME
 # State files are small: the cache of a few hundred probes is ~100 KiB, the small JSON
 # files a few KiB. 8 MiB leaves room for thousands of probes, and bounds what a planted or
 # runaway file can cost a reader (a hook must not read 2 GB to find it is not a cache).

@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Mapping
 
-from .sanitize import strip_controls
-from .thresholds import fmt_duration
+from aiki_hooks.model.thresholds import fmt_duration
+from aiki_hooks.sanitize import strip_controls
 
 COLORS = {"OK": "32", "WARNING": "33", "CRITICAL": "31", "UNKNOWN": "35"}
 SEVERITY = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}

@@ -237,7 +237,7 @@ def main() -> int:
         if args.cold_only:
             return 1 if disagreement else 0
 
-        from aiki_hooks.config import parse_config
+        from aiki_hooks.config.load import parse_config
         from aiki_hooks.probes.costs import CostsProbe
 
         # Warm refresh: ~1 MiB appended across 4 sessions, then one refresh.

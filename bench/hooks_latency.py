@@ -31,11 +31,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from aiki_hooks.cache import write_cache  # noqa: E402
-from aiki_hooks.claude_settings import hook_command, hook_entries  # noqa: E402
+from aiki_hooks.cycle.cache import write_cache  # noqa: E402
+from aiki_hooks.install.settings import hook_command, hook_entries  # noqa: E402
 from aiki_hooks.hooklib import text  # noqa: E402
-from aiki_hooks.result import Issue, ProbeResult, Snapshot  # noqa: E402
-from aiki_hooks.status import Status  # noqa: E402
+from aiki_hooks.model.result import Issue, ProbeResult, Snapshot  # noqa: E402
+from aiki_hooks.model.status import Status  # noqa: E402
 
 GIB = 1024**3
 

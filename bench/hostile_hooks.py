@@ -34,9 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from aiki_hooks.cache import read_cache, write_cache  # noqa: E402
-from aiki_hooks.result import Issue, Snapshot  # noqa: E402
-from aiki_hooks.status import Status  # noqa: E402
+from aiki_hooks.cycle.cache import read_cache, write_cache  # noqa: E402
+from aiki_hooks.model.result import Issue, Snapshot  # noqa: E402
+from aiki_hooks.model.status import Status  # noqa: E402
 
 HOOK = REPO / "hooks" / "session_start.py"
 TIMEOUT = 60.0

@@ -124,7 +124,7 @@ def main() -> int:
                 os.kill(pid, signal.SIGKILL)
 
     print(f"3. webhook against a receiver trickling one byte every 0.2 s (timeout_seconds {timeout:g})")
-    from aiki_hooks.outputs import DeliveryError, post_json
+    from aiki_hooks.outputs.router import DeliveryError, post_json
 
     stop = threading.Event()
     listener, thread = trickling_receiver(stop)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from aiki_hooks.cache import read_cache
+from aiki_hooks.cycle.cache import read_cache
 
 from .conftest import CALM_RESOURCES, REPO, cli_env, run_cli
 
@@ -158,9 +158,9 @@ def test_doctor_reports_problems_with_fixes(write_config, state_dir):
 
 
 def test_hook_read_path_imports_only_the_standard_library():
-    """The hooks import aiki_hooks.cache and .paths on every tool call."""
+    """The hooks import aiki_hooks.cycle.cache and .paths on every tool call."""
     code = (
-        "import sys; import aiki_hooks.cache, aiki_hooks.paths; "
+        "import sys; import aiki_hooks.cycle.cache, aiki_hooks.paths; "
         "heavy = {'psutil', 'filelock', 'requests', 'mem0'} & set(sys.modules); print(sorted(heavy))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=REPO)

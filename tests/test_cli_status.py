@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 
-from aiki_hooks.cache import read_cache, write_cache
-from aiki_hooks.result import Snapshot
+from aiki_hooks.cycle.cache import read_cache, write_cache
+from aiki_hooks.model.result import Snapshot
 
 from .conftest import CALM_RESOURCES, REPO, cli_env, run_cli
 

@@ -8,7 +8,7 @@ import re
 import shlex
 import time
 
-from aiki_hooks.cache import write_cache
+from aiki_hooks.cycle.cache import write_cache
 from aiki_hooks.render import render_status
 from aiki_hooks.sanitize import strip_controls
 

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from aiki_hooks import journal, paths
-from aiki_hooks.cache import read_cache, write_cache
+from aiki_hooks import paths
+from aiki_hooks.issues import journal
+from aiki_hooks.cycle.cache import read_cache, write_cache
 from aiki_hooks.hooklib import runtime
-from aiki_hooks.result import utc_iso
+from aiki_hooks.model.result import utc_iso
 
 from .conftest import REPO, cli_env, quiet_config, wait_for
 from .test_hooks import HOOKS, context_of, issue, journaled_snapshot, run_hook, snapshot
@@ -190,8 +191,8 @@ def test_hooks_in_an_untrusted_state_dir_say_so_and_do_nothing_else(tmp_path, ho
 
 @needs_root
 def test_library_writers_refuse_an_untrusted_state_dir(tmp_path):
-    from aiki_hooks.daemon import DaemonError, stop_daemon
-    from aiki_hooks.spool import Spool
+    from aiki_hooks.install.daemon import DaemonError, stop_daemon
+    from aiki_hooks.outputs.mem0.spool import Spool
 
     state = _untrusted_dir(tmp_path, "other-owner")
     record = journal.make_record(at=1.0, kind="transition", record_id="r1")
@@ -480,9 +481,9 @@ STATE_FILES = {
     "sessions_told.json": lambda d: journal.session_event(
         d, session_id="s", cwd=None, open_issues=[{"id": "x", "occurrence_id": "o", "since": utc_iso(0)}],
         now=1.0, host="h"),
-    "occurrences.json": lambda d: __import__("aiki_hooks.occurrences", fromlist=["x"]).IssueTracker(
-        d, __import__("aiki_hooks.config", fromlist=["x"]).JournalConfig(), host="h"),
-    "spool/state.json": lambda d: __import__("aiki_hooks.spool", fromlist=["x"]).Spool(d).load_state(),
+    "occurrences.json": lambda d: __import__("aiki_hooks.issues.occurrences", fromlist=["x"]).IssueTracker(
+        d, __import__("aiki_hooks.config.load", fromlist=["x"]).JournalConfig(), host="h"),
+    "spool/state.json": lambda d: __import__("aiki_hooks.outputs.mem0.spool", fromlist=["x"]).Spool(d).load_state(),
     "hook_events.jsonl": lambda d: runtime.record_told(d, "s", "E", "t", now=1.0),
 }
 

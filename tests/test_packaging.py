@@ -9,7 +9,7 @@ import re
 import tomllib
 
 from aiki_hooks import __version__
-from aiki_hooks.plugin import build_plugin
+from aiki_hooks.install.plugin import build_plugin
 
 from .conftest import REPO
 

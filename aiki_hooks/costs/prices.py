@@ -24,7 +24,7 @@ import datetime as _dt
 import re
 from typing import Mapping
 
-from ..records import field, record
+from aiki_hooks.model.records import field, record
 
 PRICES_SOURCE = "Anthropic pricing page, read 2026-11-24"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
-from ..config import CostsConfig
-from ..probes.costs import short_model, usd
-from .report import Totals
+from aiki_hooks.config.load import CostsConfig
+from aiki_hooks.costs.report import Totals
+from aiki_hooks.probes.costs import short_model, usd
 
 COLUMNS = ("Date", "Models", "Input", "Output", "Cache write", "Cache read", "Total tokens", "Cost")
 

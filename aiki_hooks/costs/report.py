@@ -15,13 +15,13 @@ import bisect
 import datetime as _dt
 from typing import Iterable, Mapping, Sequence
 
-from ..records import field, record
-from .store import BY_TIME, Message, messages_from_rows
+from aiki_hooks.costs.store import BY_TIME, Message, messages_from_rows
+from aiki_hooks.model.records import field, record
 
 BLOCK_SECONDS = 5 * 3600
 
 try:  # Window.add's sums for many rows at once (the optional C scanner module)
-    from ._scanner import add_cells as _add_cells
+    from aiki_hooks.costs._scanner import add_cells as _add_cells
 except ImportError:
     _add_cells = None
 

@@ -25,9 +25,9 @@ import os
 import sys
 from typing import Callable, Iterable, Iterator, Sequence
 
-from ..records import field, record
-from .prices import PriceBook
-from .store import CostStore, FileState, Message, dumps_rows, loads_rows
+from aiki_hooks.costs.prices import PriceBook
+from aiki_hooks.costs.store import CostStore, FileState, Message, dumps_rows, loads_rows
+from aiki_hooks.model.records import field, record
 
 json_loads = None  # orjson's (~3x faster), else the standard library's: imported on first use
 
@@ -687,7 +687,7 @@ def _worker_start() -> None:
     maps and unmaps every block of 128 KiB or more (a large set, a list of rows), and each
     new map is faulted in page by page again (a third of a worker's system time)."""
     if _scan_usage is not None:  # the C module does it without importing ctypes (~5 ms)
-        from ._scanner import keep_freed_memory
+        from aiki_hooks.costs._scanner import keep_freed_memory
 
         keep_freed_memory(8 * 1024 * 1024)
         return

@@ -66,7 +66,7 @@ def loads_rows(data: bytes) -> list[list]:
 
 
 try:
-    from ._scanner import load_rows as _load_rows
+    from aiki_hooks.costs._scanner import load_rows as _load_rows
 except ImportError:  # not built: orjson, or the standard library's json
     _load_rows = None
 

@@ -5,7 +5,7 @@ Nothing here may fail a hook."""
 
 from __future__ import annotations
 
-from . import runtime
+from aiki_hooks.hooklib import runtime
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ def note_session_event(directory: str, data: dict[str, Any], issues: list[dict[s
     returns the records written."""
     if not session_id or not issues:
         return []
-    from .. import journal
+    from aiki_hooks.issues import journal
 
     settings = data.get("hooks") or {}
     try:

@@ -9,8 +9,8 @@ told the agent; repeating it on every tool call would bury the agent's context).
 
 from __future__ import annotations
 
-from ..cache import FRESH, cache_path, read_cache
-from . import runtime, text
+from aiki_hooks.cycle.cache import FRESH, cache_path, read_cache
+from aiki_hooks.hooklib import runtime, text
 
 EVENT = "PreToolUse"
 
@@ -74,8 +74,8 @@ def run(stdin=None) -> None:
     if session_id and "permissionDecision" in output:
         runtime.record_told(directory, session_id, EVENT + ":guard", output["permissionDecisionReason"], now=now)
     if session_id and told:
-        from . import journaling
-        from ..journal import SESSION_TOLD
+        from aiki_hooks.hooklib import journaling
+        from aiki_hooks.issues.journal import SESSION_TOLD
 
         journaling.note_session_event(directory, data, told, event=EVENT,
                                       transition=SESSION_TOLD, session_id=session_id,

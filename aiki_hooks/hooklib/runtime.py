@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from .. import paths
+from aiki_hooks import paths
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ SPAWN_LOCK = "refresh.spawn.lock"
 SESSION_MAX_BYTES = 1024 * 1024
 RESTART_MAX_BYTES = 64 * 1024
 CONFIG_MAX_BYTES = 256 * 1024
-RESTART_FILE = "refresher.restart.json"  # aiki_hooks.daemon.RESTART_NAME
+RESTART_FILE = "refresher.restart.json"  # aiki_hooks.install.daemon.RESTART_NAME
 
 
 def install_deadline(seconds: float = DEADLINE_SECONDS) -> None:
@@ -270,7 +270,7 @@ def lock_is_held(path: str) -> bool:
 
 def restart_command(directory: str) -> list[str] | None:
     """The `refresher --daemon` command a detached refresher left for us (see
-    aiki_hooks.daemon.RESTART_NAME), or None: then a one-shot refresh is all we start."""
+    aiki_hooks.install.daemon.RESTART_NAME), or None: then a one-shot refresh is all we start."""
     try:
         argv = json.loads(paths.read_state_file(os.path.join(directory, RESTART_FILE), RESTART_MAX_BYTES)).get("argv")
     except (OSError, ValueError, AttributeError, RecursionError):
@@ -312,7 +312,7 @@ def start_background_refresh(directory: str, seen: tuple[int, int, int] | None) 
             return False
         import subprocess
 
-        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        package_root = paths.PACKAGE_PARENT
         env = dict(os.environ)
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         argv = restart_command(directory) or [sys.executable, "-m", "aiki_hooks.cli", "refresh", "--if-idle"]
@@ -330,7 +330,7 @@ def start_background_refresh(directory: str, seen: tuple[int, int, int] | None) 
 
 
 def _cache_stamp(directory: str) -> tuple[int, int, int] | None:
-    from ..cache import cache_path, path_stamp
+    from aiki_hooks.cycle.cache import cache_path, path_stamp
 
     return path_stamp(cache_path(directory))
 

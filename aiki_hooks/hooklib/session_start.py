@@ -9,8 +9,8 @@ read from it or written to it.
 
 from __future__ import annotations
 
-from ..cache import FRESH, CacheRead, cache_path, read_cache
-from . import runtime, text
+from aiki_hooks.cycle.cache import FRESH, CacheRead, cache_path, read_cache
+from aiki_hooks.hooklib import runtime, text
 
 EVENT = "SessionStart"
 
@@ -78,8 +78,8 @@ def journal_session_start(directory: str, session_id: str, cwd, now: float, read
     issues were open: once per session and occurrence."""
     if read.state != FRESH or not read.data.get("issues"):
         return
-    from . import journaling
-    from ..journal import SESSION_BEGAN
+    from aiki_hooks.hooklib import journaling
+    from aiki_hooks.issues.journal import SESSION_BEGAN
 
     journaling.note_session_event(directory, read.data, list(read.data["issues"]), event=EVENT,
                                   transition=SESSION_BEGAN, session_id=session_id, cwd=cwd, now=now)

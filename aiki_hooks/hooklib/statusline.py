@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ..cache import cache_path, read_cache
-from . import runtime, text
+from aiki_hooks.cycle.cache import cache_path, read_cache
+from aiki_hooks.hooklib import runtime, text
 
 DEFAULT_COLUMNS = 80
 

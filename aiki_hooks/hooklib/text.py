@@ -7,6 +7,7 @@ defences), numbers in the text, issues first with how long they have lasted.
 from __future__ import annotations
 
 import time
+
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
     from typing import Any, Mapping
@@ -42,7 +43,7 @@ def clock(epoch: float) -> str:
 
 
 def parse_utc(text: str) -> float:
-    from ..cache import parse_utc as _parse
+    from aiki_hooks.cycle.cache import parse_utc as _parse
 
     return _parse(text)
 

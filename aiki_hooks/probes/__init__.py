@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 if TYPE_CHECKING:
-    from ..config import Config
-    from ..result import ProbeResult
+    from aiki_hooks.config.load import Config
+    from aiki_hooks.model.result import ProbeResult
 
 
 class Probe(Protocol):
@@ -37,30 +37,30 @@ def build_probes(config: "Config", env=None) -> list[Probe]:
     env = dict(os.environ if env is None else env)
     probes: list[Probe] = []
     if config.resources.enabled:
-        from .resources import ResourcesProbe
+        from aiki_hooks.probes.resources import ResourcesProbe
 
         probes.append(ResourcesProbe(config.resources))
     if config.systemd:
-        from .systemd import SystemdProbe
+        from aiki_hooks.probes.systemd import SystemdProbe
 
         for scope in ("user", "system"):
             units = [u for u in config.systemd if u.scope == scope]
             if units:
                 probes.append(SystemdProbe(units, scope=scope))
     if config.http:
-        from .http import HttpProbe
+        from aiki_hooks.probes.http import HttpProbe
 
         probes.extend(HttpProbe(p, env=env) for p in config.http)
     if config.tcp:
-        from .tcp import TcpProbe
+        from aiki_hooks.probes.tcp import TcpProbe
 
         probes.extend(TcpProbe(p) for p in config.tcp)
     if config.command:
-        from .command import CommandProbe
+        from aiki_hooks.probes.command import CommandProbe
 
         probes.extend(CommandProbe(p) for p in config.command)
     if config.costs.enabled:
-        from .costs import CostsProbe
+        from aiki_hooks.probes.costs import CostsProbe
 
         probes.append(CostsProbe(config.costs, config.state_dir, env=env))
     return probes

@@ -22,11 +22,11 @@ import re
 import signal
 from dataclasses import dataclass
 
-from ..config import CommandProbeConfig
-from ..proc import FLOOD_BYTES, MAX_OUTPUT_BYTES, CommandNotFound, CommandRunner, run_command
-from ..result import ProbeResult, Value
-from ..status import Status
-from ..thresholds import fmt_bytes
+from aiki_hooks.config.load import CommandProbeConfig
+from aiki_hooks.model.result import ProbeResult, Value
+from aiki_hooks.model.status import Status
+from aiki_hooks.model.thresholds import fmt_bytes
+from aiki_hooks.proc import FLOOD_BYTES, MAX_OUTPUT_BYTES, CommandNotFound, CommandRunner, run_command
 
 MAX_DETAILS = 5
 MAX_SUMMARY_CHARS = 300

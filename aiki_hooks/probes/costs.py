@@ -12,16 +12,17 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..config import CostsConfig, ExternalCostConfig
-from ..costs import report
-from ..costs.prices import PriceBook, Rates
-from ..costs.scan import ChangeWatch, ScanStats, Scanner, TranscriptLister, claude_config_dirs
-from ..costs.store import CostStore
+from aiki_hooks.config.load import CostsConfig, ExternalCostConfig
+from aiki_hooks.costs import report
+from aiki_hooks.costs.prices import PriceBook, Rates
+from aiki_hooks.costs.scan import ChangeWatch, Scanner, ScanStats, TranscriptLister, claude_config_dirs
+from aiki_hooks.costs.store import CostStore
+
 # result, status and thresholds are imported where a check is judged: `aiki-hooks costs`
 # never judges, and its start-up is part of a first scan's time.
 if TYPE_CHECKING:
-    from ..result import Finding, ProbeResult
-    from ..status import Status
+    from aiki_hooks.model.result import Finding, ProbeResult
+    from aiki_hooks.model.status import Status
 
 KIND = "costs"
 CLAUDE_NAME = "claude-costs"
@@ -54,8 +55,8 @@ def usd(value: float) -> str:
 
 
 def budget_status(spent: float, budget: float | None) -> tuple[Status, str]:
-    from ..status import Status
-    from ..thresholds import Threshold
+    from aiki_hooks.model.status import Status
+    from aiki_hooks.model.thresholds import Threshold
 
     if not budget:
         return Status.OK, ""
@@ -190,7 +191,7 @@ class CostsProbe:
         where it would reach the issue journal and mem0 (it may print tokens or keys)."""
         try:
             if source.command:
-                from ..proc import (  # here: a tracker is rare, subprocess is not free
+                from aiki_hooks.proc import (  # here: a tracker is rare, subprocess is not free
                     FLOOD_BYTES,
                     MAX_OUTPUT_BYTES,
                     CommandNotFound,
@@ -238,8 +239,8 @@ class CostsProbe:
             yield
 
     def check(self) -> list[ProbeResult]:
-        from ..result import ProbeResult
-        from ..status import Status
+        from aiki_hooks.model.result import ProbeResult
+        from aiki_hooks.model.status import Status
 
         if not self._lock.acquire(blocking=False):
             # A first full scan outlived the cycle; it carries on, this cycle reports that.
@@ -284,7 +285,7 @@ def _budget_finding(finding_id: str, what: str, breakdown: report.Breakdown, est
     """(the finding, "96% of the $0.40 budget") for a budget. Spend counts Claude Code's own
     price for unpriced models; tokens it gave no price for are named, so a budget is never
     silently met by leaving them out."""
-    from ..result import Finding
+    from aiki_hooks.model.result import Finding
 
     spent = breakdown.total.cost + (estimate or 0.0)
     status, share = budget_status(spent, budget)
@@ -300,8 +301,8 @@ def _budget_finding(finding_id: str, what: str, breakdown: report.Breakdown, est
 
 
 def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
-    from ..result import ProbeResult
-    from ..status import Status
+    from aiki_hooks.model.result import ProbeResult
+    from aiki_hooks.model.status import Status
 
     today: report.Breakdown = figures["today"]
     week: report.Breakdown = figures["week"]
@@ -363,8 +364,8 @@ def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
 
 
 def judge_external(source: ExternalCostConfig, value: float | None, error: str | None) -> ProbeResult:
-    from ..result import ProbeResult
-    from ..status import Status
+    from aiki_hooks.model.result import ProbeResult
+    from aiki_hooks.model.status import Status
 
     if error is not None:
         return ProbeResult(name=TRACKER_NAME, kind=KIND, status=Status.UNKNOWN, error_kind="tracker_failed",

@@ -39,11 +39,11 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from ..config import HttpProbeConfig
-from ..result import ProbeResult, Value
-from ..status import Status
-from ..thresholds import fmt_bytes, round_seconds
-from .net import (
+from aiki_hooks.config.load import HttpProbeConfig
+from aiki_hooks.model.result import ProbeResult, Value
+from aiki_hooks.model.status import Status
+from aiki_hooks.model.thresholds import fmt_bytes, round_seconds
+from aiki_hooks.probes.net import (
     BAD_STATUS,
     BODY_MISMATCH,
     CONNECTION_FAILED,

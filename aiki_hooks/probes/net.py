@@ -12,7 +12,7 @@ import socket
 from dataclasses import dataclass
 from typing import Callable
 
-from ..thresholds import fmt_seconds
+from aiki_hooks.model.thresholds import fmt_seconds
 
 # The closed vocabulary of `values["result"]` (after Telegraf's http_response).
 OK = "ok"

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..config import ResourcesConfig
-from ..result import Finding, ProbeResult
-from ..status import Status, worst
-from ..thresholds import GIB, fmt_bytes, fmt_gib, fmt_percent, judge
+from aiki_hooks.config.load import ResourcesConfig
+from aiki_hooks.model.result import Finding, ProbeResult
+from aiki_hooks.model.status import Status, worst
+from aiki_hooks.model.thresholds import GIB, fmt_bytes, fmt_gib, fmt_percent, judge
 
 KIND = "resources"
 TOP_PROCESSES = 3

@@ -21,12 +21,13 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Collection, Literal, Mapping, Sequence
 
-from ..config import SystemdProbeConfig, redact_text
-from ..proc import CommandNotFound, CommandOutput, CommandRunner, run_command
-from ..result import ProbeResult, Value
-from ..sanitize import ANSI_ESCAPE as _ANSI_ESCAPE, CONTROL as _CONTROL
-from ..status import Status
-from ..thresholds import fmt_bytes, fmt_duration
+from aiki_hooks.config.load import SystemdProbeConfig, redact_text
+from aiki_hooks.model.result import ProbeResult, Value
+from aiki_hooks.model.status import Status
+from aiki_hooks.model.thresholds import fmt_bytes, fmt_duration
+from aiki_hooks.proc import CommandNotFound, CommandOutput, CommandRunner, run_command
+from aiki_hooks.sanitize import ANSI_ESCAPE as _ANSI_ESCAPE
+from aiki_hooks.sanitize import CONTROL as _CONTROL
 
 Scope = Literal["user", "system"]
 

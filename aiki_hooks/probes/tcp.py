@@ -14,11 +14,19 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..config import TcpProbeConfig
-from ..result import ProbeResult
-from ..thresholds import round_seconds
-from ..status import Status
-from .net import OK, TIMEOUT, Deadline, classify_connect_error, fmt_latency, fmt_timeout, open_connection
+from aiki_hooks.config.load import TcpProbeConfig
+from aiki_hooks.model.result import ProbeResult
+from aiki_hooks.model.status import Status
+from aiki_hooks.model.thresholds import round_seconds
+from aiki_hooks.probes.net import (
+    OK,
+    TIMEOUT,
+    Deadline,
+    classify_connect_error,
+    fmt_latency,
+    fmt_timeout,
+    open_connection,
+)
 
 KIND = "tcp"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aiki_hooks.claude_settings import hook_entries
+from aiki_hooks.install.settings import hook_entries
 
 from ..conftest import REPO, cli_env
 from .anthropic_mock import AnthropicMock

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from aiki_hooks.cache import read_cache
+from aiki_hooks.cycle.cache import read_cache
 
 from .anthropic_mock import AnthropicMock, TextReply, ToolCall, text_of
 

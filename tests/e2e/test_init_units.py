@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from aiki_hooks.config import parse_config
+from aiki_hooks.config.load import parse_config
 
 from ..conftest import REPO
 from .conftest import start_user_manager

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from aiki_hooks.service import UNIT_NAME
+from aiki_hooks.install.service import UNIT_NAME
 
 from ..conftest import REPO
 from .conftest import start_user_manager

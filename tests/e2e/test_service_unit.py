@@ -1,4 +1,4 @@
-"""aiki_hooks.service against a REAL systemd user manager: install, reinstall, uninstall
+"""aiki_hooks.install.service against a REAL systemd user manager: install, reinstall, uninstall
 and the unit's health, through the library functions with systemctl run inside the
 manager's namespace (no venv install here: tests/e2e/test_service_systemd.py does the
 whole install.sh). The unit runs this checkout's refresher through a small wrapper.
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from aiki_hooks import service
-from aiki_hooks.config import load_config
-from aiki_hooks.daemon import start_daemon, stop_daemon
-from aiki_hooks.refresher import holder_pid
-from aiki_hooks.service import UNIT_NAME, ServiceError
+from aiki_hooks.install import service
+from aiki_hooks.config.load import load_config
+from aiki_hooks.install.daemon import start_daemon, stop_daemon
+from aiki_hooks.cycle.refresher import holder_pid
+from aiki_hooks.install.service import UNIT_NAME, ServiceError
 
 from ..conftest import REPO
 from .user_manager import UserManager

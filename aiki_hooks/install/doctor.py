@@ -1,0 +1,198 @@
+"""`aiki-hooks doctor`: check the installation and say what to do about each problem."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from aiki_hooks.config.load import Config, ConfigError, load_config, redact_text, redact_url
+from aiki_hooks.cycle.cache import read_cache
+from aiki_hooks.cycle.refresher import holder_pid
+from aiki_hooks.proc import CommandNotFound, run_command
+from aiki_hooks.sanitize import strip_controls
+
+PASS, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str
+    what: str
+    fix: str = ""
+
+
+HINTS = {
+    ("systemd", "no_bus"): "no systemd bus for this user: log in through a real session, or run "
+    "`loginctl enable-linger $USER`; in a container systemd probes cannot work",
+    ("systemd", "tool_missing"): "systemctl is not installed here; remove the [[probes.systemd]] entries",
+    ("systemd", None): "inspect it with `systemctl {scope}status {unit}` and `journalctl {scope}-u {unit}`",
+    ("http", "connection_failed"): "nothing listens at {url}: is the service running? is the port right?",
+    ("http", "timeout"): "{url} accepts but does not answer in time: the service may be hung or overloaded",
+    ("http", "dns_error"): "the host name in {url} does not resolve: check the spelling or /etc/hosts",
+    ("http", "bad_status"): "{url} answered with an unexpected status: check expect_status / the api key",
+    ("http", "body_mismatch"): "{url} answered but not with the expected content",
+    ("tcp", None): "nothing accepts connections on {host}:{port}: is the service running?",
+    ("command", "tool_missing"): "the command does not exist: fix `command` (absolute path recommended)",
+    ("command", None): "run it by hand to see its full output: {command}",
+    ("resources", None): "see `aiki-hooks status` for the numbers and the processes involved",
+}
+
+
+def _hint(config: Config, kind: str, name: str, error_kind: str | None) -> str:
+    template = HINTS.get((kind, error_kind)) or HINTS.get((kind, None), "")
+    fields: dict[str, str] = {}
+    for group in (config.http, config.tcp, config.command, config.systemd):
+        for probe in group:
+            if getattr(probe, "name", None) == name:
+                fields.update({k: str(v) for k, v in vars(probe).items()})
+                if hasattr(probe, "url"):
+                    fields["url"] = redact_url(probe.url)
+                if hasattr(probe, "command"):
+                    # Quoted for a shell, so that it can be pasted and runs as the probe runs it.
+                    fields["command"] = redact_text(shlex.join(probe.command))
+                if hasattr(probe, "scope"):
+                    fields["scope"] = "--user " if probe.scope == "user" else ""
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError):
+        return template
+
+
+def run_doctor(config_path: Path | None, *, run=run_command, cycle: Callable | None = None) -> list[Finding]:
+    findings: list[Finding] = []
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        return [Finding(FAIL, exc.message(), "fix the keys listed above, then run `aiki-hooks config`")]
+    findings.append(Finding(PASS, f"config valid ({config.source})"))
+
+    findings.extend(_check_state_dir(config))
+    from aiki_hooks.install.settings import check_settings, claude_settings_files
+
+    findings.extend(check_settings(claude_settings_files(project=Path.cwd())))
+    findings.extend(_check_cache_and_refresher(config))
+    findings.extend(_check_systemctl(config, run))
+    findings.extend(_check_unit(run, config))
+
+    if cycle is None:
+        from aiki_hooks.cycle.engine import Engine
+
+        engine = Engine(config)
+        snapshot = engine.cycle()
+    else:
+        snapshot = cycle(config)
+    for probe in snapshot.probes if snapshot else ():
+        if probe.status.name == "OK":
+            findings.append(Finding(PASS, f"{probe.kind} {probe.name}: {probe.summary}"))
+        else:
+            level = WARN if probe.status.name == "WARNING" else FAIL
+            findings.append(Finding(level, f"{probe.kind} {probe.name}: {probe.status.name}: {probe.summary}",
+                                    _hint(config, probe.kind, probe.name, probe.error_kind)))
+    return findings
+
+
+def _check_state_dir(config: Config) -> list[Finding]:
+    state = config.state_dir
+    if not state.exists():
+        return [Finding(WARN, f"state dir {state} does not exist yet", "run `aiki-hooks refresh` to create it")]
+    info = state.stat()
+    out = []
+    if info.st_uid != os.getuid():
+        out.append(Finding(FAIL, f"state dir {state} is owned by uid {info.st_uid}", f"chown -R $USER {state}"))
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        out.append(Finding(FAIL, f"state dir {state} has mode {mode:o}, expected 700", f"chmod 700 {state}"))
+    cache = config.cache_path
+    if cache.exists():
+        cmode = stat.S_IMODE(cache.stat().st_mode)
+        if cmode & 0o077:
+            out.append(Finding(FAIL, f"cache {cache} has mode {cmode:o}, expected 600", f"chmod 600 {cache}"))
+    if not out:
+        out.append(Finding(PASS, f"state dir {state} private (700)"))
+    return out
+
+
+def _check_cache_and_refresher(config: Config) -> list[Finding]:
+    out = []
+    read = read_cache(config.cache_path, now=time.time())
+    if read.state == "fresh":
+        out.append(Finding(PASS, f"cache fresh ({read.age_seconds:.0f} s old)"))
+    elif read.state == "stale":
+        # The reason tells a refresher that is not running from one that cannot write the cache.
+        out.append(Finding(WARN, f"cache is {read.age_seconds / 60:.0f} min old: {read.reason}",
+                           "`aiki-hooks service status` says whether it runs and why not; "
+                           "install.sh sets it up as a service"))
+    elif read.state == "missing":
+        out.append(Finding(WARN, f"no cache at {config.cache_path} yet", "run `aiki-hooks refresh`"))
+    else:
+        out.append(Finding(FAIL, f"cache {config.cache_path} is {read.state}: {read.reason}",
+                           "run `aiki-hooks refresh` to rewrite it"))
+    try:
+        pid = holder_pid(config.state_dir)
+    except OSError as exc:  # a lock file that is not one (a FIFO, a link): say it, go on
+        out.append(Finding(FAIL, f"refresher lock: {exc}", f"remove it: rm {config.state_dir}/refresher.lock"))
+        return out
+    if pid:
+        out.append(Finding(PASS, f"refresher running (pid {pid})"))
+    else:
+        out.append(Finding(WARN, "no refresher running for this state dir",
+                           "start `aiki-hooks refresher` (install.sh sets it up under systemd)"))
+    return out
+
+
+def _check_systemctl(config: Config, run) -> list[Finding]:
+    scopes = sorted({u.scope for u in config.systemd}) or ["user"]
+    needed = bool(config.systemd)
+    out = []
+    for scope in scopes:
+        argv = ["systemctl", *(["--user"] if scope == "user" else []), "show", "--property=Version", "--no-pager"]
+        try:
+            result = run(argv, timeout=3.0)
+        except CommandNotFound:
+            out.append(Finding(FAIL if needed else WARN, "systemctl not found",
+                               "systemd probes cannot work on this machine" if needed else ""))
+            break
+        if result.returncode == 0:
+            out.append(Finding(PASS, f"systemctl reachable ({scope} manager, {result.stdout.strip()})"))
+        else:
+            reason = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+            out.append(Finding(FAIL if needed else WARN, f"systemctl ({scope}) unreachable: {reason}",
+                               HINTS[("systemd", "no_bus")]))
+    return out
+
+
+def _check_unit(run, config: Config) -> list[Finding]:
+    """The refresher's user unit, where systemd is reachable (else the lock check speaks).
+    Only a running unit passes; a crash loop, a failed or stopped unit fails with its last
+    log lines."""
+    from aiki_hooks.install.service import unit_health
+
+    health = unit_health(run, state_dir=config.state_dir)
+    if health.state == "no-systemd":
+        return []
+    if health.healthy:
+        return [Finding(PASS, f"refresher unit {health.detail}")]
+    if health.state == "not-installed":
+        return [Finding(WARN, f"refresher unit not installed: {health.detail}",
+                        "run ./install.sh or `aiki-hooks service install`")]
+    what = f"refresher unit {health.state}: {health.detail}"
+    if health.log_lines:
+        what += "\n       its last log lines:\n" + "\n".join(f"         {line}" for line in health.log_lines)
+    return [Finding(FAIL, what, f"the whole log: `{health.logs_command}`; once the cause is fixed, "
+                                "`aiki-hooks service install --restart` starts it again")]
+
+
+def render_findings(findings: list[Finding]) -> str:
+    """The report; what came from outside (probe summaries, log lines, paths) without
+    escape sequences or control characters, its line breaks kept."""
+    lines = []
+    for f in findings:
+        lines.append(f"[{f.level:^4}] {strip_controls(f.what, multiline=True)}")
+        if f.fix and f.level != PASS:
+            lines.append(f"       -> {strip_controls(f.fix, multiline=True)}")
+    return "\n".join(lines)

@@ -1,0 +1,896 @@
+"""Where each cycle's results go: one `[[outputs]]` list, each output with its own filter.
+
+    [[outputs]]                       # everything to a file
+    type = "jsonl"
+    path = "~/.local/state/aiki-hooks/health.jsonl"
+
+    [[outputs]]                       # only CRITICAL to mem0
+    type = "mem0"
+    min_severity = "CRITICAL"
+
+    [[outputs]]
+    type = "webhook"
+    name = "alerts"
+    url = "https://hooks.example.net/aiki"
+    headers_env = "AIKI_ALERT_HEADERS"  # "Authorization: Bearer ..." lines; never in the config
+
+The refresher builds one `Router` from the configured outputs. `Router.route(data, records,
+now)` hands every output the snapshot dict (`Snapshot.to_dict()`) and the cycle's journal
+records, each filtered for that output (`filter_snapshot`, `filter_records`). jsonl and
+webhook are written here; the other types (cache, journal, mem0, prometheus_*) call the
+handlers the caller registered per type. Outputs are independent: one that raises or
+fails is remembered in `failures` and reported by `findings()` as a WARNING issue
+`output:<name>` until it succeeds again; the others and the cycle carry on.
+
+Webhooks are posted by a background thread per webhook output with a bounded queue, so
+the cycle never waits on the network; `timeout_seconds` bounds each whole request (a
+receiver trickling its answer is abandoned at it). A full queue drops its oldest
+payload: logged, and a WARNING `output:<name>` until the receiver catches up. `close()`
+lets the queues drain within a deadline (a one-shot command exits right after), then
+says what it gave up. Header values come from an environment variable at send time;
+credentials in the URL go as Basic auth; neither, nor the URL's path and query, appears
+in an error.
+
+What a filtered output was told (occurrence ids, so it also hears how they end) is kept
+in the state dir (`TOLD_FILE`, 0600), so it carries over between one-shot runs.
+
+stdlib only (the refresher has an RSS budget); config.py is imported lazily.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from fnmatch import fnmatchcase
+from typing import Any
+
+from aiki_hooks.cycle.sdnotify import NOTICE, WARNING
+from aiki_hooks.hooklib.text import duration
+from aiki_hooks.model.records import record
+
+OUTPUT_TYPES = ("cache", "journal", "mem0", "prometheus_textfile", "prometheus_http", "jsonl", "webhook")
+# Each of these writes one fixed thing in the state dir, so a second one would fight the first.
+SINGLETON_TYPES = ("cache", "journal", "mem0")
+SEVERITIES = ("OK", "UNKNOWN", "WARNING", "CRITICAL")
+RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+WHAT = ("snapshot", "issues", "transitions")
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_QUEUE_SIZE = 100
+BACKOFF_INITIAL_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 30.0
+# Longest a closing router waits for webhooks to send their queues (a one-shot command
+# exits after that; the refresher stops within systemd's stop timeout).
+CLOSE_DEADLINE_CAP_SECONDS = 15.0
+ISSUE_PREFIX = "output:"
+ERROR_CHARS = 160
+# Occurrences a filtered output has been told about, so it also hears how they end.
+MAX_REMEMBERED_OCCURRENCES = 10_000
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]*$")
+USER_AGENT = "aiki-hooks"
+TOLD_FILE = "outputs-told.json"  # in the state dir: see Router
+
+
+@record(frozen=True, kw_only=True)
+class OutputConfig:
+    """One [[outputs]] entry: where snapshots and issues are sent."""
+
+    type: str
+    name: str = ""
+    min_severity: str = "OK"
+    probes: tuple[str, ...] = ()  # globs over probe names, `<kind>:<name>` and issue ids; () = all
+    # jsonl
+    path: str | None = None
+    what: str = ""  # snapshot | issues | transitions; "" = the type's default
+    max_bytes: int = DEFAULT_MAX_BYTES
+    # webhook
+    url: str | None = None
+    timeout_seconds: float = 5.0
+    retries: int = 3
+    headers_env: str | None = None
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    # prometheus_textfile
+    directory: str | None = None
+    # prometheus_http
+    host: str = "127.0.0.1"
+    port: int = 9464
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.type)
+        if not self.what:
+            object.__setattr__(self, "what", "transitions" if self.type == "webhook" else "snapshot")
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.probes) or self.min_severity != "OK"
+
+
+def default_outputs(mem0_enabled: bool) -> tuple[OutputConfig, ...]:
+    """What runs when the config has no [[outputs]]: the behaviour before outputs existed."""
+    types = ("cache", "journal", "mem0") if mem0_enabled else ("cache", "journal")
+    return tuple(OutputConfig(type=t) for t in types)
+
+
+# --------------------------------------------------------------------------- validation
+# Checks follow config.py: None when fine, else what was expected.
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else '"' + value + '"'
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _choice(*options: str):
+    def check(value: Any) -> str | None:
+        return None if value in options else "one of " + ", ".join(f'"{o}"' for o in options)
+
+    return check
+
+
+def _integer(low: int, high: int):
+    def check(value: Any) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+            return None
+        return f"a whole number from {low} to {high}"
+
+    return check
+
+
+def _seconds(value: Any) -> str | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 600:
+        return None
+    return "a number > 0 and <= 600"
+
+
+def _name(value: Any) -> str | None:
+    if isinstance(value, str) and NAME_PATTERN.match(value):
+        return None
+    return "a name of letters, digits and _ . @ : + - (starting with a letter or digit)"
+
+
+def _file_path(value: Any) -> str | None:
+    if isinstance(value, str) and os.path.isabs(os.path.expanduser(value)):
+        return None
+    return "an absolute path (~ allowed)"
+
+
+def _url(value: Any) -> str | None:
+    expected = "an http:// or https:// URL with a host (no spaces or control characters)"
+    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value) or re.search(r"[\x00-\x20\x7f]", value):
+        return expected
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return expected
+    return None if parts.hostname else expected
+
+
+def _env_var_name(value: Any) -> str | None:
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        return None
+    return "the name of an environment variable (not the headers themselves)"
+
+
+def _globs(value: Any) -> str | None:
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return None
+    return "a list of glob patterns over probe names and issue ids"
+
+
+def _host(value: Any) -> str | None:
+    return None if isinstance(value, str) and value.strip() else "a host name or address"
+
+
+_COMMON_SPEC = {
+    "type": (_choice(*OUTPUT_TYPES), None),
+    "name": (_name, None),
+    "min_severity": (_choice(*SEVERITIES), "OK"),
+    "probes": (_globs, []),
+}
+_TYPE_SPECS: dict[str, dict[str, tuple[Callable[[Any], str | None], Any]]] = {
+    "cache": {},
+    "journal": {},
+    "mem0": {},
+    "prometheus_textfile": {"directory": (_file_path, None)},
+    "prometheus_http": {"host": (_host, "127.0.0.1"), "port": (_integer(1, 65535), 9464)},
+    "jsonl": {
+        "path": (_file_path, None),
+        "what": (_choice(*WHAT), "snapshot"),
+        "max_bytes": (_integer(1024, 1024**3), DEFAULT_MAX_BYTES),
+    },
+    "webhook": {
+        "url": (_url, None),
+        "what": (_choice(*WHAT), "transitions"),
+        "timeout_seconds": (_seconds, 5.0),
+        "retries": (_integer(0, 20), 3),
+        "headers_env": (_env_var_name, None),
+        "queue_size": (_integer(1, 100_000), DEFAULT_QUEUE_SIZE),
+    },
+}
+_REQUIRED = {"prometheus_textfile": ("directory",), "jsonl": ("path",), "webhook": ("url",)}
+# Always written in full (the hooks, the patterns and `aiki-hooks issues` read them): a
+# filter there would be silently ignored, so it is refused.
+UNFILTERED_TYPES = ("cache", "journal")
+_ANY_TYPE_SPEC = {key: spec for specs in _TYPE_SPECS.values() for key, spec in specs.items()}
+
+
+def parse_outputs(raw: Any, reader: Any, *, where: str = "outputs",
+                  mem0_enabled: bool = False) -> tuple[OutputConfig, ...]:
+    """The `[[outputs]]` array, validated with config.py's `_Reader` (problems are appended
+    to `reader.problems`, never raised). A missing key means `default_outputs`."""
+    if raw is None:
+        return default_outputs(mem0_enabled)
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        reader.problems.append(f"{where}: expected an array of tables ([[{where}]]), got {_show(raw)}")
+        return ()
+    if not raw:
+        reader.problems.append(f"{where}: expected at least one [[{where}]] table (leave it out for the defaults: "
+                               f"cache, journal and mem0 when enabled)")
+        return ()
+    outputs: list[OutputConfig] = []
+    names: dict[str, str] = {}
+    singletons: dict[str, str] = {}
+    for index, item in enumerate(raw):
+        here = f"{where}[{index}]"
+        kind = item.get("type")
+        known = kind in _TYPE_SPECS
+        spec = {**_COMMON_SPEC, **(_TYPE_SPECS[kind] if known else _ANY_TYPE_SPEC)}
+        first = len(reader.problems)
+        values = reader.table(item, here, spec, required=("type",) + (_REQUIRED.get(kind, ()) if known else ()))
+        url = item.get("url")
+        if isinstance(url, str):
+            # The reader quotes a refused value; a webhook URL may carry a token in its
+            # path or query, so only the scheme and host are shown.
+            from aiki_hooks.config.load import _show as shown
+
+            reader.problems[first:] = [p.replace(shown(url), shown(url_for_errors(url)))
+                                       for p in reader.problems[first:]]
+        if kind in UNFILTERED_TYPES:
+            for key in ("min_severity", "probes"):
+                # An invalid value is reported already; "OK" and [] filter nothing.
+                if key in item and values.get(key) == item[key] and item[key] not in ("OK", []):
+                    reader.problems.append(
+                        f"{here}.{key} = {_show(item[key])}: expected no {key} on a {kind} output (it is always "
+                        f"written in full, because the hooks and `aiki-hooks issues` read it); put the filter on a "
+                        f"jsonl, webhook, mem0 or prometheus output instead")
+        if not known or any(values.get(key) is None for key in _REQUIRED.get(kind, ())):
+            continue
+        name = values["name"] or kind
+        if name in names:
+            reader.problems.append(f"{here}.name = {_show(name)}: expected a name not already used by {names[name]}"
+                                   + ("" if values["name"] else " (the name defaults to the type; set `name`)"))
+        names.setdefault(name, here)
+        if kind in SINGLETON_TYPES:
+            if kind in singletons:
+                reader.problems.append(f'{here}.type = "{kind}": expected at most one output of this type '
+                                       f"(already {singletons[kind]})")
+            singletons.setdefault(kind, here)
+        fields = {key: values[key] for key in _TYPE_SPECS[kind]}
+        for key in ("path", "directory"):
+            if fields.get(key):
+                fields[key] = os.path.expanduser(fields[key])
+        if "timeout_seconds" in fields:
+            fields["timeout_seconds"] = float(fields["timeout_seconds"])
+        outputs.append(OutputConfig(type=kind, name=name, min_severity=values["min_severity"],
+                                    probes=tuple(values["probes"]), **fields))
+    return tuple(outputs)
+
+
+def validate_outputs(raw: Any, *, mem0_enabled: bool = False) -> tuple[tuple[OutputConfig, ...], list[str]]:
+    """parse_outputs with a fresh reader: (outputs, problems)."""
+    from aiki_hooks.config.load import _Reader  # lazily: config.py imports this module
+
+    reader = _Reader()
+    outputs = parse_outputs(raw, reader, mem0_enabled=mem0_enabled)
+    return outputs, list(reader.problems)
+
+
+def url_for_errors(url: str) -> str:
+    """Scheme and host of *url* (password hidden), `/...` for the rest: safe in an error."""
+    from aiki_hooks.config.load import redact_url
+
+    shown = redact_url(url)
+    start = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*", shown)
+    if start is None:
+        return "***"
+    return start.group(0) + ("/..." if len(shown) > start.end() else "")
+
+
+# --------------------------------------------------------------------------- filters (pure)
+
+
+def _matches(names: Iterable[Any], patterns: tuple[str, ...]) -> bool:
+    if not patterns:
+        return True
+    return any(isinstance(n, str) and fnmatchcase(n, p) for n in names for p in patterns)
+
+
+def _rank(severity: Any) -> int:
+    return RANK.get(severity, 0) if isinstance(severity, str) else 0
+
+
+def filter_snapshot(data: Mapping[str, Any], out: OutputConfig) -> dict[str, Any]:
+    """The snapshot dict with only the probes and issues *out* wants; `status` recomputed
+    (OK when no probe is left). A probe matches by its name or `<kind>:<name>`; an issue
+    by its id or its probe's name."""
+    floor = RANK[out.min_severity]
+    probes = [p for p in data.get("probes") or ()
+              if _rank(p.get("status")) >= floor
+              and _matches((p.get("name"), f"{p.get('kind')}:{p.get('name')}"), out.probes)]
+    issues = [i for i in data.get("issues") or ()
+              if _rank(i.get("severity")) >= floor and _matches((i.get("id"), i.get("probe")), out.probes)]
+    result = dict(data)
+    result["probes"] = probes
+    result["issues"] = issues
+    result["status"] = max((p.get("status") for p in probes), key=_rank, default="OK")
+    return result
+
+
+def filter_records(records: Iterable[Mapping[str, Any]], out: OutputConfig,
+                   told: collections.OrderedDict[str, None] | None = None) -> list[dict[str, Any]]:
+    """Journal records with severity >= min_severity whose issue_id or probe matches.
+
+    A resolved record keeps the severity the issue had, so it is judged by that. With
+    *told* (a dict the caller keeps per output), every later record of an occurrence that
+    passed once passes too, so a CRITICAL-only consumer also hears it de-escalate and end.
+    """
+    floor = RANK[out.min_severity]
+    result = []
+    for item in records:
+        occurrence = item.get("occurrence_id")
+        known = told is not None and isinstance(occurrence, str) and occurrence in told
+        wanted = _rank(item.get("severity")) >= floor and _matches((item.get("issue_id"), item.get("probe")),
+                                                                    out.probes)
+        if not (wanted or known):
+            continue
+        result.append(dict(item))
+        if told is not None and isinstance(occurrence, str):
+            if item.get("transition") == "resolved":
+                told.pop(occurrence, None)
+            elif item.get("kind", "transition") == "transition":
+                told[occurrence] = None
+                while len(told) > MAX_REMEMBERED_OCCURRENCES:
+                    told.popitem(last=False)
+    return result
+
+
+# --------------------------------------------------------------------------- jsonl
+
+
+def _dumps(value: Any) -> bytes:
+    return (json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def jsonl_lines(data: Mapping[str, Any], records: list[dict[str, Any]], out: OutputConfig) -> list[bytes]:
+    """What a jsonl output appends for one cycle (already filtered input)."""
+    if out.what == "snapshot":
+        return [_dumps(data)]
+    if out.what == "issues":
+        return [_dumps({"at": data.get("generated_at"), "host": data.get("host"), **issue})
+                for issue in data.get("issues") or ()]
+    return [_dumps(record) for record in records]
+
+
+def append_jsonl(path: str, lines: list[bytes], max_bytes: int) -> None:
+    """Append *lines* to *path* (file 0600, new directories 0700), first rotating the file
+    to `path.1` when they would take it past *max_bytes* (never rotating it empty)."""
+    if not lines:
+        return
+    payload = b"".join(lines)
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        size = 0
+    if size and size + len(payload) > max_bytes:
+        os.replace(path, path + ".1")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+class ReportedElsewhere(Exception):
+    """Raised by a handler whose failure the caller also raises itself (the cache write):
+    recorded as a failure like any other, but not logged twice."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(_error_text(error))
+
+
+class DeliveryError(Exception):
+    """One webhook attempt failed; the message never holds a header value."""
+
+
+def parse_headers(text: str, variable: str) -> list[tuple[str, str]]:
+    """`Header: value` lines (blank lines and # comments skipped). A bad line is named by
+    its number only, never shown."""
+    headers = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, colon, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name) or not value:
+            raise DeliveryError(f"${variable} line {number} is not a `Header: value` line")
+        headers.append((name, value))
+    return headers
+
+
+def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: float) -> None:
+    """One POST; returns on 2xx, else raises DeliveryError. *timeout* bounds the whole
+    request: connecting, the TLS handshake, sending, and the answer however slowly it
+    comes (only a name lookup cannot be cut short). `user:password@` in *url* is sent as
+    Basic auth (unless a header already sets Authorization). No error text holds a
+    header value, the credentials, or the URL's path and query."""
+    import http.client  # here, not at the top: every command loads this module with the config
+
+    from aiki_hooks.probes.net import Deadline, DeadlineSocket, open_connection
+
+    deadline = Deadline(timeout, time.monotonic)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise DeliveryError(f"cannot parse the URL {url_for_errors(url)}") from None
+    secrets = [value for _, value in headers]
+    if parts.username is not None and not any(name.lower() == "authorization" for name, _ in headers):
+        import base64
+
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
+        headers = [*headers, ("Authorization", f"Basic {token}")]
+        secrets += [token, password, parts.password or ""]
+    context = None
+    if parts.scheme == "https":
+        import ssl  # only https webhooks pay for it
+
+        context = ssl.create_default_context()
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(parts.hostname, port, context=context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, port)
+    conn.response_class = lambda sock, *args, **kwargs: http.client.HTTPResponse(
+        DeadlineSocket(sock, deadline), *args, **kwargs)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    secrets += [target, parts.path, parts.query]
+    try:
+        # Connected here, not by http.client, so that every step gets the time left.
+        sock = open_connection(parts.hostname or "", port or (443 if context else 80), deadline)
+        conn.sock = sock
+        if context is not None:
+            sock.settimeout(deadline.remaining())  # CPython bounds the whole handshake by it
+            conn.sock = context.wrap_socket(sock, server_hostname=parts.hostname)
+        conn.sock.settimeout(deadline.remaining())  # sendall takes it as a total
+        conn.putrequest("POST", target)
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("User-Agent", USER_AGENT)
+        conn.putheader("Content-Length", str(len(body)))
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders(body)
+        response = conn.getresponse()
+        response.read(64 * 1024)
+        if not 200 <= response.status < 300:
+            raise DeliveryError(f"HTTP {response.status} {response.reason}".strip())
+    except DeliveryError as exc:
+        raise DeliveryError(_scrub(str(exc), secrets)) from None
+    except TimeoutError:
+        raise DeliveryError(f"no answer within {timeout:g} s") from None
+    except http.client.InvalidURL:
+        # Its message quotes the path and query.
+        raise DeliveryError(f"http.client refused the URL {url_for_errors(url)}") from None
+    except ValueError:
+        # http.client quotes an invalid header value in its message: do not repeat it.
+        raise DeliveryError("a header from the environment variable was refused by http.client") from None
+    except (OSError, http.client.HTTPException) as exc:
+        text = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+        raise DeliveryError(_scrub(f"{exc.__class__.__name__}: {text}", secrets)) from None
+    finally:
+        conn.close()
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):  # the longest first: one may hold another
+        if len(secret) >= 4:  # shorter ones would mangle the text and are never quoted anyway
+            text = text.replace(secret, "***")
+    return " ".join(text.split())[:ERROR_CHARS]
+
+
+# Why a webhook payload was dropped.
+QUEUE_FULL = "queue full"
+FAILED = "failed"
+CLOSED = "closed"
+
+
+class WebhookSink:
+    """A background thread posting queued payloads, with retries and backoff.
+
+    `submit` never blocks: a full queue drops its oldest payload. After all attempts for
+    a payload fail it is dropped too and `on_result(error)` is called; a success calls
+    `on_result(None)`. `on_dropped(n, why)` counts payloads that will never be sent, why
+    being QUEUE_FULL, FAILED or CLOSED. `close` sends what is still queued, within a
+    deadline (a one-shot command exits right after)."""
+
+    def __init__(self, out: OutputConfig, *, on_result: Callable[[str | None], None],
+                 on_dropped: Callable[[int, str], None], env: Mapping[str, str] | None = None,
+                 backoff_seconds: float = BACKOFF_INITIAL_SECONDS,
+                 backoff_max_seconds: float = BACKOFF_MAX_SECONDS) -> None:
+        self.out = out
+        self._on_result = on_result
+        self._on_dropped = on_dropped
+        self._env = os.environ if env is None else env
+        self._backoff = backoff_seconds
+        self._backoff_max = backoff_max_seconds
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._closing = False
+        self._busy = False  # a payload is being sent
+        self._abandoned = 0  # payloads the drain gave up after one failed for good
+        self._last_error: str | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, payload: Any) -> None:
+        body = json.dumps(payload, separators=(",", ":"), default=str).encode("utf-8")
+        dropped, why = 0, QUEUE_FULL
+        with self._wake:
+            if self._closing:
+                dropped, why = 1, CLOSED  # nothing would send it
+            else:
+                while len(self._queue) >= self.out.queue_size:
+                    self._queue.popleft()
+                    dropped += 1
+                self._queue.append(body)
+                self._wake.notify()
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name=f"aiki-webhook-{self.out.name}",
+                                                    daemon=True)
+                    self._thread.start()
+        if dropped:
+            self._on_dropped(dropped, why)
+
+    @property
+    def pending(self) -> int:
+        with self._wake:
+            return len(self._queue)
+
+    def drain_deadline(self) -> float:
+        """How long closing waits for the queue to empty: one payload's full retry budget
+        (every attempt's timeout plus the backoffs between them), capped."""
+        backoffs = sum(min(self._backoff_max, self._backoff * 2 ** i) for i in range(self.out.retries))
+        budget = (self.out.retries + 1) * self.out.timeout_seconds + backoffs
+        return min(CLOSE_DEADLINE_CAP_SECONDS, budget)
+
+    def close(self, timeout: float | None = None) -> tuple[int, str | None]:
+        """Send what is queued, for at most *timeout* seconds (default `drain_deadline()`),
+        then stop. Returns (payloads given up, the last error)."""
+        self.begin_close()
+        return self.finish_close(time.monotonic() + (self.drain_deadline() if timeout is None else timeout))
+
+    def begin_close(self) -> None:
+        """Take no more payloads; the thread sends the queue and ends. A payload that fails
+        for good ends the drain: the receiver is down, so the rest would only wait."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
+
+    def finish_close(self, deadline: float) -> tuple[int, str | None]:
+        with self._wake:
+            thread = self._thread
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._stop.set()  # past the deadline: an attempt in flight ends at its own timeout
+        with self._wake:
+            lost = self._abandoned + len(self._queue) + (1 if thread is not None and thread.is_alive()
+                                                         and self._busy else 0)
+            self._queue.clear()
+            self._abandoned = 0
+            self._wake.notify_all()
+            return lost, self._last_error
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._wake:
+                while not self._queue and not self._stop.is_set() and not self._closing:
+                    self._wake.wait()
+                if self._stop.is_set() or not self._queue:
+                    return  # stopped, or closing with nothing left to send
+                body = self._queue.popleft()
+                self._busy = True
+            try:
+                error = self._deliver(body)
+            finally:
+                with self._wake:
+                    self._busy = False
+            if self._stop.is_set():
+                return
+            self._last_error = error  # the latest outcome, for what close() reports
+            if error is not None:
+                self._on_dropped(1, FAILED)
+            self._on_result(error)
+            if error is not None and self._closing:
+                with self._wake:
+                    self._abandoned += 1 + len(self._queue)  # this one and the rest
+                    self._queue.clear()
+                return
+
+    def _deliver(self, body: bytes) -> str | None:
+        error = None
+        for attempt in range(self.out.retries + 1):
+            if attempt and self._stop.wait(min(self._backoff_max, self._backoff * 2 ** (attempt - 1))):
+                return error
+            try:
+                headers = self._headers()
+                post_json(self.out.url or "", body, headers, self.out.timeout_seconds)
+                return None
+            except DeliveryError as exc:
+                error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - the thread must survive anything
+                error = f"unexpected {exc.__class__.__name__}"
+        return error
+
+    def _headers(self) -> list[tuple[str, str]]:
+        variable = self.out.headers_env
+        if not variable:
+            return []
+        text = self._env.get(variable)
+        if text is None:
+            raise DeliveryError(f"environment variable {variable} (headers_env) is not set")
+        return parse_headers(text, variable)
+
+
+def webhook_payload(data: Mapping[str, Any], records: list[dict[str, Any]], out: OutputConfig) -> Any | None:
+    """What a webhook posts this cycle, or None for nothing (no transitions, no issues)."""
+    if out.what == "snapshot":
+        return data
+    if out.what == "issues":
+        issues = list(data.get("issues") or ())
+        return {"host": data.get("host"), "generated_at": data.get("generated_at"), "issues": issues} if issues else None
+    return {"transitions": records} if records else None
+
+
+# --------------------------------------------------------------------------- router
+
+Handler = Callable[[OutputConfig, dict, list, float], Any]
+
+
+class Router:
+    """Runs every output each cycle, independently.
+
+    *handlers* maps an output type to `fn(out, data, records, now)` for the types this
+    module does not write (cache, journal, mem0, prometheus_*); `data` and `records` are
+    already filtered for `out`. jsonl and webhook are built in (a handler given for them
+    replaces the built-in one). A handler succeeds by returning and fails by raising.
+    """
+
+    def __init__(self, outputs: Iterable[OutputConfig], handlers: Mapping[str, Handler] | None = None, *,
+                 env: Mapping[str, str] | None = None, wall: Callable[[], float] = time.time,
+                 backoff_seconds: float = BACKOFF_INITIAL_SECONDS,
+                 log: Callable[[str, int], None] | None = None, told_file: str | None = None) -> None:
+        self.outputs = tuple(outputs)
+        self.handlers = dict(handlers or {})
+        self.wall = wall
+        self.log = log
+        self.failures: dict[str, tuple[float, str, int]] = {}
+        self.dropped: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._told: dict[str, collections.OrderedDict[str, None]] = {
+            o.name: collections.OrderedDict() for o in self.outputs}
+        # Kept on disk so a one-shot command (or a restarted refresher) still tells a
+        # filtered output how the occurrences it heard about end, and only once.
+        self._told_file = told_file if any(o.filtered for o in self.outputs) else None
+        self._told_saved = b""
+        if self._told_file:
+            self._load_told()
+        self._webhooks: dict[str, WebhookSink] = {}
+        for out in self.outputs:
+            if out.type == "webhook" and "webhook" not in self.handlers:
+                self._webhooks[out.name] = WebhookSink(
+                    out, env=env, backoff_seconds=backoff_seconds,
+                    on_result=lambda error, name=out.name: self._result(name, error, self.wall()),
+                    on_dropped=lambda n, why, name=out.name: self._count_dropped(name, n, why))
+
+    def route(self, data: Mapping[str, Any], records: list[dict[str, Any]], now: float | None = None) -> None:
+        """Hand this cycle to every output. Never raises; never waits on the network."""
+        now = self.wall() if now is None else now
+        for out in self.outputs:
+            try:
+                self._one(out, data, records, now)
+            except ReportedElsewhere as exc:
+                self._result(out.name, str(exc), now, log=False)
+            except Exception as exc:  # noqa: BLE001 - one output must not stop the others
+                self._result(out.name, _error_text(exc), now)
+            else:
+                if out.name not in self._webhooks:
+                    self._result(out.name, None, now)
+        if self._told_file:
+            self._save_told()
+
+    def report(self, name: str, error: str | None, now: float | None = None, *, log: bool = True) -> None:
+        """The outcome of an output written outside `route` (None: it worked)."""
+        self._result(name, error, self.wall() if now is None else now, log=log)
+
+    def _told_payload(self) -> bytes:
+        told = {o.name: list(self._told[o.name]) for o in self.outputs if o.filtered and self._told[o.name]}
+        return json.dumps({"version": 1, "told": told}, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+    def _load_told(self) -> None:
+        try:
+            with open(self._told_file or "", "rb") as handle:
+                raw = handle.read(16 * 1024 * 1024)
+            told = json.loads(raw).get("told")
+        except (FileNotFoundError, NotADirectoryError):
+            return  # nothing told yet; an unusable state dir is reported by the cache output
+        except (OSError, ValueError, AttributeError) as exc:
+            if self.log:
+                self.log(f"ignoring {self._told_file}: {_error_text(exc)}", WARNING)
+            return
+        if not isinstance(told, dict):
+            return
+        for out in self.outputs:
+            ids = told.get(out.name)
+            if out.filtered and isinstance(ids, list):
+                for occurrence in ids[-MAX_REMEMBERED_OCCURRENCES:]:
+                    if isinstance(occurrence, str):
+                        self._told[out.name][occurrence] = None
+        self._told_saved = self._told_payload()
+
+    def _save_told(self) -> None:
+        payload = self._told_payload()
+        if payload == self._told_saved:
+            return
+        from aiki_hooks.cycle.cache import atomic_write_bytes
+
+        try:
+            directory = os.path.dirname(self._told_file or "")
+            if directory:
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+            atomic_write_bytes(self._told_file or "", payload, mode=0o600)
+        except OSError as exc:
+            if self.log:
+                self.log(f"cannot save {self._told_file}: {_error_text(exc)}", WARNING)
+            return
+        self._told_saved = payload
+
+    def _one(self, out: OutputConfig, data: Mapping[str, Any], records: list[dict[str, Any]], now: float) -> None:
+        mine = filter_snapshot(data, out) if out.filtered else dict(data)
+        told = self._told[out.name] if out.filtered else None
+        my_records = filter_records(records, out, told) if out.filtered else [dict(r) for r in records]
+        handler = self.handlers.get(out.type)
+        if handler is not None:
+            handler(out, mine, my_records, now)
+        elif out.type == "jsonl":
+            append_jsonl(out.path or "", jsonl_lines(mine, my_records, out), out.max_bytes)
+        elif out.name in self._webhooks:
+            payload = webhook_payload(mine, my_records, out)
+            if payload is not None:
+                self._webhooks[out.name].submit(payload)
+        else:
+            raise RuntimeError(f"nothing handles outputs of type {out.type} here")
+
+    def _result(self, name: str, error: str | None, at: float, *, log: bool = True) -> None:
+        if error is None:
+            # Drops stay reported until the receiver has caught up with the queue: one
+            # payload delivered amid a backlog is not a recovery.
+            sink = self._webhooks.get(name)
+            caught_up = sink is None or sink.pending == 0
+            with self._lock:
+                failed = self.failures.pop(name, None) is not None
+                dropped = self.dropped.pop(name, 0) if caught_up else 0
+            if self.log and (failed or dropped):
+                meanwhile = f" ({_payloads(dropped)} dropped meanwhile)" if dropped else ""
+                self.log(f"output {name} {'works again' if failed else 'caught up'}{meanwhile}", NOTICE)
+            return
+        with self._lock:
+            since, _, count = self.failures.get(name, (at, "", 0))
+            self.failures[name] = (since, error, count + 1)
+        if self.log and log and count == 0:
+            self.log(f"output {name} failing: {error}", WARNING)
+
+    def _count_dropped(self, name: str, n: int, why: str) -> None:
+        with self._lock:
+            before = self.dropped.get(name, 0)
+            self.dropped[name] = before + n
+            failing = name in self.failures
+        if why == QUEUE_FULL and not before and not failing and self.log:
+            # Once per episode: it lasts until the receiver catches up (see _result).
+            self.log(f"output {name}: queue full, dropping the oldest payloads: the receiver is not keeping up",
+                     WARNING)
+
+    @property
+    def troubled(self) -> bool:
+        """Some output is failing or has dropped payloads: `findings()` is not empty."""
+        with self._lock:
+            return bool(self.failures) or any(self.dropped.values())
+
+    def findings(self, now: float | None = None) -> list[tuple[str, str, str]]:
+        """(issue_id, severity, summary): one WARNING per output failing right now, or
+        dropping payloads because its receiver does not keep up."""
+        now = self.wall() if now is None else now
+        kinds = {o.name: o.type for o in self.outputs}
+        queues = {o.name: o.queue_size for o in self.outputs}
+        with self._lock:
+            failing = dict(self.failures)
+            dropped = {name: n for name, n in self.dropped.items() if n}
+        result = []
+        for name in sorted(set(failing) | set(dropped)):
+            kind = kinds.get(name, name if name in OUTPUT_TYPES else "output")
+            label = f"{kind} {name}" if kind != name else f"{kind} output"
+            lost = _payloads(dropped.get(name, 0)) + " dropped"
+            if name in failing:
+                since, error, _count = failing[name]
+                summary = f"{label} failing for {duration(now - since)}: {error}"
+                if name in dropped:
+                    summary += f" ({lost})"
+            else:
+                summary = f"{label} not keeping up: {lost}, its queue of {queues.get(name)} was full"
+            result.append((ISSUE_PREFIX + name, "WARNING", summary))
+        return result
+
+    def probe_result(self, now: float | None = None):
+        """The findings as one ProbeResult (name "outputs", kind "outputs"), for the snapshot."""
+        from aiki_hooks.model.result import Finding, ProbeResult
+        from aiki_hooks.model.status import Status
+
+        now = self.wall() if now is None else now
+        found = tuple(Finding(id=i, status=Status.WARNING, summary=s) for i, _, s in self.findings(now))
+        return ProbeResult(
+            name="outputs", kind="outputs", status=Status.WARNING if found else Status.OK,
+            summary=found[0].summary if len(found) == 1 else (
+                f"{len(found)} outputs failing or dropping payloads" if found
+                else f"{len(self.outputs)} outputs working"),
+            checked_at=now, findings=found, values={"failing": len(found)},
+        )
+
+    def close(self, timeout: float | None = None, *, wait: bool = True) -> int:
+        """Let every webhook send its queue, all at once, for at most *timeout* seconds
+        (default: the longest `drain_deadline()`); logs and returns the payloads given up.
+        Without *wait* the threads drain in the background (each stops at its queue's end
+        or its first payload that fails for good) and nothing is counted."""
+        sinks = list(self._webhooks.values())
+        if not wait:
+            for sink in sinks:
+                sink.begin_close()
+            return 0
+        if not sinks:
+            return 0
+        window = max(s.drain_deadline() for s in sinks) if timeout is None else timeout
+        started = time.monotonic()
+        for sink in sinks:
+            sink.begin_close()
+        lost_total = 0
+        for sink in sinks:
+            lost, error = sink.finish_close(started + window)
+            lost_total += lost
+            if lost and self.log:
+                self.log(f"webhook {sink.out.name}: gave up on {lost} unsent payload{'' if lost == 1 else 's'} "
+                         f"after {time.monotonic() - started:.1f} s" + (f" ({error})" if error else ""), WARNING)
+        return lost_total
+
+
+def _payloads(n: int) -> str:
+    return f"{n} payload{'' if n == 1 else 's'}"
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return " ".join(f"{exc.strerror}{where}".split())[:ERROR_CHARS]
+    return " ".join(f"{exc.__class__.__name__}: {exc}".split())[:ERROR_CHARS]
