@@ -111,7 +111,7 @@ def test_init_writes_private_commented_config_and_never_overwrites(isolated_home
 
 def test_init_detects_qdrant(isolated_home):
     """A real HTTP server on 127.0.0.1 answering like Qdrant, found through $QDRANT_URL."""
-    from .servers import HttpServer, qdrant_routes
+    from tests.servers import HttpServer, qdrant_routes
 
     with HttpServer(qdrant_routes()) as qdrant:
         result = run_cli("init", "--stdout", env=cli_env(QDRANT_URL=qdrant.url + "/"))
@@ -123,7 +123,7 @@ def test_init_detects_qdrant(isolated_home):
 def test_init_without_qdrant_leaves_the_example_commented(isolated_home):
     import socket
 
-    from .servers import closed_port
+    from tests.servers import closed_port
 
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 6333)) == 0:

@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 
 from aiki_hooks import paths
-from aiki_hooks.issues import journal
 from aiki_hooks.cycle.cache import read_cache, write_cache
 from aiki_hooks.hooklib import runtime
+from aiki_hooks.issues import journal
 from aiki_hooks.model.result import utc_iso
 
 from .conftest import REPO, cli_env, quiet_config, wait_for
-from .test_hooks import HOOKS, context_of, issue, journaled_snapshot, run_hook, snapshot
+from tests.hooklib.test_hooks import HOOKS, context_of, issue, journaled_snapshot, run_hook, snapshot
 
 NOBODY = 65534
 ROOT = os.getuid() == 0

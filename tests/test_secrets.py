@@ -18,7 +18,7 @@ import pytest
 from aiki_hooks import cli
 
 from .conftest import cli_env, run_cli
-from .servers import HttpServer, Reply, closed_port
+from tests.servers import HttpServer, Reply, closed_port
 
 # Each secret is distinct, so a finding names the place it leaked from.
 URL_PASSWORD = "UrlPw4planted1Secret"

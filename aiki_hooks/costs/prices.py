@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from dataclasses import dataclass, field
 from typing import Mapping
-
-from aiki_hooks.model.records import field, record
 
 PRICES_SOURCE = "Anthropic pricing page, read 2026-11-24"
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Rates:
     """USD per million tokens, per kind of token."""
 
@@ -40,7 +39,7 @@ class Rates:
     output: float
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Tier:
     """Above `prompt_tokens` (input + cache writes + cache reads of one request), every
     token of that request is billed at `rates`."""
@@ -49,7 +48,7 @@ class Tier:
     rates: Rates
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class ModelPrice:
     """A model's rates, its long-context tier and the dated changes of its rates."""
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import bisect
 import datetime as _dt
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from aiki_hooks.costs.store import BY_TIME, Message, messages_from_rows
-from aiki_hooks.model.records import field, record
 
 BLOCK_SECONDS = 5 * 3600
 
@@ -26,7 +26,7 @@ except ImportError:
     _add_cells = None
 
 
-@record
+@dataclass
 class Totals:
     """Token and cost sums of some messages."""
 
@@ -69,7 +69,7 @@ class Totals:
                 "unpriced_tokens": self.unpriced_tokens}
 
 
-@record
+@dataclass
 class Breakdown:
     """Totals in all and per model."""
 
@@ -85,7 +85,7 @@ class Breakdown:
         self.by_model.setdefault(model, Totals()).merge(totals)
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Block:
     """A 5-hour billing block, as ccusage defines it."""
 

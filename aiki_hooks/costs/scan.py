@@ -23,11 +23,11 @@ import gc
 import marshal
 import os
 import sys
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Sequence
 
 from aiki_hooks.costs.prices import PriceBook
 from aiki_hooks.costs.store import CostStore, FileState, Message, dumps_rows, loads_rows
-from aiki_hooks.model.records import field, record
 
 json_loads = None  # orjson's (~3x faster), else the standard library's: imported on first use
 
@@ -250,7 +250,7 @@ class ChangeWatch:
             pass
 
 
-@record
+@dataclass
 class ScanStats:
     """What one refresh of the index read, found and skipped."""
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
-from aiki_hooks.model.records import record
 from aiki_hooks.model.status import Status
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Threshold:
     """Warn / crit levels for one value.
 

@@ -47,12 +47,12 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
 from aiki_hooks.cycle.sdnotify import NOTICE, WARNING
 from aiki_hooks.hooklib.text import duration
-from aiki_hooks.model.records import record
 
 OUTPUT_TYPES = ("cache", "journal", "mem0", "prometheus_textfile", "prometheus_http", "jsonl", "webhook")
 # Each of these writes one fixed thing in the state dir, so a second one would fight the first.
@@ -76,7 +76,7 @@ USER_AGENT = "aiki-hooks"
 TOLD_FILE = "outputs-told.json"  # in the state dir: see Router
 
 
-@record(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class OutputConfig:
     """One [[outputs]] entry: where snapshots and issues are sent."""
 

@@ -9,11 +9,10 @@ import tomllib
 
 import pytest
 
-from aiki_hooks.config.load import parse_config
 from aiki_hooks.config.init import Detected, FoundUnit, detect_user_units, render_config, scan_unit_dir
-from aiki_hooks.proc import CommandOutput, run_command
+from aiki_hooks.config.load import parse_config
 from aiki_hooks.install.service import UNIT_NAME
-
+from aiki_hooks.proc import CommandOutput, run_command
 from tests.conftest import cli_env, run_cli
 
 SERVICE = "[Service]\nExecStart=/bin/sleep 600\n[Install]\nWantedBy=default.target\n"

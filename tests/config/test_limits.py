@@ -9,10 +9,9 @@ import time
 import pytest
 
 from aiki_hooks.config.load import MAX_NESTING, ConfigError, load_config
-from aiki_hooks.probes import build_probes
 from aiki_hooks.cycle.runner import MAX_CONCURRENT_PROBES, NOT_RUN, cycle_deadline, run_probes
 from aiki_hooks.model.status import Status
-
+from aiki_hooks.probes import build_probes
 from tests.conftest import run_cli
 
 

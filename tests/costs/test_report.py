@@ -15,11 +15,10 @@ import pytest
 from aiki_hooks.config.load import parse_config
 from aiki_hooks.costs import report
 from aiki_hooks.costs.prices import PriceBook, Rates, normalise_model
-from aiki_hooks.costs.scan import ScanStats, Scanner, claude_config_dirs, parse_timestamp, transcript_files
+from aiki_hooks.costs.scan import Scanner, ScanStats, claude_config_dirs, parse_timestamp, transcript_files
 from aiki_hooks.costs.store import CostStore, Message
-from aiki_hooks.probes.costs import CostsProbe, judge_costs
 from aiki_hooks.model.status import Status
-
+from aiki_hooks.probes.costs import CostsProbe, judge_costs
 from tests.conftest import REPO, cli_env
 
 DAY = "2026-11-20"

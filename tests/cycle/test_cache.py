@@ -9,9 +9,8 @@ import time
 import pytest
 
 from aiki_hooks.cycle.cache import read_cache, write_cache
-from aiki_hooks.paths import UntrustedStateError
 from aiki_hooks.model.result import utc_iso
-
+from aiki_hooks.paths import UntrustedStateError
 from tests.conftest import REPO
 
 

@@ -24,7 +24,6 @@ import pytest
 
 from aiki_hooks.model.result import utc_iso
 from aiki_hooks.model.status import Status
-
 from tests.conftest import CALM_RESOURCES, REPO, cli_env, run_cli
 from tests.servers import HttpServer, Reply, closed_port
 

@@ -14,7 +14,6 @@ from aiki_hooks.cycle.cache import read_cache
 from aiki_hooks.cycle.refresher import describe_changes, holder_pid, next_slot
 from aiki_hooks.model.result import Issue, Snapshot
 from aiki_hooks.model.status import Status
-
 from tests.conftest import CALM_RESOURCES, cli_env, wait_for
 
 

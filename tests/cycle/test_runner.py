@@ -3,8 +3,8 @@
 import threading
 import time
 
-from aiki_hooks.model.result import ProbeResult
 from aiki_hooks.cycle.runner import cycle_deadline, run_probes
+from aiki_hooks.model.result import ProbeResult
 from aiki_hooks.model.status import Status
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from aiki_hooks.install.settings import hook_entries
 from aiki_hooks.install.plugin import build_plugin
+from aiki_hooks.install.settings import hook_entries
 
 from ..conftest import REPO, cli_env, wait_for
 from .anthropic_mock import AnthropicMock, TextReply

@@ -15,7 +15,6 @@ from aiki_hooks.cycle.cache import read_cache, write_cache
 from aiki_hooks.hooklib import text
 from aiki_hooks.model.result import Issue, ProbeResult, Snapshot, utc_iso
 from aiki_hooks.model.status import Status
-
 from tests.conftest import REPO, wait_for
 
 HOOKS = REPO / "hooks"

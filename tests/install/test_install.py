@@ -164,9 +164,9 @@ def test_without_systemd_one_detached_refresher(tmp_path, shared_data):
 
 @pytest.mark.slow
 def test_a_claude_code_session_with_the_installed_settings_gets_the_block(tmp_path, shared_data):
-    from .e2e.anthropic_mock import AnthropicMock, TextReply
-    from .e2e.conftest import find_claude
-    from .e2e.test_claude_code import system_messages
+    from tests.e2e.anthropic_mock import AnthropicMock, TextReply
+    from tests.e2e.conftest import find_claude
+    from tests.e2e.test_claude_code import system_messages
 
     claude = find_claude()
     if claude is None:

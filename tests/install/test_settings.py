@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from aiki_hooks import claude_settings as cs
+from aiki_hooks.install import settings as cs
+from aiki_hooks.install.doctor import FAIL, PASS, WARN
 from aiki_hooks.install.settings import (
     SettingsError,
     check_settings,
@@ -24,8 +25,6 @@ from aiki_hooks.install.settings import (
     with_our_hooks,
     without_our_hooks,
 )
-from aiki_hooks.install.doctor import FAIL, PASS, WARN
-
 from tests.conftest import REPO
 
 PY = "/opt/aiki/venv/bin/python"

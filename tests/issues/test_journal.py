@@ -15,7 +15,6 @@ import pytest
 
 from aiki_hooks.issues import journal
 from aiki_hooks.model.result import utc_iso
-
 from tests.conftest import REPO
 
 WRITERS = 4

@@ -15,12 +15,12 @@ import time
 
 import pytest
 
-from aiki_hooks.issues import journal
 from aiki_hooks.cycle.cache import read_cache
-
+from aiki_hooks.issues import journal
 from tests.conftest import cli_env, quiet_config
 from tests.conftest import wait_for as _wait_for
-from .test_mem0_delivery import KEY, KEY_ENV, rest_server, url_of
+
+from tests.outputs.mem0.test_delivery import KEY, KEY_ENV, rest_server, url_of
 
 PLUGIN = """#!/bin/sh
 if [ -e "{flag}" ]; then echo "queue stuck: 9000 jobs"; exit 2; fi
@@ -181,12 +181,12 @@ timeout_seconds = 10""", 8.0)
 
 
 def test_session_start_journals_that_a_session_began_during_an_issue(tmp_path):
-    from .test_hooks import issue, run_hook, snapshot
+    from aiki_hooks.config.load import load_config
     from aiki_hooks.cycle.cache import write_cache
+    from aiki_hooks.cycle.engine import Engine
     from aiki_hooks.model.result import replace
 
-    from aiki_hooks.config.load import load_config
-    from aiki_hooks.cycle.engine import Engine
+    from tests.hooklib.test_hooks import issue, run_hook, snapshot
 
     state = tmp_path / "state"
     config_file = tmp_path / "aiki.toml"

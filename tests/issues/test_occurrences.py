@@ -330,7 +330,6 @@ def test_kill_9_between_journal_and_state_loses_and_repeats_nothing(tmp_path, po
     import sys
 
     from aiki_hooks.issues import journal
-
     from tests.conftest import REPO
 
     script = KILLER.format(repo=str(REPO), tests=str(REPO / "tests"), point=point, state=str(tmp_path))

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aiki_hooks.model.result import Issue, ProbeResult, Snapshot
+from aiki_hooks.model.status import Status
 from aiki_hooks.outputs.metrics import (
     MetricsServer,
     exposition,
     snapshot_registry,
     write_textfile,
 )
-from aiki_hooks.model.result import Issue, ProbeResult, Snapshot
-from aiki_hooks.model.status import Status
 
 GENERATED_AT = 1_700_000_000.0
 GIB = 1024**3

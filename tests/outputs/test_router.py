@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from aiki_hooks import outputs as o
 from aiki_hooks.config.load import _Reader
+from aiki_hooks.outputs import router as o
 from aiki_hooks.outputs.router import (
     OutputConfig,
     Router,
@@ -23,7 +23,6 @@ from aiki_hooks.outputs.router import (
     filter_snapshot,
     validate_outputs,
 )
-
 from tests.servers import RawServer, never_answer
 
 # --------------------------------------------------------------------------- helpers
@@ -479,8 +478,9 @@ def test_the_drain_deadline_is_one_payloads_retry_budget_capped():
 
 
 def _engine_config(tmp_path, outputs_toml, plugin=None):
-    from aiki_hooks.config.load import parse_config
     import tomllib
+
+    from aiki_hooks.config.load import parse_config
 
     probe_toml = f'[[probes.command]]\nname = "queue"\ncommand = ["{plugin}"]\n' if plugin else ""
     text = (f'[state]\ndir = "{tmp_path / "state"}"\n[resources]\nenabled = false\n[costs]\nenabled = false\n'

@@ -14,10 +14,10 @@ import threading
 import urllib.parse
 
 from aiki_hooks.cycle.cache import read_cache
-
 from tests.conftest import cli_env, quiet_config
+
+from tests.issues.test_journal_cli import PLUGIN, wait_for
 from .test_metrics import _free_port, _get, _prometheus_binary
-from .test_journal_e2e import PLUGIN, wait_for
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):

@@ -10,6 +10,8 @@ import psutil
 import pytest
 
 from aiki_hooks.config.load import CommandProbeConfig
+from aiki_hooks.model.result import ProbeResult
+from aiki_hooks.model.status import Status
 from aiki_hooks.probes.command import (
     CommandProbe,
     PerfDatum,
@@ -21,8 +23,6 @@ from aiki_hooks.probes.command import (
     perf_key,
     plugin_values,
 )
-from aiki_hooks.model.result import ProbeResult
-from aiki_hooks.model.status import Status
 
 KIB, MIB, GIB, TIB = 1024, 1024**2, 1024**3, 1024**4
 

@@ -17,11 +17,11 @@ from aiki_hooks.costs.prices import PriceBook
 from aiki_hooks.costs.scan import ChangeWatch, Scanner, transcript_files
 from aiki_hooks.costs.store import CostStore
 from aiki_hooks.hooklib import text
-from aiki_hooks.probes.costs import KEEP_DAYS, CostsProbe
 from aiki_hooks.model.status import Status
+from aiki_hooks.probes.costs import KEEP_DAYS, CostsProbe
 
-from . import test_costs
-from .test_costs import DAY, assistant, line, msg
+from tests.costs import test_report as test_costs
+from tests.costs.test_report import DAY, assistant, line, msg
 
 corpus = test_costs.corpus  # the fixture, shared
 
@@ -460,7 +460,6 @@ def test_a_first_fills_window_fed_as_files_are_read_is_the_one_the_index_gives(t
     import sys
 
     from aiki_hooks.costs import scan
-
     from tests.conftest import REPO
 
     out = tmp_path / "generated"

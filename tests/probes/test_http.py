@@ -13,6 +13,8 @@ from typing import Callable, Iterator
 import pytest
 
 from aiki_hooks.config.load import HttpProbeConfig
+from aiki_hooks.model.result import ProbeResult
+from aiki_hooks.model.status import Status
 from aiki_hooks.probes.http import (
     BODY_LIMIT_BYTES,
     CONNECTING,
@@ -26,8 +28,6 @@ from aiki_hooks.probes.http import (
     parse_collection_count,
     parse_target,
 )
-from aiki_hooks.model.result import ProbeResult
-from aiki_hooks.model.status import Status
 from tests.servers import (
     HttpServer,
     RawServer,

@@ -9,10 +9,16 @@ from types import SimpleNamespace
 import pytest
 
 from aiki_hooks.config.load import parse_config
-from aiki_hooks.probes.resources import (
-    DiskSample, ResourceSample, ResourcesProbe, TopProcess, busy_percent, judge_disk, judge_resources,
-)
 from aiki_hooks.model.status import Status
+from aiki_hooks.probes.resources import (
+    DiskSample,
+    ResourceSample,
+    ResourcesProbe,
+    TopProcess,
+    busy_percent,
+    judge_disk,
+    judge_resources,
+)
 
 GIB = 1024**3
 CpuTimes = namedtuple("scputimes", "user nice system idle iowait irq softirq steal guest guest_nice")

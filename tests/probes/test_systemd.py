@@ -26,6 +26,7 @@ from typing import Iterator, Sequence
 import pytest
 
 from aiki_hooks.config.load import SystemdProbeConfig, redact_text
+from aiki_hooks.model.status import Status
 from aiki_hooks.probes.systemd import (
     CLD_DUMPED,
     CLD_EXITED,
@@ -56,7 +57,6 @@ from aiki_hooks.probes.systemd import (
     unit_values,
 )
 from aiki_hooks.proc import CommandNotFound, CommandOutput
-from aiki_hooks.model.status import Status
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "systemd"
 CAPTURED = FIXTURES / "captured"

@@ -7,6 +7,7 @@ OpenAI-compatible server that hashes words into vectors.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -17,15 +18,14 @@ import re
 import socket
 import subprocess
 import sys
-import dataclasses
 import textwrap
 import threading
 import time
 from contextlib import contextmanager
 
 import pytest
+from aiki_hooks.outputs.mem0 import delivery as mem0_delivery
 
-from aiki_hooks.outputs.router.mem0 import delivery as mem0_delivery
 from aiki_hooks.config.load import Mem0Config
 from aiki_hooks.outputs.mem0.delivery import DeliveryConfigError, FlushResult, flush, main
 from aiki_hooks.outputs.mem0.spool import DELIVERY_ISSUE, Spool
@@ -724,7 +724,6 @@ def trickle(conn: socket.socket, stopping: threading.Event) -> None:
 
 def test_a_helper_killed_past_its_timeout_counts_as_a_failure(tmp_path, api_key):
     from aiki_hooks.cycle.refresher import Refresher
-
     from tests.servers import RawServer
 
     with RawServer(trickle) as server:

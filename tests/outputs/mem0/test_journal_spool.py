@@ -15,11 +15,10 @@ import time
 
 import pytest
 
-from aiki_hooks.issues import journal
 from aiki_hooks.config.load import load_config
 from aiki_hooks.cycle.engine import Engine
+from aiki_hooks.issues import journal
 from aiki_hooks.outputs.mem0.spool import Spool
-
 from tests.conftest import REPO, quiet_config
 
 PLUGIN = """#!/bin/sh
@@ -151,7 +150,7 @@ def test_two_engines_on_one_state_dir_journal_and_spool_one_occurrence(tmp_path)
 KILLER = """
 import os, signal, sys
 sys.path.insert(0, {repo!r})
-from aiki_hooks.outputs.router.mem0 import spool
+from aiki_hooks.outputs.mem0 import spool
 from aiki_hooks.config.load import load_config
 from aiki_hooks.cycle.engine import Engine
 
