@@ -301,10 +301,9 @@ def test_a_failed_append_is_journaled_by_the_next_record(tmp_path, monkeypatch):
 KILLER = """
 import os, signal, sys
 sys.path.insert(0, {repo!r})
-sys.path.insert(0, {tests!r})
 from aiki_hooks.issues import journal
 from aiki_hooks.issues import occurrences
-from test_occurrences import DOWN, T0, snapshot, tracker
+from tests.issues.test_occurrences import DOWN, T0, snapshot, tracker
 
 point = {point!r}
 real_append, real_write = journal.append_locked, occurrences.atomic_write_bytes
@@ -332,7 +331,7 @@ def test_kill_9_between_journal_and_state_loses_and_repeats_nothing(tmp_path, po
     from aiki_hooks.issues import journal
     from tests.conftest import REPO
 
-    script = KILLER.format(repo=str(REPO), tests=str(REPO / "tests"), point=point, state=str(tmp_path))
+    script = KILLER.format(repo=str(REPO), point=point, state=str(tmp_path))
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert killed.returncode == -9, killed.stderr
     assert len(journal.read(str(tmp_path))) == (1 if point == "after_append" else 0)
