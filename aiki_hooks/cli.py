@@ -297,7 +297,8 @@ def cmd_init(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from aiki_hooks.install.doctor import FAIL, render_findings, run_doctor
+    from aiki_hooks.install.doctor import render_findings, run_doctor
+    from aiki_hooks.install.findings import FAIL
 
     findings = run_doctor(args.config)
     sys.stdout.write(render_findings(findings) + "\n")

@@ -6,25 +6,15 @@ import os
 import shlex
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from aiki_hooks.config.load import Config, ConfigError, load_config, redact_text, redact_url
 from aiki_hooks.cycle.cache import read_cache
 from aiki_hooks.cycle.refresher import holder_pid
+from aiki_hooks.install.findings import FAIL, PASS, WARN, Finding
 from aiki_hooks.proc import CommandNotFound, run_command
 from aiki_hooks.sanitize import strip_controls
-
-PASS, WARN, FAIL = "ok", "warn", "FAIL"
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: str
-    what: str
-    fix: str = ""
-
 
 HINTS = {
     ("systemd", "no_bus"): "no systemd bus for this user: log in through a real session, or run "

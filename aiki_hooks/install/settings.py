@@ -887,7 +887,7 @@ def _command_paths(command: str) -> tuple[str | None, list[str]]:
 def check_settings(paths, *, python_must_exist: bool = True) -> list:
     """Findings for `aiki-hooks doctor` about the Claude Code settings files *paths*
     (lowest precedence first, as claude_settings_files returns them)."""
-    from aiki_hooks.install.doctor import FAIL, PASS, WARN, Finding
+    from aiki_hooks.install.findings import FAIL, PASS, WARN, Finding
 
     findings: list = []
     registered: dict[str, list[Path]] = {event: [] for event in HOOK_SCRIPTS}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aiki_hooks.install import settings as cs
-from aiki_hooks.install.doctor import FAIL, PASS, WARN
+from aiki_hooks.install.findings import FAIL, PASS, WARN
 from aiki_hooks.install.settings import (
     SettingsError,
     check_settings,
