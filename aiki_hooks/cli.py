@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from aiki_hooks import __version__
 
@@ -29,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse's parser (and, through add_subparsers, every command's), with usage errors
     exiting 3, UNKNOWN like every other error: 2 would read as CRITICAL to a Nagios-style caller."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
@@ -184,7 +185,7 @@ def cmd_status(args) -> int:
     read = read_cache(config.cache_path)
     note = ""
     data = read.data
-    if read.state != "fresh":
+    if read.state != "fresh" or data is None:
         # No fresh data: measure now rather than show something old.
         engine = Engine(config, oneshot=True)
         try:
@@ -517,7 +518,7 @@ def _current_snapshot(config) -> dict:
     from aiki_hooks.cycle.engine import Engine
 
     read = read_cache(config.cache_path)
-    if read.state == "fresh":
+    if read.state == "fresh" and read.data is not None:
         return read.data
     engine = Engine(config, oneshot=True)
     try:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, overload
 
 from aiki_hooks import paths
 from aiki_hooks.config.load import Config
@@ -27,6 +27,14 @@ from aiki_hooks.probes import Probe, build_probes
 
 PATTERN_DAYS = 7
 PATTERN_REFRESH_SECONDS = 600
+
+
+if TYPE_CHECKING:
+    from aiki_hooks.outputs.metrics import MetricsServer
+
+
+def _log_to_stderr(line: str, priority: int) -> None:
+    sys.stderr.write(f"aiki-hooks: {line}\n")
 
 
 class Engine:
@@ -45,14 +53,14 @@ class Engine:
         self.wall = wall
         # log(line, priority): a syslog priority (sdnotify.ERR ... INFO) that the refresher
         # hands to journald; the default writes plain lines on stderr.
-        self.log = log or (lambda line, priority: sys.stderr.write(f"aiki-hooks: {line}\n"))
+        self.log: Callable[[str, int], None] = log or _log_to_stderr
         self.host = socket.gethostname()
         self.previous_issues: tuple[Issue, ...] = load_open_issues(config.cache_path)
         self.last: Snapshot | None = None
         self.tracker = IssueTracker(str(config.state_dir), config.journal, host=self.host)
         self._patterns: tuple[dict, ...] = ()
         self._patterns_at = float("-inf")
-        self._metrics_servers: dict[str, object] = {}
+        self._metrics_servers: dict[str, MetricsServer] = {}
         self.oneshot = oneshot
         self._cache_error: Exception | None = None  # this cycle's, for the cache output
         self._journal_error: Exception | None = None  # this cycle's (set by record()), for the journal output
@@ -112,6 +120,12 @@ class Engine:
         for server in self._metrics_servers.values():
             server.close()
         self._metrics_servers.clear()
+
+    @overload
+    def cycle(self) -> Snapshot: ...
+
+    @overload
+    def cycle(self, stop: threading.Event | None) -> Snapshot | None: ...
 
     def cycle(self, stop: threading.Event | None = None) -> Snapshot | None:
         """Run one cycle and return its snapshot, or None if *stop* interrupted it."""

@@ -392,13 +392,13 @@ class Refresher:
         except ConfigError as exc:
             self.log(f"config changed but is invalid, keeping the previous one: {exc.message()}", WARNING)
             return
-        keep = {}
         if config.state_dir != self.config.state_dir:
             self.log("the new config moves [state] dir: restart the refresher for that; other changes applied", WARNING)
-            keep["state_dir"] = self.config.state_dir
+            config = dataclasses.replace(config, state_dir=self.config.state_dir)
         if self.interval_overridden:
-            keep["interval_seconds"] = self.config.interval_seconds
-        self.config = dataclasses.replace(config, **keep)
+            config = dataclasses.replace(config, interval_seconds=self.config.interval_seconds)
+        self.config = config
+        assert self.engine is not None  # run() made it before the first reload
         self.engine.reconfigure(self.config)
         self.log(f"config reloaded from {watched.path} ({len(self.engine.probes)} probes)")
 
