@@ -1,4 +1,4 @@
-"""The `aiki-hooks` command. The only place that prints for the user and picks exit codes.
+"""The `aiki-hooks` command: parses the arguments, runs one command, picks the exit code.
 
 Exit codes: `status` exits with the worst status, Nagios style (0 OK, 1 WARNING,
 2 CRITICAL, 3 UNKNOWN); every command exits 3 on an error it cannot get past (bad config,

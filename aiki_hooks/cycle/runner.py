@@ -1,7 +1,7 @@
 """Runs a cycle's probes, at most MAX_CONCURRENT_PROBES at a time, against one deadline.
 
-This is the only place with a broad `except`: whatever a probe does (raise, hang, return
-garbage) becomes an UNKNOWN result for that probe and never stops the cycle. The cycle
+Probe failures are absorbed here, with a broad `except`: whatever a probe does (raise, hang,
+return garbage) becomes an UNKNOWN result for that probe and never stops the cycle. The cycle
 as a whole ends within the largest probe timeout plus 10%: a probe still running then
 is reported as timed out, one not started yet as not run.
 
