@@ -13,9 +13,8 @@ import psutil
 import pytest
 
 from aiki_hooks import proc
-from aiki_hooks.config.load import CommandProbeConfig
 from aiki_hooks.model.status import Status
-from aiki_hooks.probes.command import CommandProbe
+from aiki_hooks.probes.command import CommandProbe, CommandProbeConfig
 
 from .conftest import cli_env
 

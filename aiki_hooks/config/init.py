@@ -200,7 +200,7 @@ def detect_user_units(run=run_command, env=None) -> tuple[tuple[FoundUnit, ...],
     running: set[str] | None = None
     if problem:
         problem += f": only the unit files in {where} were looked at, whether they run is unknown"
-    else:
+    elif listed is not None:
         running = {line.split()[0] for line in listed.splitlines() if line.strip()}
         running = {name for name in running if is_service_name(name) and name != UNIT_NAME}
     candidates = set(own)

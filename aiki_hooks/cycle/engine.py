@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Callable, Sequence, overload
 
 from aiki_hooks import paths
 from aiki_hooks.config.load import Config
+from aiki_hooks.cycle.build import build_probes
 from aiki_hooks.cycle.cache import read_cache, write_cache
 from aiki_hooks.cycle.runner import run_probes
 from aiki_hooks.cycle.sdnotify import ERR, INFO, NOTICE, WARNING
 from aiki_hooks.issues import journal
 from aiki_hooks.model.result import Finding, Issue, ProbeResult, Snapshot, derive_issues, replace
 from aiki_hooks.model.status import Status, worst
-from aiki_hooks.probes import Probe, build_probes
+from aiki_hooks.probes.registry import Probe
 
 PATTERN_DAYS = 7
 PATTERN_REFRESH_SECONDS = 600

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 from aiki_hooks.config.load import redact_text
 from aiki_hooks.model.result import ProbeResult, replace
 from aiki_hooks.model.status import Status
-from aiki_hooks.probes import Probe
+from aiki_hooks.probes.registry import Probe
 from aiki_hooks.sanitize import strip_controls
 
 GRACE_FACTOR = 1.10

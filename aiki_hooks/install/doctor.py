@@ -3,54 +3,50 @@
 from __future__ import annotations
 
 import os
-import shlex
 import stat
 import time
 from pathlib import Path
 from typing import Callable
 
-from aiki_hooks.config.load import Config, ConfigError, load_config, redact_text, redact_url
+from aiki_hooks.config.load import Config, ConfigError, load_config
 from aiki_hooks.cycle.cache import read_cache
 from aiki_hooks.cycle.refresher import holder_pid
 from aiki_hooks.install.findings import FAIL, PASS, WARN, Finding
+from aiki_hooks.probes.registry import builtin_kind
 from aiki_hooks.proc import CommandNotFound, run_command
 from aiki_hooks.sanitize import strip_controls
 
-HINTS = {
-    ("systemd", "no_bus"): "no systemd bus for this user: log in through a real session, or run "
-    "`loginctl enable-linger $USER`; in a container systemd probes cannot work",
-    ("systemd", "tool_missing"): "systemctl is not installed here; remove the [[probes.systemd]] entries",
-    ("systemd", None): "inspect it with `systemctl {scope}status {unit}` and `journalctl {scope}-u {unit}`",
-    ("http", "connection_failed"): "nothing listens at {url}: is the service running? is the port right?",
-    ("http", "timeout"): "{url} accepts but does not answer in time: the service may be hung or overloaded",
-    ("http", "dns_error"): "the host name in {url} does not resolve: check the spelling or /etc/hosts",
-    ("http", "bad_status"): "{url} answered with an unexpected status: check expect_status / the api key",
-    ("http", "body_mismatch"): "{url} answered but not with the expected content",
-    ("tcp", None): "nothing accepts connections on {host}:{port}: is the service running?",
-    ("command", "tool_missing"): "the command does not exist: fix `command` (absolute path recommended)",
-    ("command", None): "run it by hand to see its full output: {command}",
+# Hints for the probes configured by their own tables; a [[probes.<kind>]] kind brings
+# its own (ProbeKind.hints).
+HINTS: dict[tuple[str, str | None], str] = {
     ("resources", None): "see `aiki-hooks status` for the numbers and the processes involved",
 }
 
 
 def _hint(config: Config, kind: str, name: str, error_kind: str | None) -> str:
-    template = HINTS.get((kind, error_kind)) or HINTS.get((kind, None), "")
-    fields: dict[str, str] = {}
-    for group in (config.http, config.tcp, config.command, config.systemd):
-        for probe in group:
-            if getattr(probe, "name", None) == name:
-                fields.update({k: str(v) for k, v in vars(probe).items()})
-                if hasattr(probe, "url"):
-                    fields["url"] = redact_url(probe.url)
-                if hasattr(probe, "command"):
-                    # Quoted for a shell, so that it can be pasted and runs as the probe runs it.
-                    fields["command"] = redact_text(shlex.join(probe.command))
-                if hasattr(probe, "scope"):
-                    fields["scope"] = "--user " if probe.scope == "user" else ""
+    """What to do about a result that is not OK: the kind's hint for its error_kind (or
+    for any error), filled in from the configured probe of that name."""
+    entries = next((e for e in config.probe_entries if e.kind.name == kind), None)
+    if entries is None:
+        return HINTS.get((kind, error_kind)) or HINTS.get((kind, None), "")
+    template = entries.kind.hints.get(error_kind) or entries.kind.hints.get(None, "")
+    record = next((r for r in entries.configs if getattr(r, "name", None) == name), None)
+    fields = entries.kind.fields_for_hint(record) if record is not None else {}
     try:
         return template.format(**fields)
-    except (KeyError, IndexError):
+    except (KeyError, IndexError, ValueError):
         return template
+
+
+def _check_plugins() -> list[Finding]:
+    """Every probe kind plugin installed (entry points in aiki_hooks.probes): loaded, or why not."""
+    from aiki_hooks.probes import registry
+
+    found = registry.plugins()
+    out = [Finding(PASS, f"probe kind plugin {name} loaded") for name in sorted(found.kinds)]
+    out.extend(Finding(FAIL, problem, "reinstall or fix that package, or uninstall it")
+               for _, problem in sorted(found.broken.items()))
+    return out
 
 
 def run_doctor(config_path: Path | None, *, run=run_command, cycle: Callable | None = None) -> list[Finding]:
@@ -62,6 +58,7 @@ def run_doctor(config_path: Path | None, *, run=run_command, cycle: Callable | N
     findings.append(Finding(PASS, f"config valid ({config.source})"))
 
     findings.extend(_check_state_dir(config))
+    findings.extend(_check_plugins())
     from aiki_hooks.install.settings import check_settings, claude_settings_files
 
     findings.extend(check_settings(claude_settings_files(project=Path.cwd())))
@@ -136,8 +133,9 @@ def _check_cache_and_refresher(config: Config) -> list[Finding]:
 
 
 def _check_systemctl(config: Config, run) -> list[Finding]:
-    scopes = sorted({u.scope for u in config.systemd}) or ["user"]
-    needed = bool(config.systemd)
+    units = config.entries("systemd")
+    scopes = sorted({u.scope for u in units}) or ["user"]
+    needed = bool(units)
     out = []
     for scope in scopes:
         argv = ["systemctl", *(["--user"] if scope == "user" else []), "show", "--property=Version", "--no-pager"]
@@ -152,7 +150,7 @@ def _check_systemctl(config: Config, run) -> list[Finding]:
         else:
             reason = (result.stderr.strip().splitlines() or ["no answer"])[-1]
             out.append(Finding(FAIL if needed else WARN, f"systemctl ({scope}) unreachable: {reason}",
-                               HINTS[("systemd", "no_bus")]))
+                               builtin_kind("systemd").hints["no_bus"]))
     return out
 
 

@@ -44,6 +44,7 @@ from aiki_hooks.model.result import Issue, ProbeResult, Snapshot
 from aiki_hooks.model.status import Status
 from aiki_hooks.paths import read_state_file
 from aiki_hooks.probes.net import CONNECTION_FAILED, DNS_ERROR, TIMEOUT
+from aiki_hooks.probes.registry import is_service_kind
 
 STATE_NAME = "occurrences.json"
 STATE_VERSION = 1
@@ -55,8 +56,6 @@ RESOLVED = "resolved"
 
 RESOURCES = "resources"
 COSTS = "costs"
-# Kinds whose OK probes are named as context ("aiki-memory.service still active").
-SERVICE_KINDS = ("systemd", "http", "tcp", "command")
 # error_kind values that mean the target did not answer at all.
 NO_ANSWER = frozenset({CONNECTION_FAILED, TIMEOUT, DNS_ERROR})
 MAX_CONTEXT_SERVICES = 3
@@ -199,7 +198,7 @@ class IssueTracker:
             label=issue_label(issue.id, occurrence.probe, occurrence.kind), kind=occurrence.kind,
             severity=occurrence.severity, summary=issue.summary, started_at=occurrence.started_at,
             error_kind=probe.error_kind if probe else None,
-            context=ok_services(snapshot.probes) if occurrence.kind in SERVICE_KINDS else (),
+            context=ok_services(snapshot.probes) if is_service_kind(occurrence.kind) else (),
         )
         return [self._record(occurrence, OPENED, sentence, at=now)]
 
@@ -331,7 +330,7 @@ def issue_label(issue_id: str, probe: str, kind: str) -> str:
 def ok_services(probes: Iterable[ProbeResult]) -> list[tuple[str, str]]:
     """(name, kind) of services that are fine, as context for an outage (at most 3)."""
     return [(p.name, p.kind) for p in probes
-            if p.kind in SERVICE_KINDS and p.status is Status.OK][:MAX_CONTEXT_SERVICES]
+            if is_service_kind(p.kind) and p.status is Status.OK][:MAX_CONTEXT_SERVICES]
 
 
 def _still(name: str, kind: str) -> str:
@@ -358,7 +357,7 @@ def opened_sentence(*, label: str, kind: str, severity: str, summary: str, start
         main = f"{label} stopped answering at {at} ({summary})"
     elif severity == Status.CRITICAL.name and kind == "systemd":
         main = f"{label} went down at {at} ({summary})"
-    elif severity == Status.CRITICAL.name and kind in SERVICE_KINDS:
+    elif severity == Status.CRITICAL.name and is_service_kind(kind):
         main = f"{label} failed its check at {at} ({summary})"
     else:
         main = f"{label} turned {severity} at {at} ({summary})"

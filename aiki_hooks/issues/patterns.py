@@ -11,6 +11,7 @@ from typing import Any
 from aiki_hooks.hooklib.text import duration
 from aiki_hooks.issues.history import occurrences
 from aiki_hooks.model.status import Status
+from aiki_hooks.probes.registry import is_service_kind
 
 MIN_OCCURRENCES = 2
 # A usual time of day needs this many occurrences, this share of them inside one window.
@@ -18,7 +19,6 @@ USUAL_TIME_MIN_OCCURRENCES = 3
 USUAL_TIME_SHARE = 2 / 3
 USUAL_TIME_WINDOW_MINUTES = 120
 MINUTES_PER_DAY = 24 * 60
-SERVICE_KINDS = ("systemd", "http", "tcp", "command")
 _SERVICE_WORDS = {"CRITICAL": "down", "WARNING": "degraded", "UNKNOWN": "unchecked"}
 
 
@@ -83,7 +83,7 @@ def usual_hours(starts: Sequence[float], *, tz: _dt.tzinfo | None = None) -> str
 def pattern_label(issue_id: str, probe: str | None) -> str:
     """"qdrant" for http:qdrant raised by probe qdrant, "disk /" for disk:/, else the id."""
     kind, _, name = issue_id.partition(":")
-    if kind in SERVICE_KINDS and name and name == probe:
+    if is_service_kind(kind) and name and name == probe:
         return name
     if kind == "disk":
         return f"disk {name}"
@@ -93,7 +93,7 @@ def pattern_label(issue_id: str, probe: str | None) -> str:
 def pattern_word(issue_id: str, severity: str) -> str:
     """What happened, by the kind of issue and its worst severity: down, degraded, high..."""
     kind = issue_id.partition(":")[0]
-    if kind in SERVICE_KINDS:
+    if is_service_kind(kind):
         return _SERVICE_WORDS.get(severity, "flagged")
     if severity == "UNKNOWN":
         return "unreadable"

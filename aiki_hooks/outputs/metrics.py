@@ -15,10 +15,10 @@ Metrics (base units; missing, null, boolean or non-numeric values are skipped):
   aiki_memory_used_ratio, aiki_memory_used_bytes, aiki_swap_used_ratio
   aiki_cpu_used_ratio                    cpu_percent / 100 (absent on the first cycle)
   aiki_load5_per_core
-  aiki_http_latency_seconds{probe}       http probes' latency_seconds
-  aiki_tcp_connect_seconds{probe}
+  aiki_http_latency_seconds{probe}       http probes' latency_seconds  } declared by the kinds
+  aiki_tcp_connect_seconds{probe}                                      } (ProbeKind.metrics)
   aiki_systemd_restarts_total{unit}      counter (NRestarts; resets when the unit is restarted by hand)
-  aiki_systemd_memory_bytes{unit}
+  aiki_systemd_memory_bytes{unit}        a plugin's kind adds its own the same way
   aiki_claude_cost_usd{period}           priced by aiki-hooks; period today, block, week
   aiki_claude_tokens{period}             tokens used (today, week)
   aiki_claude_unpriced_tokens{period}    tokens of models without a price, so not in the cost
@@ -43,6 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from aiki_hooks.model.result import parse_iso
 from aiki_hooks.model.status import Status
+from aiki_hooks.probes.registry import KindMetric, loaded_kind
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464
@@ -79,7 +80,7 @@ class _Family:
     """A metric family that ignores unusable values and duplicate label sets (first wins:
     Prometheus rejects a scrape with duplicate series)."""
 
-    def __init__(self, family: Metric) -> None:
+    def __init__(self, family: GaugeMetricFamily | CounterMetricFamily) -> None:
         self.family = family
         self._seen: set[tuple[str, ...]] = set()
 
@@ -113,6 +114,12 @@ def _probes(data: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, An
         yield name, kind, values if isinstance(values, Mapping) else {}, probe
 
 
+def _kind_metrics(kind: str) -> tuple[KindMetric, ...]:
+    """The families a probe kind feeds; none for a kind this process does not know."""
+    known = loaded_kind(kind)
+    return known.metrics if known is not None else ()
+
+
 def snapshot_families(data: Any) -> list[Metric]:
     """The metric families of one snapshot dict. Never raises on odd data."""
     data = data if isinstance(data, Mapping) else {}
@@ -129,11 +136,8 @@ def snapshot_families(data: Any) -> list[Metric]:
     swap_ratio = _gauge("aiki_swap_used_ratio", "Used share of swap.")
     cpu_ratio = _gauge("aiki_cpu_used_ratio", "Busy share of CPU time since the previous cycle.")
     load = _gauge("aiki_load5_per_core", "Five-minute load average per core.")
-    http = _gauge("aiki_http_latency_seconds", "Time to the response headers.", ["probe"])
-    tcp = _gauge("aiki_tcp_connect_seconds", "Time to connect.", ["probe"])
-    restarts = _Family(CounterMetricFamily("aiki_systemd_restarts", "Automatic restarts of the unit (NRestarts).",
-                                           labels=["unit"]))
-    unit_memory = _gauge("aiki_systemd_memory_bytes", "Memory of the unit's cgroup (MemoryCurrent).", ["unit"])
+    # Each probe kind declares its own families (ProbeKind.metrics), made on first use.
+    kind_families: dict[str, _Family] = {}
     cost_families = {
         "usd": _gauge("aiki_claude_cost_usd", "Claude usage cost in US dollars, priced by aiki-hooks.", ["period"]),
         "tokens": _gauge("aiki_claude_tokens", "Claude tokens used (input, output and cache).", ["period"]),
@@ -188,20 +192,19 @@ def snapshot_families(data: Any) -> list[Metric]:
             if cpu is not None:
                 cpu_ratio.add((), cpu / 100.0)
             load.add((), values.get("load5_per_core"))
-        if kind == "http":
-            http.add((name,), values.get("latency_seconds"))
-        elif kind == "tcp":
-            tcp.add((name,), values.get("connect_seconds"))
-        elif kind == "systemd":
-            restarts.add((name,), values.get("restarts"))
-            unit_memory.add((name,), values.get("memory_bytes"))
-        elif kind == "costs":
+        for metric in _kind_metrics(kind):
+            if metric.name not in kind_families:
+                family_type = CounterMetricFamily if metric.counter else GaugeMetricFamily
+                kind_families[metric.name] = _Family(family_type(metric.name, metric.documentation,
+                                                                 labels=[metric.label]))
+            kind_families[metric.name].add((name,), values.get(metric.value_key))
+        if kind == "costs":
             _cost_values(values, cost_families, model_costs, block_end, external)
         elif kind == "mem0":
             mem0.add((), values.get("records_waiting"))
 
     families = (status, duration, timestamp, issues, disk_free, disk_ratio, memory_ratio, memory_bytes, swap_ratio,
-                cpu_ratio, load, http, tcp, restarts, unit_memory, *cost_families.values(), model_costs, block_end,
+                cpu_ratio, load, *kind_families.values(), *cost_families.values(), model_costs, block_end,
                 external, mem0)
     return [f.family for f in families if f.family.samples]
 

@@ -34,7 +34,7 @@ in an error.
 What a filtered output was told (occurrence ids, so it also hears how they end) is kept
 in the state dir (`TOLD_FILE`, 0600), so it carries over between one-shot runs.
 
-stdlib only (the refresher has an RSS budget); config.py is imported lazily.
+stdlib only (the refresher has an RSS budget).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from aiki_hooks.config import validators
+from aiki_hooks.config.validators import Reader, Spec, show, url_for_errors
 from aiki_hooks.cycle.sdnotify import NOTICE, WARNING
 from aiki_hooks.hooklib.text import duration
 
@@ -71,7 +73,6 @@ ISSUE_PREFIX = "output:"
 ERROR_CHARS = 160
 # Occurrences a filtered output has been told about, so it also hears how they end.
 MAX_REMEMBERED_OCCURRENCES = 10_000
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]*$")
 USER_AGENT = "aiki-hooks"
 TOLD_FILE = "outputs-told.json"  # in the state dir: see Router
 
@@ -118,64 +119,7 @@ def default_outputs(mem0_enabled: bool) -> tuple[OutputConfig, ...]:
 
 
 # --------------------------------------------------------------------------- validation
-# Checks follow config.py: None when fine, else what was expected.
-
-
-def _show(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else '"' + value + '"'
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _choice(*options: str):
-    def check(value: Any) -> str | None:
-        return None if value in options else "one of " + ", ".join(f'"{o}"' for o in options)
-
-    return check
-
-
-def _integer(low: int, high: int):
-    def check(value: Any) -> str | None:
-        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
-            return None
-        return f"a whole number from {low} to {high}"
-
-    return check
-
-
-def _seconds(value: Any) -> str | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 600:
-        return None
-    return "a number > 0 and <= 600"
-
-
-def _name(value: Any) -> str | None:
-    if isinstance(value, str) and NAME_PATTERN.match(value):
-        return None
-    return "a name of letters, digits and _ . @ : + - (starting with a letter or digit)"
-
-
-def _file_path(value: Any) -> str | None:
-    if isinstance(value, str) and os.path.isabs(os.path.expanduser(value)):
-        return None
-    return "an absolute path (~ allowed)"
-
-
-def _url(value: Any) -> str | None:
-    expected = "an http:// or https:// URL with a host (no spaces or control characters)"
-    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value) or re.search(r"[\x00-\x20\x7f]", value):
-        return expected
-    try:
-        parts = urllib.parse.urlsplit(value)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        return expected
-    return None if parts.hostname else expected
-
-
-def _env_var_name(value: Any) -> str | None:
-    if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-        return None
-    return "the name of an environment variable (not the headers themselves)"
+# The checks are config.validators', shared with the config loader and the probe kinds.
 
 
 def _globs(value: Any) -> str | None:
@@ -184,34 +128,30 @@ def _globs(value: Any) -> str | None:
     return "a list of glob patterns over probe names and issue ids"
 
 
-def _host(value: Any) -> str | None:
-    return None if isinstance(value, str) and value.strip() else "a host name or address"
-
-
-_COMMON_SPEC = {
-    "type": (_choice(*OUTPUT_TYPES), None),
-    "name": (_name, None),
-    "min_severity": (_choice(*SEVERITIES), "OK"),
+_COMMON_SPEC: Spec = {
+    "type": (validators.choice(*OUTPUT_TYPES), None),
+    "name": (validators.probe_name, None),
+    "min_severity": (validators.choice(*SEVERITIES), "OK"),
     "probes": (_globs, []),
 }
-_TYPE_SPECS: dict[str, dict[str, tuple[Callable[[Any], str | None], Any]]] = {
+_TYPE_SPECS: dict[str, Spec] = {
     "cache": {},
     "journal": {},
     "mem0": {},
-    "prometheus_textfile": {"directory": (_file_path, None)},
-    "prometheus_http": {"host": (_host, "127.0.0.1"), "port": (_integer(1, 65535), 9464)},
+    "prometheus_textfile": {"directory": (validators.file_path, None)},
+    "prometheus_http": {"host": (validators.host, "127.0.0.1"), "port": (validators.integer(1, 65535), 9464)},
     "jsonl": {
-        "path": (_file_path, None),
-        "what": (_choice(*WHAT), "snapshot"),
-        "max_bytes": (_integer(1024, 1024**3), DEFAULT_MAX_BYTES),
+        "path": (validators.file_path, None),
+        "what": (validators.choice(*WHAT), "snapshot"),
+        "max_bytes": (validators.integer(1024, 1024**3), DEFAULT_MAX_BYTES),
     },
     "webhook": {
-        "url": (_url, None),
-        "what": (_choice(*WHAT), "transitions"),
-        "timeout_seconds": (_seconds, 5.0),
-        "retries": (_integer(0, 20), 3),
-        "headers_env": (_env_var_name, None),
-        "queue_size": (_integer(1, 100_000), DEFAULT_QUEUE_SIZE),
+        "url": (validators.url, None),
+        "what": (validators.choice(*WHAT), "transitions"),
+        "timeout_seconds": (validators.number(0, 600, low_open=True), 5.0),
+        "retries": (validators.integer(0, 20), 3),
+        "headers_env": (validators.env_var_name, None),
+        "queue_size": (validators.integer(1, 100_000), DEFAULT_QUEUE_SIZE),
     },
 }
 _REQUIRED = {"prometheus_textfile": ("directory",), "jsonl": ("path",), "webhook": ("url",)}
@@ -221,14 +161,14 @@ UNFILTERED_TYPES = ("cache", "journal")
 _ANY_TYPE_SPEC = {key: spec for specs in _TYPE_SPECS.values() for key, spec in specs.items()}
 
 
-def parse_outputs(raw: Any, reader: Any, *, where: str = "outputs",
+def parse_outputs(raw: Any, reader: Reader, *, where: str = "outputs",
                   mem0_enabled: bool = False) -> tuple[OutputConfig, ...]:
-    """The `[[outputs]]` array, validated with config.py's `_Reader` (problems are appended
+    """The `[[outputs]]` array, validated with config.validators' `Reader` (problems are appended
     to `reader.problems`, never raised). A missing key means `default_outputs`."""
     if raw is None:
         return default_outputs(mem0_enabled)
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
-        reader.problems.append(f"{where}: expected an array of tables ([[{where}]]), got {_show(raw)}")
+        reader.problems.append(f"{where}: expected an array of tables ([[{where}]]), got {show(raw)}")
         return ()
     if not raw:
         reader.problems.append(f"{where}: expected at least one [[{where}]] table (leave it out for the defaults: "
@@ -244,27 +184,25 @@ def parse_outputs(raw: Any, reader: Any, *, where: str = "outputs",
         spec = {**_COMMON_SPEC, **(_TYPE_SPECS[kind] if known else _ANY_TYPE_SPEC)}
         first = len(reader.problems)
         values = reader.table(item, here, spec, required=("type",) + (_REQUIRED.get(kind, ()) if known else ()))
-        url = item.get("url")
-        if isinstance(url, str):
+        given_url = item.get("url")
+        if isinstance(given_url, str):
             # The reader quotes a refused value; a webhook URL may carry a token in its
             # path or query, so only the scheme and host are shown.
-            from aiki_hooks.config.load import _show as shown
-
-            reader.problems[first:] = [p.replace(shown(url), shown(url_for_errors(url)))
+            reader.problems[first:] = [p.replace(show(given_url), show(url_for_errors(given_url)))
                                        for p in reader.problems[first:]]
         if kind in UNFILTERED_TYPES:
             for key in ("min_severity", "probes"):
                 # An invalid value is reported already; "OK" and [] filter nothing.
                 if key in item and values.get(key) == item[key] and item[key] not in ("OK", []):
                     reader.problems.append(
-                        f"{here}.{key} = {_show(item[key])}: expected no {key} on a {kind} output (it is always "
+                        f"{here}.{key} = {show(item[key])}: expected no {key} on a {kind} output (it is always "
                         f"written in full, because the hooks and `aiki-hooks issues` read it); put the filter on a "
                         f"jsonl, webhook, mem0 or prometheus output instead")
         if not known or any(values.get(key) is None for key in _REQUIRED.get(kind, ())):
             continue
         name = values["name"] or kind
         if name in names:
-            reader.problems.append(f"{here}.name = {_show(name)}: expected a name not already used by {names[name]}"
+            reader.problems.append(f"{here}.name = {show(name)}: expected a name not already used by {names[name]}"
                                    + ("" if values["name"] else " (the name defaults to the type; set `name`)"))
         names.setdefault(name, here)
         if kind in SINGLETON_TYPES:
@@ -285,22 +223,9 @@ def parse_outputs(raw: Any, reader: Any, *, where: str = "outputs",
 
 def validate_outputs(raw: Any, *, mem0_enabled: bool = False) -> tuple[tuple[OutputConfig, ...], list[str]]:
     """parse_outputs with a fresh reader: (outputs, problems)."""
-    from aiki_hooks.config.load import _Reader  # lazily: config.py imports this module
-
-    reader = _Reader()
+    reader = Reader()
     outputs = parse_outputs(raw, reader, mem0_enabled=mem0_enabled)
     return outputs, list(reader.problems)
-
-
-def url_for_errors(url: str) -> str:
-    """Scheme and host of *url* (password hidden), `/...` for the rest: safe in an error."""
-    from aiki_hooks.config.load import redact_url
-
-    shown = redact_url(url)
-    start = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*", shown)
-    if start is None:
-        return "***"
-    return start.group(0) + ("/..." if len(shown) > start.end() else "")
 
 
 # --------------------------------------------------------------------------- filters (pure)

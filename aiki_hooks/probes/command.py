@@ -19,13 +19,16 @@ judge: `judge_exit_code`; render: `describe_outcome`, `plugin_values`.
 from __future__ import annotations
 
 import re
+import shlex
 import signal
 from dataclasses import dataclass
+from typing import Sequence
 
-from aiki_hooks.config.load import CommandProbeConfig
+from aiki_hooks.config.validators import argv, redact_text
 from aiki_hooks.model.result import ProbeResult, Value
 from aiki_hooks.model.status import Status
 from aiki_hooks.model.thresholds import fmt_bytes
+from aiki_hooks.probes.registry import BuildContext, Probe, ProbeKind, name_and_timeout
 from aiki_hooks.proc import FLOOD_BYTES, MAX_OUTPUT_BYTES, CommandNotFound, CommandRunner, run_command
 
 MAX_DETAILS = 5
@@ -266,3 +269,41 @@ class CommandProbe:
             error_kind=error_kind,
             details=details,
         )
+
+
+# --------------------------------------------------------------------------- kind
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandProbeConfig:
+    """One [[probes.command]] entry: a Nagios-style plugin to run."""
+
+    name: str
+    command: tuple[str, ...]
+    timeout_seconds: float = 10.0
+
+
+def _build(configs: Sequence[CommandProbeConfig], context: BuildContext) -> list[Probe]:
+    return [CommandProbe(config) for config in configs]
+
+
+def _hint_fields(config: CommandProbeConfig) -> dict[str, str]:
+    # Quoted for a shell, so that it can be pasted and runs as the probe runs it.
+    return {"name": config.name, "command": redact_text(shlex.join(config.command))}
+
+
+PROBE_KIND = ProbeKind(
+    name="command",
+    config_type=CommandProbeConfig,
+    spec={**name_and_timeout(10.0), "command": (argv, None)},
+    required=("name", "command"),
+    build=_build,
+    describe=lambda c: {"name": c.name, "command": [redact_text(arg) for arg in c.command],
+                        "timeout_seconds": c.timeout_seconds},
+    is_service=True,
+    hints={
+        "tool_missing": "the command does not exist: fix `command` (absolute path recommended)",
+        None: "run it by hand to see its full output: {command}",
+    },
+    hint_fields=_hint_fields,
+)

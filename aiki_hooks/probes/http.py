@@ -37,9 +37,9 @@ import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from aiki_hooks.config.load import HttpProbeConfig
+from aiki_hooks.config.validators import boolean, choice, env_var_name, probe_name, probe_timeout, redact_url, text, url
 from aiki_hooks.model.result import ProbeResult, Value
 from aiki_hooks.model.status import Status
 from aiki_hooks.model.thresholds import fmt_bytes, round_seconds
@@ -56,6 +56,7 @@ from aiki_hooks.probes.net import (
     fmt_timeout,
     open_connection,
 )
+from aiki_hooks.probes.registry import BuildContext, KindMetric, Probe, ProbeKind
 
 KIND = "http"
 BODY_LIMIT_BYTES = 1024 * 1024
@@ -499,3 +500,95 @@ class HttpProbe:
                 context.verify_mode = ssl.CERT_NONE
             self._tls_context = context
         return self._tls_context
+
+
+# --------------------------------------------------------------------------- kind
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpProbeConfig:
+    """One [[probes.http]] entry: an HTTP (or Qdrant) endpoint to check."""
+
+    name: str
+    url: str
+    kind: str = "generic"
+    timeout_seconds: float = 3.0
+    expect_status: tuple[int, ...] = ()
+    expect_body: str | None = None
+    api_key_env: str | None = None
+    verify_tls: bool = True
+
+
+_STATUS_CODES = "an HTTP status (100-599) or a list of them"
+
+
+def _status_codes(value: object) -> str | None:
+    if isinstance(value, bool):
+        return _STATUS_CODES
+    items = value if isinstance(value, list) else [value]
+    if items and all(isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 for v in items):
+        return None
+    return _STATUS_CODES
+
+
+def _record(values: Mapping[str, Any]) -> HttpProbeConfig:
+    expect = values["expect_status"]
+    return HttpProbeConfig(
+        name=str(values["name"]), url=str(values["url"]), kind=str(values["kind"]),
+        timeout_seconds=float(values["timeout_seconds"]),
+        expect_status=tuple(expect if isinstance(expect, list) else [expect]),
+        expect_body=values["expect_body"],
+        api_key_env=values["api_key_env"],
+        verify_tls=bool(values["verify_tls"]),
+    )
+
+
+def _qdrant_conflicts(config: HttpProbeConfig) -> list[tuple[str, str]]:
+    if config.kind != "qdrant":
+        return []
+    return [(key, 'not used with kind = "qdrant" (readiness is checked on /readyz); expected it only with '
+                  'kind = "generic"') for key in ("expect_status", "expect_body") if getattr(config, key)]
+
+
+def _describe(config: HttpProbeConfig) -> dict[str, object]:
+    entry = {"name": config.name, "url": redact_url(config.url), "kind": config.kind,
+             "timeout_seconds": config.timeout_seconds, "expect_status": list(config.expect_status) or None,
+             "expect_body": config.expect_body, "api_key_env": config.api_key_env or None,
+             "verify_tls": config.verify_tls}
+    return {key: value for key, value in entry.items() if value is not None}
+
+
+def _build(configs: Sequence[HttpProbeConfig], context: BuildContext) -> list[Probe]:
+    return [HttpProbe(config, env=context.env) for config in configs]
+
+
+PROBE_KIND = ProbeKind(
+    name=KIND,
+    config_type=HttpProbeConfig,
+    spec={
+        "name": (probe_name, None),
+        "url": (url, None),
+        "kind": (choice("generic", "qdrant"), "generic"),
+        "timeout_seconds": (probe_timeout, 3.0),
+        "expect_status": (_status_codes, []),
+        "expect_body": (text, None),
+        "api_key_env": (env_var_name, None),
+        "verify_tls": (boolean, True),
+    },
+    required=("name", "url"),
+    make_config=_record,
+    check_config=_qdrant_conflicts,
+    build=_build,
+    describe=_describe,
+    is_service=True,
+    metrics=(KindMetric(name="aiki_http_latency_seconds", documentation="Time to the response headers.",
+                        value_key="latency_seconds"),),
+    hints={
+        "connection_failed": "nothing listens at {url}: is the service running? is the port right?",
+        "timeout": "{url} accepts but does not answer in time: the service may be hung or overloaded",
+        "dns_error": "the host name in {url} does not resolve: check the spelling or /etc/hosts",
+        "bad_status": "{url} answered with an unexpected status: check expect_status / the api key",
+        "body_mismatch": "{url} answered but not with the expected content",
+    },
+    hint_fields=lambda config: {"name": config.name, "url": redact_url(config.url)},
+)

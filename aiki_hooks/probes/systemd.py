@@ -19,12 +19,13 @@ import re
 import signal
 import time
 from dataclasses import dataclass
-from typing import Callable, Collection, Literal, Mapping, Sequence
+from typing import Any, Callable, Collection, Literal, Mapping, Sequence
 
-from aiki_hooks.config.load import SystemdProbeConfig, redact_text
+from aiki_hooks.config.validators import choice, probe_name, probe_timeout, redact_text
 from aiki_hooks.model.result import ProbeResult, Value
 from aiki_hooks.model.status import Status
 from aiki_hooks.model.thresholds import fmt_bytes, fmt_duration
+from aiki_hooks.probes.registry import BuildContext, KindMetric, Probe, ProbeKind
 from aiki_hooks.proc import CommandNotFound, CommandOutput, CommandRunner, run_command
 from aiki_hooks.sanitize import ANSI_ESCAPE as _ANSI_ESCAPE
 from aiki_hooks.sanitize import CONTROL as _CONTROL
@@ -662,3 +663,68 @@ class SystemdProbe:
 
     def _all_unknown(self, error_kind: str, summary: str) -> list[ProbeResult]:
         return [self._unknown(config, error_kind, summary) for config in self.units]
+
+
+# --------------------------------------------------------------------------- kind
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystemdProbeConfig:
+    """One [[probes.systemd]] entry: a unit to watch."""
+
+    unit: str
+    scope: str = "user"
+    name: str = ""
+    timeout_seconds: float = 5.0
+
+
+def _unit_name(value: object) -> str | None:
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9:_.\\@-]+", value):
+        return None
+    return 'a systemd unit name such as "qdrant.service"'
+
+
+def _record(values: Mapping[str, Any]) -> SystemdProbeConfig:
+    # The name defaults to the unit's.
+    return SystemdProbeConfig(unit=values["unit"], scope=values["scope"], name=values["name"] or values["unit"],
+                              timeout_seconds=float(values["timeout_seconds"]))
+
+
+def _build(units: Sequence[SystemdProbeConfig], context: BuildContext) -> list[Probe]:
+    # One probe per scope: all of a scope's units are asked about in one systemctl call.
+    by_scope: list[Probe] = []
+    for scope in ("user", "system"):
+        of_scope = [u for u in units if u.scope == scope]
+        if of_scope:
+            by_scope.append(SystemdProbe(of_scope, scope=scope))
+    return by_scope
+
+
+PROBE_KIND = ProbeKind(
+    name="systemd",
+    config_type=SystemdProbeConfig,
+    spec={
+        "unit": (_unit_name, None),
+        "scope": (choice("user", "system"), "user"),
+        "name": (probe_name, ""),
+        "timeout_seconds": (probe_timeout, 5.0),
+    },
+    required=("unit",),
+    make_config=_record,
+    build=_build,
+    describe=lambda u: {"name": u.name, "unit": u.unit, "scope": u.scope, "timeout_seconds": u.timeout_seconds},
+    is_service=True,
+    metrics=(
+        KindMetric(name="aiki_systemd_restarts", documentation="Automatic restarts of the unit (NRestarts).",
+                   value_key="restarts", label="unit", counter=True),
+        KindMetric(name="aiki_systemd_memory_bytes", documentation="Memory of the unit's cgroup (MemoryCurrent).",
+                   value_key="memory_bytes", label="unit"),
+    ),
+    hints={
+        "no_bus": "no systemd bus for this user: log in through a real session, or run "
+                  "`loginctl enable-linger $USER`; in a container systemd probes cannot work",
+        "tool_missing": "systemctl is not installed here; remove the [[probes.systemd]] entries",
+        None: "inspect it with `systemctl {scope}status {unit}` and `journalctl {scope}-u {unit}`",
+    },
+    hint_fields=lambda u: {"unit": u.unit, "name": u.name, "scope": "--user " if u.scope == "user" else ""},
+)

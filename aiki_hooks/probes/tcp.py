@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
-from aiki_hooks.config.load import TcpProbeConfig
+from aiki_hooks.config.validators import host, integer
 from aiki_hooks.model.result import ProbeResult
 from aiki_hooks.model.status import Status
 from aiki_hooks.model.thresholds import round_seconds
@@ -27,6 +27,7 @@ from aiki_hooks.probes.net import (
     fmt_timeout,
     open_connection,
 )
+from aiki_hooks.probes.registry import BuildContext, KindMetric, Probe, ProbeKind, name_and_timeout
 
 KIND = "tcp"
 
@@ -84,3 +85,33 @@ class TcpProbe:
             self.config.host, self.config.port, timeout_seconds=self.timeout_seconds, clock=self._clock
         )
         return [judge_tcp(self.config, measurement)]
+
+
+# --------------------------------------------------------------------------- kind
+
+
+@dataclass(frozen=True, kw_only=True)
+class TcpProbeConfig:
+    """One [[probes.tcp]] entry: a port that must accept connections."""
+
+    name: str
+    host: str
+    port: int
+    timeout_seconds: float = 3.0
+
+
+def _build(configs: Sequence[TcpProbeConfig], context: BuildContext) -> list[Probe]:
+    return [TcpProbe(config) for config in configs]
+
+
+PROBE_KIND = ProbeKind(
+    name="tcp",
+    config_type=TcpProbeConfig,
+    spec={**name_and_timeout(3.0), "host": (host, None), "port": (integer(1, 65535), None)},
+    required=("name", "host", "port"),
+    build=_build,
+    is_service=True,
+    metrics=(KindMetric(name="aiki_tcp_connect_seconds", documentation="Time to connect.",
+                        value_key="connect_seconds"),),
+    hints={None: "nothing accepts connections on {host}:{port}: is the service running?"},
+)

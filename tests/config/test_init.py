@@ -153,7 +153,7 @@ def test_init_follows_xdg_config_home_and_says_what_it_found(isolated_home, tmp_
     env = cli_env(XDG_CONFIG_HOME=str(config_home), PATH=str(tmp_path / "empty-bin"), QDRANT_URL="")
     result = run_cli("init", "--stdout", env=env)
     assert result.returncode == 0, result.stderr
-    assert [probe.unit for probe in parse_config(tomllib.loads(result.stdout), "init", env={}).systemd] == []
+    assert [probe.unit for probe in parse_config(tomllib.loads(result.stdout), "init", env={}).entries("systemd")] == []
     assert '# unit = "memory-daemon.service"' in result.stdout
     assert 'unit = "daemon.service"' not in result.stdout and 'unit = "backup.service"' not in result.stdout
     assert (f"; 1 user service of yours: memory-daemon.service (not enabled, commented out); systemctl not found: "

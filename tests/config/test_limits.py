@@ -11,7 +11,7 @@ import pytest
 from aiki_hooks.config.load import MAX_NESTING, ConfigError, load_config
 from aiki_hooks.cycle.runner import MAX_CONCURRENT_PROBES, NOT_RUN, cycle_deadline, run_probes
 from aiki_hooks.model.status import Status
-from aiki_hooks.probes import build_probes
+from aiki_hooks.cycle.build import build_probes
 from tests.conftest import run_cli
 
 
@@ -80,8 +80,8 @@ command = ["/bin/sh", "-c", "printf 'a\\tb\\n'\\nexit 0"]
 timeout_seconds = 0.01
 """)
     config = load_config(path)
-    assert config.command[0].command[2] == "printf 'a\tb\n'\nexit 0"  # tabs and newlines in an argument
-    assert [p.host for p in config.tcp] == ["::1", "db-1.internal."]
+    assert config.entries("command")[0].command[2] == "printf 'a\tb\n'\nexit 0"  # tabs and newlines in an argument
+    assert [p.host for p in config.entries("tcp")] == ["::1", "db-1.internal."]
 
 
 @pytest.mark.parametrize("text", [

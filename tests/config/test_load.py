@@ -10,7 +10,7 @@ def test_no_file_gives_working_defaults(isolated_home):
     assert config.source == "<defaults>"
     assert config.interval_seconds == 60
     assert config.resources.enabled and config.resources.disk_paths == ("/",)
-    assert (config.systemd, config.http, config.tcp, config.command) == ((), (), (), ())
+    assert (config.entries("systemd"), config.entries("http"), config.entries("tcp"), config.entries("command")) == ((), (), (), ())
     assert config.state_dir == isolated_home / ".local" / "state" / "aiki-hooks"
     assert config.cache_path.name == "system_health.json"
 
@@ -73,14 +73,14 @@ timeout_seconds = 2.5
     assert config.interval_seconds == 30
     assert config.resources.disk_paths == ("/", "/home")
     assert config.resources.disk_used.warn == 80 and config.resources.disk_used.crit == 90
-    assert [(u.name, u.unit, u.scope) for u in config.systemd] == [
+    assert [(u.name, u.unit, u.scope) for u in config.entries("systemd")] == [
         ("aiki-memory.service", "aiki-memory.service", "user"),
         ("qdrant-unit", "qdrant.service", "system"),
     ]
-    assert config.http[0].kind == "qdrant" and config.http[0].api_key_env == "QDRANT_API_KEY"
-    assert config.http[1].kind == "generic" and config.http[1].expect_status == (200,)
-    assert config.tcp[0].port == 5432
-    assert config.command[0].command == ("/usr/bin/true", "-x") and config.command[0].timeout_seconds == 2.5
+    assert config.entries("http")[0].kind == "qdrant" and config.entries("http")[0].api_key_env == "QDRANT_API_KEY"
+    assert config.entries("http")[1].kind == "generic" and config.entries("http")[1].expect_status == (200,)
+    assert config.entries("tcp")[0].port == 5432
+    assert config.entries("command")[0].command == ("/usr/bin/true", "-x") and config.entries("command")[0].timeout_seconds == 2.5
     assert config.max_probe_timeout == 30.0  # the costs probe (a first full scan can take a while)
 
 
@@ -180,8 +180,10 @@ def test_effective_config_is_valid_toml_for_any_string():
 
     config = parse_config({"probes": {"http": [{"name": "q", "url": "http://localhost:6333"}]}})
     nasty = 'a"b\\c\x1b[2J\x07\x85\u202e\n\tz'
-    http = dataclasses.replace(config.http[0], expect_body=nasty)
-    text = effective_config_toml(dataclasses.replace(config, http=(http,), state_dir=config.state_dir / nasty))
+    http = dataclasses.replace(config.entries("http")[0], expect_body=nasty)
+    (entries,) = config.probe_entries
+    text = effective_config_toml(dataclasses.replace(config, probe_entries=(dataclasses.replace(entries, configs=(http,)),),
+                                                     state_dir=config.state_dir / nasty))
     parsed = tomllib.loads(text)
     assert parsed["probes"]["http"][0]["expect_body"] == nasty
     assert parsed["state"]["dir"].endswith(nasty)
@@ -194,7 +196,7 @@ def test_effective_config_is_valid_toml_that_round_trips(tmp_path):
     config = parse_config({"interval_seconds": 12.5, "probes": {"tcp": [{"name": "pg", "host": "h", "port": 1}]}})
     text = effective_config_toml(config)
     reparsed = parse_config(tomllib.loads(text))
-    assert reparsed.interval_seconds == 12.5 and reparsed.tcp == config.tcp
+    assert reparsed.interval_seconds == 12.5 and reparsed.entries("tcp") == config.entries("tcp")
     assert reparsed.resources == config.resources
 
 

@@ -84,7 +84,7 @@ def init(manager, **env: str) -> str:
 
 def systemd_units(text: str) -> list[str]:
     """The units of the config's systemd probes, as the refresher will load them."""
-    probes = parse_config(tomllib.loads(text), "init --stdout", env={}).systemd
+    probes = parse_config(tomllib.loads(text), "init --stdout", env={}).entries("systemd")
     assert {probe.scope for probe in probes} <= {"user"}
     return [probe.unit for probe in probes]
 

@@ -16,9 +16,8 @@ from typing import Mapping, Sequence
 
 import pytest
 
-from aiki_hooks.config.load import SystemdProbeConfig
 from aiki_hooks.model.status import Status
-from aiki_hooks.probes.systemd import Scope, SystemdProbe, last_run_lines
+from aiki_hooks.probes.systemd import Scope, SystemdProbe, SystemdProbeConfig, last_run_lines
 from aiki_hooks.proc import CommandOutput, CommandRunner, run_command
 
 from ..fixtures.systemd.capture import make_units, start_units

@@ -9,11 +9,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from aiki_hooks.config.load import CommandProbeConfig
 from aiki_hooks.model.result import ProbeResult
 from aiki_hooks.model.status import Status
 from aiki_hooks.probes.command import (
     CommandProbe,
+    CommandProbeConfig,
     PerfDatum,
     PluginOutput,
     describe_outcome,

@@ -12,7 +12,6 @@ from typing import Callable, Iterator
 
 import pytest
 
-from aiki_hooks.config.load import HttpProbeConfig
 from aiki_hooks.model.result import ProbeResult
 from aiki_hooks.model.status import Status
 from aiki_hooks.probes.http import (
@@ -22,6 +21,7 @@ from aiki_hooks.probes.http import (
     WAITING,
     Exchange,
     HttpProbe,
+    HttpProbeConfig,
     QdrantMeasurement,
     judge_generic,
     judge_qdrant,

@@ -25,7 +25,7 @@ from typing import Iterator, Sequence
 
 import pytest
 
-from aiki_hooks.config.load import SystemdProbeConfig, redact_text
+from aiki_hooks.config.validators import redact_text
 from aiki_hooks.model.status import Status
 from aiki_hooks.probes.systemd import (
     CLD_DUMPED,
@@ -40,6 +40,7 @@ from aiki_hooks.probes.systemd import (
     Scope,
     ShowBlock,
     SystemdProbe,
+    SystemdProbeConfig,
     UnitState,
     classify_failure,
     clean_line,

@@ -10,10 +10,9 @@ from typing import Iterator
 
 import pytest
 
-from aiki_hooks.config.load import TcpProbeConfig
 from aiki_hooks.model.result import ProbeResult
 from aiki_hooks.model.status import Status
-from aiki_hooks.probes.tcp import TcpMeasurement, TcpProbe, judge_tcp
+from aiki_hooks.probes.tcp import TcpMeasurement, TcpProbe, TcpProbeConfig, judge_tcp
 from tests.servers import closed_port
 
 
