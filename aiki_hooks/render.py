@@ -8,14 +8,12 @@ by someone else) must not retitle the terminal or clear the screen either.
 
 from __future__ import annotations
 
-import datetime as _dt
 from typing import Any, Mapping
 
-from aiki_hooks.model.thresholds import fmt_duration
+from aiki_hooks.model.dates import clock, parse_utc
+from aiki_hooks.model.severity import ANSI_COLORS, rank
+from aiki_hooks.model.units import fmt_duration
 from aiki_hooks.sanitize import strip_controls
-
-COLORS = {"OK": "32", "WARNING": "33", "CRITICAL": "31", "UNKNOWN": "35"}
-SEVERITY = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}
 
 
 def _safe(value: Any) -> str:
@@ -23,17 +21,9 @@ def _safe(value: Any) -> str:
 
 
 def _paint(text: str, status: str, color: bool) -> str:
-    if not color or status not in COLORS:
+    if not color or status not in ANSI_COLORS:
         return text
-    return f"\033[{COLORS[status]}m{text}\033[0m"
-
-
-def _parse(text: str) -> float:
-    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _local_clock(epoch: float) -> str:
-    return _dt.datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+    return f"\033[{ANSI_COLORS[status]}m{text}\033[0m"
 
 
 def render_status(
@@ -46,11 +36,11 @@ def render_status(
 ) -> str:
     """The `aiki-hooks status` report: header, issues (worst first), then every check."""
     status = _safe(snapshot.get("status", "UNKNOWN"))
-    generated = _parse(snapshot["generated_at"])
+    generated = parse_utc(snapshot["generated_at"])
     age = fmt_duration(now - generated)
     header = (
         f"aiki-hooks on {_safe(snapshot.get('host', '?'))}: {_paint(status, status, color)}"
-        f"  (checked {_local_clock(generated)}, {age} ago)"
+        f"  (checked {clock(generated, seconds=True)}, {age} ago)"
     )
     lines = [header]
     note = _safe(note)
@@ -66,7 +56,7 @@ def render_status(
         width = max(len(_safe(i["id"])) for i in issues)
         for issue in issues:
             sev = _safe(issue["severity"])
-            lasted = fmt_duration(now - _parse(issue["since"]))
+            lasted = fmt_duration(now - parse_utc(issue["since"]))
             lines.append(
                 f"  {_paint(f'{sev:<8}', sev, color)} {_safe(issue['id']):<{width}}  {_safe(issue['summary'])}"
                 f"  (for {lasted})"
@@ -77,7 +67,7 @@ def render_status(
         lines.append("")
         lines.append("Checks:")
         width = max(len(_safe(p["name"])) for p in probes)
-        for probe in sorted(probes, key=lambda p: -SEVERITY.get(p["status"], 1)):
+        for probe in sorted(probes, key=lambda p: -rank(p["status"], default=rank("UNKNOWN"))):
             st = _safe(probe["status"])
             lines.append(f"  {_paint(f'{st:<8}', st, color)} {_safe(probe['name']):<{width}}  {_safe(probe['summary'])}")
             for detail in probe.get("details") or ():

@@ -14,7 +14,7 @@ that a stale cache can tell "refresher not running" from "the refresher runs but
 write the cache: No space left on device".
 
 The hooks import this module on every tool call, so the read path imports only json,
-os, time and paths (no dataclasses, pathlib or tempfile: each costs milliseconds per
+os, time, paths and model.dates/units (no dataclasses, pathlib or tempfile: each costs milliseconds per
 call); the writer imports what it needs when it runs.
 """
 
@@ -24,6 +24,8 @@ import json
 import os
 import time
 
+from aiki_hooks.model.dates import parse_utc
+from aiki_hooks.model.units import fmt_duration_words
 from aiki_hooks.paths import REFRESHER_LOCK_NAME, StateFileError, lock_is_held, read_state, read_state_file
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
@@ -122,10 +124,8 @@ def read_cache(path: str | os.PathLike, *, now: float | None = None) -> CacheRea
         return CacheRead(CORRUPT, reason=f"cache lacks required fields ({exc})", stamp=stamp)
     age = now - generated
     if age < -FUTURE_TOLERANCE_SECONDS:
-        from aiki_hooks.hooklib.text import duration
-
         return CacheRead(SKEWED, data=data, age_seconds=age, stamp=stamp,
-                         reason=f"clock skew: the cache is dated {duration(-age)} ahead of this machine's clock")
+                         reason=f"clock skew: the cache is dated {fmt_duration_words(-age)} ahead of this machine's clock")
     if age > STALE_AFTER_INTERVALS * max(interval, 1.0):
         return CacheRead(STALE, data=data, age_seconds=age, reason=stale_reason(os.path.dirname(os.fspath(path)),
                                                                                 generated), stamp=stamp)
@@ -155,16 +155,6 @@ def write_failure(state_dir: str | os.PathLike, *, since: float) -> str | None:
     if isinstance(error, str) and error and isinstance(at, (int, float)) and at >= since:
         return error
     return None
-
-
-def parse_utc(text: str) -> float:
-    """Epoch seconds from the cache's ISO 8601 UTC timestamps ("...Z")."""
-    import datetime as dt  # C-accelerated and cheap; kept local to this one use
-
-    moment = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.timestamp()
 
 
 def write_cache(path: str | os.PathLike, data: dict[str, Any], *,

@@ -24,8 +24,8 @@ def build(hook_input: dict, directory: str, now: float):
     decision = notice = None
     new_memory = None
     told: list = []
-    if read.state == FRESH:
-        data = read.data
+    data = read.data if read.state == FRESH else None  # fresh always has data
+    if data is not None:
         guard_rules = (data.get("hooks") or {}).get("guard") or []
         decision = text.guard_decision(guard_rules, data, str(hook_input.get("tool_name") or ""), now=now)
         if not memory.get("fresh", True):

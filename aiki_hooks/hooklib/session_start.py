@@ -23,9 +23,10 @@ def build(hook_input: dict, directory: str, now: float,
     if untrusted:
         return text.untrusted_line(untrusted), None
     read = read if read is not None else read_cache(cache_path(directory), now=now)
-    if read.state == FRESH:
-        context = text.session_block(read.data, now=now)
-        fingerprint = text.block_fingerprint(read.data)
+    fresh = read.data if read.state == FRESH else None  # fresh always has data
+    if fresh is not None:
+        context = text.session_block(fresh, now=now)
+        fingerprint = text.block_fingerprint(fresh)
     else:
         started = runtime.start_background_refresh(directory, read.stamp)
         context = text.degraded_line(read.state, read.reason, read.age_seconds, read.data, started)
@@ -76,12 +77,13 @@ def run(stdin=None) -> None:
 def journal_session_start(directory: str, session_id: str, cwd, now: float, read: CacheRead) -> None:
     """Note in the issue journal (and the mem0 spool) that this session began while
     issues were open: once per session and occurrence."""
-    if read.state != FRESH or not read.data.get("issues"):
+    data = read.data if read.state == FRESH else None
+    if not data or not data.get("issues"):
         return
     from aiki_hooks.hooklib import journaling
     from aiki_hooks.issues.journal import SESSION_BEGAN
 
-    journaling.note_session_event(directory, read.data, list(read.data["issues"]), event=EVENT,
+    journaling.note_session_event(directory, data, list(data["issues"]), event=EVENT,
                                   transition=SESSION_BEGAN, session_id=session_id, cwd=cwd, now=now)
 
 

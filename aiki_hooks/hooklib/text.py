@@ -6,50 +6,24 @@ defences), numbers in the text, issues first with how long they have lasted.
 
 from __future__ import annotations
 
-import time
+from aiki_hooks.model.dates import clock, parse_utc
+from aiki_hooks.model.severity import ANSI_COLORS, rank
+from aiki_hooks.model.units import fmt_bytes, fmt_duration_words, fmt_ratio, gib_figure
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
     from typing import Any, Mapping
 
-SEVERITY = {"OK": 0, "UNKNOWN": 1, "WARNING": 2, "CRITICAL": 3}
 HEALTHY_BLOCK_LIMIT = 320
 ISSUE_BLOCK_LIMIT = 1000
 MAX_LISTED_ISSUES = 5
 ISSUE_SUMMARY_CHARS = 140
 SERVICE_SUMMARY_CHARS = 40
-GIB = 1024**3
 
 
 def clip(text: str, limit: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        hours, rest = divmod(seconds, 3600)
-        return f"{hours} h {rest // 60:02d} min" if rest >= 60 else f"{hours} h"
-    return f"{seconds // 86400} d {(seconds % 86400) // 3600} h"
-
-
-def clock(epoch: float) -> str:
-    return time.strftime("%H:%M", time.localtime(epoch))
-
-
-def parse_utc(text: str) -> float:
-    from aiki_hooks.cycle.cache import parse_utc as _parse
-
-    return _parse(text)
-
-
-def _gib(value: float) -> str:
-    return f"{value / GIB:.1f}"
 
 
 # --------------------------------------------------------------------------- SessionStart
@@ -64,16 +38,16 @@ def resources_line(probes: list[Mapping[str, Any]]) -> str:
         parts.append(f"cpu {cpu:.0f}%")
     memory = by_name.get("memory", {})
     if memory.get("memory_total_bytes"):
-        parts.append(f"mem {_gib(memory['memory_used_bytes'])}/{_gib(memory['memory_total_bytes'])} GiB")
+        parts.append(f"mem {gib_figure(memory['memory_used_bytes'])}/{gib_figure(memory['memory_total_bytes'])} GiB")
     swap = by_name.get("swap", {})
     if swap.get("swap_total_bytes") and swap.get("swap_used_bytes"):
-        parts.append(f"swap {swap['swap_used_ratio'] * 100:.0f}%")
+        parts.append(f"swap {fmt_ratio(swap['swap_used_ratio'])}")
     load = by_name.get("load", {}).get("load5_per_core")
     if load is not None:
         parts.append(f"load {load:.2f}/core")
     for name, values in by_name.items():
-        if str(name).startswith("disk:") and values.get("disk_free_bytes") is not None:
-            parts.append(f"disk {name[5:]} {_gib(values['disk_free_bytes'])} GiB free")
+        if isinstance(name, str) and name.startswith("disk:") and values.get("disk_free_bytes") is not None:
+            parts.append(f"disk {name[5:]} {gib_figure(values['disk_free_bytes'])} GiB free")
     return ", ".join(parts)
 
 
@@ -124,7 +98,7 @@ def pattern_line(data: Mapping[str, Any]) -> str:
 
 
 def issue_phrase(issue: Mapping[str, Any], now: float) -> str:
-    lasted = duration(now - parse_utc(issue["since"]))
+    lasted = fmt_duration_words(now - parse_utc(issue["since"]))
     return f"{issue['id']} {issue['severity']} for {lasted}: {clip(issue.get('summary', ''), ISSUE_SUMMARY_CHARS)}"
 
 
@@ -132,7 +106,8 @@ def session_block(data: Mapping[str, Any], *, now: float) -> str:
     """The status block for SessionStart: at most ~320 characters when healthy, ~1,000
     with issues; detail is dropped (service summaries, then names) to stay inside."""
     generated = parse_utc(data["generated_at"])
-    head = f"System health {clock(generated)} ({duration(now - generated)} old): {data.get('status', 'UNKNOWN')}."
+    age = fmt_duration_words(now - generated)
+    head = f"System health {clock(generated)} ({age} old): {data.get('status', 'UNKNOWN')}."
     issues = list(data.get("issues") or [])
     probes = list(data.get("probes") or [])
     resources = resources_line(probes)
@@ -180,7 +155,7 @@ def degraded_line(state: str, reason: str, age: float | None, data: Mapping[str,
         issues = data.get("issues") or []
         listed = ", ".join(str(i.get("id")) for i in issues[:3])
         known = f"{data.get('status')}" + (f", {len(issues)} issue(s): {listed}" if issues else "")
-        return f"System health data is {duration(age)} old ({reason}); last known: {known}.{after}"
+        return f"System health data is {fmt_duration_words(age)} old ({reason}); last known: {known}.{after}"
     if state == "missing":
         return f"System health: no data yet ({reason}).{after}"
     return f"System health data unreadable ({reason}).{after}"
@@ -217,11 +192,11 @@ def change_notice(seen: Mapping[str, list], data: Mapping[str, Any], *, now: flo
         if before is None:
             changes.append(f"{issue_id} {severity} since {started}: {clip(summary, ISSUE_SUMMARY_CHARS)}")
         elif before[0] != severity:
-            direction = "escalated" if SEVERITY.get(severity, 0) > SEVERITY.get(before[0], 0) else "eased"
+            direction = "escalated" if rank(severity) > rank(before[0]) else "eased"
             changes.append(f"{issue_id} {direction} {before[0]} -> {severity}: {clip(summary, ISSUE_SUMMARY_CHARS)}")
     for issue_id, (severity, since, _summary) in seen.items():
         if issue_id not in current:
-            lasted = f" after {duration(now - parse_utc(since))}" if since else ""
+            lasted = f" after {fmt_duration_words(now - parse_utc(since))}" if since else ""
             changes.append(f"{issue_id} resolved (was {severity}){lasted}")
     if not changes:
         return None
@@ -232,9 +207,9 @@ def change_notice(seen: Mapping[str, list], data: Mapping[str, Any], *, now: flo
 
 def _fmt_value(key: str, value: float) -> str:
     if key.endswith("_bytes"):
-        return f"{value / GIB:.1f} GiB" if abs(value) >= GIB / 10 else f"{value / 1024**2:.0f} MiB"
+        return fmt_bytes(value)
     if key.endswith("_ratio"):
-        return f"{value * 100:.0f}%"
+        return fmt_ratio(value)
     if key.endswith("_seconds"):
         return f"{value:g} s"
     return f"{value:g}"
@@ -255,9 +230,9 @@ def guard_decision(rules: list[Mapping[str, Any]], data: Mapping[str, Any], tool
             continue
         why = None
         if rule.get("issue"):
-            floor = SEVERITY.get(rule.get("min_severity", "CRITICAL"), 3)
+            floor = rank(rule.get("min_severity", "CRITICAL"), default=rank("CRITICAL"))
             for issue in issues:
-                if fnmatchcase(str(issue["id"]), rule["issue"]) and SEVERITY.get(issue["severity"], 0) >= floor:
+                if fnmatchcase(str(issue["id"]), rule["issue"]) and rank(issue["severity"]) >= floor:
                     since = clock(parse_utc(issue["since"]))
                     why = f"{issue['id']} is {issue['severity']} since {since} ({clip(issue.get('summary', ''), 160)})"
                     break
@@ -282,7 +257,6 @@ def guard_decision(rules: list[Mapping[str, Any]], data: Mapping[str, Any], tool
 
 # --------------------------------------------------------------------------- status line
 
-ANSI = {"OK": "32", "WARNING": "33", "CRITICAL": "31", "UNKNOWN": "35"}
 SYMBOL = {"OK": "●", "WARNING": "▲", "CRITICAL": "✖", "UNKNOWN": "?"}
 
 
@@ -295,7 +269,7 @@ def status_line(data: Mapping[str, Any] | None, *, state: str, age: float | None
         note = "no health data" if state == "missing" else "health data unreadable"
     else:
         status, issues = str(data.get("status", "UNKNOWN")), list(data.get("issues") or [])
-        note = (f"data {duration(age or 0)} old" if state == "stale"
+        note = (f"data {fmt_duration_words(age or 0)} old" if state == "stale"
                 else "clock skew: data dated ahead" if state == "skewed" else "")
     head = f"{SYMBOL.get(status, '?')} {status}"
     costs = []
@@ -313,10 +287,10 @@ def status_line(data: Mapping[str, Any] | None, *, state: str, age: float | None
             break
     if columns > 0 and len(plain) > columns:
         plain = plain[: max(1, columns - 1)] + "…"
-    if not color or status not in ANSI:
+    if not color or status not in ANSI_COLORS:
         return plain
     # Colour only the status word; the width counted above is the visible one.
-    return plain.replace(head, f"\033[{ANSI[status]}m{head}\033[0m", 1) if head in plain else plain
+    return plain.replace(head, f"\033[{ANSI_COLORS[status]}m{head}\033[0m", 1) if head in plain else plain
 
 
 def untrusted_status(columns: int) -> str:

@@ -7,12 +7,12 @@ import datetime as _dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from aiki_hooks.hooklib.text import clip, duration
-from aiki_hooks.model.result import utc_iso
-from aiki_hooks.model.status import Status
+from aiki_hooks.hooklib.text import clip
+from aiki_hooks.model.dates import local_minute, utc_iso
+from aiki_hooks.model.severity import RANK
+from aiki_hooks.model.units import fmt_duration_words
 
 SUMMARY_COLUMN_CHARS = 60
-_SEVERITY = {status.name: status.severity for status in Status}
 
 
 def occurrences(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -38,9 +38,9 @@ def occurrences(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "transitions": 0, "sessions": 0, "last_summary": None,
             }
         severity = record.get("severity")
-        if severity in _SEVERITY:
+        if severity in RANK:
             occ["severity"] = severity
-            if occ["max_severity"] is None or _SEVERITY[severity] > _SEVERITY[occ["max_severity"]]:
+            if occ["max_severity"] is None or RANK[severity] > RANK[occ["max_severity"]]:
                 occ["max_severity"] = severity
         if record.get("summary"):
             occ["last_summary"] = record["summary"]
@@ -74,11 +74,11 @@ def render_table(occs: Iterable[Mapping[str, Any]], now: float, *, tz: _dt.tzinf
     for occ in rows:
         started = occ["started_at"]
         if occ["ended_at"] is None:
-            lasted = f"open, {duration(now - started)}" if started is not None else "open"
+            lasted = f"open, {fmt_duration_words(now - started)}" if started is not None else "open"
         else:
-            lasted = duration(occ["duration_seconds"] or 0)
+            lasted = fmt_duration_words(occ["duration_seconds"] or 0)
         table.append((
-            _local(started, tz) if started is not None else "?",
+            local_minute(started, tz) if started is not None else "?",
             lasted,
             occ["max_severity"] or "?",
             occ["issue_id"] or "?",
@@ -101,7 +101,3 @@ def as_json(occs: Iterable[Mapping[str, Any]], now: float) -> dict[str, Any]:
         row["open"] = occ["ended_at"] is None
         rows.append(row)
     return {"generated_at": utc_iso(now), "occurrences": rows}
-
-
-def _local(epoch: float, tz: _dt.tzinfo | None) -> str:
-    return _dt.datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d %H:%M")

@@ -30,8 +30,8 @@ import fcntl
 import json
 import os
 
-from aiki_hooks.cycle.cache import parse_utc
-from aiki_hooks.hooklib.text import clip, clock
+from aiki_hooks.hooklib.text import clip
+from aiki_hooks.model.dates import clock, parse_utc
 from aiki_hooks.paths import append_whole, make_private_dir, open_state_file, read_state_file
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy

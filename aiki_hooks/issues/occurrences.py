@@ -37,11 +37,13 @@ from typing import Any
 
 from aiki_hooks.config.load import JournalConfig
 from aiki_hooks.cycle.cache import atomic_write_bytes
-from aiki_hooks.hooklib.text import clip, clock, duration
+from aiki_hooks.hooklib.text import clip
 from aiki_hooks.issues import journal
 from aiki_hooks.issues.journal import TRANSITION, make_record
+from aiki_hooks.model.dates import clock
 from aiki_hooks.model.result import Issue, ProbeResult, Snapshot
 from aiki_hooks.model.status import Status
+from aiki_hooks.model.units import fmt_duration_words
 from aiki_hooks.paths import read_state_file
 from aiki_hooks.probes.net import CONNECTION_FAILED, DNS_ERROR, TIMEOUT
 from aiki_hooks.probes.registry import is_service_kind
@@ -376,7 +378,7 @@ def resolved_sentence(*, label: str, kind: str, recovered_at: float, duration_se
                       now_summary: str | None = None) -> str:
     """ "qdrant (http) recovered at 14:19 after 14 min." / "disk / back within its levels at
     14:19 after 2 h 05 min (now 80% used, 40.0 GiB free)." """
-    lasted = duration(duration_seconds)
+    lasted = fmt_duration_words(duration_seconds)
     if kind == RESOURCES:
         main = f"{label} back within its levels at {clock(recovered_at)} after {lasted}"
         return _fit(main, f" (now {clip(now_summary, SUMMARY_CHARS)})" if now_summary else "")

@@ -8,29 +8,15 @@ All records are keyword-only frozen dataclasses with `to_dict` / `from_dict` so 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from aiki_hooks.model.dates import parse_utc, utc_iso
 from aiki_hooks.model.status import Status, worst
 
 SCHEMA_VERSION = 1
 
 Value = float | int | str | bool | None
-
-
-def utc_iso(epoch: float) -> str:
-    """ISO 8601 UTC with a trailing Z and millisecond precision."""
-    moment = _dt.datetime.fromtimestamp(epoch, tz=_dt.timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> float:
-    """Epoch seconds from an ISO 8601 timestamp written by `utc_iso` (or any offset)."""
-    moment = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return moment.timestamp()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +73,7 @@ class ProbeResult:
             status=Status.parse(data["status"]),
             summary=data["summary"],
             values=dict(data.get("values") or {}),
-            checked_at=parse_iso(data["checked_at"]),
+            checked_at=parse_utc(data["checked_at"]),
             duration_ms=float(data.get("duration_ms") or 0.0),
             error_kind=data.get("error_kind"),
             details=tuple(data.get("details") or ()),
@@ -122,7 +108,7 @@ class Issue:
             id=data["id"],
             severity=Status.parse(data["severity"]),
             summary=data["summary"],
-            since=parse_iso(data["since"]),
+            since=parse_utc(data["since"]),
             probe=data.get("probe", ""),
             occurrence_id=data.get("occurrence_id"),
         )
@@ -164,7 +150,7 @@ class Snapshot:
     def from_dict(cls, data: Mapping[str, Any]) -> "Snapshot":
         return cls(
             schema_version=int(data["schema_version"]),
-            generated_at=parse_iso(data["generated_at"]),
+            generated_at=parse_utc(data["generated_at"]),
             interval_seconds=float(data["interval_seconds"]),
             host=data["host"],
             probes=tuple(ProbeResult.from_dict(p) for p in data["probes"]),

@@ -1,14 +1,17 @@
 """The four states of a check, ordered by how much they matter.
 
 Numeric values are the Nagios plugin exit codes (0 OK, 1 WARNING, 2 CRITICAL,
-3 UNKNOWN); *severity* orders them for "worst of": OK < UNKNOWN < WARNING < CRITICAL.
-UNKNOWN means "could not tell" (our instrument failed), never "bad".
+3 UNKNOWN); *severity* orders them for "worst of": OK < UNKNOWN < WARNING < CRITICAL,
+the order `model.severity` defines (by name, for the hooks). UNKNOWN means "could not
+tell" (our instrument failed), never "bad".
 """
 
 from __future__ import annotations
 
 import enum
 from typing import Iterable
+
+from aiki_hooks.model.severity import RANK
 
 
 class Status(enum.IntEnum):
@@ -33,7 +36,7 @@ class Status(enum.IntEnum):
             raise ValueError(f"unknown status {text!r}") from None
 
 
-_SEVERITY = {Status.OK: 0, Status.UNKNOWN: 1, Status.WARNING: 2, Status.CRITICAL: 3}
+_SEVERITY = {status: RANK[status.name] for status in Status}
 
 
 def worst(statuses: Iterable[Status], default: Status = Status.OK) -> Status:

@@ -7,6 +7,12 @@ from typing import Callable
 
 from aiki_hooks.model.status import Status
 
+# The formats are defined in model.units; probes import them from here with the judge.
+from aiki_hooks.model.units import GIB, MIB, fmt_bytes, fmt_duration, fmt_gib, fmt_percent, fmt_seconds, round_seconds
+
+__all__ = ["GIB", "MIB", "Threshold", "fmt_bytes", "fmt_duration", "fmt_gib", "fmt_percent", "fmt_seconds", "judge",
+           "round_seconds"]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Threshold:
@@ -43,47 +49,3 @@ def judge(value: float, threshold: Threshold, fmt: Callable[[float], str]) -> tu
     """Status of *value* and the explanation of the crossed level."""
     status = threshold.evaluate(value)
     return status, threshold.explain(status, fmt)
-
-
-def fmt_percent(value: float) -> str:
-    return f"{value:.0f}%"
-
-
-GIB = 1024**3
-MIB = 1024**2
-
-
-def fmt_bytes(value: float) -> str:
-    """Human size in binary units: 18.2 GiB, 512 MiB, 900 KiB."""
-    for unit, size in (("TiB", 1024**4), ("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
-        if abs(value) >= size:
-            return f"{value / size:.1f} {unit}"
-    return f"{value:.0f} B"
-
-
-def fmt_gib(value: float) -> str:
-    return f"{value:g} GiB"
-
-
-def fmt_seconds(value: float) -> str:
-    if value < 1:
-        return f"{value * 1000:.0f} ms"
-    return f"{value:.1f} s"
-
-
-def round_seconds(value: float | None) -> float | None:
-    """Seconds to microsecond precision: finer digits are noise in a JSON cache."""
-    return None if value is None else round(value, 6)
-
-
-def fmt_duration(seconds: float) -> str:
-    """Compact duration: 45s, 14m, 3h05m, 3d."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        hours, rest = divmod(seconds, 3600)
-        return f"{hours}h{rest // 60:02d}m"
-    return f"{seconds // 86400}d"

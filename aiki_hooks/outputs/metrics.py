@@ -41,7 +41,7 @@ from typing import Any, Self
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from aiki_hooks.model.result import parse_iso
+from aiki_hooks.model.dates import parse_utc
 from aiki_hooks.model.status import Status
 from aiki_hooks.probes.registry import KindMetric, loaded_kind
 
@@ -159,7 +159,7 @@ def snapshot_families(data: Any) -> list[Metric]:
     generated = data.get("generated_at")
     if isinstance(generated, str):
         try:
-            timestamp.add((), parse_iso(generated))
+            timestamp.add((), parse_utc(generated))
         except (ValueError, TypeError, OverflowError):
             pass
 

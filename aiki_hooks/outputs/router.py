@@ -54,13 +54,13 @@ from typing import Any
 from aiki_hooks.config import validators
 from aiki_hooks.config.validators import Reader, Spec, show, url_for_errors
 from aiki_hooks.cycle.sdnotify import NOTICE, WARNING
-from aiki_hooks.hooklib.text import duration
+from aiki_hooks.model import severity
+from aiki_hooks.model.units import fmt_duration_words
 
 OUTPUT_TYPES = ("cache", "journal", "mem0", "prometheus_textfile", "prometheus_http", "jsonl", "webhook")
 # Each of these writes one fixed thing in the state dir, so a second one would fight the first.
 SINGLETON_TYPES = ("cache", "journal", "mem0")
-SEVERITIES = ("OK", "UNKNOWN", "WARNING", "CRITICAL")
-RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+SEVERITIES = severity.ORDER  # min_severity's choices, least severe first
 WHAT = ("snapshot", "issues", "transitions")
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_QUEUE_SIZE = 100
@@ -237,24 +237,20 @@ def _matches(names: Iterable[Any], patterns: tuple[str, ...]) -> bool:
     return any(isinstance(n, str) and fnmatchcase(n, p) for n in names for p in patterns)
 
 
-def _rank(severity: Any) -> int:
-    return RANK.get(severity, 0) if isinstance(severity, str) else 0
-
-
 def filter_snapshot(data: Mapping[str, Any], out: OutputConfig) -> dict[str, Any]:
     """The snapshot dict with only the probes and issues *out* wants; `status` recomputed
     (OK when no probe is left). A probe matches by its name or `<kind>:<name>`; an issue
     by its id or its probe's name."""
-    floor = RANK[out.min_severity]
+    floor = severity.rank(out.min_severity)
     probes = [p for p in data.get("probes") or ()
-              if _rank(p.get("status")) >= floor
+              if severity.rank(p.get("status")) >= floor
               and _matches((p.get("name"), f"{p.get('kind')}:{p.get('name')}"), out.probes)]
     issues = [i for i in data.get("issues") or ()
-              if _rank(i.get("severity")) >= floor and _matches((i.get("id"), i.get("probe")), out.probes)]
+              if severity.rank(i.get("severity")) >= floor and _matches((i.get("id"), i.get("probe")), out.probes)]
     result = dict(data)
     result["probes"] = probes
     result["issues"] = issues
-    result["status"] = max((p.get("status") for p in probes), key=_rank, default="OK")
+    result["status"] = max((p.get("status") for p in probes), key=severity.rank, default="OK")
     return result
 
 
@@ -266,12 +262,12 @@ def filter_records(records: Iterable[Mapping[str, Any]], out: OutputConfig,
     *told* (a dict the caller keeps per output), every later record of an occurrence that
     passed once passes too, so a CRITICAL-only consumer also hears it de-escalate and end.
     """
-    floor = RANK[out.min_severity]
+    floor = severity.rank(out.min_severity)
     result = []
     for item in records:
         occurrence = item.get("occurrence_id")
         known = told is not None and isinstance(occurrence, str) and occurrence in told
-        wanted = _rank(item.get("severity")) >= floor and _matches((item.get("issue_id"), item.get("probe")),
+        wanted = severity.rank(item.get("severity")) >= floor and _matches((item.get("issue_id"), item.get("probe")),
                                                                     out.probes)
         if not (wanted or known):
             continue
@@ -761,7 +757,7 @@ class Router:
             lost = _payloads(dropped.get(name, 0)) + " dropped"
             if name in failing:
                 since, error, _count = failing[name]
-                summary = f"{label} failing for {duration(now - since)}: {error}"
+                summary = f"{label} failing for {fmt_duration_words(now - since)}: {error}"
                 if name in dropped:
                     summary += f" ({lost})"
             else:

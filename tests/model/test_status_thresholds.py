@@ -1,7 +1,8 @@
 import pytest
 
 from aiki_hooks.model.status import Status, worst
-from aiki_hooks.model.thresholds import Threshold, fmt_bytes, fmt_duration, fmt_percent, judge
+from aiki_hooks.model import severity
+from aiki_hooks.model.thresholds import Threshold, fmt_percent, judge
 
 
 @pytest.mark.parametrize(
@@ -15,6 +16,14 @@ from aiki_hooks.model.thresholds import Threshold, fmt_bytes, fmt_duration, fmt_
 )
 def test_worst_orders_ok_unknown_warning_critical(statuses, expected):
     assert worst(statuses) is expected
+
+
+def test_status_severity_is_the_plain_order_the_hooks_use():
+    by_severity = sorted(Status, key=lambda status: status.severity)
+    assert [status.name for status in by_severity] == list(severity.ORDER) == ["OK", "UNKNOWN", "WARNING", "CRITICAL"]
+    assert [severity.rank(status.name) for status in by_severity] == [0, 1, 2, 3]
+    assert severity.rank("BOGUS") == 0 and severity.rank(None, default=3) == 3
+    assert set(severity.ANSI_COLORS) == set(severity.ORDER)
 
 
 def test_status_values_are_nagios_exit_codes():
@@ -49,18 +58,3 @@ def test_judge_explains_the_crossed_level():
     assert judge(91, HIGH, fmt_percent) == (Status.WARNING, "warn at 90%")
     assert judge(96, HIGH, fmt_percent) == (Status.CRITICAL, "crit at 95%")
     assert judge(10, HIGH, fmt_percent) == (Status.OK, "")
-
-
-@pytest.mark.parametrize(
-    "value, text",
-    [(0, "0 B"), (1536, "1.5 KiB"), (18.2 * 1024**3, "18.2 GiB"), (3 * 1024**4, "3.0 TiB")],
-)
-def test_fmt_bytes(value, text):
-    assert fmt_bytes(value) == text
-
-
-@pytest.mark.parametrize(
-    "seconds, text", [(-5, "0s"), (45, "45s"), (14 * 60 + 5, "14m"), (3 * 3600 + 300, "3h05m"), (3 * 86400 + 1, "3d")]
-)
-def test_fmt_duration(seconds, text):
-    assert fmt_duration(seconds) == text

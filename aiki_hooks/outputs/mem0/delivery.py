@@ -55,7 +55,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiki_hooks.config.load import ConfigError
-from aiki_hooks.outputs.mem0.spool import CONFIG_ERROR_PREFIX, Spool, format_duration
+from aiki_hooks.model.units import fmt_duration_words
+from aiki_hooks.outputs.mem0.spool import CONFIG_ERROR_PREFIX, Spool
 
 FLUSH_LOCK_NAME = "mem0-flush.lock"
 MEM0_HOME = "mem0"
@@ -161,8 +162,8 @@ def _matches(items: Any, record_id: str) -> bool:
     for item in items:
         if not isinstance(item, dict):
             continue
-        metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
-        if metadata.get("record_id") == record_id or item.get("record_id") == record_id:
+        metadata = item.get("metadata")
+        if (isinstance(metadata, dict) and metadata.get("record_id") == record_id) or item.get("record_id") == record_id:
             return True
     return False
 
@@ -532,8 +533,8 @@ def flush(config: Any, state_dir: str | os.PathLike, *, now: Callable[[], float]
             spool.record_failure(redact(f"{CONFIG_ERROR_PREFIX}{exc.problems[0]}", config), now(), config)
             raise
         except Exception as exc:  # noqa: BLE001 - mem0 raises many types; all mean "retry later"
-            error = redact(_describe(exc), config)
-            spool.record_failure(error, now(), config)
+            error: str | None = redact(_describe(exc), config)
+            spool.record_failure(error or "", now(), config)
             return FlushResult(remaining=spool.count(), error=error,
                                deferred_until=spool.load_state().get("next_attempt_at"))
         delivered = skipped = 0
@@ -577,10 +578,10 @@ def summary_line(result: FlushResult, now: float) -> str:
     if result.error is not None:
         retry = ""
         if result.deferred_until:
-            retry = f", next attempt in {format_duration(result.deferred_until - now)}"
+            retry = f", next attempt in {fmt_duration_words(result.deferred_until - now)}"
         return f"mem0: delivery failed: {result.error} ({parts}; {result.remaining} waiting{retry})"
     if result.deferred_until and result.delivered == 0:
-        return (f"mem0: backing off, next attempt in {format_duration(result.deferred_until - now)} "
+        return (f"mem0: backing off, next attempt in {fmt_duration_words(result.deferred_until - now)} "
                 f"({result.remaining} waiting)")
     return f"mem0: {parts}, {result.remaining} waiting"
 

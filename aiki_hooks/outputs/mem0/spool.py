@@ -39,7 +39,8 @@ import json
 import os
 import time
 
-from aiki_hooks.hooklib.text import duration as format_duration  # one wording of durations everywhere
+from aiki_hooks.model.dates import clock_or_date
+from aiki_hooks.model.units import fmt_duration_words
 from aiki_hooks.paths import StateLock, make_private_dir, read_state_file
 
 TYPE_CHECKING = False
@@ -274,7 +275,9 @@ def backoff_delay(failures: int, config: Any, rng: random.Random | None = None) 
     cap = float(config.backoff_max_seconds)
     base = min(cap, initial * 2.0 ** max(0, min(failures - 1, 60)))
     if rng is None:
-        import random as rng  # only a failing delivery pays for it
+        import random  # only a failing delivery pays for it
+
+        rng = random.Random()
     factor = 1.0 + rng.uniform(-JITTER, JITTER)
     return base * factor
 
@@ -317,7 +320,7 @@ def health_issues(state: dict[str, Any], pending: int, now: float, config: Any) 
     since = state.get("first_failure_at")
     if failures > 0 and isinstance(since, (int, float)) and now - since >= float(config.backoff_initial_seconds):
         what = "misconfigured" if str(state.get("last_error") or "").startswith(CONFIG_ERROR_PREFIX) else "unreachable"
-        summary = f"mem0 {what} for {format_duration(now - since)}, {_records(pending)} waiting"
+        summary = f"mem0 {what} for {fmt_duration_words(now - since)}, {_records(pending)} waiting"
         if state.get("last_error"):
             summary += f" (last error: {_shorten(str(state['last_error']), 120)})"
         issues.append((DELIVERY_ISSUE, WARNING, summary))
@@ -336,10 +339,7 @@ def _records(n: int) -> str:
 def _clock(at: Any, now: float) -> str:
     if not isinstance(at, (int, float)):
         return "unknown time"
-    local = time.localtime(at)
-    if now - at < 86400 and time.localtime(now)[:3] == local[:3]:
-        return time.strftime("%H:%M", local)
-    return time.strftime("%Y-%m-%d %H:%M", local)
+    return clock_or_date(at, now)
 
 
 def _shorten(text: str, limit: int) -> str:

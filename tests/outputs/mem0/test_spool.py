@@ -20,7 +20,6 @@ from aiki_hooks.outputs.mem0.spool import (
     Spool,
     apply_failure,
     backoff_delay,
-    format_duration,
     health_issues,
     note_dropped,
 )
@@ -165,12 +164,6 @@ def test_health_is_pure_over_state():
         "mem0 unreachable for 3 h 02 min, 1 record waiting")
 
 
-@pytest.mark.parametrize("seconds,text", [(5, "5 s"), (59, "59 s"), (60, "1 min"), (725, "12 min"),
-                                          (3600, "1 h"), (5400, "1 h 30 min"), (86400 * 2 + 3600, "2 d 1 h")])
-def test_format_duration(seconds, text):
-    assert format_duration(seconds) == text
-
-
 def test_corrupt_state_starts_over(tmp_path):
     spool = Spool(tmp_path, 10)
     with open(os.path.join(spool.dir, "state.json"), "w") as file:
@@ -193,8 +186,8 @@ def test_spool_imports_only_the_standard_library():
                          check=True)
     foreign, new = eval(out.stdout)
     # Only our own (stdlib-only) modules beside the standard library.
-    assert set(foreign) == {"aiki_hooks", "aiki_hooks.outputs.mem0.spool", "aiki_hooks.hooklib", "aiki_hooks.hooklib.text",
-                            "aiki_hooks.paths"}, new
+    assert set(foreign) == {"aiki_hooks", "aiki_hooks.outputs", "aiki_hooks.outputs.mem0", "aiki_hooks.outputs.mem0.spool",
+                            "aiki_hooks.model", "aiki_hooks.model.dates", "aiki_hooks.model.units", "aiki_hooks.paths"}, new
 
 
 def test_feed_adds_what_fetch_returns_moves_the_cursor_and_never_repeats_a_seq(tmp_path):
