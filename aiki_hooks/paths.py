@@ -18,6 +18,7 @@ import stat
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
 APP = "aiki-hooks"
@@ -32,7 +33,7 @@ REFRESHER_LOCK_NAME = "refresher.lock"  # aiki_hooks.cycle.refresher.LOCK_NAME
 STATE_FILE_MAX_BYTES = 8 * 1024 * 1024
 
 
-def _xdg(var: str, fallback: str, env: os._Environ | dict | None = None) -> Path:
+def _xdg(var: str, fallback: str, env: Mapping[str, str] | None = None) -> Path:
     from pathlib import Path
 
     env = os.environ if env is None else env
@@ -135,7 +136,7 @@ def make_private_dir(path: str | os.PathLike) -> None:
     except FileNotFoundError:
         info = None
     reason = judge_private_dir(path, info)
-    if reason:
+    if reason or info is None:  # judge_private_dir gives a reason for a missing dir
         raise UntrustedStateError(reason)
     if stat.S_IMODE(info.st_mode) & 0o077:
         os.chmod(path, 0o700)

@@ -1,7 +1,8 @@
 """The hooks' little I/O: stdin, output, deadline, state dir (and whether to trust it),
 per-session memory, and starting one detached refresh. Standard library only; nothing
 here may raise into a hook. State is read and written only through aiki_hooks.paths
-(no symlinks followed, nothing that blocks, bounded sizes, whole lines)."""
+(no symlinks followed, nothing that blocks, bounded sizes, whole lines); the config file
+is read as the library reads it (through a symlink), but never blocking and bounded."""
 
 from __future__ import annotations
 
@@ -129,42 +130,158 @@ def emit(payload: dict[str, Any]) -> None:
 
 
 def state_dir(env=None) -> str:
-    """Same answer as the library's config (`[state] dir`, then $AIKI_HOOKS_STATE_DIR,
-    then XDG), without importing tomllib unless the config has a [state] table."""
+    """The library's answer (`[state] dir` of the config, then $AIKI_HOOKS_STATE_DIR,
+    then ${XDG_STATE_HOME:-~/.local/state}/aiki-hooks), found without tomllib in the
+    common case (see _configured_state_dir)."""
     env = os.environ if env is None else env
     configured = _configured_state_dir(env)
     if configured:
         return configured
     if env.get("AIKI_HOOKS_STATE_DIR"):
         return os.path.expanduser(env["AIKI_HOOKS_STATE_DIR"])
-    base = env.get("XDG_STATE_HOME", "")
-    if not os.path.isabs(base):
-        base = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "aiki-hooks")
+    return os.path.join(_xdg_base(env, "XDG_STATE_HOME", ".local/state"), paths.APP)
+
+
+def _xdg_base(env, variable: str, fallback: str) -> str:
+    base = env.get(variable, "")
+    if not os.path.isabs(base):  # the spec says relative values are invalid
+        base = os.path.join(env.get("HOME") or os.path.expanduser("~"), fallback)
+    return base
+
+
+# The config's `[state] dir` as the hooks last read it with tomllib, per config file and
+# keyed by that file's identity, in ${XDG_CACHE_HOME:-~/.cache}/aiki-hooks (trusted like
+# a state dir). Importing and running tomllib costs each hook about 0.4x the start-up of
+# a bare interpreter; a config is edited rarely. Chosen over scanning the TOML by hand:
+# a scan cheap enough to help would misread some valid file (quoted or escaped keys,
+# dotted keys, inline tables, "[state]" inside a multi-line string), while a memo of
+# tomllib's own answer cannot. The hooks write it themselves, so it needs no other writer.
+CONFIG_MEMO_FILE = "config-state-dir.json"
+CONFIG_MEMO_MAX_BYTES = 64 * 1024
+CONFIG_MEMO_ENTRIES = 8  # config files remembered (AIKI_HOOKS_CONFIG may differ by session)
+# A config changed less than this long ago is read but not remembered: a second write in
+# the same timestamp tick (2 s on FAT) with the same size would keep its identity.
+CONFIG_SETTLE_NS = 3 * 10**9
 
 
 def _configured_state_dir(env) -> str | None:
+    """The config file's `[state] dir`, expanded in this environment, or None (no config,
+    no such key, not TOML, not an absolute path: the library refuses such a config)."""
     path = env.get("AIKI_HOOKS_CONFIG")
-    if not path:
-        base = env.get("XDG_CONFIG_HOME", "")
-        if not os.path.isabs(base):
-            base = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
-        path = os.path.join(base, "aiki-hooks", "config.toml")
+    if path:
+        path = os.path.expanduser(path)
+    else:
+        path = os.path.join(_xdg_base(env, "XDG_CONFIG_HOME", ".config"), paths.APP, "config.toml")
+    found = _read_config(path)
+    if found is None:
+        return None
+    raw, identity = found
+    # Every spelling of the key "state" has these five bytes, unless a quoted key spells
+    # it with escapes ("\u0073tate"), which need a backslash.
+    if b"state" not in raw and b"\\" not in raw:
+        return None
+    if identity is None:  # changing: no memo can vouch for this content
+        value = _state_dir_by_tomllib(raw)
+    else:
+        memo_dir = os.path.join(_xdg_base(env, "XDG_CACHE_HOME", ".cache"), paths.APP)
+        memo = _load_config_memo(memo_dir)
+        entry = memo.get(path)
+        if (isinstance(entry, dict) and entry.get("identity") == identity
+                and isinstance(entry.get("dir"), (str, type(None)))):
+            value = entry["dir"]
+        else:
+            value = _state_dir_by_tomllib(raw)
+            _save_config_memo(memo_dir, memo, path, identity, value)
+    if value is None:
+        return None
+    expanded = os.path.expanduser(os.path.expandvars(value))
+    return expanded if os.path.isabs(expanded) else None
+
+
+def _read_config(path: str) -> tuple[bytes, list[int] | None] | None:
+    """(content, identity) of the config file, identity None when the file may still be
+    changing; None when there is no readable regular file of at most CONFIG_MAX_BYTES.
+    Symlinks are followed, as the library does (dotfile managers link configs); O_NONBLOCK
+    so a FIFO in its place cannot hang the hook."""
+    import stat
+
     try:
-        raw = paths.read_state_file(os.path.expanduser(path), CONFIG_MAX_BYTES)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    if b"[state]" not in raw:
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode) or before.st_size > CONFIG_MAX_BYTES:
+            return None
+        chunks: list[bytes] = []
+        got = 0
+        while got <= CONFIG_MAX_BYTES:
+            chunk = os.read(fd, CONFIG_MAX_BYTES + 1 - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        raw = b"".join(chunks)
+        after = os.fstat(fd)
+    except OSError:
         return None
+    finally:
+        os.close(fd)
+    if len(raw) > CONFIG_MAX_BYTES:
+        return None
+    identity = [after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns]
+    changing = (identity != [before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns]
+                or len(raw) != after.st_size
+                or time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) < CONFIG_SETTLE_NS)
+    return raw, None if changing else identity
+
+
+def _state_dir_by_tomllib(raw: bytes) -> str | None:
+    """`state.dir` of the TOML document *raw* when it is a string, else None."""
     try:
         import tomllib
 
         value = tomllib.loads(raw.decode("utf-8")).get("state", {}).get("dir")
-    except (ValueError, UnicodeDecodeError, AttributeError, ImportError):
+    except (ValueError, UnicodeDecodeError, AttributeError, ImportError, RecursionError):
         return None  # ImportError: an interpreter older than 3.11 has no tomllib
-    if isinstance(value, str) and value.strip():
-        return os.path.expanduser(os.path.expandvars(value))
-    return None
+    return value if isinstance(value, str) else None
+
+
+def _load_config_memo(memo_dir: str) -> dict[str, Any]:
+    """The memo's entries, {} when absent, unreadable or in a dir others could write."""
+    if paths.check_private_dir(memo_dir):
+        return {}
+    try:
+        memo = json.loads(paths.read_state_file(os.path.join(memo_dir, CONFIG_MEMO_FILE), CONFIG_MEMO_MAX_BYTES))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+def _save_config_memo(memo_dir: str, memo: dict[str, Any], path: str, identity: list[int],
+                      value: str | None) -> None:
+    """Remember *value* for *path* at *identity* (atomic replace, 0600 in a 0700 dir; the
+    newest CONFIG_MEMO_ENTRIES configs). Failures are ignored: the next hook asks tomllib."""
+    memo = {key: entry for key, entry in memo.items() if key != path}
+    memo[path] = {"identity": identity, "dir": value}
+    memo = dict(list(memo.items())[-CONFIG_MEMO_ENTRIES:])
+    target = os.path.join(memo_dir, CONFIG_MEMO_FILE)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    try:
+        paths.make_private_dir(memo_dir)
+        fd = paths.open_state_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            data = json.dumps(memo, separators=(",", ":")).encode("utf-8")
+            if os.write(fd, data) != len(data):
+                raise OSError("short write")
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def untrusted(directory: str) -> str | None:
