@@ -15,10 +15,12 @@ Metrics (base units; missing, null, boolean or non-numeric values are skipped):
   aiki_memory_used_ratio, aiki_memory_used_bytes, aiki_swap_used_ratio
   aiki_cpu_used_ratio                    cpu_percent / 100 (absent on the first cycle)
   aiki_load5_per_core
-  aiki_http_latency_seconds{probe}       http probes' latency_seconds  } declared by the kinds
-  aiki_tcp_connect_seconds{probe}                                      } (ProbeKind.metrics)
+  aiki_http_latency_seconds{probe}       http probes' latency_seconds
+  aiki_tcp_connect_seconds{probe}
   aiki_systemd_restarts_total{unit}      counter (NRestarts; resets when the unit is restarted by hand)
-  aiki_systemd_memory_bytes{unit}        a plugin's kind adds its own the same way
+  aiki_systemd_memory_bytes{unit}
+      (these four are declared by their probe kinds, ProbeKind.metrics; a plugin's kind
+      adds its own the same way)
   aiki_claude_cost_usd{period}           priced by aiki-hooks; period today, block, week
   aiki_claude_tokens{period}             tokens used (today, week)
   aiki_claude_unpriced_tokens{period}    tokens of models without a price, so not in the cost
