@@ -2,9 +2,9 @@
 through its entry point by the real command line.
 
 The plugin is the worked example of docs/probes.md, cut out of the doc itself (so the doc
-cannot rot): its module and its pyproject.toml's name, version and entry points make a
-wheel that the real pip installs into a directory put on PYTHONPATH, where
-importlib.metadata finds its dist-info as it would in site-packages.
+cannot rot): its module and its pyproject.toml, built by the real setuptools and installed
+by the real pip into a directory put on PYTHONPATH, where importlib.metadata finds its
+dist-info as it would in site-packages.
 """
 
 from __future__ import annotations
@@ -37,61 +37,42 @@ def doc_block(label: str, language: str) -> str:
     return match.group(1)
 
 
-def wheel(out: Path, pyproject: str, modules: dict[str, str]) -> Path:
-    """A wheel (PEP 427) of *modules* with the name, version and entry points of
-    *pyproject*'s [project] table. Built here rather than by setuptools: the test venv's
-    setuptools cannot build wheels without the `wheel` package, and a build-isolated pip
-    would need the network."""
-    import base64
-    import hashlib
-    import tomllib
-    import zipfile
-
-    project = tomllib.loads(pyproject)["project"]
-    dist = re.sub(r"[-_.]+", "_", project["name"])
-    info = f"{dist}-{project['version']}.dist-info"
-    points = "".join(f"[{group}]\n" + "".join(f"{key} = {value}\n" for key, value in table.items())
-                     for group, table in project.get("entry-points", {}).items())
-    files = {**{f"{module}.py": source for module, source in modules.items()},
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-             f"{info}/entry_points.txt": points}
-    record = []
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(text.encode())}")
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
-    path = out / f"{dist}-{project['version']}-py3-none-any.whl"
-    out.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return path
+def source_tree(out: Path, pyproject: str, modules: dict[str, str]) -> Path:
+    """A project directory: *pyproject* and one file per module, as a plugin author has it."""
+    out.mkdir(parents=True)
+    (out / "pyproject.toml").write_text(pyproject)
+    for module, source in modules.items():
+        (out / f"{module}.py").write_text(source)
+    return out
 
 
-def pip_install(target: Path, *wheels: Path) -> None:
-    """Install *wheels* into *target* with the real pip, offline."""
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    "--disable-pip-version-check", "--target", str(target), *map(str, wheels)],
-                   check=True, capture_output=True, timeout=120)
+def pip_install(target: Path, *projects: Path) -> None:
+    """Install *projects* into *target* with the real pip and the real setuptools backend,
+    offline: no build isolation (the test extra brings a setuptools that builds wheels)."""
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                             "--no-build-isolation", "--disable-pip-version-check", "--target", str(target),
+                             *map(str, projects)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def package(out: Path, name: str, module: str, source: str, entry_points: dict[str, str]) -> Path:
-    """A wheel of one module registering *entry_points* in aiki_hooks.probes."""
+    """A project of one module registering *entry_points* in aiki_hooks.probes."""
     points = "".join(f'{key} = "{value}"\n' for key, value in entry_points.items())
-    pyproject = f'[project]\nname = "{name}"\nversion = "1.0"\n\n[project.entry-points."aiki_hooks.probes"]\n{points}'
-    return wheel(out, pyproject, {module: source})
+    pyproject = (f'[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+                 f'[project]\nname = "{name}"\nversion = "1.0"\n\n'
+                 f'[project.entry-points."aiki_hooks.probes"]\n{points}')
+    return source_tree(out / name, pyproject, {module: source})
 
 
 @pytest.fixture(scope="module")
 def plugins_dir(tmp_path_factory) -> Path:
     """The doc's file_age package and two broken ones, installed into one directory."""
     base = tmp_path_factory.mktemp("plugins")
-    example = wheel(base / "dist", doc_block("pyproject.toml", "toml"),
-                    {"aiki_file_age": doc_block("aiki_file_age.py", "python")})
-    broken = package(base / "dist", "aiki-broken", "aiki_broken",
+    example = source_tree(base / "src" / "aiki-file-age", doc_block("pyproject.toml", "toml"),
+                          {"aiki_file_age": doc_block("aiki_file_age.py", "python")})
+    broken = package(base / "src", "aiki-broken", "aiki_broken",
                      "import a_module_that_is_not_installed\n", {"broken_kind": "aiki_broken:KIND"})
-    not_a_kind = package(base / "dist", "aiki-not-a-kind", "aiki_not_a_kind",
+    not_a_kind = package(base / "src", "aiki-not-a-kind", "aiki_not_a_kind",
                          "KIND = {'name': 'dict_kind'}\n", {"dict_kind": "aiki_not_a_kind:KIND"})
     target = base / "site"
     pip_install(target, example, broken, not_a_kind)
