@@ -111,7 +111,7 @@ def _check_cache_and_refresher(config: Config) -> list[Finding]:
         out.append(Finding(PASS, f"cache fresh ({read.age_seconds:.0f} s old)"))
     elif read.state == "stale":
         # The reason tells a refresher that is not running from one that cannot write the cache.
-        out.append(Finding(WARN, f"cache is {read.age_seconds / 60:.0f} min old: {read.reason}",
+        out.append(Finding(WARN, f"cache is {(read.age_seconds or 0) / 60:.0f} min old: {read.reason}",
                            "`aiki-hooks service status` says whether it runs and why not; "
                            "install.sh sets it up as a service"))
     elif read.state == "missing":

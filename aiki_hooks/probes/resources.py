@@ -71,7 +71,8 @@ class ResourcesProbe:
     def check(self) -> list[ProbeResult]:
         deadline = self.clock() + self.timeout_seconds * 0.9
         sample = self.measure(deadline)
-        top_memory = top_cpu = ()
+        top_memory: tuple[TopProcess, ...] = ()
+        top_cpu: tuple[TopProcess, ...] = ()
         cpu_status = judge_cpu(sample, self.config)[0]
         memory_status = judge_memory(sample, self.config)[0]
         if memory_status in (Status.WARNING, Status.CRITICAL):
@@ -224,7 +225,7 @@ def judge_resources(
                          _top_text("top: ", top_cpu, lambda v: f"{v:.0f}%"))
     results.append(_result("cpu", status, cpu_text, {"cpu_percent": _round(sample.cpu_percent), "cpu_count": sample.cpu_count}))
 
-    if sample.load1 is None:
+    if sample.load1 is None or sample.load5 is None:
         results.append(_result("load", Status.OK, "not available on this system", {}))
     else:
         per_core = sample.load5 / sample.cpu_count
@@ -266,7 +267,8 @@ def judge_resources(
 
 def judge_disk(disk: DiskSample, config: ResourcesConfig) -> ProbeResult:
     name = f"disk:{disk.path}"
-    if disk.error is not None or not disk.total_bytes:
+    used_bytes, free_bytes = disk.used_bytes, disk.free_bytes
+    if disk.error is not None or not disk.total_bytes or used_bytes is None or free_bytes is None:
         # Our instrument could not tell: UNKNOWN, not CRITICAL.
         return ProbeResult(name=name, kind=KIND, status=Status.UNKNOWN,
                            summary=f"cannot read {disk.path}: {disk.error or 'zero-size filesystem'}",
@@ -274,11 +276,11 @@ def judge_disk(disk: DiskSample, config: ResourcesConfig) -> ProbeResult:
                            findings=(Finding(id=name, status=Status.UNKNOWN,
                                              summary=f"cannot read usage ({disk.error})"),))
     # Like df: used / (used + free) so the root reserve counts as unavailable.
-    used_percent = disk.used_bytes / (disk.used_bytes + disk.free_bytes) * 100 if disk.used_bytes + disk.free_bytes else 0.0
+    used_percent = used_bytes / (used_bytes + free_bytes) * 100 if used_bytes + free_bytes else 0.0
     used_status, used_why = judge(used_percent, config.disk_used, fmt_percent)
-    free_status, free_why = judge(disk.free_bytes / GIB, config.disk_free_gib, lambda v: f"{fmt_gib(v)} free")
+    free_status, free_why = judge(free_bytes / GIB, config.disk_free_gib, lambda v: f"{fmt_gib(v)} free")
     status = worst((used_status, free_status))
-    summary = _with(f"{used_percent:.0f}% used, {fmt_bytes(disk.free_bytes)} free", used_why, free_why)
+    summary = _with(f"{used_percent:.0f}% used, {fmt_bytes(free_bytes)} free", used_why, free_why)
     return ProbeResult(
         name=name, kind=KIND, status=status, summary=summary,
         values={"disk_total_bytes": disk.total_bytes, "disk_used_bytes": disk.used_bytes,
