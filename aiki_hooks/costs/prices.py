@@ -142,7 +142,6 @@ class PriceBook:
         # Longest prefix first; an override beats a built-in row of the same prefix.
         self._entries = sorted(enumerate(entries), key=lambda item: (-len(item[1][0]), -item[0]))
         self._cache: dict[str, ModelPrice | None] = {}
-        self.schedules: dict[str, tuple | None] = {}  # the C scanner's cache of schedule()
         self.fingerprint = repr(sorted((p, repr(m)) for p, m in entries))
 
     def lookup(self, model: str) -> ModelPrice | None:
@@ -152,22 +151,6 @@ class PriceBook:
         found = next((price for _, (prefix, price) in self._entries if prefix_matches(name, prefix)), None)
         self._cache[model] = found
         return found
-
-    def schedule(self, model: str) -> tuple | None:
-        """*model*'s prices in the plain form the C scanner reads: None (unpriced) or
-        (tier prompt tokens or -1, tier rates or None, rates, ((since, rates), ...)), each
-        rates (input, cache_write_5m, cache_write_1h, cache_read, output) as floats."""
-        price = self.lookup(model)
-        if price is None:
-            return None
-
-        def plain(r: Rates) -> tuple[float, ...]:
-            return (float(r.input), float(r.cache_write_5m), float(r.cache_write_1h), float(r.cache_read),
-                    float(r.output))
-
-        tier = price.tier
-        return (tier.prompt_tokens if tier else -1, plain(tier.rates) if tier else None, plain(price.rates),
-                tuple((float(since), plain(rates)) for since, rates in price.changes))
 
     def cost(self, model: str, timestamp: float, *, input: int, output: int, cache_write_5m: int,
              cache_write_1h: int, cache_read: int) -> float | None:

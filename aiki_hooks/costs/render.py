@@ -53,7 +53,7 @@ def costs_table(figures: Mapping[str, Any], external: tuple[float | None, str | 
     if external is not None:
         value, error = external
         label = config.external.label if config.external else "tracker"
-        lines.append(f"{label}: " + (f"today {usd(value)}" if error is None else f"unavailable ({error})"))
+        lines.append(f"{label}: " + (f"today {usd(value)}" if value is not None else f"unavailable ({error})"))
     return "\n".join(lines)
 
 

@@ -16,14 +16,9 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from aiki_hooks.costs.store import BY_TIME, Message, messages_from_rows
+from aiki_hooks.costs.store import BY_TIME, Message, Row, messages_from_rows
 
 BLOCK_SECONDS = 5 * 3600
-
-try:  # Window.add's sums for many rows at once (the optional C scanner module)
-    from aiki_hooks.costs._scanner import add_cells as _add_cells
-except ImportError:
-    _add_cells = None
 
 
 @dataclass
@@ -42,7 +37,7 @@ class Totals:
     def tokens(self) -> int:
         return self.input + self.output + self.cache_write + self.cache_read
 
-    def add(self, m: Message) -> None:
+    def add(self, m: Row) -> None:
         """*m*: a Message, or a row of the same fields (by index: the Window keeps rows)."""
         self.input += m[5]
         self.output += m[6]
@@ -76,7 +71,7 @@ class Breakdown:
     total: Totals = field(default_factory=Totals)
     by_model: dict[str, Totals] = field(default_factory=dict)
 
-    def add(self, m: Message) -> None:
+    def add(self, m: Row) -> None:
         self.total.add(m)
         self.by_model.setdefault(m[3], Totals()).add(m)
 
@@ -131,16 +126,16 @@ def block_starts(timestamps: Sequence[float]) -> list[int]:
     a message *more* than 5 hours after its block's start (floored to the hour) or after
     the previous message opens a new block. The one implementation of that rule."""
     starts: list[int] = []
-    start = last = None
+    start = last = 0.0
     for index, ts in enumerate(timestamps):
-        if start is None or ts - start > BLOCK_SECONDS or ts - last > BLOCK_SECONDS:
+        if not starts or ts - start > BLOCK_SECONDS or ts - last > BLOCK_SECONDS:
             starts.append(index)
             start = ts - (ts % 3600)
         last = ts
     return starts
 
 
-def current_block_start(messages: Sequence[Message]) -> int:
+def current_block_start(messages: Sequence[Row]) -> int:
     """Index of the first message of the last block, over messages sorted by time. Blocks
     chain only back to the last gap of more than 5 hours (where a block always starts),
     so the rule runs from there, not over the whole history."""
@@ -160,7 +155,7 @@ def blocks(messages: Sequence[Message]) -> list[Block]:
     return found
 
 
-def breakdown(messages: Iterable[Message]) -> Breakdown:
+def breakdown(messages: Iterable[Row]) -> Breakdown:
     result = Breakdown()
     for m in messages:
         result.add(m)
@@ -191,8 +186,8 @@ class Window:
     Built once from the index, then fed only the messages each refresh adds; rebuilt
     when the day changes or a transcript was forgotten. Messages are summed once, into
     one cell per (day, model); days, models, today and the period are sums of cells.
-    It takes Messages or plain rows of the same fields (the scanner's, read by index: a
-    first scan's 25,000 need not become Messages first) and hands out Messages.
+    It takes rows (Messages, or the scanner's tuples and the index's lists of the same
+    fields, read by index) and hands out Messages.
     """
 
     def __init__(self, *, days: int, tz: _dt.tzinfo | None, now: float) -> None:
@@ -209,7 +204,7 @@ class Window:
         # Blocks chain back to the last 5-hour gap: keep a day more than the period.
         self.lookback = min(self.since, now - 86400) - BLOCK_SECONDS
         self._cells: dict[tuple[str, str], list] = {}  # (day, model) -> sums, see add()
-        self.recent: list[Message] = []
+        self.recent: list[Row] = []
         self._sorted = True
         self._version = 0
         self._memo: dict[str, tuple] = {}  # derived figures, valid while nothing is added
@@ -217,12 +212,12 @@ class Window:
     def valid_for(self, now: float, days: int) -> bool:
         return days == self.days and local_date(now, self.tz) == self.today
 
-    def add(self, messages: Iterable[Message], *, unordered: bool = False) -> None:
+    def add(self, messages: Iterable[Row], *, unordered: bool = False) -> None:
         """Sum *messages* into their cells. Plain lists, tuple indexes and inline
         arithmetic, and the last cell reused while the day and model stay the same (a
         transcript's messages come in runs): a first scan brings every message of the
         period through here. *unordered*: one of many batches not in time order (a first
-        scan's files, one at a time), summed in C whatever their size."""
+        scan's files, one at a time): sorted once, when needed."""
         lookback = self.lookback
         fresh = [m for m in messages if m[1] >= lookback]
         if not fresh:
@@ -240,9 +235,6 @@ class Window:
         recent.extend(fresh)
         cells, since = self._cells, self.since
         starts, names, days, tz = self._day_starts, self._day_names, self.days, self.tz
-        if _add_cells is not None and bulk:
-            # The same sums in C (a first scan's rows): what it leaves, after today, below.
-            fresh = _add_cells(fresh, starts, names, since, cells)
         cell = None
         cell_model = None
         cell_from = cell_to = 0.0  # the current cell's day, [from, to)
@@ -303,7 +295,7 @@ class Window:
     def daily_sorted(self) -> dict[str, Breakdown]:
         return self._derived()[0]
 
-    def _ordered(self) -> list[Message]:
+    def _ordered(self) -> list[Row]:
         if not self._sorted:
             self.recent.sort(key=BY_TIME)
             self._sorted = True

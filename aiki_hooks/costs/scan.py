@@ -17,22 +17,25 @@ Scanner._nothing_new), or nothing at all where an inotify watch says so (ChangeW
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
 import errno
+import fcntl
 import gc
+import io
 import marshal
 import os
+import select
+import struct
 import sys
+import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import orjson
 
 from aiki_hooks.costs.prices import PriceBook
-from aiki_hooks.costs.store import CostStore, FileState, Message, dumps_rows, loads_rows
-
-json_loads = None  # orjson's (~3x faster), else the standard library's: imported on first use
-
-# The C scanner is gone (issue 14); its entry points stay unset and the Python path reads.
-_OTHER = _ROW = _SKIP = _scan_usage = None
+from aiki_hooks.costs.store import CostStore, FileState, Row, dumps_rows, loads_rows
 
 CHUNK_BYTES = 1024 * 1024
 # A single line larger than this (a pathological tool result) is skipped, not buffered.
@@ -46,7 +49,7 @@ REQUEST_ID_MARK = b'"requestId":"'
 MESSAGE_ID_LEN, REQUEST_ID_LEN = len(MESSAGE_ID_MARK), len(REQUEST_ID_MARK)
 
 
-def claude_config_dirs(configured: Sequence[str] = (), env=None) -> list[str]:
+def claude_config_dirs(configured: Sequence[str] = (), env: Mapping[str, str] | None = None) -> list[str]:
     """`[costs] claude_config_dirs`, else $CLAUDE_CONFIG_DIR (comma-separated), else
     ~/.claude and ~/.config/claude."""
     env = os.environ if env is None else env
@@ -86,7 +89,7 @@ class TranscriptLister:
         seen_dirs: dict[str, tuple[int, list[str], list[str]]] = {}
         roots = [os.path.join(d, "projects") for d in config_dirs]
         stack = list(roots)
-        now_ns = None
+        now_ns = time.time_ns()
         while stack:
             folder = stack.pop()
             if folder in seen_dirs:
@@ -100,10 +103,6 @@ class TranscriptLister:
                 mtime = -1  # (a folder that is gone fails its listing below instead)
             cached = self._dirs.get(folder)
             if cached is None or cached[0] != mtime:
-                if now_ns is None:
-                    import time
-
-                    now_ns = time.time_ns()
                 listing = self._list(folder)
                 if listing is None:
                     continue
@@ -118,7 +117,8 @@ class TranscriptLister:
 
     @staticmethod
     def _list(folder: str) -> tuple[list[str], list[str]] | None:
-        subdirs, files = [], []
+        subdirs: list[str] = []
+        files: list[str] = []
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
@@ -132,12 +132,6 @@ class TranscriptLister:
         except OSError:
             return None
         return subdirs, files
-
-
-def ctypes_errno() -> int:
-    import ctypes
-
-    return ctypes.get_errno()
 
 
 class ChangeWatch:
@@ -156,21 +150,20 @@ class ChangeWatch:
 
     def __init__(self, enabled: bool = True) -> None:
         self._fd: int | None = None
-        self._add = None
+        self._add: Callable[[int, bytes, int], int] | None = None
         self._wds: set[int] = set()
         self._watched: set[str] = set()
         self._armed = False
         if not enabled:  # always "maybe changed": every refresh does its full check
             return
         try:
-            import ctypes
-
             libc = ctypes.CDLL(None, use_errno=True)
-            self._add = libc.inotify_add_watch
-            self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+            add = libc.inotify_add_watch
+            add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
             fd = libc.inotify_init1(self.IN_NONBLOCK_CLOEXEC)
-        except (OSError, AttributeError, ImportError):
+        except (OSError, AttributeError):
             return
+        self._add = add
         if fd >= 0:
             self._fd = fd
 
@@ -200,8 +193,6 @@ class ChangeWatch:
         return self._armed
 
     def _a_folder_went(self, data: bytes) -> bool:
-        import struct
-
         offset = 0
         while offset + 16 <= len(data):  # struct inotify_event: wd, mask, cookie, len, name
             _, mask, _, length = struct.unpack_from("iIII", data, offset)
@@ -213,7 +204,7 @@ class ChangeWatch:
     def watch(self, directories: Sequence[str], complete: bool) -> None:
         """After a full check: watch *directories* (all that were listed). *complete* is
         False when a root was missing: nothing would tell of its creation, so stay unarmed."""
-        if self._fd is None:
+        if self._fd is None or self._add is None:
             return
         new_watch = False
         for folder in directories:
@@ -221,7 +212,7 @@ class ChangeWatch:
                 continue
             wd = self._add(self._fd, os.fsencode(folder), self.MASK)
             if wd < 0:
-                if ctypes_errno() in (errno.ENOSPC, errno.ENOMEM):
+                if ctypes.get_errno() in (errno.ENOSPC, errno.ENOMEM):
                     # Out of watches (fs.inotify.max_user_watches): give ours back, as
                     # editors and other tools need them too; the stats decide from now on.
                     self.close()
@@ -266,20 +257,16 @@ class ScanStats:
     errors: list[str] = field(default_factory=list)
     # Rows whose key the index had not seen before this refresh, in reading order; None
     # when a file was forgotten, so figures must be recomputed from the index.
-    new_rows: list[tuple] | None = field(default_factory=list)
+    new_rows: list[Row] | None = field(default_factory=list)
     index_was_empty: bool = False
-
-
-_fromisoformat = _dt.datetime.fromisoformat
-_intern = sys.intern
 
 
 def parse_timestamp(text: object) -> float | None:
     """ISO 8601 with or without fractional seconds, `Z` or an offset."""
-    if type(text) is not str or len(text) < 19:
+    if not isinstance(text, str) or len(text) < 19:
         return None
     try:
-        moment = _fromisoformat(text)
+        moment = _dt.datetime.fromisoformat(text)
     except ValueError:
         return None
     if moment.tzinfo is None:
@@ -293,95 +280,67 @@ MAX_COUNT = 2**53
 
 
 def _count(value: object) -> int | None:
-    if type(value) is int:  # the common case, checked first: this runs ~5 times per message
+    if type(value) is int:  # (not bool, which is an int too)
         return value if 0 <= value < MAX_COUNT else None
     if isinstance(value, float) and value.is_integer() and 0 <= value < MAX_COUNT:
         return int(value)
     return None
 
 
-def row_from_line(entry: dict, prices: PriceBook, fallback_key: str | tuple[int, int],
-                  seen: set | None = None) -> tuple | None:
+DUPLICATE: Row = ()  # row_from_line's answer for a response already taken from this file
+
+
+def row_from_line(entry: dict[str, Any], prices: PriceBook, fallback_key: tuple[int, int],
+                  seen: set[str] | None = None) -> Row | None:
     """The usage of one assistant line as an index row (see CostStore.add_rows), priced;
     None for lines that carry none. With *seen* (the keys already taken from this file),
-    a repeat of a response returns DUPLICATE before it is priced. Kept lean: it runs once
-    per message of a cold scan where the C scanner is not built."""
-    get = entry.get
-    if get("type") != "assistant":
+    a repeat of a response returns DUPLICATE before it is priced. *fallback_key* (file id,
+    offset of the line) names a line that has no id pair."""
+    if entry.get("type") != "assistant":
         return None
-    body = get("message")
-    usage = body.get("usage") if type(body) is dict else None
-    if type(usage) is not dict:
+    body = entry.get("message")
+    if not isinstance(body, dict):
         return None
-    u = usage.get
-    # Exact-int fast paths inline; _count handles floats and rejects the rest.
-    input_tokens = u("input_tokens")
-    if type(input_tokens) is not int or not 0 <= input_tokens < MAX_COUNT:
-        input_tokens = _count(input_tokens)
-    output = u("output_tokens")
-    if type(output) is not int or not 0 <= output < MAX_COUNT:
-        output = _count(output)
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    input_tokens = _count(usage.get("input_tokens"))
+    output = _count(usage.get("output_tokens"))
     if input_tokens is None or output is None:
         return None
-    cache_write = u("cache_creation_input_tokens", 0)
-    if type(cache_write) is not int or not 0 <= cache_write < MAX_COUNT:
-        cache_write = _count(cache_write) or 0
-    cache_read = u("cache_read_input_tokens", 0)
-    if type(cache_read) is not int or not 0 <= cache_read < MAX_COUNT:
-        cache_read = _count(cache_read) or 0
-    split = u("cache_creation")
-    write_1h = (_count(split.get("ephemeral_1h_input_tokens", 0)) or 0) if type(split) is dict else 0
+    cache_write = _count(usage.get("cache_creation_input_tokens", 0)) or 0
+    cache_read = _count(usage.get("cache_read_input_tokens", 0)) or 0
+    split = usage.get("cache_creation")
+    write_1h = (_count(split.get("ephemeral_1h_input_tokens", 0)) or 0) if isinstance(split, dict) else 0
     message_id = body.get("id")
-    request_id = get("requestId") or get("requestRef")
+    request_id = entry.get("requestId") or entry.get("requestRef")
     # The same response is written once per content block: count each id pair once.
-    key = f"{message_id}:{request_id}" if message_id and request_id else None
-    timestamp = get("timestamp")
-    if type(timestamp) is not str:  # (a number is no timestamp here; priced_row takes a float as one)
-        timestamp = None
-    return priced_row(key, timestamp, str(get("sessionId") or ""), str(body.get("model") or "unknown"),
-                      1 if get("isSidechain") else 0, input_tokens, output, cache_write, cache_read, write_1h,
-                      prices, fallback_key, seen)
-
-
-def priced_row(key: str | None, timestamp: object, session: str, model: str, sidechain: int, input_tokens: int,
-               output: int, cache_write: int, cache_read: int, write_1h: int, prices: PriceBook,
-               fallback_key: str | tuple[int, int], seen: set | None) -> tuple | None:
-    """What row_from_line and the C scanner (which reads the same fields) share:
-    deduplication, the timestamp, the cache-write split, dropping lines without tokens,
-    and the price."""
-    if key is None:  # (file id, offset) from the scan, formatted only here: most lines have both ids
-        key = fallback_key if type(fallback_key) is str else "@%d:%d" % fallback_key
-    elif seen is not None and key in seen:
-        return DUPLICATE  # the first occurrence wins, as in ccusage (checked first: half the lines)
-    # The C scanner gives seconds for the usual form of timestamp, else the text.
-    ts = timestamp if type(timestamp) is float else parse_timestamp(timestamp)
+    if message_id and request_id:
+        key = f"{message_id}:{request_id}"
+        if seen is not None and key in seen:
+            return DUPLICATE  # the first occurrence wins, as in ccusage
+    else:
+        key = "@%d:%d" % fallback_key
+    ts = parse_timestamp(entry.get("timestamp"))
     if ts is None:
         return None
     # Without the split, all cache writes are 5-minute writes.
-    if write_1h > cache_write:
-        write_1h = cache_write
+    write_1h = min(write_1h, cache_write)
     write_5m = cache_write - write_1h
     if not (input_tokens or output or cache_write or cache_read):
         return None
     if seen is not None:
         seen.add(key)
     # Interned: a file's rows then share one session and one model string in memory.
-    model = _intern(model)
+    model = sys.intern(str(body.get("model") or "unknown"))
+    session = sys.intern(str(entry.get("sessionId") or ""))
     cost = prices.cost(model, ts, input=input_tokens, output=output, cache_write_5m=write_5m,
                        cache_write_1h=write_1h, cache_read=cache_read)
-    return (key, ts, _intern(session), model, sidechain, input_tokens, output, write_5m, write_1h, cache_read, cost)
+    return (key, ts, session, model, 1 if entry.get("isSidechain") else 0, input_tokens, output, write_5m, write_1h,
+            cache_read, cost)
 
 
-DUPLICATE = ()  # row_from_line's answer for a response already taken from this file
-
-
-def message_from_line(entry: dict, prices: PriceBook, fallback_key: str) -> Message | None:
-    """row_from_line as a Message (for tests and tools; the scan keeps rows)."""
-    row = row_from_line(entry, prices, fallback_key)
-    return None if not row else Message._make(row)
-
-
-def session_costs_from_line(entry: dict) -> tuple[str, dict[str, float]] | None:
+def session_costs_from_line(entry: dict[str, Any]) -> tuple[str, dict[str, float]] | None:
     """Claude Code's own running price of a session, per model (`cost-state` lines)."""
     if entry.get("type") != "cost-state" or not isinstance(entry.get("modelUsage"), dict):
         return None
@@ -392,111 +351,80 @@ def session_costs_from_line(entry: dict) -> tuple[str, dict[str, float]] | None:
     return str(entry.get("sessionId") or ""), costs
 
 
-def _candidate_lines(buffer: bytes, end: int, mark: bytes = USAGE_MARK) -> Iterator[tuple[int, int]]:
+def _candidate_lines(buffer: bytes | bytearray, end: int, mark: bytes) -> Iterator[tuple[int, int]]:
     """(start, stop) of each complete line in buffer[:end] holding *mark*, in order: a
     few C-level searches per such line and none per other line."""
-    find, rfind = buffer.find, buffer.rfind
-    hit = find(mark, 0, end)
+    hit = buffer.find(mark, 0, end)
     while hit >= 0:
-        start = rfind(b"\n", 0, hit) + 1
-        stop = find(b"\n", hit, end)
+        start = buffer.rfind(b"\n", 0, hit) + 1
+        stop = buffer.find(b"\n", hit, end)
         if stop < 0:
             return
         yield start, stop
-        hit = find(mark, stop + 1, end)
+        hit = buffer.find(mark, stop + 1, end)
 
 
+@dataclass
 class FileRead:
     """What reading one file after its offset found; no database access, so files can be
-    read in worker processes. A plain class, not a record: a first scan makes two per
-    file (in the worker, and from its frame in the parent), and an explicit __init__ is
-    a third of the generic one's time."""
+    read in worker processes."""
 
-    __slots__ = ("path", "file_id", "inode", "offset", "size", "start", "rows", "session_costs", "bytes_read",
-                 "usage_lines", "bad_lines", "oversized_lines", "vanished", "error", "rows_json", "seen", "proved")
-
-    def __init__(self, *, path: str, file_id: int, inode: int, offset: int, size: int, start: int = 0,
-                 session_costs: list | None = None, bytes_read: int = 0, usage_lines: int = 0, bad_lines: int = 0,
-                 oversized_lines: int = 0, vanished: bool = False, error: str | None = None,
-                 rows: list | None = None, rows_json: bytes | bytearray | None = None, seen: set | None = None,
-                 proved: set | None = None) -> None:
-        self.path, self.file_id, self.inode = path, file_id, inode
-        self.offset = offset  # after the last complete line read
-        self.size = size
-        self.start = start  # the offset the read began at
-        self.rows: list[tuple] = [] if rows is None else rows
-        self.session_costs: list[tuple[str, dict[str, float]]] = [] if session_costs is None else session_costs
-        self.bytes_read, self.usage_lines = bytes_read, usage_lines  # usage lines: before deduplication
-        self.bad_lines, self.oversized_lines = bad_lines, oversized_lines
-        self.vanished = vanished
-        self.error = error  # the file could not be read (the index keeps what it had)
-        self.rows_json = rows_json  # the rows as stored (a worker's)
-        self.seen: set | None = set() if seen is None else seen  # keys taken from this file so far
-        self.proved: set | None = set() if proved is None else proved  # raw keys known to be real keys
-
-    def __repr__(self) -> str:
-        return (f"FileRead(path={self.path!r}, file_id={self.file_id}, offset={self.offset}, rows={len(self.rows)}, "
-                f"usage_lines={self.usage_lines}, bad_lines={self.bad_lines}, error={self.error!r})")
+    path: str
+    file_id: int
+    inode: int
+    offset: int  # after the last complete line read
+    size: int
+    start: int = 0  # the offset the read began at
+    session_costs: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+    bytes_read: int = 0
+    usage_lines: int = 0  # before deduplication
+    bad_lines: int = 0
+    oversized_lines: int = 0
+    vanished: bool = False
+    error: str | None = None  # the file could not be read (the index keeps what it had)
+    rows: list[Row] = field(default_factory=list, repr=False)
+    rows_json: bytes | None = field(default=None, repr=False)  # the rows as stored, when a worker sent them
 
 
-def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBook, *,
-              as_json: bool = False) -> FileRead:
+Task = tuple[str, int, int, int, int]  # path, file id, offset, inode, size
+
+
+def read_file(path: str, file_id: int, offset: int, inode: int, prices: PriceBook) -> FileRead:
     """Read the complete lines of *path* after *offset*; a line still being written, or
     longer than MAX_LINE_BYTES and unfinished, is left for the next refresh. An OS error
-    (permission, EISDIR, EIO) sets `error` and drops what was read of this file.
-    *as_json* (a worker, with the C scanner): the rows only as the JSON the index stores,
-    in `rows_json`, never as Python objects."""
+    (permission, EISDIR, EIO) sets `error` and drops what was read of this file."""
     result = FileRead(path=path, file_id=file_id, inode=inode, offset=offset, size=0, start=offset)
-    json_rows = bytearray(b"[") if as_json and _scan_usage is not None else None
     try:
-        _read_into(path, offset, result, prices, json_rows)
+        with open(path, "rb", buffering=0) as file:
+            result.size = os.fstat(file.fileno()).st_size
+            file.seek(offset)
+            _read_lines(file, offset, result, prices)
     except FileNotFoundError:
         result.vanished = True
     except OSError as exc:
         result.error = f"{path}: {exc.strerror or exc}"
         result.rows, result.session_costs, result.offset = [], [], offset
-        json_rows = bytearray(b"[") if json_rows is not None else None
-    if json_rows is not None:  # "[row,row," -> "[row,row]", in place
-        if len(json_rows) > 1:
-            json_rows[-1] = ord("]")
-        else:
-            json_rows += b"]"
-        result.rows_json = json_rows
-    result.seen = result.proved = None  # not needed past the read (nor worth sending back from a worker)
     return result
 
 
-# One read buffer per process, reused from file to file: a fresh 1 MiB bytes object per
-# read is fresh memory the kernel must fault in page by page (a quarter of a cold scan's
-# reading time in a new process).
-_spare_buffer: bytearray | None = None
+def _read_task(task: Task, prices: PriceBook) -> FileRead:
+    path, file_id, offset, inode, _ = task
+    return read_file(path, file_id, offset, inode, prices)
 
 
-def _read_into(path: str, offset: int, result: FileRead, prices: PriceBook, json_rows: bytearray | None) -> None:
-    global _spare_buffer
-    buf, _spare_buffer = _spare_buffer, None  # taken while in use
-    if buf is None or len(buf) != CHUNK_BYTES:
-        buf = bytearray(CHUNK_BYTES)
-    try:
-        with open(path, "rb", buffering=0) as file:
-            result.size = os.fstat(file.fileno()).st_size
-            file.seek(offset)
-            buf = _read_lines(file, buf, offset, result, prices, json_rows)
-    finally:
-        if len(buf) == CHUNK_BYTES:  # one grown for a long line is let go
-            _spare_buffer = buf
-
-
-def _read_lines(file, buf: bytearray, offset: int, result: FileRead, prices: PriceBook,
-                json_rows: bytearray | None) -> bytearray:
-    """Fill *buf* from *file*, parse its complete lines, move the unfinished rest to the
+def _read_lines(file: io.FileIO, offset: int, result: FileRead, prices: PriceBook) -> None:
+    """Fill a buffer from *file*, parse its complete lines, move the unfinished rest to the
     front, repeat. A line longer than the buffer grows it, up to MAX_LINE_BYTES; a longer
-    line is skipped to its end (and left for the next refresh if it has none yet).
-    Returns the buffer (perhaps a grown one)."""
+    line is skipped to its end (and left for the next refresh if it has none yet)."""
+    # No larger than what there is to read: a new buffer is zero-filled, and most reads are
+    # of a small transcript or of what a refresh found appended.
+    buf = bytearray(max(1, min(CHUNK_BYTES, result.size - offset)))
     view = memoryview(buf)
     have = 0  # bytes in buf: the start of an unfinished line, then what was just read
     consumed = offset  # the file offset of buf[0]
     skip_from: int | None = None  # start of an oversized line being skipped
+    seen: set[str] = set()  # keys taken from this file
+    proved: set[bytes] = set()  # raw keys known to be real keys (see _parse_lines)
     try:
         while True:
             if have == len(buf):  # one line fills the buffer
@@ -527,12 +455,9 @@ def _read_lines(file, buf: bytearray, offset: int, result: FileRead, prices: Pri
             if last_newline < 0:  # complete lines only
                 continue
             end = last_newline + 1
-            if _scan_usage is not None:
-                _parse_lines_c(buf, end, consumed, result, prices, json_rows)
-            else:
-                _parse_lines(buf, end, consumed, result, prices)
-                if buf.find(COST_STATE_MARK, 0, end) >= 0:  # rare: one search, then these few lines
-                    _parse_session_costs(_candidate_lines(buf, end, COST_STATE_MARK), buf, result)
+            _parse_lines(buf, end, consumed, result, prices, seen, proved)
+            if buf.find(COST_STATE_MARK, 0, end) >= 0:  # rare: one search, then these few lines
+                _parse_session_costs(_candidate_lines(buf, end, COST_STATE_MARK), buf, result)
             consumed += end
             have -= end
             if have:
@@ -540,50 +465,36 @@ def _read_lines(file, buf: bytearray, offset: int, result: FileRead, prices: Pri
     finally:
         view.release()
     result.offset = skip_from if skip_from is not None else consumed
-    return buf
 
 
-def _loads(raw: bytes):
-    global json_loads
-    if json_loads is None:
-        try:
-            from orjson import loads as json_loads
-        except ImportError:  # pragma: no cover - exercised where orjson is not installed
-            from json import loads as json_loads
+def _loads(raw: bytes | bytearray) -> Any:
     try:
-        return json_loads(raw)
-    except ValueError:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
         # Invalid UTF-8 (a cut multi-byte character, a binary paste): decode with
         # replacement, as ccusage does, so the line's tokens still count.
-        return json_loads(raw.decode("utf-8", "replace"))
+        return orjson.loads(bytes(raw).decode("utf-8", "replace"))
 
 
-def _parse_lines(buffer: bytes, end: int, base_offset: int, result: FileRead, prices: PriceBook) -> None:
-    """Claude Code writes a response once per content block, so about half the usage
-    lines repeat a response already counted from this file. A line's raw key is its
-    `message.id:requestId` read as bytes: the first `"message":{"id":"` (the message
-    object comes before anything nested in it) and the last `"requestId":"` (it follows
-    the message and its content). A line whose raw key was proved to be the real key of a
-    line parsed before is a repeat and is skipped unparsed, as the parse would have found
-    it a duplicate; any other line is parsed."""
-    rows, seen, proved, file_id = result.rows, result.seen, result.proved, result.file_id
-    find, rfind = buffer.find, buffer.rfind
-    # _candidate_lines and the raw key, inlined: this loop runs once per usage line.
-    hit = find(USAGE_MARK, 0, end)
-    while hit >= 0:
-        start = rfind(b"\n", 0, hit) + 1
-        stop = find(b"\n", hit, end)
-        if stop < 0:
-            break
-        hit = find(USAGE_MARK, stop + 1, end)
+def _parse_lines(buffer: bytearray, end: int, base_offset: int, result: FileRead, prices: PriceBook,
+                 seen: set[str], proved: set[bytes]) -> None:
+    """Parse the usage lines of buffer[:end] into result.rows. Claude Code writes a
+    response once per content block, so about half the usage lines repeat a response
+    already counted from this file. A line's raw key is its `message.id:requestId` read
+    as bytes: the first `"message":{"id":"` (the message object comes before anything
+    nested in it) and the last `"requestId":"` (it follows the message and its content).
+    A line whose raw key was proved to be the real key of a line parsed before is a
+    repeat and is skipped unparsed, as the parse would have found it a duplicate; any
+    other line is parsed."""
+    for start, stop in _candidate_lines(buffer, end, USAGE_MARK):
         raw_key = None
-        at = find(MESSAGE_ID_MARK, start, stop)
+        at = buffer.find(MESSAGE_ID_MARK, start, stop)
         if at >= 0:
-            request = rfind(REQUEST_ID_MARK, at, stop)
+            request = buffer.rfind(REQUEST_ID_MARK, at, stop)
             if request >= 0:
                 at += MESSAGE_ID_LEN
                 request += REQUEST_ID_LEN
-                id_end, request_end = find(b'"', at, stop), find(b'"', request, stop)
+                id_end, request_end = buffer.find(b'"', at, stop), buffer.find(b'"', request, stop)
                 if id_end >= 0 and request_end >= 0:
                     raw_key = bytes(buffer[at:id_end]) + b":" + buffer[request:request_end]
                     if raw_key in proved:
@@ -591,89 +502,33 @@ def _parse_lines(buffer: bytes, end: int, base_offset: int, result: FileRead, pr
                         continue
         try:
             entry = _loads(buffer[start:stop])
-        except ValueError:
+        except orjson.JSONDecodeError:
             result.bad_lines += 1
             continue
-        if type(entry) is not dict:
+        if not isinstance(entry, dict):
             continue
-        row = row_from_line(entry, prices, (file_id, base_offset + start), seen)
-        if row is not None:
-            result.usage_lines += 1
-            if row:
-                rows.append(row)
-            if raw_key is not None and raw_key not in proved:
-                message_id = entry["message"].get("id")
-                request_id = entry.get("requestId") or entry.get("requestRef")
-                if message_id and request_id and raw_key == f"{message_id}:{request_id}".encode():
-                    proved.add(raw_key)
-
-
-def scanner_backend() -> str:
-    """"c" where the C scanner was built, else "python" (for `aiki-hooks doctor`)."""
-    return "c" if _scan_usage is not None else "python"
-
-
-def _parse_lines_c(buffer: bytes, end: int, base_offset: int, result: FileRead, prices: PriceBook,
-                   json_rows: bytearray | None = None) -> None:
-    """_parse_lines with the C scanner: it finds the usage lines, reads and validates each
-    as a whole and decides it as priced_row would (its rows appended to result.rows, or as
-    JSON to *json_rows*), until a line only Python can judge (an escape, a float, an odd
-    timestamp...); from there on, the lines come back as items and are decided here, in
-    order, exactly as _parse_lines would."""
-    seen, file_id = result.seen, result.file_id
-    rows = result.rows if json_rows is None else []  # where the rows decided here go
-    usage_lines, items = _scan_usage(buffer, end, USAGE_MARK, COST_STATE_MARK, seen,
-                                     result.rows if json_rows is None else json_rows,  # the C scanner's
-                                     file_id, base_offset, prices.schedules, prices.schedule)
-    cost_lines = []
-    for item in items:
-        kind = item[2]
-        if kind == _ROW:
-            row = priced_row(*item[3:], prices, (file_id, base_offset + item[0]), seen)
-        elif kind == _SKIP:
+        row = row_from_line(entry, prices, (result.file_id, base_offset + start), seen)
+        if row is None:
             continue
-        elif kind == _OTHER:
-            cost_lines.append(item[:2])
-            continue
-        else:
-            try:
-                entry = _loads(buffer[item[0]:item[1]])
-            except ValueError:
-                result.bad_lines += 1
-                continue
-            if type(entry) is not dict:
-                continue
-            row = row_from_line(entry, prices, (file_id, base_offset + item[0]), seen)
-        if row is not None:
-            usage_lines += 1
-            if row:
-                rows.append(row)
-    result.usage_lines += usage_lines
-    if json_rows is not None:  # the rows Python decided, after the C scanner's, in line order
-        for row in rows:
-            json_rows += dumps_rows(row)
-            json_rows += b","
-    if cost_lines:
-        _parse_session_costs(cost_lines, buffer, result)
+        result.usage_lines += 1
+        if row:
+            result.rows.append(row)
+        if raw_key is not None and raw_key not in proved:
+            message_id = entry["message"].get("id")
+            request_id = entry.get("requestId") or entry.get("requestRef")
+            if message_id and request_id and raw_key == f"{message_id}:{request_id}".encode():
+                proved.add(raw_key)
 
 
-def _parse_session_costs(lines: Iterable[tuple[int, int]], buffer: bytes, result: FileRead) -> None:
-    """Claude Code's `cost-state` lines at (start, stop) in *buffer*. Parsed with the
-    standard library's json: these few short lines are not worth importing orjson (and the
-    uuid and platform modules it loads, ~8 ms) into a worker that needs it for nothing else."""
-    import json
-
+def _parse_session_costs(lines: Iterable[tuple[int, int]], buffer: bytearray, result: FileRead) -> None:
+    """Claude Code's `cost-state` lines at (start, stop) in *buffer*."""
     for start, stop in lines:
-        raw = buffer[start:stop]
         try:
-            try:
-                entry = json.loads(raw)
-            except UnicodeDecodeError:  # as _loads: invalid UTF-8 is replaced, the line still counts
-                entry = json.loads(bytes(raw).decode("utf-8", "replace"))
-        except ValueError:
+            entry = _loads(buffer[start:stop])
+        except orjson.JSONDecodeError:
             result.bad_lines += 1
             continue
-        found = session_costs_from_line(entry) if type(entry) is dict else None
+        found = session_costs_from_line(entry) if isinstance(entry, dict) else None
         if found and found[0]:
             result.session_costs.append(found)
 
@@ -684,16 +539,9 @@ PARALLEL_MIN_BYTES = 32 * 1024 * 1024
 
 def _worker_start() -> None:
     """A short-lived worker keeps the memory it frees for its next file: glibc otherwise
-    maps and unmaps every block of 128 KiB or more (a large set, a list of rows), and each
-    new map is faulted in page by page again (a third of a worker's system time)."""
-    if _scan_usage is not None:  # the C module does it without importing ctypes (~5 ms)
-        from aiki_hooks.costs._scanner import keep_freed_memory
-
-        keep_freed_memory(8 * 1024 * 1024)
-        return
+    maps and unmaps every block of 128 KiB or more (a read buffer, a large set, a list of
+    rows), and each new map is faulted in page by page again."""
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None)
         libc.mallopt(-3, 8 * 1024 * 1024)  # M_MMAP_THRESHOLD
         libc.mallopt(-1, 8 * 1024 * 1024)  # M_TRIM_THRESHOLD
@@ -705,33 +553,31 @@ _FIELDS = ("path", "file_id", "inode", "offset", "size", "start", "session_costs
            "bad_lines", "oversized_lines", "vanished", "error")
 
 
-def _frame(index: int, found: FileRead) -> list:
+def _frame(index: int, found: FileRead) -> list[bytes]:
     """A worker's FileRead as the pieces of one frame (for os.writev, not joined): index (4
     bytes), length of the rest (4), length of the rows (8), the rest (marshal), the rows
     as the JSON the index stores (made in the worker, not the parent)."""
     rest = marshal.dumps(tuple(getattr(found, name) for name in _FIELDS))
-    rows = found.rows_json if found.rows_json is not None else dumps_rows(found.rows)
+    rows = dumps_rows(found.rows)
     return [index.to_bytes(4, "little") + len(rest).to_bytes(4, "little") + len(rows).to_bytes(8, "little"),
             rest, rows]
 
 
 def _from_frame(rest: bytes | memoryview, rows_json: bytes) -> FileRead:
     found = FileRead(**dict(zip(_FIELDS, marshal.loads(rest), strict=True)))
-    found.seen = found.proved = None  # as the worker left them (read_file)
     found.rows_json = rows_json
-    found.rows = loads_rows(rows_json)  # lists, not tuples: read alike by index
+    found.rows.extend(loads_rows(rows_json))  # lists, not tuples: read alike by index
     return found
 
 
-def read_files(tasks: list[tuple[str, int, int, int, int]], prices: PriceBook, pending_bytes: int,
-               workers: int = 1) -> Iterator[FileRead]:
-    """Read the (path, file id, offset, inode, size) *tasks* and yield what each found, in
-    order. With workers > 1, a large backlog (a first scan) is spread over forked
-    processes (callers must be single-threaded)."""
+def read_files(tasks: list[Task], prices: PriceBook, pending_bytes: int, workers: int = 1) -> Iterator[FileRead]:
+    """Read the *tasks* and yield what each found, in order. With workers > 1, a large
+    backlog (a first scan) is spread over forked processes (callers must be
+    single-threaded)."""
     workers = min(workers, len(os.sched_getaffinity(0)), 4)
     if workers < 2 or pending_bytes < PARALLEL_MIN_BYTES or len(tasks) < 2:
         for task in tasks:
-            yield read_file(*task[:4], prices)
+            yield _read_task(task, prices)
         return
     yield from _ForkedReaders(tasks, prices, workers).results()
 
@@ -740,33 +586,32 @@ def _widen(fd: int) -> None:
     """Give a worker's result pipe 1 MiB (Linux's F_SETPIPE_SZ; 64 KiB by default), so
     that a worker does not wait on a parent busy with the frames before."""
     try:
-        import fcntl
-
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-    except (ImportError, OSError):  # another system, or a lower pipe-max-size: the default
+    except OSError:  # another system, or a lower pipe-max-size: the default
         pass
 
 
 class _ForkedReaders:
-    """Worker processes made with os.fork, not multiprocessing: importing it and starting
-    a Pool cost more than a tenth of a first scan. The workers take file indexes from one
-    queue pipe, 4 bytes at a time (a read of a pipe is atomic, so each index goes to one
-    worker: whoever is free, as the cost of a file is not its size), and send each result
-    down a pipe of their own as one frame (see _frame). The parent fills the queue as it
-    drains and yields results in task order as they arrive. A worker that dies leaves its files unread: the parent reads them itself
-    (and meets the same error, if any, with a traceback)."""
+    """Worker processes made with os.fork: each inherits the parent's imports and price
+    book, and nothing has to be pickled. The workers take file indexes from one queue
+    pipe, 4 bytes at a time (a read of a pipe is atomic, so each index goes to one worker:
+    whoever is free, as the cost of a file is not its size), and send each result down a
+    pipe of their own as one frame (see _frame). The parent fills the queue as it drains
+    and yields results in task order as they arrive. A worker that dies leaves its files
+    unread: the parent reads them itself (and meets the same error, if any, with a
+    traceback)."""
 
     HEADER = 16
     QUEUE_WRITE = 4096  # PIPE_BUF: a write of this size is whole or refused, never cut
 
-    def __init__(self, tasks: list, prices: PriceBook, workers: int) -> None:
+    def __init__(self, tasks: list[Task], prices: PriceBook, workers: int) -> None:
         self.tasks, self.prices, self.workers = tasks, prices, workers
 
     def results(self) -> Iterator[FileRead]:
-        import select
-
         queue = b"".join(index.to_bytes(4, "little") for index in range(len(self.tasks)))
         queued = 0
+        take: int | None
+        give: int | None
         take, give = os.pipe()
         os.set_blocking(give, False)
         readers: dict[int, tuple[int, bytearray]] = {}  # fd -> (pid, unread bytes)
@@ -789,7 +634,7 @@ class _ForkedReaders:
             next_index = 0
             while readers:
                 ready, writable, _ = select.select(list(readers), [give] if give is not None else [], [])
-                if writable:
+                if writable and give is not None:
                     try:
                         while queued < len(queue):
                             queued += os.write(give, queue[queued:queued + self.QUEUE_WRITE])
@@ -827,11 +672,11 @@ class _ForkedReaders:
                     yield done.pop(next_index)
                     next_index += 1
             for index in range(next_index, len(self.tasks)):  # files no worker sent back
-                yield done.pop(index) if index in done else read_file(*self.tasks[index][:4], self.prices)
+                yield done.pop(index) if index in done else _read_task(self.tasks[index], self.prices)
         finally:
-            for fd in (take, give):
-                if fd is not None:
-                    os.close(fd)
+            for end in (take, give):
+                if end is not None:
+                    os.close(end)
             for fd, (pid, _) in readers.items():  # the caller stopped early, or an error
                 os.close(fd)
                 try:
@@ -849,7 +694,7 @@ class _ForkedReaders:
                 if len(index_bytes) < 4:  # the queue is closed and empty
                     break
                 index = int.from_bytes(index_bytes, "little")
-                pieces = _frame(index, read_file(*self.tasks[index][:4], self.prices, as_json=True))
+                pieces: list[bytes | memoryview] = list(_frame(index, _read_task(self.tasks[index], self.prices)))
                 while pieces:  # os.writev may write part: go on from where it stopped
                     written = os.writev(fd, pieces)
                     while pieces and written >= len(pieces[0]):
@@ -888,16 +733,15 @@ class Scanner:
         # could change it here, and that would have changed data_version.)
         if len(files) != len(self._known):
             return False
-        known = self._known
+        known: dict[str, FileState] = self._known
         # Relative to an open directory: the kernel resolves one name, not the whole path
         # (a fifth less time per stat here).
         by_folder: dict[str, list[tuple[str, FileState]]] = {}
         for path in files:
-            state = known.get(path)
-            if state is None:
+            if path not in known:
                 return False
             parent, _, name = path.rpartition("/")
-            by_folder.setdefault(parent, []).append((name, state))
+            by_folder.setdefault(parent, []).append((name, known[path]))
         for folder, entries in by_folder.items():
             try:
                 fd = os.open(folder or "/", os.O_RDONLY | os.O_DIRECTORY)
@@ -914,7 +758,7 @@ class Scanner:
                 os.close(fd)
         return True
 
-    def refresh(self, files: Sequence[str], on_first_rows: Callable[[list], None] | None = None) -> ScanStats:
+    def refresh(self, files: Sequence[str], on_first_rows: Callable[[list[Row]], None] | None = None) -> ScanStats:
         """Bring the index up to date with *files*, in one transaction. *on_first_rows*:
         given each file's new rows as they are read, when the index was empty (a first
         fill: the caller sums them while the workers still read, not after)."""
@@ -931,7 +775,7 @@ class Scanner:
                 self.store.durable(True)
 
     def _refresh(self, files: Sequence[str], stats: ScanStats,
-                 on_first_rows: Callable[[list], None] | None) -> ScanStats:
+                 on_first_rows: Callable[[list[Row]], None] | None) -> ScanStats:
         self.store.begin()  # IMMEDIATE: another process scanning the same index waits here
         # Every row read lives until the commit: the cyclic collector would walk them again
         # and again for nothing (a third of a cold scan). Forked workers inherit this.
@@ -943,12 +787,12 @@ class Scanner:
             if self.store.get_meta("prices") != self.prices.fingerprint:
                 self.store.reprice(self.prices)
                 self.store.set_meta("prices", self.prices.fingerprint)
-            tasks, pending, first_new_id = self._plan(files, known, stats)
+            tasks, pending = self._plan(files, known, stats)
             seen: set[str] = set()
-            states: list[tuple[int, str, int, int, int]] = []  # files table rows, written at the end
+            states: list[FileState] = []  # files table rows, written at the end
             for found in read_files(tasks, self.prices, pending, self.workers):
                 self._apply(found, stats, seen, states, on_first_rows if stats.index_was_empty else None)
-            self.store.put_files(states, first_new_id)
+            self.store.put_files(states)
             self.store.commit()
         except BaseException:
             self.store.rollback()
@@ -960,17 +804,17 @@ class Scanner:
         self._known, self._known_version = self.store.files(), self.store.data_version()
         return stats
 
-    def _plan(self, files: Sequence[str], known: dict[str, FileState], stats: ScanStats):
-        """Forget what vanished or was rewritten; list (path, id, offset, inode) to read.
-        Also returns the bytes to read and the first id given to a new file."""
+    def _plan(self, files: Sequence[str], known: dict[str, FileState], stats: ScanStats) -> tuple[list[Task], int]:
+        """Forget what vanished or was rewritten; list the files to read, and how many bytes."""
         present = set(files)
-        for path, state in known.items():
+        for path, old in known.items():
             if path not in present:
-                self.store.forget_file(state.id)
+                self.store.forget_file(old.id)
                 stats.files_forgotten += 1
                 stats.new_rows = None
-        tasks, pending = [], 0
-        next_id = first_new_id = self.store.next_file_id()
+        tasks: list[Task] = []
+        pending = 0
+        next_id = self.store.next_file_id()
         for path in dict.fromkeys(files):  # (a config dir listed twice: each file once)
             try:
                 info = os.stat(path)
@@ -998,10 +842,10 @@ class Scanner:
                 file_id, offset = state.id, state.offset
             tasks.append((path, file_id, offset, info.st_ino, info.st_size))
             pending += info.st_size - offset
-        return tasks, pending, first_new_id
+        return tasks, pending
 
-    def _apply(self, found: FileRead, stats: ScanStats, seen: set[str], states: list,
-               on_new_rows: Callable[[list], None] | None = None) -> None:
+    def _apply(self, found: FileRead, stats: ScanStats, seen: set[str], states: list[FileState],
+               on_new_rows: Callable[[list[Row]], None] | None = None) -> None:
         if found.vanished:
             stats.vanished += 1
             self.store.forget_file(found.file_id)
@@ -1012,7 +856,7 @@ class Scanner:
             # refresh try it again from where it was.
             stats.unreadable += 1
             stats.errors.append(found.error)
-            states.append((found.file_id, found.path, found.inode, -1, found.offset))
+            states.append(FileState(found.file_id, found.path, found.inode, -1, found.offset))
             return
         stats.files_read += 1
         stats.bytes_read += found.bytes_read
@@ -1028,9 +872,9 @@ class Scanner:
         self.store.add_rows(found.file_id, found.rows, new_file=found.start == 0, rows_json=found.rows_json)
         for session, costs in found.session_costs:
             self.store.set_session_costs(found.file_id, session, costs)
-        states.append((found.file_id, found.path, found.inode, found.size, found.offset))
+        states.append(FileState(found.file_id, found.path, found.inode, found.size, found.offset))
 
-    def _unseen(self, rows: list[tuple], seen: set[str], *, check_index: bool) -> list[tuple]:
+    def _unseen(self, rows: list[Row], seen: set[str], *, check_index: bool) -> list[Row]:
         """The rows whose key neither this refresh nor (if asked) the index has seen."""
         keys = [row[0] for row in rows]
         if seen.isdisjoint(keys):  # the common case, at C speed: a file's keys are distinct

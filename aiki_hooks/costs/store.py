@@ -16,59 +16,30 @@ and a copy in another file takes over by itself. Within one file a key is stored
 
 from __future__ import annotations
 
-import functools
 import operator
 import os
 import sqlite3
-from typing import Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
-_codec = None  # (dumps, loads), imported on first use: orjson (with uuid and dataclasses) costs ~15 ms to import
+import orjson
 
+from aiki_hooks.costs.prices import PriceBook
 
-def _json_codec():
-    global _codec
-    if _codec is None:
-        try:  # rows are (de)serialised by the thousand: orjson does it several times faster
-            from orjson import dumps, loads
-        except ImportError:  # pragma: no cover - exercised where orjson is not installed
-            import json
-
-            def dumps(value) -> bytes:
-                return json.dumps(value, separators=(",", ":")).encode()
-
-            loads = json.loads
-        _codec = (dumps, loads)
-    return _codec
+# A message as the scan builds it (a tuple) or a chunk gives it back (a list): key, ts,
+# session, model, sidechain, input, output, cache_write_5m, cache_write_1h, cache_read,
+# cost (the fields of Message, read by index).
+Row = Sequence[Any]
 
 
-def _dumps(value) -> bytes:
-    return _json_codec()[0](value)
-
-
-def _loads(data):
-    return _json_codec()[1](data)
-
-
-def dumps_rows(rows: Sequence) -> bytes:
+def dumps_rows(rows: Sequence[Row]) -> bytes:
     """Rows as a chunk stores them: a JSON array of arrays."""
-    return _dumps(rows)
+    return orjson.dumps(rows)
 
 
-def loads_rows(data: bytes) -> list[list]:
-    """A chunk's rows, as lists. The C scanner's reader where it was built (faster, and no
-    orjson import for a process that only reads chunks); a general JSON parser for what it
-    does not take (it reads our own compact form only)."""
-    if _load_rows is not None:
-        rows = _load_rows(data)
-        if rows is not None:
-            return rows
-    return _loads(data)
-
-
-try:
-    from aiki_hooks.costs._scanner import load_rows as _load_rows
-except ImportError:  # not built: orjson, or the standard library's json
-    _load_rows = None
+def loads_rows(data: bytes) -> list[list[Any]]:
+    """A chunk's rows, as lists."""
+    rows: list[list[Any]] = orjson.loads(data)
+    return rows
 
 
 SCHEMA = """
@@ -108,8 +79,7 @@ OLD_TABLES = ("messages", "chunks", "files", "session_costs", "meta")
 
 
 class FileState(NamedTuple):
-    """A transcript as the index last read it (a named tuple: one per file, built at each
-    refresh that read something, straight from its SQL row)."""
+    """A transcript as the index last read it (its row of the files table)."""
 
     id: int
     path: str
@@ -119,8 +89,7 @@ class FileState(NamedTuple):
 
 
 class Message(NamedTuple):
-    """One unique model call. A named tuple rather than a dataclass: a cold scan makes one
-    per message, and a tuple is built from an index row in one C call."""
+    """One unique model call: a Row with names."""
 
     key: str
     ts: float
@@ -139,14 +108,9 @@ class Message(NamedTuple):
         return self.input + self.output + self.cache_write_5m + self.cache_write_1h + self.cache_read
 
 
-def messages_from_rows(rows: Iterable[tuple]) -> list[Message]:
-    """Messages from scanner or index rows (of the right length, as both build them), at C
-    speed: tuple.__new__ directly, not NamedTuple._make's Python-level call per row."""
-    return list(map(_new_message, rows))
-
-
-_new_message = functools.partial(tuple.__new__, Message)
-_new_file_state = functools.partial(tuple.__new__, FileState)
+def messages_from_rows(rows: Iterable[Row]) -> list[Message]:
+    """Messages from scanner or index rows."""
+    return list(map(Message._make, rows))
 
 
 class CostStore:
@@ -235,7 +199,7 @@ class CostStore:
 
     def files(self) -> dict[str, FileState]:
         rows = self.db.execute("SELECT id, path, inode, size, offset FROM files")
-        return {row[1]: _new_file_state(row) for row in rows}
+        return {row[1]: FileState._make(row) for row in rows}
 
     def begin(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
@@ -250,23 +214,16 @@ class CostStore:
 
     def add_file(self, path: str, inode: int) -> int:
         cursor = self.db.execute("INSERT INTO files (path, inode, size, offset) VALUES (?, ?, 0, 0)", (path, inode))
-        return int(cursor.lastrowid)
+        assert cursor.lastrowid is not None  # (set by every INSERT of a row)
+        return cursor.lastrowid
 
     def next_file_id(self) -> int:
         return int(self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM files").fetchone()[0])
 
-    def put_files(self, states: Sequence[tuple[int, str, int, int, int]], first_new_id: int | None = None) -> None:
-        """(id, path, inode, size, offset) rows, new or changed. Ids from *first_new_id* on
-        are new rows (next_file_id's, at most one per path): a plain INSERT, a quarter of
-        INSERT OR REPLACE's time (a first scan's 733 files: 1.6 ms instead of 6)."""
-        is_new = (lambda state: False) if first_new_id is None else (lambda state: state[0] >= first_new_id)
-        new = [state for state in states if is_new(state)]
-        changed = [state for state in states if not is_new(state)]
-        if new:
-            self.db.executemany("INSERT INTO files (id, path, inode, size, offset) VALUES (?, ?, ?, ?, ?)", new)
-        if changed:
-            self.db.executemany("INSERT OR REPLACE INTO files (id, path, inode, size, offset) VALUES (?, ?, ?, ?, ?)",
-                                changed)
+    def put_files(self, states: Iterable[FileState]) -> None:
+        """Files' rows, new or changed."""
+        self.db.executemany("INSERT OR REPLACE INTO files (id, path, inode, size, offset) VALUES (?, ?, ?, ?, ?)",
+                            states)
 
     def forget_file_contents(self, file_id: int) -> None:
         self.db.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,))
@@ -309,7 +266,7 @@ class CostStore:
             del self._file_keys[next(iter(self._file_keys))]
         return keys
 
-    def add_rows(self, file_id: int, rows: Sequence[tuple], *, new_file: bool = False,
+    def add_rows(self, file_id: int, rows: Sequence[Row], *, new_file: bool = False,
                  rows_json: bytes | None = None) -> None:
         """Rows are (key, ts, session, model, sidechain, input, output, cache_write_5m,
         cache_write_1h, cache_read, cost), as the scanner builds them, with distinct keys.
@@ -341,7 +298,7 @@ class CostStore:
         index = self._all_keys()
         return {key for key in keys if key in index}
 
-    def stored_rows(self, since: float | None = None) -> list[tuple[int, list]]:
+    def stored_rows(self, since: float | None = None) -> list[tuple[int, list[Any]]]:
         """(file id, row) for every stored copy, in chunk and line order (rows as lists);
         with *since*, only chunks with a message at or after it."""
         if since is None:
@@ -350,22 +307,21 @@ class CostStore:
             chunks = self.db.execute("SELECT file_id, rows FROM chunks WHERE last_ts >= ? ORDER BY id", (since,))
         return [(file_id, row) for file_id, rows in chunks for row in loads_rows(rows)]
 
-    @staticmethod
-    def _first_copies(copies: Iterable[tuple[int, list]], since: float | None = None) -> list[list]:
-        """The first copy of each key (among those at or after *since*)."""
+    def rows_since(self, since: float = float("-inf")) -> list[list[Any]]:
+        """The rows of the unique messages (first occurrence wins, as in ccusage) at or
+        after *since*, in chunk order."""
         seen: set[str] = set()
-        first = []
-        for _, row in copies:
-            if since is not None and row[1] < since:
-                continue
-            if row[0] not in seen:
-                seen.add(row[0])
-                first.append(row)
+        first: list[list[Any]] = []
+        for (rows,) in self.db.execute("SELECT rows FROM chunks WHERE last_ts >= ? ORDER BY id", (since,)):
+            for row in loads_rows(rows):
+                if row[1] >= since and row[0] not in seen:
+                    seen.add(row[0])
+                    first.append(row)
         return first
 
     def messages_since(self, since: float) -> list[Message]:
-        """Unique messages (first occurrence wins, as in ccusage) at or after *since*, by time."""
-        messages = messages_from_rows(self._first_copies(self.stored_rows(since), since))
+        """rows_since as Messages, by time."""
+        messages = messages_from_rows(self.rows_since(since))
         messages.sort(key=BY_TIME)
         return messages
 
@@ -380,13 +336,13 @@ class CostStore:
     def session_model_tokens(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """All-time unique tokens per (session, model), to share Claude Code's session cost out."""
         out = {pair: 0 for pair in pairs}
-        for row in self._first_copies(self.stored_rows()):
+        for row in self.rows_since():
             pair = (row[2], row[3])
             if pair in out:
                 out[pair] += row[5] + row[6] + row[7] + row[8] + row[9]
         return out
 
-    def _rewrite(self, keep) -> int:
+    def _rewrite(self, keep: Callable[[list[Any]], list[Any] | None]) -> int:
         """Rewrite every chunk with the rows *keep(row)* returns (None drops the row);
         returns how many rows were dropped. The caller holds a transaction."""
         dropped = 0
@@ -398,7 +354,7 @@ class CostStore:
                 self.db.execute("DELETE FROM chunks WHERE id = ?", (chunk_id,))
             elif new != old:
                 self.db.execute("UPDATE chunks SET first_ts = ?, last_ts = ?, count = ?, rows = ? WHERE id = ?",
-                                (*_span(new), len(new), _dumps(new), chunk_id))
+                                (*_span(new), len(new), dumps_rows(new), chunk_id))
         self._forget_keys()
         return dropped
 
@@ -432,11 +388,11 @@ class CostStore:
         self.db.execute("DELETE FROM meta WHERE key = 'kept_since'")
         self._forget_keys()
 
-    def reprice(self, price) -> int:
+    def reprice(self, price: PriceBook) -> int:
         """Recompute every stored cost with *price* (a PriceBook) after the table changed."""
         repriced = 0
 
-        def with_new_cost(row: list) -> list:
+        def with_new_cost(row: list[Any]) -> list[Any]:
             nonlocal repriced
             repriced += 1
             _, ts, _, model, _, i, o, w5, w1, r, _ = row
@@ -447,10 +403,10 @@ class CostStore:
         return repriced
 
 
-BY_TIME = operator.itemgetter(1)  # a Message's (or a row's) ts, for sorting in C
+BY_TIME = operator.itemgetter(1)  # a Message's (or a row's) ts
 
 
-def _span(rows: Sequence) -> tuple[float, float]:
+def _span(rows: Sequence[Row]) -> tuple[float, float]:
     """The earliest and latest timestamp of a chunk's rows."""
     stamps = [row[1] for row in rows]
     return min(stamps), max(stamps)

@@ -10,19 +10,17 @@ import json
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from aiki_hooks.config.load import CostsConfig, ExternalCostConfig
 from aiki_hooks.costs import report
 from aiki_hooks.costs.prices import PriceBook, Rates
 from aiki_hooks.costs.scan import ChangeWatch, Scanner, ScanStats, TranscriptLister, claude_config_dirs
 from aiki_hooks.costs.store import CostStore
-
-# result, status and thresholds are imported where a check is judged: `aiki-hooks costs`
-# never judges, and its start-up is part of a first scan's time.
-if TYPE_CHECKING:
-    from aiki_hooks.model.result import Finding, ProbeResult
-    from aiki_hooks.model.status import Status
+from aiki_hooks.model.result import Finding, ProbeResult
+from aiki_hooks.model.status import Status
+from aiki_hooks.model.thresholds import Threshold
+from aiki_hooks.proc import FLOOD_BYTES, MAX_OUTPUT_BYTES, CommandNotFound, run_command
 
 KIND = "costs"
 CLAUDE_NAME = "claude-costs"
@@ -55,9 +53,6 @@ def usd(value: float) -> str:
 
 
 def budget_status(spent: float, budget: float | None) -> tuple[Status, str]:
-    from aiki_hooks.model.status import Status
-    from aiki_hooks.model.thresholds import Threshold
-
     if not budget:
         return Status.OK, ""
     status = Threshold(warn=budget * BUDGET_WARN_FRACTION, crit=budget).evaluate(spent)
@@ -73,7 +68,7 @@ class CostsProbe:
         self.index_path = os.path.join(os.fspath(state_dir), INDEX_NAME)
         self.env = dict(os.environ if env is None else env)
         self.clock = clock
-        self.run = run  # None: proc.run_command, imported only where a tracker command runs
+        self.run = run  # None: proc.run_command
         self.timeout_seconds = config.timeout_seconds
         self.names = (CLAUDE_NAME,) + ((TRACKER_NAME,) if config.external else ())
         self.prices = price_book(config)
@@ -81,7 +76,7 @@ class CostsProbe:
         self._lock = threading.Lock()
         self._store: CostStore | None = None
         self._window: report.Window | None = None
-        self._estimates: dict | None = None
+        self._estimates: dict[tuple[int, float], float | None] = {}  # see _estimate
         # Worker processes only where forking is safe: a single-threaded command, not the
         # refresher, whose probe threads may hold locks at fork time.
         self.workers = workers
@@ -136,11 +131,11 @@ class CostsProbe:
                 window = fed  # everything, just read
             else:
                 window = report.Window(days=days, tz=self.tz, now=now)
-                window.add(self._store.messages_since(window.lookback))
-            self._window, self._estimates = window, None
-            self._prune(now, window.lookback)
+                window.add(self._store.rows_since(window.lookback))
+            self._window, self._estimates = window, {}
+            self._prune(self._store, now, window.lookback)
         todays, week, block = window.today_breakdown, window.period, window.current_block(now)
-        if stats.new_rows or stats.new_rows is None or stats.files_read or self._estimates is None:
+        if stats.new_rows or stats.new_rows is None or stats.files_read:
             self._estimates = {}  # Claude Code's figures may have changed with what was read
         return {
             "now": now,
@@ -151,28 +146,28 @@ class CostsProbe:
             "week": week,
             "block": block,
             "sessions": window.sessions(now),
-            "unpriced_today_estimate": self._estimate(window, todays, window.today_start),
-            "unpriced_block_estimate": self._estimate(window, block.breakdown, block.start) if block else None,
-            "unpriced_week_estimate": self._estimate(window, week, window.since),
+            "unpriced_today_estimate": self._estimate(self._store, window, todays, window.today_start),
+            "unpriced_block_estimate": self._estimate(self._store, window, block.breakdown, block.start) if block else None,
+            "unpriced_week_estimate": self._estimate(self._store, window, week, window.since),
         }
 
-    def _prune(self, now: float, lookback: float) -> None:
+    def _prune(self, store: CostStore, now: float, lookback: float) -> None:
         """Keep the index small: drop messages older than KEEP_DAYS (or the window asked
         for, if longer). Runs when the figures are rebuilt (start, a new day), at most once
         a day; a later request for older days reads the transcripts again."""
         horizon = min(now - KEEP_DAYS * 86400, lookback)
-        oldest = self._store.oldest()
-        if oldest is None or oldest >= horizon or horizon - self._store.kept_since() < 86400:
+        oldest = store.oldest()
+        if oldest is None or oldest >= horizon or horizon - store.kept_since() < 86400:
             return
-        self._store.begin()
+        store.begin()
         try:
-            self._store.prune(horizon)
-            self._store.commit()
+            store.prune(horizon)
+            store.commit()
         except BaseException:
-            self._store.rollback()
+            store.rollback()
             raise
 
-    def _estimate(self, window: report.Window, breakdown: report.Breakdown, since: float) -> float | None:
+    def _estimate(self, store: CostStore, window: report.Window, breakdown: report.Breakdown, since: float) -> float | None:
         """Claude Code's own price (`cost-state`) for the unpriced tokens since *since*;
         None when there are none or it gave none. Kept until the next refresh reads anything."""
         if not breakdown.total.unpriced_tokens:
@@ -182,7 +177,7 @@ class CostsProbe:
             unpriced = window.unpriced_since(since)
             pairs = sorted({(m.session, m.model) for m in unpriced})
             self._estimates[key] = report.estimate_unpriced(
-                unpriced, self._store.session_costs([p[0] for p in pairs]), self._store.session_model_tokens(pairs))
+                unpriced, store.session_costs([p[0] for p in pairs]), store.session_model_tokens(pairs))
         return self._estimates[key]
 
     def external(self, source: ExternalCostConfig) -> tuple[float | None, str | None]:
@@ -191,13 +186,6 @@ class CostsProbe:
         where it would reach the issue journal and mem0 (it may print tokens or keys)."""
         try:
             if source.command:
-                from aiki_hooks.proc import (  # here: a tracker is rare, subprocess is not free
-                    FLOOD_BYTES,
-                    MAX_OUTPUT_BYTES,
-                    CommandNotFound,
-                    run_command,
-                )
-
                 try:
                     out = (self.run or run_command)(source.command, timeout=source.timeout_seconds)
                 except CommandNotFound:
@@ -211,9 +199,11 @@ class CostsProbe:
                 if out.stdout_truncated:  # its JSON was cut: it would only fail to parse
                     return None, f"printed more than {MAX_OUTPUT_BYTES // 1024} KiB (a JSON answer is a few bytes)"
                 text = out.stdout
-            else:
+            elif source.json_file:
                 with open(source.json_file, encoding="utf-8") as file:
                     text = file.read(1024 * 1024)
+            else:  # (the config requires one of the two)
+                return None, "neither command nor json_file"
             data = json.loads(text)
         except OSError as exc:
             return None, f"json_file unreadable ({exc.strerror or type(exc).__name__})"
@@ -239,9 +229,6 @@ class CostsProbe:
             yield
 
     def check(self) -> list[ProbeResult]:
-        from aiki_hooks.model.result import ProbeResult
-        from aiki_hooks.model.status import Status
-
         if not self._lock.acquire(blocking=False):
             # A first full scan outlived the cycle; it carries on, this cycle reports that.
             return [ProbeResult(name=CLAUDE_NAME, kind=KIND, status=Status.UNKNOWN, error_kind="busy",
@@ -285,8 +272,6 @@ def _budget_finding(finding_id: str, what: str, breakdown: report.Breakdown, est
     """(the finding, "96% of the $0.40 budget") for a budget. Spend counts Claude Code's own
     price for unpriced models; tokens it gave no price for are named, so a budget is never
     silently met by leaving them out."""
-    from aiki_hooks.model.result import Finding
-
     spent = breakdown.total.cost + (estimate or 0.0)
     status, share = budget_status(spent, budget)
     if not share:
@@ -301,9 +286,6 @@ def _budget_finding(finding_id: str, what: str, breakdown: report.Breakdown, est
 
 
 def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
-    from aiki_hooks.model.result import ProbeResult
-    from aiki_hooks.model.status import Status
-
     today: report.Breakdown = figures["today"]
     week: report.Breakdown = figures["week"]
     block: report.Block | None = figures["block"]
@@ -364,10 +346,7 @@ def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
 
 
 def judge_external(source: ExternalCostConfig, value: float | None, error: str | None) -> ProbeResult:
-    from aiki_hooks.model.result import ProbeResult
-    from aiki_hooks.model.status import Status
-
-    if error is not None:
+    if value is None:  # (external() gives a value or an error)
         return ProbeResult(name=TRACKER_NAME, kind=KIND, status=Status.UNKNOWN, error_kind="tracker_failed",
                            summary=f"{source.label}: {error}")
     return ProbeResult(name=TRACKER_NAME, kind=KIND, status=Status.OK, summary=f"{source.label} today {usd(value)}",
