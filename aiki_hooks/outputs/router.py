@@ -40,6 +40,7 @@ stdlib only (the refresher has an RSS budget).
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import os
 import re
@@ -73,7 +74,8 @@ ISSUE_PREFIX = "output:"
 ERROR_CHARS = 160
 # Occurrences a filtered output has been told about, so it also hears how they end.
 MAX_REMEMBERED_OCCURRENCES = 10_000
-USER_AGENT = "aiki-hooks"
+# Of a receiver's answer only the status counts; this much of the rest is read and dropped.
+WEBHOOK_ANSWER_BYTES = 64 * 1024
 TOLD_FILE = "outputs-told.json"  # in the state dir: see Router
 
 
@@ -355,76 +357,42 @@ def parse_headers(text: str, variable: str) -> list[tuple[str, str]]:
 
 
 def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: float) -> None:
-    """One POST; returns on 2xx, else raises DeliveryError. *timeout* bounds the whole
-    request: connecting, the TLS handshake, sending, and the answer however slowly it
-    comes (only a name lookup cannot be cut short). `user:password@` in *url* is sent as
-    Basic auth (unless a header already sets Authorization). No error text holds a
-    header value, the credentials, or the URL's path and query."""
+    """One POST through http_client; returns on 2xx, else raises DeliveryError. *timeout*
+    bounds the whole request: connecting, the TLS handshake, sending, and the answer
+    however slowly it comes (only a name lookup cannot be cut short). `user:password@` in
+    *url* is sent as Basic auth (unless a header already sets Authorization). No error
+    text holds a header value, the credentials, or the URL's path and query."""
     import http.client  # here, not at the top: every command loads this module with the config
 
-    from aiki_hooks.probes.net import Deadline, DeadlineSocket, open_connection
+    from aiki_hooks import http_client
 
-    deadline = Deadline(timeout, time.monotonic)
+    deadline = http_client.Deadline(timeout)
     try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
+        target = http_client.parse_target(url)
     except ValueError:
         raise DeliveryError(f"cannot parse the URL {url_for_errors(url)}") from None
+    parts = urllib.parse.urlsplit(url)
     secrets = [value for _, value in headers]
-    if parts.username is not None and not any(name.lower() == "authorization" for name, _ in headers):
-        import base64
-
-        user = urllib.parse.unquote(parts.username)
-        password = urllib.parse.unquote(parts.password or "")
-        token = base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
-        headers = [*headers, ("Authorization", f"Basic {token}")]
-        secrets += [token, password, parts.password or ""]
-    context = None
-    if parts.scheme == "https":
-        import ssl  # only https webhooks pay for it
-
-        context = ssl.create_default_context()
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(parts.hostname, port, context=context)
-    else:
-        conn = http.client.HTTPConnection(parts.hostname, port)
-    conn.response_class = lambda sock, *args, **kwargs: http.client.HTTPResponse(
-        DeadlineSocket(sock, deadline), *args, **kwargs)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    secrets += [target, parts.path, parts.query]
+    if target.basic_auth is not None:
+        secrets += [target.basic_auth.removeprefix("Basic "), urllib.parse.unquote(parts.password or ""),
+                    parts.password or ""]
+    secrets += [target.request_path, target.path, target.query]
     try:
-        # Connected here, not by http.client, so that every step gets the time left.
-        sock = open_connection(parts.hostname or "", port or (443 if context else 80), deadline)
-        conn.sock = sock
-        if context is not None:
-            sock.settimeout(deadline.remaining())  # CPython bounds the whole handshake by it
-            conn.sock = context.wrap_socket(sock, server_hostname=parts.hostname)
-        conn.sock.settimeout(deadline.remaining())  # sendall takes it as a total
-        conn.putrequest("POST", target)
-        conn.putheader("Content-Type", "application/json")
-        conn.putheader("User-Agent", USER_AGENT)
-        conn.putheader("Content-Length", str(len(body)))
-        for name, value in headers:
-            conn.putheader(name, value)
-        conn.endheaders(body)
-        response = conn.getresponse()
-        response.read(64 * 1024)
-        if not 200 <= response.status < 300:
-            raise DeliveryError(f"HTTP {response.status} {response.reason}".strip())
-    except DeliveryError as exc:
-        raise DeliveryError(_scrub(str(exc), secrets)) from None
-    except TimeoutError:
-        raise DeliveryError(f"no answer within {timeout:g} s") from None
+        response = http_client.request(target, "POST", target.request_path, deadline=deadline, body=body,
+                                       headers=[("Content-Type", "application/json"), *headers],
+                                       body_limit=WEBHOOK_ANSWER_BYTES)
     except http.client.InvalidURL:
         # Its message quotes the path and query.
         raise DeliveryError(f"http.client refused the URL {url_for_errors(url)}") from None
     except ValueError:
         # http.client quotes an invalid header value in its message: do not repeat it.
         raise DeliveryError("a header from the environment variable was refused by http.client") from None
-    except (OSError, http.client.HTTPException) as exc:
-        text = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
-        raise DeliveryError(_scrub(f"{exc.__class__.__name__}: {text}", secrets)) from None
-    finally:
-        conn.close()
+    if response.failure == http_client.TIMEOUT:
+        raise DeliveryError(f"no answer within {timeout:g} s")
+    if response.failure is not None:
+        raise DeliveryError(_scrub(response.failure_reason, secrets))
+    if response.status is None or not 200 <= response.status < 300:
+        raise DeliveryError(_scrub(f"HTTP {response.status_line}", secrets))
 
 
 def _scrub(text: str, secrets: list[str]) -> str:
@@ -625,8 +593,8 @@ class Router:
             if out.type == "webhook" and "webhook" not in self.handlers:
                 self._webhooks[out.name] = WebhookSink(
                     out, env=env, backoff_seconds=backoff_seconds,
-                    on_result=lambda error, name=out.name: self._result(name, error, self.wall()),
-                    on_dropped=lambda n, why, name=out.name: self._count_dropped(name, n, why))
+                    on_result=functools.partial(self._result_now, out.name),
+                    on_dropped=functools.partial(self._count_dropped, out.name))
 
     def route(self, data: Mapping[str, Any], records: list[dict[str, Any]], now: float | None = None) -> None:
         """Hand this cycle to every output. Never raises; never waits on the network."""
@@ -705,6 +673,9 @@ class Router:
                 self._webhooks[out.name].submit(payload)
         else:
             raise RuntimeError(f"nothing handles outputs of type {out.type} here")
+
+    def _result_now(self, name: str, error: str | None) -> None:
+        self._result(name, error, self.wall())
 
     def _result(self, name: str, error: str | None, at: float, *, log: bool = True) -> None:
         if error is None:

@@ -1,8 +1,7 @@
 """HTTP probe: does a service answer as expected; for Qdrant, is it ready and serving?
 
-Standard library only (http.client): the refresher's RSS budget is 30 MiB, and importing
-`requests` costs ~14 MiB against ~6 MiB for http.client (mostly ssl, which HTTPS needs
-anyway). All of one probe run's requests share one deadline, `timeout_seconds` in
+Requests go through `aiki_hooks.http_client` (http.client, for the refresher's RSS
+budget). All of one probe run's requests share one deadline, `timeout_seconds` in
 total: every connect, TLS handshake, send and receive gets the time left as its timeout,
 so a server that dribbles a byte at a time cannot stretch the probe. Redirects are not
 followed: a 3xx is the service answering. Bodies are read up to BODY_LIMIT_BYTES.
@@ -27,47 +26,35 @@ name for it) on every request. The key itself never appears in a result.
 
 from __future__ import annotations
 
-import base64
-import http.client
 import json
 import os
 import re
-import socket
-import ssl
 import time
-import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from aiki_hooks import http_client
 from aiki_hooks.config.validators import boolean, choice, env_var_name, probe_name, probe_timeout, redact_url, text, url
 from aiki_hooks.model.result import ProbeResult, Value
 from aiki_hooks.model.status import Status
-from aiki_hooks.model.thresholds import fmt_bytes, round_seconds
-from aiki_hooks.probes.net import (
-    BAD_STATUS,
-    BODY_MISMATCH,
-    CONNECTION_FAILED,
-    OK,
-    TIMEOUT,
-    Deadline,
-    DeadlineSocket,
-    classify_connect_error,
-    fmt_latency,
-    fmt_timeout,
-    open_connection,
-)
+from aiki_hooks.http_client import CONNECTING, READING_BODY, WAITING, Deadline, Target, parse_target
+from aiki_hooks.model.units import fmt_bytes, fmt_latency, fmt_timeout, round_seconds
+from aiki_hooks.probes.net import BAD_STATUS, BODY_MISMATCH, OK, TIMEOUT
 from aiki_hooks.probes.registry import BuildContext, KindMetric, Probe, ProbeKind
 
+if TYPE_CHECKING:
+    import ssl
+
 KIND = "http"
-BODY_LIMIT_BYTES = 1024 * 1024
-READ_CHUNK_BYTES = 64 * 1024
-USER_AGENT = "aiki-hooks"
+BODY_LIMIT_BYTES = http_client.DEFAULT_BODY_LIMIT_BYTES
 API_KEY_HEADER = "api-key"
 
-# Where an exchange was when it failed.
-CONNECTING = "connecting"
-WAITING = "waiting for the response"
-READING_BODY = "reading the body"
+# One GET as measured (http_client's Response): the answer, or the failure (TIMEOUT,
+# DNS_ERROR or CONNECTION_FAILED) that cut it short, and where (CONNECTING, WAITING,
+# READING_BODY). A failure while reading the body keeps the status already received.
+Exchange = http_client.Response
+
+__all__ = ["CONNECTING", "READING_BODY", "WAITING", "Exchange", "Target", "parse_target"]  # for the judges' tests
 
 _HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 
@@ -76,73 +63,10 @@ _HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 
 
 @dataclass(frozen=True, kw_only=True)
-class Target:
-    """Where requests go, from the configured URL. Credentials in the URL become a
-    Basic authorization header and are never shown."""
-
-    https: bool
-    host: str
-    port: int
-    path: str  # URL path without the query, "/" when empty
-    query: str
-    basic_auth: str | None = None
-
-    @property
-    def request_path(self) -> str:
-        return f"{self.path}?{self.query}" if self.query else self.path
-
-
-def parse_target(url: str) -> Target:
-    parts = urllib.parse.urlsplit(url)
-    https = parts.scheme == "https"
-    basic_auth = None
-    if parts.username is not None:
-        credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-        basic_auth = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
-    return Target(
-        https=https,
-        host=parts.hostname or "",
-        port=parts.port or (443 if https else 80),
-        path=parts.path or "/",
-        query=parts.query,
-        basic_auth=basic_auth,
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Exchange:
-    """One GET as measured: the answer, or the failure that cut it short.
-
-    A failure while reading the body keeps the status already received.
-    """
-
-    path: str
-    status: int | None = None
-    reason: str = ""
-    latency_seconds: float | None = None
-    body: bytes = b""
-    body_truncated: bool = False  # BODY_LIMIT_BYTES read, the rest ignored
-    failure: str | None = None  # TIMEOUT, DNS_ERROR or CONNECTION_FAILED
-    failure_reason: str = ""
-    failed_while: str = ""  # CONNECTING, WAITING or READING_BODY
-
-    @property
-    def status_line(self) -> str:
-        return f"{self.status} {self.reason}".strip()
-
-
-@dataclass(frozen=True, kw_only=True)
 class QdrantMeasurement:
     readiness: Exchange  # GET /readyz, or /healthz when this Qdrant has no /readyz
     collections: Exchange
     root: Exchange
-
-
-def _responses_within(deadline: Deadline) -> Callable[..., http.client.HTTPResponse]:
-    def response_class(sock: socket.socket, *args, **kwargs) -> http.client.HTTPResponse:
-        return http.client.HTTPResponse(DeadlineSocket(sock, deadline), *args, **kwargs)
-
-    return response_class
 
 
 def fetch(
@@ -155,82 +79,8 @@ def fetch(
     tls_context: ssl.SSLContext | None,
 ) -> Exchange:
     """GET *path* from *target* within *deadline*; never raises for network failures."""
-    started = clock()
-    stage = CONNECTING
-    status, reason, latency = None, "", None
-    # No I/O yet: the socket is ours to open (against the deadline), the connection then
-    # owns it, so `close()` below releases it whatever fails.
-    connection = (
-        http.client.HTTPSConnection(target.host, target.port, context=tls_context)
-        if target.https
-        else http.client.HTTPConnection(target.host, target.port)
-    )
-    connection.response_class = _responses_within(deadline)
-    response: http.client.HTTPResponse | None = None
-    try:
-        connection.sock = open_connection(target.host, target.port, deadline)
-        if tls_context is not None:
-            connection.sock.settimeout(deadline.remaining())  # bounds the whole handshake
-            connection.sock = tls_context.wrap_socket(connection.sock, server_hostname=target.host)
-        stage = WAITING
-        connection.sock.settimeout(deadline.remaining())  # sendall treats it as a total
-        connection.request("GET", path, headers=dict(headers))
-        response = connection.getresponse()
-        latency = clock() - started
-        status, reason = response.status, response.reason
-        stage = READING_BODY
-        body, truncated = _read_body(response)
-    except (OSError, http.client.HTTPException) as exc:
-        failure, why = _classify_failure(exc, stage, target.host)
-        return Exchange(
-            path=path,
-            status=status,
-            reason=reason,
-            latency_seconds=latency,
-            failure=failure,
-            failure_reason=why,
-            failed_while=stage,
-        )
-    finally:
-        if response is not None:
-            response.close()
-        connection.close()
-    return Exchange(
-        path=path, status=status, reason=reason, latency_seconds=latency, body=body, body_truncated=truncated
-    )
-
-
-def _read_body(response: http.client.HTTPResponse) -> tuple[bytes, bool]:
-    """At most BODY_LIMIT_BYTES of the body, and whether that limit was reached."""
-    body = bytearray()
-    while len(body) < BODY_LIMIT_BYTES:
-        chunk = response.read(min(READ_CHUNK_BYTES, BODY_LIMIT_BYTES - len(body)))
-        if not chunk:
-            break
-        body += chunk
-    return bytes(body), len(body) >= BODY_LIMIT_BYTES
-
-
-def _classify_failure(exc: OSError | http.client.HTTPException, stage: str, host: str) -> tuple[str, str]:
-    # Order matters: SSLError and TimeoutError are OSErrors, RemoteDisconnected a
-    # ConnectionError; a handshake that times out raises TimeoutError.
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return CONNECTION_FAILED, f"TLS certificate rejected: {exc.verify_message}"
-    if isinstance(exc, ssl.SSLError):
-        during = "handshake failed" if stage == CONNECTING else f"error {stage}"
-        return CONNECTION_FAILED, f"TLS {during}: {exc.reason or exc}"
-    if stage == CONNECTING and isinstance(exc, OSError):
-        failure = classify_connect_error(exc, host)
-        return failure.result, failure.reason
-    if isinstance(exc, TimeoutError):
-        return TIMEOUT, f"timed out {stage}"
-    if isinstance(exc, http.client.RemoteDisconnected):
-        return CONNECTION_FAILED, "connection closed without an answer"
-    if isinstance(exc, http.client.IncompleteRead):
-        return CONNECTION_FAILED, "connection closed before the body was complete"
-    if isinstance(exc, http.client.HTTPException):
-        return CONNECTION_FAILED, f"not a valid HTTP answer ({type(exc).__name__})"
-    return CONNECTION_FAILED, f"connection lost {stage}: {exc.strerror or exc}"
+    return http_client.request(target, "GET", path, deadline=deadline, headers=headers, tls=tls_context,
+                               body_limit=BODY_LIMIT_BYTES, clock=clock)
 
 
 def measure_qdrant(
@@ -465,7 +315,7 @@ class HttpProbe:
 
     def check(self) -> list[ProbeResult]:
         target = parse_target(self.config.url)
-        headers = self._headers(target)
+        headers = self._headers()
         tls_context = self._tls() if target.https else None
         deadline = Deadline(self.timeout_seconds, self._clock)
         api_key_sent = bool(self._api_key)
@@ -479,10 +329,10 @@ class HttpProbe:
         )
         return [judge_generic(self.config, exchange, api_key_sent=api_key_sent)]
 
-    def _headers(self, target: Target) -> dict[str, str]:
-        headers = {"User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"}
-        if target.basic_auth is not None:
-            headers["Authorization"] = target.basic_auth
+    def _headers(self) -> dict[str, str]:
+        """Accept and the api key; http_client adds User-Agent, Connection: close and the
+        URL's credentials as Basic authorization."""
+        headers = {"Accept": "*/*"}
         if self._api_key:
             # http.client would reject such a value with an error quoting it; say why, not what.
             if not _HEADER_SAFE.fullmatch(self._api_key):
@@ -494,11 +344,7 @@ class HttpProbe:
 
     def _tls(self) -> ssl.SSLContext:
         if self._tls_context is None:
-            context = ssl.create_default_context()
-            if not self.config.verify_tls:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            self._tls_context = context
+            self._tls_context = http_client.tls_context(verify=self.config.verify_tls)
         return self._tls_context
 
 

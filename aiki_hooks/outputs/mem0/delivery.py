@@ -63,6 +63,8 @@ MEM0_HOME = "mem0"
 METADATA_KEYS = ("record_id", "occurrence_id", "transition", "issue_id", "severity", "probe", "kind", "at")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 3
 MAX_REQUEST_TIMEOUT_SECONDS = 30.0
+# The REST server's answers are a few memories (top_k 10); more is not an answer to us.
+ANSWER_LIMIT_BYTES = 4 * 1024 * 1024
 
 
 class DeliveryConfigError(ConfigError):
@@ -365,7 +367,7 @@ class RestBackend:
     and re-added.) The results are re-checked for the record_id.
     """
 
-    def __init__(self, config: Any, state_dir: str | os.PathLike = "", *, http: Any = None) -> None:
+    def __init__(self, config: Any, state_dir: str | os.PathLike = "") -> None:
         if not config.host:
             raise DeliveryConfigError('backend = "rest" needs mem0.host, the base URL of the mem0 REST server')
         self.config = config
@@ -375,14 +377,30 @@ class RestBackend:
         api_key = os.environ.get(config.api_key_env or "", "")
         if api_key:
             self.headers["X-API-Key"] = api_key
-        self.http = http or _http_client()
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
-        url = self.base + path
+        """POST through http_client, the whole request within the timeout; the answer
+        as JSON. Every failure is a DeliveryError (a retryable outage)."""
+        import http.client
+
+        from aiki_hooks import http_client
+
         try:
-            status, text = self.http.post(url, json.dumps(body).encode("utf-8"), self.headers, self.timeout)
-        except Exception as exc:  # noqa: BLE001 - any transport failure is a retryable outage
-            raise DeliveryError(f"POST {path}: {_network_error(exc, self.timeout)}") from None
+            target = http_client.parse_target(self.base + path)
+        except ValueError:
+            raise DeliveryError(f"POST {path}: cannot parse mem0.host {safe_url(self.base)}") from None
+        try:
+            response = http_client.request(target, "POST", target.request_path,
+                                           deadline=http_client.Deadline(self.timeout), headers=self.headers,
+                                           body=json.dumps(body).encode("utf-8"), body_limit=ANSWER_LIMIT_BYTES)
+        except (ValueError, http.client.InvalidURL):  # http.client's message would quote the key or the path
+            raise DeliveryError(f"POST {path}: http.client refused mem0.host's path or the key in "
+                                f"${self.config.api_key_env}") from None
+        if response.failure == http_client.TIMEOUT:
+            raise DeliveryError(f"POST {path}: timed out after {self.timeout:g} s")
+        if response.failure is not None:
+            raise DeliveryError(f"POST {path}: {response.failure_reason}")
+        status, text = response.status or 0, response.body.decode("utf-8", "replace")
         if not 200 <= status < 300:
             hint = f" (check the key in ${self.config.api_key_env})" if status in (401, 403) else ""
             raise DeliveryError(f"POST {path}: HTTP {status}{hint}: {' '.join(text.split())[:200]}")
@@ -409,56 +427,7 @@ class RestBackend:
         self._post("/memories", body)
 
     def close(self) -> None:
-        self.http.close()
-
-
-def _network_error(exc: BaseException, timeout: float) -> str:
-    name = exc.__class__.__name__
-    text = str(exc)
-    if "timed out" in text.lower() or "timeout" in name.lower():
-        return f"timed out after {timeout:g} s"
-    if "refused" in text.lower() or isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    return _describe(exc)
-
-
-class _RequestsHttp:
-    def __init__(self) -> None:
-        import requests
-
-        self.session = requests.Session()
-
-    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> tuple[int, str]:
-        response = self.session.post(url, data=body, headers=dict(headers), timeout=timeout)
-        return response.status_code, response.text
-
-    def close(self) -> None:
-        self.session.close()
-
-
-class _UrllibHttp:
-    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> tuple[int, str]:
-        import urllib.error
-        import urllib.request
-
-        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, response.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode("utf-8", "replace")
-        except urllib.error.URLError as exc:
-            raise (exc.reason if isinstance(exc.reason, BaseException) else exc) from None
-
-    def close(self) -> None:
-        pass
-
-
-def _http_client() -> Any:
-    try:
-        return _RequestsHttp()
-    except ImportError:
-        return _UrllibHttp()
+        """Nothing held open: each request has its own connection."""
 
 
 # --------------------------------------------------------------------------- flush

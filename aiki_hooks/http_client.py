@@ -1,0 +1,277 @@
+"""Our one HTTP client: the HTTP probe's GETs, the webhook outputs' POSTs and the mem0
+REST backend's POSTs all go through `request`.
+
+Standard library only (http.client): the refresher's RSS budget is 30 MiB, and importing
+`requests` costs ~14 MiB against ~6 MiB for http.client (mostly ssl, which http.client
+imports in any case). One deadline bounds the whole request: each
+connect attempt, the TLS handshake, sending, the response headers and every read of the
+body get the time left as their timeout, so a server that dribbles a byte at a time
+cannot stretch it (only the name lookup, getaddrinfo, cannot be cut short; the runner's
+deadline or the caller's process bounds that). Several requests may share one deadline
+(the Qdrant probe's three). Deadline and connecting come from `aiki_hooks.connect`,
+re-exported here for the callers. Redirects are not followed. At most `body_limit` bytes of the
+body are read.
+
+A network failure is never raised: it comes back as a `Response` with `failure` set to
+one word of a closed vocabulary (TIMEOUT, DNS_ERROR, CONNECTION_FAILED, after Telegraf's
+http_response), a short factual `failure_reason` that never holds a header value or the
+body, and `failed_while` (CONNECTING, WAITING, READING_BODY). What is our own mistake
+is raised: http.client.InvalidURL for a path it will not send, ValueError for a header
+it will not send (its message quotes the value: callers must not show it).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import socket
+import ssl
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, cast
+
+from aiki_hooks.connect import (
+    CONNECTION_FAILED,
+    DNS_ERROR,
+    TIMEOUT,
+    Deadline,
+    DeadlineExceeded,
+    classify_connect_error,
+    open_connection,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+__all__ = ["CONNECTION_FAILED", "DNS_ERROR", "TIMEOUT", "Deadline", "DeadlineExceeded", "Response", "Target",
+           "open_connection", "parse_target", "request", "tls_context"]
+
+USER_AGENT = "aiki-hooks"
+DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+
+# Where a request was when it failed.
+CONNECTING = "connecting"
+WAITING = "waiting for the response"
+READING_BODY = "reading the body"
+
+
+class DeadlineReader(io.RawIOBase):
+    """The receive side of a socket that re-arms the socket timeout to the time left
+    before every receive, so the total deadline also bounds a dribbling server."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
+        super().__init__()
+        self._sock = sock
+        # Through socket.makefile, as http.client itself reads: the descriptor then stays
+        # open when http.client closes the connection early on "Connection: close".
+        self._stream = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int | None:
+        self._sock.settimeout(self._deadline.remaining())
+        return self._stream.readinto(buffer)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+class DeadlineSocket:
+    """All that http.client.HTTPResponse asks of a socket: `makefile`, here a reader
+    bound by the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(DeadlineReader(self._sock, self._deadline))
+
+
+def _response_class(deadline: Deadline) -> type[http.client.HTTPResponse]:
+    class DeadlineResponse(http.client.HTTPResponse):
+        def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+            super().__init__(cast(socket.socket, DeadlineSocket(sock, deadline)), *args, **kwargs)
+
+    return DeadlineResponse
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """Where requests go, from a URL. Credentials in the URL become a Basic
+    authorization header and are never shown."""
+
+    https: bool
+    host: str
+    port: int
+    path: str  # URL path without the query, "/" when empty
+    query: str
+    basic_auth: str | None = None
+
+    @property
+    def request_path(self) -> str:
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+
+def parse_target(url: str) -> Target:
+    """*url* split for `request`. Raises ValueError for a port that is not a number."""
+    parts = urllib.parse.urlsplit(url)
+    https = parts.scheme == "https"
+    basic_auth = None
+    if parts.username is not None:
+        credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        basic_auth = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+    return Target(
+        https=https,
+        host=parts.hostname or "",
+        port=parts.port or (443 if https else 80),
+        path=parts.path or "/",
+        query=parts.query,
+        basic_auth=basic_auth,
+    )
+
+
+_verifying_context: ssl.SSLContext | None = None
+
+
+def tls_context(*, verify: bool = True) -> ssl.SSLContext:
+    """A context that verifies against the system's CA store (one, built on first use
+    and shared: loading the store is not free), or a new one that verifies nothing."""
+    global _verifying_context
+    if verify:
+        if _verifying_context is None:
+            _verifying_context = ssl.create_default_context()
+        return _verifying_context
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@dataclass(frozen=True, kw_only=True)
+class Response:
+    """One request as it went: the answer, or the failure that cut it short. A failure
+    while reading the body keeps the status already received."""
+
+    path: str  # what was asked for, path and query, for messages
+    status: int | None = None
+    reason: str = ""
+    latency_seconds: float | None = None  # from the start (connect included) to the response headers
+    body: bytes = b""
+    body_truncated: bool = False  # body_limit bytes read, the rest ignored
+    failure: str | None = None  # TIMEOUT, DNS_ERROR or CONNECTION_FAILED
+    failure_reason: str = ""
+    failed_while: str = ""  # CONNECTING, WAITING or READING_BODY
+
+    @property
+    def status_line(self) -> str:
+        return f"{self.status} {self.reason}".strip()
+
+
+def request(
+    target: Target,
+    method: str,
+    path: str,
+    *,
+    deadline: Deadline,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+    body: bytes | None = None,
+    tls: ssl.SSLContext | None = None,
+    body_limit: int = DEFAULT_BODY_LIMIT_BYTES,
+    clock: Callable[[], float] = time.monotonic,
+) -> Response:
+    """*method* *path* on *target* within *deadline*; never raises for network failures.
+
+    *headers* go as given (pairs may repeat a name); User-Agent, Connection: close and,
+    for credentials in the URL, Authorization are added unless given. An https target
+    without *tls* uses `tls_context()`.
+    """
+    pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
+    given = {name.lower() for name, _ in pairs}
+    for name, value in (("User-Agent", USER_AGENT), ("Connection", "close"), ("Authorization", target.basic_auth)):
+        if value is not None and name.lower() not in given:
+            pairs.append((name, value))
+    if target.https and tls is None:
+        tls = tls_context()
+    started = clock()
+    stage = CONNECTING
+    status, reason, latency = None, "", None
+    # No I/O yet: the socket is ours to open (against the deadline), the connection then
+    # owns it, so `close()` below releases it whatever fails.
+    connection = (
+        http.client.HTTPSConnection(target.host, target.port, context=tls)
+        if target.https
+        else http.client.HTTPConnection(target.host, target.port)
+    )
+    connection.response_class = _response_class(deadline)
+    response: http.client.HTTPResponse | None = None
+    try:
+        connection.sock = open_connection(target.host, target.port, deadline)
+        if tls is not None:
+            connection.sock.settimeout(deadline.remaining())  # bounds the whole handshake
+            connection.sock = tls.wrap_socket(connection.sock, server_hostname=target.host)
+        stage = WAITING
+        connection.sock.settimeout(deadline.remaining())  # sendall treats it as a total
+        connection.putrequest(method, path)
+        for name, value in pairs:
+            connection.putheader(name, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        latency = clock() - started
+        status, reason = response.status, response.reason
+        stage = READING_BODY
+        content, truncated = _read_body(response, body_limit)
+    except http.client.InvalidURL:
+        raise  # ours, not the server's: the caller says so without quoting it
+    except (OSError, http.client.HTTPException) as exc:
+        failure, why = _classify_failure(exc, stage, target.host)
+        return Response(path=path, status=status, reason=reason, latency_seconds=latency,
+                        failure=failure, failure_reason=why, failed_while=stage)
+    finally:
+        if response is not None:
+            response.close()
+        connection.close()
+    return Response(path=path, status=status, reason=reason, latency_seconds=latency,
+                    body=content, body_truncated=truncated)
+
+
+def _read_body(response: http.client.HTTPResponse, limit: int) -> tuple[bytes, bool]:
+    """At most *limit* bytes of the body, and whether that limit was reached."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = response.read(min(READ_CHUNK_BYTES, limit - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body), len(body) >= limit
+
+
+def _classify_failure(exc: OSError | http.client.HTTPException, stage: str, host: str) -> tuple[str, str]:
+    # Order matters: SSLError and TimeoutError are OSErrors, RemoteDisconnected a
+    # ConnectionError; a handshake that times out raises TimeoutError.
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return CONNECTION_FAILED, f"TLS certificate rejected: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        during = "handshake failed" if stage == CONNECTING else f"error {stage}"
+        return CONNECTION_FAILED, f"TLS {during}: {exc.reason or exc}"
+    if stage == CONNECTING and isinstance(exc, OSError):
+        failure = classify_connect_error(exc, host)
+        return failure.result, failure.reason
+    if isinstance(exc, TimeoutError):
+        return TIMEOUT, f"timed out {stage}"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return CONNECTION_FAILED, "connection closed without an answer"
+    if isinstance(exc, http.client.IncompleteRead):
+        return CONNECTION_FAILED, "connection closed before the body was complete"
+    if isinstance(exc, http.client.HTTPException):
+        return CONNECTION_FAILED, f"not a valid HTTP answer ({type(exc).__name__})"
+    return CONNECTION_FAILED, f"connection lost {stage}: {exc.strerror or exc}"
