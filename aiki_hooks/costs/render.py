@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from aiki_hooks.config.load import CostsConfig
 from aiki_hooks.costs.report import Totals
+from aiki_hooks.model.dates import clock
 from aiki_hooks.probes.costs import short_model, usd
 
 COLUMNS = ("Date", "Models", "Input", "Output", "Cache write", "Cache read", "Total tokens", "Cost")
@@ -48,7 +49,7 @@ def costs_table(figures: Mapping[str, Any], external: tuple[float | None, str | 
         unpriced = block.breakdown.total.unpriced_tokens
         summary.append(f"current 5-hour block {usd(block.breakdown.total.cost)}"
                        + (f" + {unpriced:,} tokens unpriced" if unpriced else "")
-                       + f", ends {time.strftime('%H:%M', time.localtime(block.end))}")
+                       + f", ends {clock(block.end)}")
     lines += ["", "; ".join(summary)]
     if external is not None:
         value, error = external
