@@ -232,14 +232,9 @@ def read_state(path: str | os.PathLike, max_bytes: int = STATE_FILE_MAX_BYTES) -
 
 
 def too_large(name: str, size: int, limit: int) -> str:
-    return f"{name} is {_bytes(size)}, more than the {_bytes(limit)} a state file may hold"
+    from aiki_hooks.model.units import fmt_bytes  # imports nothing; only a too-large file pays for it
 
-
-def _bytes(count: int) -> str:
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"
+    return f"{name} is {fmt_bytes(size)}, more than the {fmt_bytes(limit)} a state file may hold"
 
 
 def append_whole(fd: int, data: bytes, *, sync: bool = False) -> None:
