@@ -42,4 +42,18 @@ if [ ! -x "$claude_dir/node_modules/.bin/claude" ] ||
     echo "run-tests.sh: npm not found: the Claude Code end-to-end tests will be skipped (they fail under CI=true)" >&2
   fi
 fi
+# The cost reports are compared with the real ccusage (tests/costs/test_vs_ccusage.py), pinned
+# like bench/costs_vs_ccusage.py; installed locally once.
+ccusage_version=20.0.24
+ccusage_dir=.cache/ccusage
+if [ ! -x "$ccusage_dir/node_modules/.bin/ccusage" ] ||
+   ! "$ccusage_dir/node_modules/.bin/ccusage" --version 2>/dev/null | grep -q "$ccusage_version\$"; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "run-tests.sh: installing ccusage@$ccusage_version into $ccusage_dir" >&2
+    mkdir -p "$ccusage_dir"
+    npm install --prefix "$ccusage_dir" --no-audit --no-fund --loglevel=error "ccusage@$ccusage_version" >&2
+  else
+    echo "run-tests.sh: npm not found: the comparisons with ccusage will be skipped (they fail under CI=true)" >&2
+  fi
+fi
 exec "$venv/bin/python" -m pytest "$@"

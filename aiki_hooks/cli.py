@@ -97,9 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--stdout", action="store_true", help="print it instead of writing it")
 
     sub.add_parser("doctor", help="check the installation and say how to fix problems")
-    costs = sub.add_parser("costs", help="Claude usage and cost per day, like ccusage's daily report")
+    costs = sub.add_parser("costs", help="Claude usage and cost per day, month, session or 5-hour block, like ccusage")
+    costs.add_argument("report", nargs="?", choices=("daily", "monthly", "session", "blocks"),
+                       help="which report (default: daily)")
     costs.add_argument("--json", action="store_true", help="print the report as JSON")
-    costs.add_argument("--days", type=int, default=7, help="how many days back, today included (default 7)")
+    costs.add_argument("--days", type=int, help="how many days back, today included (default 7 for daily, 38 else)")
+    costs.add_argument("--since", help="from this date on (YYYYMMDD), instead of --days")
+    costs.add_argument("--until", help="up to this date, included (YYYYMMDD)")
+    costs.add_argument("--breakdown", action="store_true", help="a row per model under each period")
+    costs.add_argument("--active", action="store_true", help="blocks: only the active block, burn rate and projection")
 
     flush = sub.add_parser("mem0-flush", help="deliver the spooled journal records to mem0 (the refresher starts it)")
     flush.add_argument("--force", action="store_true", help="ignore the backoff after failures")
@@ -310,8 +316,12 @@ def cmd_costs(args) -> int:
     from aiki_hooks.costs.render import costs_json, costs_table
     from aiki_hooks.probes.costs import CostsProbe
 
-    if not 1 <= args.days <= 3660:
+    if args.days is not None and not 1 <= args.days <= 3660:
         raise UsageError("--days must be between 1 and 3660")
+    if args.report or args.since or args.until or args.breakdown or args.active:
+        return _costs_report(args)
+    args.days = args.days or 7
+    # No report named and none of its options: the daily table and JSON as they always were.
     config = _config(args)
     probe = CostsProbe(config.costs, config.state_dir, workers=os.cpu_count() or 1, one_shot=True)
     with probe.locked():
@@ -323,6 +333,69 @@ def cmd_costs(args) -> int:
         sys.stdout.write(costs_table(figures, external, config.costs) + "\n")
     probe.close()
     return 0
+
+
+def _costs_report(args) -> int:
+    """`aiki-hooks costs daily|monthly|session|blocks` (ccusage's reports and JSON shapes)."""
+    import datetime as dt
+    import time
+
+    from aiki_hooks.costs import command, render, report
+
+    kind = args.report or "daily"
+    try:
+        since = command.parse_date(args.since, "--since") if args.since else None
+        until = command.parse_date(args.until, "--until") if args.until else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if since and args.days is not None:
+        raise UsageError("give --since or --days, not both")
+    if since and until and since > until:
+        raise UsageError(f"--since {args.since} is after --until {args.until}")
+    if args.active and kind != "blocks":
+        raise UsageError("--active goes with the blocks report: aiki-hooks costs blocks --active")
+    config = _config(args)
+    now = time.time()
+    tz = report.zone(config.costs.timezone)
+    if since is None:
+        since = report.local_date(now, tz) - dt.timedelta(days=(args.days or command.DEFAULT_DAYS[kind]) - 1)
+    loaded = command.load(config.costs, config.state_dir, since, workers=os.cpu_count() or 1)
+    zone = config.costs.timezone or time.strftime("%Z")
+    span = f"{since.isoformat()} to {until.isoformat() if until else 'today'}, days in {zone}"
+    if kind == "blocks":
+        found = [b for b in report.blocks(report.messages_from_rows(loaded.messages))
+                 if report.local_date(b.start, tz) >= since and (until is None or report.local_date(b.start, tz) <= until)]
+        if args.active:
+            found = [b for b in found if b.active(now)]
+        if args.json:
+            out = {"blocks": [render.block_json(b, now, breakdown=args.breakdown) for b in found]}
+            sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        elif args.active:
+            sys.stdout.write(render.active_block_text(found[-1] if found else None, now, tz=loaded.tz,
+                                                      breakdown=args.breakdown) + "\n")
+        else:
+            heading = f"Claude Code usage by 5-hour block, {span} ({loaded.stats.files} transcript files)"
+            sys.stdout.write(render.blocks_table(found, now, heading=heading, breakdown=args.breakdown, tz=tz) + "\n")
+        return 0
+    if kind == "session":
+        groups = report.by_session([(p, m) for p, m in loaded.rows if _within(m[1], since, until, tz)],
+                                   loaded.projects_dirs)
+    else:
+        groups = report.by_day(report.in_dates(loaded.messages, tz, since, until), tz, month=kind == "monthly")
+    if args.json:
+        sys.stdout.write(json.dumps(render.groups_json(kind, groups), indent=2) + "\n")
+    else:
+        title = {"daily": "by day", "monthly": "by month", "session": "by session"}[kind]
+        heading = f"Claude Code usage {title}, {span} ({loaded.stats.files} transcript files)"
+        sys.stdout.write(render.groups_table(kind, groups, heading=heading, breakdown=args.breakdown, tz=tz) + "\n")
+    return 0
+
+
+def _within(ts: float, since, until, tz) -> bool:
+    from aiki_hooks.costs import report
+
+    day = report.local_date(ts, tz)
+    return since <= day and (until is None or day <= until)
 
 
 def cmd_issues(args) -> int:

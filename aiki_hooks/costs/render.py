@@ -1,12 +1,14 @@
-"""`aiki-hooks costs`: the daily table (like ccusage's `daily`) and its JSON form."""
+"""`aiki-hooks costs`: the daily table (like ccusage's `daily`) and its JSON form, and the
+named reports (daily, monthly, session, blocks) in ccusage's table and JSON shapes."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import time
 from typing import Any, Mapping
 
 from aiki_hooks.config.load import CostsConfig
-from aiki_hooks.costs.report import Totals
+from aiki_hooks.costs.report import Block, Breakdown, Group, Totals, burn_rate, projection
 from aiki_hooks.model.dates import clock
 from aiki_hooks.probes.costs import short_model, usd
 
@@ -79,3 +81,199 @@ def costs_json(figures: Mapping[str, Any], external: tuple[float | None, str | N
         "external": None if external is None else {"label": config.external.label if config.external else None,
                                                    "today_usd": external[0], "error": external[1]},
     }
+
+
+# --------------------------------------------------------------------------- named reports
+# `aiki-hooks costs daily|monthly|session|blocks`: ccusage's reports, its JSON keys where
+# the meaning is the same (docs/costs.md lists the differences).
+
+
+def iso(ts: float) -> str:
+    """A UTC time as ccusage writes it: 2026-11-24T09:00:00.000Z."""
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _counts(t: Totals) -> dict[str, int]:
+    return {"inputTokens": t.input, "outputTokens": t.output, "cacheCreationTokens": t.cache_write,
+            "cacheReadTokens": t.cache_read}
+
+
+def _by_cost(b: Breakdown) -> list[tuple[str, Totals]]:
+    """Models costliest first (ccusage's order of modelBreakdowns), then by name."""
+    return sorted(b.by_model.items(), key=lambda item: (-item[1].cost, item[0]))
+
+
+def model_breakdowns(b: Breakdown) -> list[dict[str, Any]]:
+    """ccusage's modelBreakdowns; `missingPricing` marks a model the price table lacks."""
+    found = []
+    for model, t in _by_cost(b):
+        entry: dict[str, Any] = {"modelName": model, **_counts(t), "cost": t.cost}
+        if t.unpriced_tokens:
+            entry["missingPricing"] = True
+            entry["unpricedTokens"] = t.unpriced_tokens
+        found.append(entry)
+    return found
+
+
+def _group_json(key_name: str, group: Group) -> dict[str, Any]:
+    t = group.breakdown.total
+    entry: dict[str, Any] = {key_name: group.key}
+    if key_name == "sessionId":
+        entry.update(projectPath=group.project, firstActivity=iso(group.first_activity),
+                     lastActivity=iso(group.last_activity))
+    entry.update(_counts(t), totalTokens=t.tokens, totalCost=t.cost, unpricedTokens=t.unpriced_tokens,
+                 modelsUsed=list(group.breakdown.by_model), modelBreakdowns=model_breakdowns(group.breakdown))
+    return entry
+
+
+def _totals_of(breakdowns: list[Breakdown]) -> dict[str, Any]:
+    total = Breakdown()
+    for b in breakdowns:
+        for model, t in b.by_model.items():
+            total.merge(model, t)
+    t = total.total
+    found: dict[str, Any] = {**_counts(t), "totalTokens": t.tokens, "totalCost": t.cost,
+                             "unpricedTokens": t.unpriced_tokens}
+    unpriced = sorted(m for m, mt in total.by_model.items() if mt.unpriced_tokens)
+    if unpriced:
+        found["unpricedModels"] = unpriced
+    return found
+
+
+GROUP_KEYS = {"daily": "date", "monthly": "month", "session": "sessionId"}
+LIST_NAMES = {"daily": "daily", "monthly": "monthly", "session": "sessions"}
+
+
+def groups_json(kind: str, groups: list[Group]) -> dict[str, Any]:
+    """ccusage's `daily`, `monthly` or `session` JSON: {"daily"|"monthly"|"sessions": [...], "totals": {...}}."""
+    return {LIST_NAMES[kind]: [_group_json(GROUP_KEYS[kind], g) for g in groups],
+            "totals": _totals_of([g.breakdown for g in groups])}
+
+
+def block_json(block: Block, now: float, *, breakdown: bool) -> dict[str, Any]:
+    """ccusage's JSON of one block; burnRate and projection only for the active one, as ccusage."""
+    t = block.breakdown.total
+    active = block.active(now)
+    rate = burn_rate(block) if active else None
+    ahead = projection(block, now) if active else None
+    entry: dict[str, Any] = {
+        "id": iso(block.start), "startTime": iso(block.start), "endTime": iso(block.end),
+        "actualEndTime": iso(block.last_activity), "isActive": active, "isGap": False, "entries": t.messages,
+        "tokenCounts": {"inputTokens": t.input, "outputTokens": t.output, "cacheCreationInputTokens": t.cache_write,
+                        "cacheReadInputTokens": t.cache_read},
+        "totalTokens": t.tokens, "costUSD": t.cost, "unpricedTokens": t.unpriced_tokens,
+        "models": list(block.breakdown.by_model),
+        "burnRate": None if rate is None else {"tokensPerMinute": rate.tokens_per_minute,
+                                               "tokensPerMinuteForIndicator": rate.tokens_per_minute_for_indicator,
+                                               "costPerHour": rate.cost_per_hour},
+        # Rounded as ccusage rounds them: minutes and tokens to units, the cost to cents.
+        "projection": None if ahead is None else {"remainingMinutes": round(ahead.remaining_minutes),
+                                                  "totalTokens": round(ahead.total_tokens),
+                                                  "totalCost": round(ahead.total_cost, 2)},
+    }
+    if breakdown:
+        entry["modelBreakdowns"] = model_breakdowns(block.breakdown)
+    return entry
+
+
+def _aligned(rows: list[list[str]], right: set[int], rules: set[int]) -> list[str]:
+    """Columns padded to their widest cell (*right*: right-aligned), a rule of dashes after
+    each row index in *rules*."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+        if index in rules:
+            lines.append("  ".join("-" * w for w in widths).rstrip())
+    return lines
+
+
+def _numbers(t: Totals) -> list[str]:
+    return [f"{t.input:,}", f"{t.output:,}", f"{t.cache_write:,}", f"{t.cache_read:,}", f"{t.tokens:,}",
+            usd(t.cost) + (" + unpriced" if t.unpriced_tokens else "")]
+
+
+GROUP_TITLES = {"daily": "Date", "monthly": "Month", "session": "Session"}
+
+
+def groups_table(kind: str, groups: list[Group], *, heading: str, breakdown: bool, tz: Any) -> str:
+    """The table of a daily, monthly or session report; with *breakdown*, a row per model
+    under each period (`  └ model`)."""
+    session = kind == "session"
+    header = [GROUP_TITLES[kind], *(["Project"] if session else []), "Models", *COLUMNS[2:],
+              *(["Last activity"] if session else [])]
+    rows = [header]
+    for g in groups:
+        extra = [_local_day(g.last_activity, tz)] if session else []
+        models = ", ".join(short_model(m) for m in g.breakdown.by_model)
+        rows.append([g.key, *([g.project] if session else []), models, *_numbers(g.breakdown.total), *extra])
+        if breakdown:
+            for model, t in _by_cost(g.breakdown):
+                rows.append([f"  └ {short_model(model)}", *([""] if session else []), "", *_numbers(t),
+                             *([""] if session else [])])
+    total = Breakdown()
+    for g in groups:
+        for model, t in g.breakdown.by_model.items():
+            total.merge(model, t)
+    rows.append(["Total", *([""] if session else []), "", *_numbers(total.total), *([""] if session else [])])
+    first_number = 3 if session else 2
+    right = set(range(first_number, first_number + 6))
+    return "\n".join([heading, *_aligned(rows, right, {0, len(rows) - 2})])
+
+
+def _local_day(ts: float, tz: Any) -> str:
+    return (_dt.datetime.fromtimestamp(ts, tz) if tz else _dt.datetime.fromtimestamp(ts)).strftime("%Y-%m-%d")
+
+
+def _local_time(ts: float, tz: Any) -> str:
+    return (_dt.datetime.fromtimestamp(ts, tz) if tz else _dt.datetime.fromtimestamp(ts)).strftime("%Y-%m-%d %H:%M")
+
+
+def blocks_table(blocks: list[Block], now: float, *, heading: str, breakdown: bool, tz: Any) -> str:
+    """One row per 5-hour block (start in local time; the active one marked), the models'
+    rows under each with *breakdown*."""
+    rows = [["Block start", "Models", *COLUMNS[2:], ""]]
+    for block in blocks:
+        mark = f"ACTIVE, {_minutes(block.end - now)} left" if block.active(now) else ""
+        models = ", ".join(short_model(m) for m in block.breakdown.by_model)
+        rows.append([_local_time(block.start, tz), models, *_numbers(block.breakdown.total), mark])
+        if breakdown:
+            for model, t in _by_cost(block.breakdown):
+                rows.append([f"  └ {short_model(model)}", "", *_numbers(t), ""])
+    total = Breakdown()
+    for block in blocks:
+        for model, t in block.breakdown.by_model.items():
+            total.merge(model, t)
+    rows.append(["Total", "", *_numbers(total.total), ""])
+    return "\n".join([heading, *_aligned(rows, set(range(2, 8)), {0, len(rows) - 2})])
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(0, int(seconds // 60))
+    return f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+def active_block_text(block: Block | None, now: float, *, tz: Any, breakdown: bool) -> str:
+    """`blocks --active`: the active block, its time left, burn rate and projection (ccusage's figures)."""
+    if block is None or not block.active(now):
+        return "No active 5-hour block (no Claude Code message in the last 5 hours)."
+    t = block.breakdown.total
+    lines = [f"Active 5-hour block: {_local_time(block.start, tz)} to {_local_time(block.end, tz)[11:]}",
+             f"  elapsed {_minutes(now - block.start)}, {_minutes(block.end - now)} left",
+             f"  tokens {t.tokens:,} (input {t.input:,}, output {t.output:,}, cache write {t.cache_write:,}, "
+             f"cache read {t.cache_read:,}), cost {usd(t.cost)}"
+             + (f" + {t.unpriced_tokens:,} tokens unpriced" if t.unpriced_tokens else "")]
+    if breakdown:
+        for model, mt in _by_cost(block.breakdown):
+            lines.append(f"    {short_model(model)}: {mt.tokens:,} tokens, {usd(mt.cost)}")
+    rate = burn_rate(block)
+    ahead = projection(block, now)
+    if rate is None or ahead is None:
+        lines.append("  burn rate: not yet (one message time so far)")
+    else:
+        lines.append(f"  burn rate {rate.tokens_per_minute:,.0f} tokens/min ({rate.tokens_per_minute * 60:,.0f}/h), "
+                     f"{usd(rate.cost_per_hour)}/h")
+        lines.append(f"  projected by {_local_time(block.end, tz)[11:]}: {ahead.total_tokens:,.0f} tokens, "
+                     f"{usd(ahead.total_cost)}")
+    return "\n".join(lines)

@@ -88,9 +88,54 @@ class Block:
     end: float
     last_activity: float
     breakdown: Breakdown
+    first_activity: float | None = None  # None: not known (made without it); burn_rate needs it
 
     def active(self, now: float) -> bool:
         return now < self.end and now - self.last_activity < BLOCK_SECONDS
+
+
+@dataclass(frozen=True)
+class BurnRate:
+    """ccusage's burn rate of a block: its tokens and cost over the minutes from its first
+    to its last message (not to now)."""
+
+    tokens_per_minute: float
+    tokens_per_minute_for_indicator: float  # input + output only: ccusage's colour indicator
+    cost_per_hour: float
+
+
+def burn_rate(block: Block) -> BurnRate | None:
+    """The block's burn rate as ccusage computes it; None with fewer than two distinct
+    message times (no duration to divide by) or without the first message's time."""
+    if block.first_activity is None:
+        return None
+    minutes = (block.last_activity - block.first_activity) / 60
+    if minutes <= 0:
+        return None
+    total = block.breakdown.total
+    return BurnRate(tokens_per_minute=total.tokens / minutes,
+                    tokens_per_minute_for_indicator=(total.input + total.output) / minutes,
+                    cost_per_hour=total.cost / minutes * 60)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Where the block ends up if its burn rate holds until its end (ccusage's projection)."""
+
+    remaining_minutes: float
+    total_tokens: float
+    total_cost: float
+
+
+def projection(block: Block, now: float) -> Projection | None:
+    """None for a block that is not active at *now* or has no burn rate."""
+    rate = burn_rate(block)
+    if rate is None or not block.active(now):
+        return None
+    remaining = max(0.0, (block.end - now) / 60)
+    total = block.breakdown.total
+    return Projection(remaining_minutes=remaining, total_tokens=total.tokens + rate.tokens_per_minute * remaining,
+                      total_cost=total.cost + rate.cost_per_hour / 60 * remaining)
 
 
 def zone(name: str | None) -> _dt.tzinfo | None:
@@ -151,7 +196,8 @@ def blocks(messages: Sequence[Message]) -> list[Block]:
     found = []
     for first, stop in zip(starts, starts[1:] + [len(messages)], strict=True):
         start = messages[first].ts - (messages[first].ts % 3600)
-        found.append(Block(start, start + BLOCK_SECONDS, messages[stop - 1].ts, breakdown(messages[first:stop])))
+        found.append(Block(start, start + BLOCK_SECONDS, messages[stop - 1].ts, breakdown(messages[first:stop]),
+                           first_activity=messages[first].ts))
     return found
 
 
@@ -309,7 +355,8 @@ class Window:
             if messages:
                 first = current_block_start(messages)
                 start_ts = messages[first][1] - (messages[first][1] % 3600)
-                block = Block(start_ts, start_ts + BLOCK_SECONDS, messages[-1][1], breakdown(messages[first:]))
+                block = Block(start_ts, start_ts + BLOCK_SECONDS, messages[-1][1], breakdown(messages[first:]),
+                              first_activity=messages[first][1])
             memo = self._memo["block"] = (self._version, block)
         block = memo[1]
         return block if block is not None and block.active(now) else None
@@ -341,3 +388,84 @@ class Window:
     def unpriced_since(self, since: float) -> list[Message]:
         """The unpriced messages at or after *since* (for Claude Code's own estimate)."""
         return messages_from_rows([m for m in self.recent if m[10] is None and m[1] >= since])
+
+
+# --------------------------------------------------------------------------- reports
+# `aiki-hooks costs daily|monthly|session|blocks`: ccusage's reports over the unique
+# messages of a date range, each message counted once in the period, session or block
+# it falls in.
+
+
+@dataclass
+class Group:
+    """One row of a report: a day, a month or a session, in all and per model (in the
+    order of each model's first message)."""
+
+    key: str
+    breakdown: Breakdown = field(default_factory=Breakdown)
+    first_activity: float = 0.0
+    last_activity: float = 0.0
+    project: str = ""  # sessions only
+
+    def add(self, m: Row) -> None:
+        if not self.breakdown.total.messages:
+            self.first_activity = m[1]
+        self.breakdown.add(m)
+        self.last_activity = max(self.last_activity, m[1])
+
+
+def session_of(path: str, projects_dirs: Sequence[str]) -> tuple[str, str]:
+    """(project path, session id) of a transcript as ccusage 20 derives them from its path
+    below a `projects` folder (not from the lines' `sessionId`): `P/S.jsonl` is session S of
+    project P, a subagent's `P/S/subagents/x.jsonl` belongs to S too, any other deeper file
+    to the folder that holds it; a file right in `projects` is its own session of "Unknown
+    Project"."""
+    for root in projects_dirs:
+        if path.startswith(root.rstrip("/") + "/"):
+            parts = path[len(root.rstrip("/")) + 1:].split("/")
+            break
+    else:
+        parts = [path.rsplit("/", 1)[-1]]
+    if len(parts) == 1:
+        return "Unknown Project", parts[0]
+    if len(parts) == 2:
+        return parts[0], parts[1].removesuffix(".jsonl")
+    if len(parts) >= 4 and parts[-2] == "subagents":
+        return "/".join(parts[:-3]), parts[-3]
+    return "/".join(parts[:-2]), parts[-2]
+
+
+def in_dates(messages: Iterable[Row], tz: _dt.tzinfo | None, since: _dt.date | None,
+             until: _dt.date | None) -> list[Row]:
+    """The messages whose local date lies in since..until (both included, either open), by time."""
+    low = day_start(since, tz) if since else float("-inf")
+    high = day_start(until + _dt.timedelta(days=1), tz) if until else float("inf")
+    return sorted((m for m in messages if low <= m[1] < high), key=BY_TIME)
+
+
+def by_day(messages: Iterable[Row], tz: _dt.tzinfo | None, *, month: bool = False) -> list[Group]:
+    """Days (YYYY-MM-DD) or months (YYYY-MM) in *tz*, in date order."""
+    groups: dict[str, Group] = {}
+    for m in messages:
+        key = local_date(m[1], tz).isoformat()[:7 if month else 10]
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group(key)
+        group.add(m)
+    return [groups[key] for key in sorted(groups)]
+
+
+def by_session(messages: Iterable[tuple[str, Row]], projects_dirs: Sequence[str]) -> list[Group]:
+    """Sessions as ccusage groups them ((project, session) from each message's file, see
+    session_of), costliest first (ccusage's order), from (transcript path, row) pairs."""
+    groups: dict[tuple[str, str], Group] = {}
+    places: dict[str, tuple[str, str]] = {}
+    for path, m in messages:
+        place = places.get(path)
+        if place is None:
+            place = places[path] = session_of(path, projects_dirs)
+        group = groups.get(place)
+        if group is None:
+            group = groups[place] = Group(place[1], project=place[0])
+        group.add(m)
+    return sorted(groups.values(), key=lambda g: (-g.breakdown.total.cost, -g.last_activity, g.project, g.key))

@@ -319,6 +319,21 @@ class CostStore:
                     first.append(row)
         return first
 
+    def rows_by_path(self, since: float = float("-inf")) -> list[tuple[str, list[Any]]]:
+        """(transcript path, row) of the unique messages at or after *since*, the first
+        copy in path order, then line order, winning: the copy ccusage counts (it reads the
+        files sorted by path), which decides the session a resumed session's repeats go to."""
+        seen: set[str] = set()
+        first: list[tuple[str, list[Any]]] = []
+        chunks = self.db.execute("SELECT files.path, chunks.rows FROM chunks JOIN files ON files.id = chunks.file_id "
+                                 "WHERE chunks.last_ts >= ? ORDER BY files.path, chunks.id", (since,))
+        for path, rows in chunks:
+            for row in loads_rows(rows):
+                if row[1] >= since and row[0] not in seen:
+                    seen.add(row[0])
+                    first.append((path, row))
+        return first
+
     def messages_since(self, since: float) -> list[Message]:
         """rows_since as Messages, by time."""
         messages = messages_from_rows(self.rows_since(since))
