@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from aiki_hooks.config.load import CostsConfig
 from aiki_hooks.costs.report import Block, Breakdown, Group, Totals, burn_rate, projection
-from aiki_hooks.model.dates import clock
+from aiki_hooks.model.dates import clock, local_minute, utc_iso
 from aiki_hooks.probes.costs import short_model, usd
 
 COLUMNS = ("Date", "Models", "Input", "Output", "Cache write", "Cache read", "Total tokens", "Cost")
@@ -88,11 +88,6 @@ def costs_json(figures: Mapping[str, Any], external: tuple[float | None, str | N
 # the meaning is the same (docs/costs.md lists the differences).
 
 
-def iso(ts: float) -> str:
-    """A UTC time as ccusage writes it: 2026-11-24T09:00:00.000Z."""
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _counts(t: Totals) -> dict[str, int]:
     return {"inputTokens": t.input, "outputTokens": t.output, "cacheCreationTokens": t.cache_write,
             "cacheReadTokens": t.cache_read}
@@ -119,8 +114,8 @@ def _group_json(key_name: str, group: Group) -> dict[str, Any]:
     t = group.breakdown.total
     entry: dict[str, Any] = {key_name: group.key}
     if key_name == "sessionId":
-        entry.update(projectPath=group.project, firstActivity=iso(group.first_activity),
-                     lastActivity=iso(group.last_activity))
+        entry.update(projectPath=group.project, firstActivity=utc_iso(group.first_activity),
+                     lastActivity=utc_iso(group.last_activity))
     entry.update(_counts(t), totalTokens=t.tokens, totalCost=t.cost, unpricedTokens=t.unpriced_tokens,
                  modelsUsed=list(group.breakdown.by_model), modelBreakdowns=model_breakdowns(group.breakdown))
     return entry
@@ -157,8 +152,8 @@ def block_json(block: Block, now: float, *, breakdown: bool) -> dict[str, Any]:
     rate = burn_rate(block) if active else None
     ahead = projection(block, now) if active else None
     entry: dict[str, Any] = {
-        "id": iso(block.start), "startTime": iso(block.start), "endTime": iso(block.end),
-        "actualEndTime": iso(block.last_activity), "isActive": active, "isGap": False, "entries": t.messages,
+        "id": utc_iso(block.start), "startTime": utc_iso(block.start), "endTime": utc_iso(block.end),
+        "actualEndTime": utc_iso(block.last_activity), "isActive": active, "isGap": False, "entries": t.messages,
         "tokenCounts": {"inputTokens": t.input, "outputTokens": t.output, "cacheCreationInputTokens": t.cache_write,
                         "cacheReadInputTokens": t.cache_read},
         "totalTokens": t.tokens, "costUSD": t.cost, "unpricedTokens": t.unpriced_tokens,
@@ -227,7 +222,7 @@ def _local_day(ts: float, tz: Any) -> str:
 
 
 def _local_time(ts: float, tz: Any) -> str:
-    return (_dt.datetime.fromtimestamp(ts, tz) if tz else _dt.datetime.fromtimestamp(ts)).strftime("%Y-%m-%d %H:%M")
+    return local_minute(ts, tz or None)
 
 
 def blocks_table(blocks: list[Block], now: float, *, heading: str, breakdown: bool, tz: Any) -> str:
