@@ -79,6 +79,11 @@ class ResourcesConfig:
     disk_used: Threshold = Threshold(warn=90.0, crit=95.0)
     disk_free_gib: Threshold = Threshold(warn=5.0, crit=1.0, higher_is_worse=False)
     load_per_core: Threshold = Threshold(warn=2.0, crit=4.0)
+    # Hours until full at the last hour's rate (a level of None is off): disks fill over
+    # days and take a while to clean; memory swings faster, so its horizon is shorter.
+    disk_full_hours: Threshold = Threshold(warn=24.0, crit=2.0, higher_is_worse=False)
+    memory_full_hours: Threshold = Threshold(warn=4.0, crit=1.0, higher_is_worse=False)
+    swap_full_hours: Threshold = Threshold(warn=4.0, crit=1.0, higher_is_worse=False)
     timeout_seconds: float = 5.0
 
 
@@ -206,6 +211,16 @@ class Config:
 
 # --------------------------------------------------------------------------- loading
 
+_HOURS = number(0, 8760)
+
+
+def hours_or_off(value: Any) -> str | None:
+    """A forecast level: hours up to a year, or 0 / false for off."""
+    if value is False or _HOURS(value) is None:
+        return None
+    return "a number of hours from 0 to 8760, or 0 or false to turn this level off"
+
+
 _RESOURCES_SPEC = {
     "enabled": (boolean, True),
     "disk_paths": (absolute_paths, ["/"]),
@@ -221,6 +236,12 @@ _RESOURCES_SPEC = {
     "disk_crit_free_gib": (number(0), 1.0),
     "load_warn_per_core": (number(0), 2.0),
     "load_crit_per_core": (number(0), 4.0),
+    "disk_warn_full_hours": (hours_or_off, 24.0),
+    "disk_crit_full_hours": (hours_or_off, 2.0),
+    "memory_warn_full_hours": (hours_or_off, 4.0),
+    "memory_crit_full_hours": (hours_or_off, 1.0),
+    "swap_warn_full_hours": (hours_or_off, 4.0),
+    "swap_crit_full_hours": (hours_or_off, 1.0),
     "timeout_seconds": (probe_timeout, 5.0),
 }
 
@@ -369,6 +390,10 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
             res, "disk_warn_free_gib", "disk_crit_free_gib", "resources", higher_is_worse=False
         ),
         load_per_core=reader.threshold_pair(res, "load_warn_per_core", "load_crit_per_core", "resources"),
+        **{f"{family}_full_hours": reader.threshold_pair(
+            {key: res[key] or None for key in (f"{family}_warn_full_hours", f"{family}_crit_full_hours")},
+            f"{family}_warn_full_hours", f"{family}_crit_full_hours", "resources", higher_is_worse=False)
+           for family in ("disk", "memory", "swap")},  # 0 or false: that level is off
         timeout_seconds=float(res["timeout_seconds"]),
     )
 
@@ -587,6 +612,10 @@ def effective_config_toml(config: Config, env=None) -> str:
                                              ("disk", r.disk_free_gib, "free_gib"))
                for level in ("warn", "crit")},
             "load_warn_per_core": r.load_per_core.warn, "load_crit_per_core": r.load_per_core.crit,
+            **{f"{name}_{level}_full_hours": False if getattr(threshold, level) is None else getattr(threshold, level)
+               for name, threshold in (("disk", r.disk_full_hours), ("memory", r.memory_full_hours),
+                                       ("swap", r.swap_full_hours))
+               for level in ("warn", "crit")},
             "timeout_seconds": r.timeout_seconds,
         },
     }

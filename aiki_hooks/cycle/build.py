@@ -19,7 +19,7 @@ def build_probes(config: Config, env: Mapping[str, str] | None = None) -> list[P
     if config.resources.enabled:
         from aiki_hooks.probes.resources import ResourcesProbe
 
-        probes.append(ResourcesProbe(config.resources))
+        probes.append(ResourcesProbe(config.resources, state_dir=config.state_dir))
     for entries in config.probe_entries:
         probes.extend(entries.kind.build(entries.configs, context))
     if config.costs.enabled:
