@@ -131,6 +131,19 @@ def test_reports_equal_ccusage_token_for_token(generated, kind, list_name, key):
                          for s in theirs["sessions"]}
 
 
+def test_blocks_equal_ccusage(generated):
+    ours = generated.ours("blocks", "--since", "20261001")["blocks"]
+    theirs = [b for b in generated.theirs("blocks")["blocks"] if not b["isGap"]]  # ours lists no gaps
+    unpriced = set(generated.theirs("daily")["totals"].get("unpricedModels", []))  # ccusage's $0 models
+    assert len(ours) == len(theirs) >= 10
+    for a, b in zip(ours, theirs, strict=True):
+        for key in ("id", "startTime", "endTime", "actualEndTime", "entries", "tokenCounts", "totalTokens"):
+            assert a[key] == b[key], (b["id"], key)
+        assert set(a["models"]) == set(b["models"])
+        if not unpriced & set(b["models"]):
+            assert a["costUSD"] == pytest.approx(b["costUSD"], rel=1e-9), b["id"]
+
+
 def _write_session(path: Path, session: str, moments: list[float], *, model="claude-sonnet-4-5-20250929",
                    first_id: int = 0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
