@@ -406,7 +406,11 @@ def test_a_real_refresh_continues_the_saved_history_into_the_cache(tmp_path, iso
     assert result.returncode == 0, result.stderr
     cache = json.loads((state / "system_health.json").read_text())
     schema = json.loads((REPO / "docs" / "cache.schema.json").read_text())
-    jsonschema.Draft202012Validator(schema).validate(cache)
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.validate(cache)
+    broken = json.loads(json.dumps(cache))
+    next(p for p in broken["probes"] if p["name"] == "disk:/")["values"]["disk_full_in_seconds"] = -5
+    assert not validator.is_valid(broken)  # the schema does say what these values are
     disk = next(p for p in cache["probes"] if p["name"] == "disk:/")
     assert disk["values"]["disk_full_in_seconds"] == pytest.approx(3600, rel=0.1)
     assert disk["values"]["disk_growth_bytes_per_hour"] == pytest.approx(free_now, rel=0.1)
