@@ -363,8 +363,8 @@ def _costs_report(args) -> int:
     zone = config.costs.timezone or time.strftime("%Z")
     span = f"{since.isoformat()} to {until.isoformat() if until else 'today'}, days in {zone}"
     if kind == "blocks":
-        found = [b for b in report.blocks(report.messages_from_rows(loaded.messages))
-                 if report.local_date(b.start, tz) >= since and (until is None or report.local_date(b.start, tz) <= until)]
+        found = [b for b in report.blocks_since(report.messages_from_rows(loaded.messages), report.day_start(since, tz))
+                 if until is None or report.local_date(b.start, tz) <= until]
         if args.active:
             found = [b for b in found if b.active(now)]
         if args.json:

@@ -51,13 +51,17 @@ class Loaded:
         return [row for _, row in self.rows]
 
 
+# Read this much before --since: the blocks of the first day are placed by the messages
+# before it, back to a gap of more than 5 hours (see report.blocks_since).
+LOOKBACK_SECONDS = 86400 + report.BLOCK_SECONDS
+
+
 def load(config: CostsConfig, state_dir: str | os.PathLike, since: _dt.date, *, workers: int = 1,
          env: dict[str, str] | None = None) -> Loaded:
-    """Scan what is new into the index at *state_dir*, then read the messages from the
-    local midnight of *since* on (blocks chain back further: a block that started the
-    evening before is counted whole by ccusage too, so 5 hours more are read)."""
+    """Scan what is new into the index at *state_dir*, then read the messages from a day
+    and 5 hours before the local midnight of *since* on (LOOKBACK_SECONDS)."""
     tz = report.zone(config.timezone)
-    since_ts = report.day_start(since, tz) - report.BLOCK_SECONDS
+    since_ts = report.day_start(since, tz) - LOOKBACK_SECONDS
     store = CostStore(os.path.join(os.fspath(state_dir), INDEX_NAME))
     try:
         scanner = Scanner(store, price_book(config), workers=workers)

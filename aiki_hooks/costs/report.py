@@ -488,3 +488,17 @@ def by_session(messages: Iterable[tuple[str, Row]], projects_dirs: Sequence[str]
             group = groups[place] = Group(place[1], project=place[0])
         group.add(m)
     return sorted(groups.values(), key=lambda g: (-g.breakdown.total.cost, -g.last_activity, g.project, g.key))
+
+
+def blocks_since(messages: Sequence[Message], since: float) -> list[Block]:
+    """ccusage's blocks over *messages* (by time) that start at or after *since*. The rule
+    runs from the last gap of more than 5 hours before *since* (where a block starts
+    whatever came before), so that the first blocks are placed as over the whole history;
+    without such a gap among *messages*, from the first of them."""
+    first = 0
+    for index in range(1, len(messages)):
+        if messages[index].ts > since:
+            break
+        if messages[index].ts - messages[index - 1].ts > BLOCK_SECONDS:
+            first = index
+    return [b for b in blocks(messages[first:]) if b.start >= since]

@@ -82,3 +82,17 @@ def test_each_report_prints_its_table(tmp_path):
     assert [(b["startTime"], b["endTime"], b["costUSD"], b["isActive"]) for b in blocks] == [
         ("2026-11-20T09:00:00.000Z", "2026-11-20T14:00:00.000Z", 26.0, False)]
     assert run("blocks", "--active").startswith("No active 5-hour block")
+
+
+def test_blocks_since_are_placed_as_over_the_whole_history():
+    h = 3600.0
+    base = 1_763_632_800.0  # 2026-11-20 10:00 UTC
+    # A chain from 20:30 the day before, every 2 hours until 06:30: its blocks start at
+    # 20:00 and 02:00 (02:30 is more than 5 hours after 20:00). Counted from midnight
+    # alone they would start at 00:00 and 06:00.
+    day = base - 10 * h  # midnight
+    chain = [msg(day - 3.5 * h + i * 2 * h) for i in range(6)]  # 20:30 ... 06:30
+    starts = [(b.start - day) / h for b in report.blocks_since([msg(day - 30 * h), *chain], day)]
+    assert starts == [2.0]
+    assert [(b.start - day) / h for b in report.blocks(chain)] == [-4.0, 2.0]
+    assert [(b.start - day) / h for b in report.blocks(chain[2:])] == [0.0, 6.0]
