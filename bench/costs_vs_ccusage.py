@@ -17,6 +17,9 @@
 4. Checks the two reports agree over the fixed days SINCE..UNTIL (independent of today's
    date): every (day, model) token total identical, costs within 0.5% for the models
    ccusage prices. Exits 1 when they do not.
+   Then the named reports, warm: `aiki-hooks costs daily|monthly|session --json
+   --breakdown --since --until` against ccusage's same reports: every (row, model) token
+   count identical, costs within 0.5% where ccusage prices the model; median wall time.
 5. Warm refresh: append ~1 MiB across 4 sessions, then one probe refresh (in process);
    median of 5. Baseline: reading those appended bytes with plain Python.
 6. No new bytes, 1,000 files: one probe refresh with nothing new (in process); median of
@@ -188,6 +191,30 @@ def compare(ours: dict, theirs: dict, since: str, until: str) -> tuple[int, int,
     return len(set(mine) | set(cc)), mismatched, worst
 
 
+# (report, its list in the JSON, the row's key) for the named reports' comparison.
+REPORTS = (("daily", "daily", "date"), ("monthly", "monthly", "month"), ("session", "sessions", "sessionId"))
+
+
+def compare_report(ours: dict, theirs: dict, list_name: str, key: str) -> tuple[int, int, float]:
+    """The named reports (same JSON keys as ccusage's): (row, model) pairs, how many differ
+    in any token count, largest relative cost difference on models ccusage prices."""
+    def per_model(report: dict) -> dict:
+        return {(row[key], row.get("projectPath"), model["modelName"]): model
+                for row in report[list_name] for model in row["modelBreakdowns"]}
+
+    mine, cc = per_model(ours), per_model(theirs)
+    counts = ("inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens")
+    mismatched, worst = 0, 0.0
+    for pair in set(mine) | set(cc):
+        a, b = mine.get(pair), cc.get(pair)
+        if a is None or b is None or any(a[c] != b[c] for c in counts):
+            mismatched += 1
+            continue
+        if not b.get("missingPricing") and b["cost"] > 0:
+            worst = max(worst, abs(a["cost"] - b["cost"]) / b["cost"])
+    return len(set(mine) | set(cc)), mismatched, worst
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=float, default=200)
@@ -242,6 +269,18 @@ def main() -> int:
         print(f"agreement  {keys} (day, model) pairs {SINCE}..{UNTIL}, {mismatched} with different token totals; "
               f"largest cost difference on priced models {worst * 100:.4f}% (target < 0.5%)")
         disagreement = mismatched > 0 or keys == 0 or worst >= 0.005
+        window = ["--since", SINCE.replace("-", ""), "--until", UNTIL.replace("-", "")]
+        for kind, list_name, key in REPORTS:
+            ours_report = [aiki_hooks, "costs", kind, "--json", "--breakdown", *window]
+            times = [run_timed(ours_report, env)[0] for _ in range(args.runs)]  # warm: the index is there
+            pairs, differ, cost_gap = compare_report(
+                json.loads(run_timed(ours_report, env)[1]),
+                json.loads(run_timed([ccusage, "claude", kind, "--offline", "--json", "--breakdown", *window], env)[1]),
+                list_name, key)
+            print(f"{kind:<10} warm aiki-hooks costs {kind}: {statistics.median(times):.3f} s "
+                  f"({statistics.median(times) / cc_wall:.2f}x ccusage daily); {pairs} (row, model) pairs, {differ} "
+                  f"with different tokens; largest cost difference on priced models {cost_gap * 100:.4f}%")
+            disagreement = disagreement or differ > 0 or pairs == 0 or cost_gap >= 0.005
         if args.cold_only:
             return 1 if disagreement else 0
 
