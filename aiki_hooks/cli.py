@@ -378,8 +378,8 @@ def _costs_report(args) -> int:
             sys.stdout.write(render.blocks_table(found, now, heading=heading, breakdown=args.breakdown, tz=tz) + "\n")
         return 0
     if kind == "session":
-        groups = report.by_session([(p, m) for p, m in loaded.rows if _within(m[1], since, until, tz)],
-                                   loaded.projects_dirs)
+        low, high = report.date_span(tz, since, until)
+        groups = report.by_session([(p, m) for p, m in loaded.rows if low <= m[1] < high], loaded.projects_dirs)
     else:
         groups = report.by_day(report.in_dates(loaded.messages, tz, since, until), tz, month=kind == "monthly")
     if args.json:
@@ -389,13 +389,6 @@ def _costs_report(args) -> int:
         heading = f"Claude Code usage {title}, {span} ({loaded.stats.files} transcript files)"
         sys.stdout.write(render.groups_table(kind, groups, heading=heading, breakdown=args.breakdown, tz=tz) + "\n")
     return 0
-
-
-def _within(ts: float, since, until, tz) -> bool:
-    from aiki_hooks.costs import report
-
-    day = report.local_date(ts, tz)
-    return since <= day and (until is None or day <= until)
 
 
 def cmd_issues(args) -> int:

@@ -448,11 +448,17 @@ def session_of(path: str, projects_dirs: Sequence[str]) -> tuple[str, str]:
     return "/".join(parts[:-2]), parts[-2]
 
 
+def date_span(tz: _dt.tzinfo | None, since: _dt.date | None, until: _dt.date | None) -> tuple[float, float]:
+    """[start, end) of the local dates since..until, both included (None: open)."""
+    low = day_start(since, tz) if since else float("-inf")
+    high = day_start(until + _dt.timedelta(days=1), tz) if until else float("inf")
+    return low, high
+
+
 def in_dates(messages: Iterable[Row], tz: _dt.tzinfo | None, since: _dt.date | None,
              until: _dt.date | None) -> list[Row]:
     """The messages whose local date lies in since..until (both included, either open), by time."""
-    low = day_start(since, tz) if since else float("-inf")
-    high = day_start(until + _dt.timedelta(days=1), tz) if until else float("inf")
+    low, high = date_span(tz, since, until)
     return sorted((m for m in messages if low <= m[1] < high), key=BY_TIME)
 
 
