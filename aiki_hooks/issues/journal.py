@@ -420,13 +420,16 @@ def _lines(name: str, chunk: int = READ_CHUNK_BYTES):
             block = file.read(chunk)
             if not block:
                 break
+            if skipping:
+                # Drop the rest of the long line without keeping it: a file without
+                # newlines (garbage, a sparse file) is read at the speed of the disk.
+                end = block.find(b"\n")
+                if end < 0:
+                    continue
+                block, skipping = block[end + 1:], False
             parts = (carry + block).split(b"\n")
             carry = parts.pop()
-            for line in parts:
-                if skipping:
-                    skipping = False  # the end of the long line
-                elif line:
-                    yield line
+            yield from (line for line in parts if line)
             if len(carry) > MAX_LINE_BYTES:
                 carry, skipping = b"", True
         if carry and not skipping:
@@ -454,7 +457,15 @@ def _lines_backwards(name: str, chunk: int = READ_CHUNK_BYTES, *, errors: bool =
             step = min(chunk, pos)
             pos -= step
             file.seek(pos)
-            lines = (file.read(step) + carry).split(b"\n")
+            block = file.read(step)
+            if skipping:
+                # Drop the rest of the long line without keeping it (as in _lines): the
+                # last newline of this block is where it starts.
+                start = block.rfind(b"\n")
+                if start < 0:
+                    continue
+                block, skipping = block[:start + 1], False
+            lines = (block + carry).split(b"\n")
             carry = lines[0]
             for line in reversed(lines[1:]):
                 if skipping:
