@@ -265,23 +265,32 @@ def _save_config_memo(memo_dir: str, memo: dict[str, Any], path: str, identity: 
     memo = {key: entry for key, entry in memo.items() if key != path}
     memo[path] = {"identity": identity, "dir": value}
     memo = dict(list(memo.items())[-CONFIG_MEMO_ENTRIES:])
-    target = os.path.join(memo_dir, CONFIG_MEMO_FILE)
-    tmp = f"{target}.{os.getpid()}.tmp"
     try:
         paths.make_private_dir(memo_dir)
+        _write_json_atomically(os.path.join(memo_dir, CONFIG_MEMO_FILE), memo)
+    except OSError:
+        pass
+
+
+def _write_json_atomically(path: str, value: Any) -> None:
+    """*value* as JSON in *path*, replaced whole (0600, through paths.open_state_file), so
+    a reader never sees half a file; the temp file goes when the write fails."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
         fd = paths.open_state_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
-            data = json.dumps(memo, separators=(",", ":")).encode("utf-8")
+            data = json.dumps(value, separators=(",", ":")).encode("utf-8")
             if os.write(fd, data) != len(data):
                 raise OSError("short write")
         finally:
             os.close(fd)
-        os.replace(tmp, target)
+        os.replace(tmp, path)
     except OSError:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        raise
 
 
 def untrusted(directory: str) -> str | None:
@@ -320,15 +329,7 @@ def save_session(directory: str, session_id: str, memory: dict[str, Any]) -> Non
     try:
         paths.make_private_dir(directory)
         paths.make_private_dir(os.path.dirname(path))
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = paths.open_state_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            data = json.dumps(memory, separators=(",", ":")).encode("utf-8")
-            if os.write(fd, data) != len(data):
-                raise OSError("short write")
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        _write_json_atomically(path, memory)
     except OSError:
         pass
 
