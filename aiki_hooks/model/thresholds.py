@@ -11,7 +11,7 @@ from aiki_hooks.model.status import Status
 from aiki_hooks.model.units import GIB, MIB, fmt_bytes, fmt_duration, fmt_gib, fmt_percent, fmt_seconds, round_seconds
 
 __all__ = ["GIB", "MIB", "Threshold", "fmt_bytes", "fmt_duration", "fmt_gib", "fmt_percent", "fmt_seconds",
-           "fmt_time_left", "judge", "judge_time_left", "round_seconds"]
+           "judge", "judge_time_left", "round_seconds"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,15 +49,6 @@ def judge(value: float, threshold: Threshold, fmt: Callable[[float], str]) -> tu
     """Status of *value* and the explanation of the crossed level."""
     status = threshold.evaluate(value)
     return status, threshold.explain(status, fmt)
-
-
-def fmt_time_left(seconds: float) -> str:
-    """A forecast's time, rounded as a forecast deserves: "~40 min", "~5 h", "~3 days"."""
-    if seconds < 2 * 3600:
-        return f"~{max(1, round(seconds / 60))} min"
-    if seconds < 48 * 3600:
-        return f"~{round(seconds / 3600)} h"
-    return f"~{round(seconds / 86400)} days"
 
 
 def judge_time_left(seconds: float | None, hours: Threshold) -> tuple[Status, str]:

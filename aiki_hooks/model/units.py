@@ -1,10 +1,11 @@
 """How numbers with a unit read, each format defined once: sizes, percentages, seconds,
 latencies and durations. Values come in base units (bytes, seconds, ratios 0..1).
 
-Durations have two styles for two audiences: `fmt_duration` is compact ("3h05m") for
+Durations have three styles for three audiences: `fmt_duration` is compact ("3h05m") for
 the status line, the `status` table and probe summaries; `fmt_duration_words` ("3 h 05
 min") is for sentences (the agent's status block, journal and mem0 records, output
-issues).
+issues); `fmt_time_left` ("~40 min", "~3 days") is for forecasts, rounded as a guess
+deserves (the resources probe's "full in ~5 h").
 
 No imports: the hooks use it on every tool call.
 """
@@ -92,3 +93,12 @@ def fmt_duration_words(seconds: float) -> str:
         hours, rest = divmod(seconds, 3600)
         return f"{hours} h {rest // 60:02d} min" if rest >= 60 else f"{hours} h"
     return f"{seconds // 86400} d {(seconds % 86400) // 3600} h"
+
+
+def fmt_time_left(seconds: float) -> str:
+    """A forecast's time, rounded as a forecast deserves: "~40 min", "~5 h", "~3 days"."""
+    if seconds < 2 * 3600:
+        return f"~{max(1, round(seconds / 60))} min"
+    if seconds < 48 * 3600:
+        return f"~{round(seconds / 3600)} h"
+    return f"~{round(seconds / 86400)} days"

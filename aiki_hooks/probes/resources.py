@@ -33,11 +33,11 @@ from aiki_hooks.model.thresholds import (
     fmt_bytes,
     fmt_gib,
     fmt_percent,
-    fmt_time_left,
     judge,
     judge_time_left,
 )
 from aiki_hooks.model.trend import MAX_SAMPLES, Point, Trend, add_sample, forecast
+from aiki_hooks.model.units import fmt_time_left
 
 KIND = "resources"
 TOP_PROCESSES = 3

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from aiki_hooks.model.thresholds import Threshold, fmt_time_left, judge_time_left
+from aiki_hooks.model.thresholds import Threshold, judge_time_left
 from aiki_hooks.model.status import Status
 from aiki_hooks.model.trend import MAX_SAMPLES, add_sample, forecast
 
@@ -106,14 +106,6 @@ def test_a_clock_that_went_back_drops_the_samples_from_the_future():
     kept = [(NOW + 100, 5.0), (NOW + 200, 4.0)]
     assert add_sample(kept, (NOW, 9.0))
     assert kept == [(NOW, 9.0)]
-
-
-@pytest.mark.parametrize("seconds, text", [
-    (59, "~1 min"), (40 * 60, "~40 min"), (90 * 60, "~90 min"), (5 * 3600 + 600, "~5 h"),
-    (47 * 3600, "~47 h"), (3 * 86400 + 7200, "~3 days"),
-])
-def test_time_left_reads_as_a_forecast(seconds, text):
-    assert fmt_time_left(seconds) == text
 
 
 @pytest.mark.parametrize("hours, status, why", [

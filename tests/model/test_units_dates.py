@@ -18,6 +18,7 @@ from aiki_hooks.model.units import (
     fmt_latency,
     fmt_ratio,
     fmt_seconds,
+    fmt_time_left,
     fmt_timeout,
     gib_figure,
 )
@@ -44,6 +45,14 @@ def test_fmt_duration_is_compact(seconds, text):
                                            (3600, "1 h"), (5400, "1 h 30 min"), (86400 * 2 + 3600, "2 d 1 h")])
 def test_fmt_duration_words_reads_in_a_sentence(seconds, text):
     assert fmt_duration_words(seconds) == text
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (59, "~1 min"), (40 * 60, "~40 min"), (90 * 60, "~90 min"), (5 * 3600 + 600, "~5 h"),
+    (47 * 3600, "~47 h"), (3 * 86400 + 7200, "~3 days"),
+])
+def test_time_left_reads_as_a_forecast(seconds, text):
+    assert fmt_time_left(seconds) == text
 
 
 @pytest.mark.parametrize("seconds, text", [(0.0004, "0.4 ms"), (0.012, "12 ms"), (0.45, "450 ms"), (1.25, "1.2 s")])
