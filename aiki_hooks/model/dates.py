@@ -50,9 +50,15 @@ def local_minute(epoch: float, tz: datetime.tzinfo | None = None) -> str:
     return dt.datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d %H:%M")
 
 
-def clock_or_date(epoch: float, now: float) -> str:
-    """"14:05" for a time earlier today, else "2026-11-24 14:05"."""
-    local = time.localtime(epoch)
-    if now - epoch < 86400 and time.localtime(now)[:3] == local[:3]:
-        return time.strftime("%H:%M", local)
-    return time.strftime("%Y-%m-%d %H:%M", local)
+def clock_or_date(epoch: float, now: float, tz: datetime.tzinfo | None = None) -> str:
+    """"14:05" for a time on *now*'s date, else "2026-11-24 14:05"; in *tz* or the
+    machine's local time."""
+    if tz is None:
+        local = time.localtime(epoch)
+        today = time.localtime(now)[:3] == local[:3]
+        return time.strftime("%H:%M" if today else "%Y-%m-%d %H:%M", local)
+    import datetime as dt
+
+    moment = dt.datetime.fromtimestamp(epoch, tz)
+    today = dt.datetime.fromtimestamp(now, tz).date() == moment.date()
+    return moment.strftime("%H:%M" if today else "%Y-%m-%d %H:%M")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Collection, Literal, Mapping, Sequence
 
 from aiki_hooks.config.validators import choice, probe_name, probe_timeout, redact_text
+from aiki_hooks.model.dates import clock_or_date
 from aiki_hooks.model.result import ProbeResult, Value
 from aiki_hooks.model.status import Status
 from aiki_hooks.model.thresholds import fmt_bytes, fmt_duration
@@ -415,7 +416,7 @@ def describe_unit(state: UnitState, *, now: float, local_tz: _dt.tzinfo | None =
     if uptime is not None:
         head += f" {fmt_duration(uptime)}"
     elif state.active_state in DOWN_STATES and state.state_changed_at is not None:
-        head += f" since {_clock_time(state.state_changed_at, now, local_tz)}"
+        head += f" since {clock_or_date(state.state_changed_at, now, local_tz)}"
     parts = [head]
     if state.restarts:
         parts.append(f"{state.restarts} restart{'' if state.restarts == 1 else 's'}")
@@ -427,13 +428,6 @@ def describe_unit(state: UnitState, *, now: float, local_tz: _dt.tzinfo | None =
     if needs_last_run_lines(state) and ending is not None and ending != "exit status 0":
         parts.append(f"last run: {ending}")
     return ", ".join(parts)
-
-
-def _clock_time(epoch: float, now: float, local_tz: _dt.tzinfo | None) -> str:
-    """ "14:05" for today, "2026-11-20 14:05" for an earlier day."""
-    moment = _dt.datetime.fromtimestamp(epoch, local_tz)
-    today = _dt.datetime.fromtimestamp(now, local_tz).date()
-    return moment.strftime("%H:%M" if moment.date() == today else "%Y-%m-%d %H:%M")
 
 
 def unit_values(state: UnitState, *, now: float) -> dict[str, Value]:

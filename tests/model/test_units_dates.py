@@ -109,6 +109,18 @@ def test_local_minute_in_a_given_zone():
     assert clock_or_date(1_700_000_000.0, 1_700_000_000.0 + 3 * 86400).startswith("2023-11-1")
 
 
+def test_clock_or_date_in_a_given_zone():
+    # 2023-11-14 17:13 at UTC-5 (22:13 UTC): "today" is the date in that zone, not in UTC
+    # and not "less than a day ago".
+    import datetime as dt
+
+    t, minus_5 = 1_700_000_000.0, dt.timezone(dt.timedelta(hours=-5))
+    assert clock_or_date(t, t + 6 * 3600, minus_5) == "17:13"  # 23:13 there; past midnight in UTC
+    assert clock_or_date(t, t + 7 * 3600, minus_5) == "2023-11-14 17:13"  # 00:13 the next day there
+    assert clock_or_date(t, t + 6 * 3600, dt.timezone.utc) == "2023-11-14 22:13"
+    assert clock_or_date(t, t + 3600, dt.timezone.utc) == "22:13"
+
+
 def test_units_and_dates_import_nothing_heavy():
     code = ("import sys; before = set(sys.modules)\n"
             "import aiki_hooks.model.units, aiki_hooks.model.dates, aiki_hooks.model.severity\n"
