@@ -258,12 +258,110 @@ def guard_decision(rules: list[Mapping[str, Any]], data: Mapping[str, Any], tool
 # --------------------------------------------------------------------------- status line
 
 SYMBOL = {"OK": "●", "WARNING": "▲", "CRITICAL": "✖", "UNKNOWN": "?"}
+SEPARATOR = " · "
+# Context use is coloured from these percentages on (Claude Code compacts near the top).
+CONTEXT_WARN_PERCENT = 70
+CONTEXT_CRIT_PERCENT = 90
+# A burn rate over a few minutes of a block is noise: none before this much activity.
+BURN_RATE_MIN_SECONDS = 600
+BLOCK_SECONDS = 5 * 3600
+# Characters of our own that terminals (and Claude Code's renderer) draw one column wide.
+_OWN_NARROW = frozenset("●▲✖·…")
+
+
+def finite_number(value: object) -> float | None:
+    """*value* as a float if it is a real, finite number (not a bool, a string or NaN)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if number - number == 0 else None  # NaN and the infinities fail
+
+
+def display_width(text: str) -> int:
+    """Terminal columns *text* takes: East Asian wide and full-width characters take two,
+    combining marks and format characters none (unicodedata only for such text)."""
+    if all(char < "\x7f" or char in _OWN_NARROW for char in text):
+        return len(text)
+    import unicodedata
+
+    width = 0
+    for char in text:
+        if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+def fit(text: str, columns: int) -> str:
+    """*text* cut to *columns* display columns, ending in "…" when cut (no limit at 0)."""
+    if columns <= 0 or display_width(text) <= columns:
+        return text
+    kept, width = [], 1  # the ellipsis
+    for char in text:
+        width += display_width(char)
+        if width > columns:
+            break
+        kept.append(char)
+    return "".join(kept).rstrip() + "…"
+
+
+def _count(tokens: float) -> str:
+    return f"{tokens / 1e6:.1f}M" if tokens >= 1e6 else f"{tokens / 1e3:.1f}k" if tokens >= 1e3 else f"{tokens:.0f}"
+
+
+def _time_left(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return "<1m left" if minutes < 1 else f"{minutes // 60}h{minutes % 60:02d}m left" if minutes >= 60 \
+        else f"{minutes}m left"
+
+
+def _costs_values(data: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    for probe in (data or {}).get("probes") or ():
+        if isinstance(probe, dict) and probe.get("kind") == "costs" and isinstance(probe.get("values"), dict) \
+                and "today_usd" in probe["values"]:
+            return probe["values"]
+    return {}
+
+
+def block_variants(values: Mapping[str, Any], now: float) -> list[str]:
+    """The block part from the costs check's values, longest first: ["block $3.20 · 2h14m
+    left · $1.45/h", "block $3.20 · 2h14m left", "block 2h14m left"]; [] when there is no
+    active block. "$3.20+": tokens of models without a price are not in the figure (and
+    the rate is then in tokens a minute). No rate before BURN_RATE_MIN_SECONDS of activity."""
+    spent, ends = finite_number(values.get("block_usd")), finite_number(values.get("block_ends_at"))
+    if spent is None or ends is None or not 0 < ends - now <= BLOCK_SECONDS:
+        return []  # no block, or one that has ended (or a date that cannot be right)
+    unpriced = finite_number(values.get("block_unpriced_tokens")) or 0
+    left = _time_left(ends - now)
+    cost = f"block ${spent:.2f}{'+' if unpriced > 0 else ''}"
+    first = finite_number(values.get("block_first_activity_at"))
+    last = finite_number(values.get("block_last_activity_at"))
+    rate = None
+    if first is not None and last is not None and last - first >= BURN_RATE_MIN_SECONDS:
+        per_hour, per_minute = finite_number(values.get("block_usd_per_hour")), finite_number(
+            values.get("block_tokens_per_minute"))
+        if unpriced <= 0 and per_hour is not None and per_hour >= 0:
+            rate = f"${per_hour:.2f}/h"
+        elif per_minute is not None and per_minute >= 0:
+            rate = f"{_count(per_minute)} tok/min"
+    variants = [f"{cost}{SEPARATOR}{left}{SEPARATOR}{rate}"] if rate else []
+    return variants + [f"{cost}{SEPARATOR}{left}", f"block {left}"]
+
+
+def _context_color(percent: float) -> str | None:
+    if percent >= CONTEXT_CRIT_PERCENT:
+        return ANSI_COLORS["CRITICAL"]
+    return ANSI_COLORS["WARNING"] if percent >= CONTEXT_WARN_PERCENT else None
 
 
 def status_line(data: Mapping[str, Any] | None, *, state: str, age: float | None,
-                session_cost_usd: float | None, columns: int, color: bool = True) -> str:
-    """One line: worst status, the issues, today's Claude cost (when a cost probe gives
-    it) and this session's cost, fitted to *columns* visible characters."""
+                session_cost_usd: float | None, columns: int, color: bool = True,
+                context_percent: float | None = None, now: float | None = None) -> str:
+    """One line: worst status, the issues, this session's context use, the 5-hour block
+    (cost, time left, burn rate), this session's and today's cost; fitted to *columns*
+    display columns by dropping detail in a fixed order (see DROP_ORDER). A part whose
+    data is missing or stale is left out, never guessed. *now*: for the block's time left
+    (without it there is no block part)."""
     if data is None:
         status, issues = "UNKNOWN", []
         note = "no health data" if state == "missing" else "health data unreadable"
@@ -272,49 +370,71 @@ def status_line(data: Mapping[str, Any] | None, *, state: str, age: float | None
         note = (f"data {fmt_duration_words(age or 0)} old" if state == "stale"
                 else "clock skew: data dated ahead" if state == "skewed" else "")
     head = f"{SYMBOL.get(status, '?')} {status}"
-    costs = []
-    today = _today_cost(data)
-    if today is not None:
-        costs.append(today)
-    if session_cost_usd is not None:
-        costs.append(f"session ${session_cost_usd:.2f}")
     count = f"{len(issues)} issue{'s' if len(issues) != 1 else ''}" if issues else ""
     names = ", ".join(str(i.get("id")) for i in issues[:3]) + (", …" if len(issues) > 3 else "")
-    # Narrow terminals lose the issue names first, then whatever no longer fits.
-    for issue_part in ((f"{count}: {names}" if issues else ""), count):
-        plain = " · ".join(part for part in (f"aiki {head}", issue_part, note, *costs) if part)
-        if columns <= 0 or len(plain) <= columns:
+    costs = _costs_values(data)
+    today = _today_cost(costs)
+    # Costs of a stale cache may belong to an earlier block: only fresh data gives a block.
+    block = block_variants(costs, now) if state == "fresh" and now is not None else []
+    context = None
+    if context_percent is not None and 0 <= context_percent <= 100:
+        context = f"ctx {context_percent:.0f}%"
+
+    # Each part's variants, longest first; "" is the part gone.
+    parts: dict[str, list[str]] = {
+        "head": [f"aiki {head}"],
+        "issues": [f"{count}: {names}", count, ""] if issues else [""],
+        "note": [note, ""] if note else [""],
+        "context": [context, ""] if context else [""],
+        "block": block + [""],
+        "today": [today, ""] if today else [""],
+        "session": [f"session ${session_cost_usd:.2f}", ""] if session_cost_usd is not None else [""],
+    }
+    chosen = dict.fromkeys(parts, 0)
+
+    def joined() -> str:
+        return SEPARATOR.join(text for text in (parts[name][chosen[name]] for name in parts) if text)
+
+    plain = joined()
+    for name in DROP_ORDER:
+        if columns <= 0 or display_width(plain) <= columns:
             break
-    if columns > 0 and len(plain) > columns:
-        plain = plain[: max(1, columns - 1)] + "…"
-    if not color or status not in ANSI_COLORS:
+        if chosen[name] < len(parts[name]) - 1:
+            chosen[name] += 1
+            plain = joined()
+    plain = fit(plain, columns)
+    if not color:
         return plain
-    # Colour only the status word; the width counted above is the visible one.
-    return plain.replace(head, f"\033[{ANSI_COLORS[status]}m{head}\033[0m", 1) if head in plain else plain
+    # Colour the status word and a high context figure; widths were counted without them.
+    if status in ANSI_COLORS and head in plain:
+        plain = plain.replace(head, f"\033[{ANSI_COLORS[status]}m{head}\033[0m", 1)
+    shade = _context_color(context_percent) if context and context_percent is not None else None
+    if shade and f"{SEPARATOR}{context}" in plain:
+        plain = plain.replace(f"{SEPARATOR}{context}", f"{SEPARATOR}\033[{shade}m{context}\033[0m", 1)
+    return plain
+
+
+# What gives way first when the line is too wide; each entry takes one step down that
+# part's variants (the block has up to three). The status itself is only ever cut.
+DROP_ORDER = ("today", "session", "block", "block", "issues", "block", "context", "issues", "note")
 
 
 def untrusted_status(columns: int) -> str:
     """The status line when the state dir fails the trust check."""
-    plain = "aiki ? state dir not trusted: see aiki-hooks doctor"
-    return plain if columns <= 0 or len(plain) <= columns else plain[: max(1, columns - 1)] + "…"
+    return fit("aiki ? state dir not trusted: see aiki-hooks doctor", columns)
 
 
-def _today_cost(data: Mapping[str, Any] | None) -> str | None:
+def _today_cost(values: Mapping[str, Any]) -> str | None:
     """"today $1.20", plus the unpriced tokens (never a bare $0.00 for them) and Claude
     Code's own price for them when known: "today $0.00 + 12.3k tok unpriced (CC $0.50)"."""
-    for probe in (data or {}).get("probes") or ():
-        if probe.get("kind") != "costs":
-            continue
-        values = probe.get("values") or {}
-        value = values.get("today_usd")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            text = f"today ${value:.2f}"
-            tokens = values.get("today_unpriced_tokens")
-            if isinstance(tokens, int) and tokens > 0:
-                count = f"{tokens / 1e6:.1f}M" if tokens >= 1e6 else f"{tokens / 1e3:.1f}k" if tokens >= 1e3 else tokens
-                text += f" + {count} tok unpriced"
-                estimate = values.get("today_unpriced_usd_claude_code")
-                if isinstance(estimate, (int, float)) and not isinstance(estimate, bool):
-                    text += f" (CC ${estimate:.2f})"
-            return text
-    return None
+    value = finite_number(values.get("today_usd"))
+    if value is None:
+        return None
+    text = f"today ${value:.2f}"
+    tokens = values.get("today_unpriced_tokens")
+    if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0:
+        text += f" + {_count(tokens)} tok unpriced"
+        estimate = finite_number(values.get("today_unpriced_usd_claude_code"))
+        if estimate is not None:
+            text += f" (CC ${estimate:.2f})"
+    return text

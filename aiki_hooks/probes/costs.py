@@ -317,6 +317,8 @@ def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
     # Sessions active in the last 24 hours, the costliest MAX_SESSIONS_REPORTED; each with
     # its whole cost since the window's lookback (see report.Window.sessions).
     sessions = sorted(figures["sessions"].items(), key=lambda item: -item[1].cost)[:MAX_SESSIONS_REPORTED]
+    # ccusage's burn rate (`blocks --active`): over the block's first to last message.
+    rate = report.burn_rate(block) if block is not None else None
     values: dict[str, Any] = {
         "today_usd": round(today.total.cost, 6),
         "today_tokens": today.total.tokens,
@@ -329,7 +331,13 @@ def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
         "block_usd": round(block.breakdown.total.cost, 6) if block else None,
         "block_unpriced_tokens": block.breakdown.total.unpriced_tokens if block else None,
         "block_unpriced_usd_claude_code": block_estimate,
+        "block_tokens": block.breakdown.total.tokens if block else None,
+        "block_started_at": block.start if block else None,
         "block_ends_at": block.end if block else None,
+        "block_first_activity_at": block.first_activity if block else None,
+        "block_last_activity_at": block.last_activity if block else None,
+        "block_tokens_per_minute": round(rate.tokens_per_minute, 3) if rate else None,
+        "block_usd_per_hour": round(rate.cost_per_hour, 6) if rate else None,
         "today_by_model_usd": {m: round(t.cost, 6) for m, t in sorted(today.by_model.items())},
         "session_usd": {sid: round(t.cost, 6) for sid, t in sessions},
         "session_unpriced_tokens": {sid: t.unpriced_tokens for sid, t in sessions if t.unpriced_tokens},
