@@ -61,6 +61,8 @@ def render_status(
                 f"  {_paint(f'{sev:<8}', sev, color)} {_safe(issue['id']):<{width}}  {_safe(issue['summary'])}"
                 f"  (for {lasted})"
             )
+            if issue.get("hint"):  # the user's own runbook line for that check
+                lines.append(f"  {'':<8} {'':<{width}}  hint: {_safe(issue['hint'])}")
 
     probes = list(snapshot.get("probes") or [])
     if probes:

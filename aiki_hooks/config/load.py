@@ -27,10 +27,13 @@ from aiki_hooks.config.validators import (
     boolean,
     choice,
     env_var_name,
+    hint_by_aspect,
+    hint_text,
     integer,
     number,
     percent,
     probe_timeout,
+    read_hints,
     redact_text,
     redact_url,
     show,
@@ -85,6 +88,8 @@ class ResourcesConfig:
     memory_full_hours: Threshold = Threshold(warn=4.0, crit=1.0, higher_is_worse=False)
     swap_full_hours: Threshold = Threshold(warn=4.0, crit=1.0, higher_is_worse=False)
     timeout_seconds: float = 5.0
+    # (aspect, the user's `hint`): RESOURCE_ASPECTS; "disk" covers every disk.
+    hints: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +125,7 @@ class CostsConfig:
     timeout_seconds: float = 30.0
     prices: tuple[tuple[str, PriceOverride], ...] = ()
     external: ExternalCostConfig | None = None
+    hint: str | None = None  # the user's, for every costs issue
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,6 +218,8 @@ class Config:
 # --------------------------------------------------------------------------- loading
 
 _HOURS = number(0, 8760)
+# What a [resources] `hint` table may name: the aspects the probe judges ("disk": every disk).
+RESOURCE_ASPECTS = ("cpu", "load", "memory", "swap", "disk")
 
 
 def hours_or_off(value: Any) -> str | None:
@@ -243,6 +251,7 @@ _RESOURCES_SPEC = {
     "swap_warn_full_hours": (hours_or_off, 4.0),
     "swap_crit_full_hours": (hours_or_off, 1.0),
     "timeout_seconds": (probe_timeout, 5.0),
+    "hint": (hint_by_aspect(RESOURCE_ASPECTS), None),
 }
 
 _TOP_SPEC = {
@@ -305,6 +314,7 @@ _COSTS_SPEC: Spec = {
     "timeout_seconds": (probe_timeout, 30.0),
     "prices": (lambda v: None if isinstance(v, dict) else 'a table of model prefixes ([costs.prices."claude-x"])', {}),
     "external": (lambda v: None if isinstance(v, dict) else "a table", None),
+    "hint": (hint_text, None),
 }
 
 _PRICE_SPEC = {
@@ -395,6 +405,7 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
             f"{family}_warn_full_hours", f"{family}_crit_full_hours", "resources", higher_is_worse=False)
            for family in ("disk", "memory", "swap")},  # 0 or false: that level is off
         timeout_seconds=float(res["timeout_seconds"]),
+        hints=tuple(read_hints(reader, res["hint"], "resources.hint", RESOURCE_ASPECTS).items()),
     )
 
     probe_entries = _parse_probes(reader, top["probes"] if isinstance(top["probes"], dict) else {})
@@ -488,10 +499,12 @@ def _parse_probes(reader: Reader, raw: Mapping[str, Any]) -> tuple[KindEntries, 
                 for index, item in enumerate(tables))))
             continue
         configs = []
+        hints = []
         for index, item in enumerate(tables):
             here = f"{where}[{index}]"
             first = len(reader.problems)
-            values = reader.table(item, here, kind.spec, required=kind.required)
+            values, common = registry.split_common(reader.table(item, here, registry.table_spec(kind),
+                                                                required=kind.required))
             if len(reader.problems) > first:
                 continue
             try:
@@ -502,7 +515,9 @@ def _parse_probes(reader: Reader, raw: Mapping[str, Any]) -> tuple[KindEntries, 
             for key, problem in kind.check_config(record) if kind.check_config else ():
                 reader.problems.append(f"{here}.{key}: {problem}")
             configs.append(record)
-        parsed.append(KindEntries(kind=kind, configs=tuple(configs)))
+            if common["hint"] is not None:
+                hints.append((record.name, common["hint"]))
+        parsed.append(KindEntries(kind=kind, configs=tuple(configs), hints=tuple(hints)))
     order = {name: rank for rank, name in enumerate(registry.BUILTIN_NAMES)}
     parsed.sort(key=lambda entries: order.get(entries.kind.name, len(order)))  # stable: plugins keep file order
 
@@ -556,6 +571,7 @@ def _parse_costs(reader: Reader, raw: Any) -> CostsConfig:
         timeout_seconds=float(values["timeout_seconds"]),
         prices=tuple(prices),
         external=external,
+        hint=values["hint"],
     )
 
 
@@ -619,10 +635,19 @@ def effective_config_toml(config: Config, env=None) -> str:
             "timeout_seconds": r.timeout_seconds,
         },
     }
+    if r.hints:
+        # Hints are the user's words: shown redacted like any other config text.
+        by_aspect = {aspect: redact_text(hint) for aspect, hint in r.hints}
+        one = set(by_aspect.values())
+        doc["resources"]["hint"] = one.pop() if len(one) == 1 and len(by_aspect) == len(RESOURCE_ASPECTS) else by_aspect
     probes: dict[str, list[dict[str, Any]]] = {}
     for entries in config.probe_entries:
+        hints = dict(entries.hints)
         for record in entries.configs:
-            probes.setdefault(entries.kind.name, []).append(entries.kind.describe(record))
+            table = entries.kind.describe(record)
+            if record.name in hints:
+                table["hint"] = redact_text(hints[record.name])
+            probes.setdefault(entries.kind.name, []).append(table)
             # A key naming the variable that holds a secret: whether it is set, never its value.
             notes.extend(_variable_note(f"{entries.kind.name} {record.name}: {key}", variable, env)
                          for key, variable in sorted(vars(record).items())
@@ -632,7 +657,8 @@ def effective_config_toml(config: Config, env=None) -> str:
     c = config.costs
     costs: dict[str, Any] = _without_none({
         "enabled": c.enabled, "timeout_seconds": c.timeout_seconds, "timezone": c.timezone or None,
-        "claude_config_dirs": list(c.claude_config_dirs) or None, "daily_usd": c.daily_usd, "block_usd": c.block_usd})
+        "claude_config_dirs": list(c.claude_config_dirs) or None, "daily_usd": c.daily_usd, "block_usd": c.block_usd,
+        "hint": redact_text(c.hint) if c.hint else None})
     if c.prices:
         costs["prices"] = {prefix: dict(vars(price)) for prefix, price in c.prices}
     if c.external:

@@ -141,6 +141,43 @@ def absolute_paths(value: Any) -> str | None:
     return "a non-empty list of absolute paths (starting with /)"
 
 
+# `hint` on any check: the user's own runbook line, told to the agent beside that check's
+# issue. One line and bounded, because it is spent from the agent's text budget.
+MAX_HINT_CHARS = 200
+HINT_EXPECTED = f"a one-line string of 1 to {MAX_HINT_CHARS} characters without control characters"
+
+
+def hint_text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_HINT_CHARS and not has_controls(value):
+        return None
+    return HINT_EXPECTED
+
+
+def hint_by_aspect(aspects: Iterable[str]) -> Check:
+    """`hint` of a table that checks several aspects ([resources]): one string for all of
+    them, or a table of strings by aspect (whose keys and values `read_hints` checks)."""
+    known = ", ".join(aspects)
+
+    def check(value: Any) -> str | None:
+        if isinstance(value, dict):
+            return None
+        return None if hint_text(value) is None else f"{HINT_EXPECTED}, or a table of them by aspect ({known})"
+
+    return check
+
+
+def read_hints(reader: Reader, value: Any, where: str, aspects: Iterable[str]) -> dict[str, str]:
+    """{aspect: hint} from a `hint` that passed `hint_by_aspect`: a string applies to every
+    aspect; a table's keys and values are checked here, each bad one named."""
+    aspects = tuple(aspects)
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return dict.fromkeys(aspects, value)
+    by_aspect = reader.table(value, where, {aspect: (hint_text, None) for aspect in aspects})
+    return {aspect: text for aspect, text in by_aspect.items() if text is not None}
+
+
 
 class Reader:
     """Walks the raw TOML, collecting every problem instead of stopping at the first."""

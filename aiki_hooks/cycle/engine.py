@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence, overload
 
 from aiki_hooks import paths
 from aiki_hooks.config.load import Config
-from aiki_hooks.cycle.build import build_probes
+from aiki_hooks.cycle.build import build_probes, check_hints
 from aiki_hooks.cycle.cache import read_cache, write_cache
 from aiki_hooks.cycle.runner import run_probes
 from aiki_hooks.cycle.sdnotify import ERR, INFO, NOTICE, WARNING
@@ -51,6 +51,7 @@ class Engine:
 
         self.config = config
         self.probes = list(probes) if probes is not None else build_probes(config)
+        self.hints = check_hints(config, self.probes)
         self.wall = wall
         # log(line, priority): a syslog priority (sdnotify.ERR ... INFO) that the refresher
         # hands to journald; the default writes plain lines on stderr.
@@ -144,7 +145,7 @@ class Engine:
             interval_seconds=self.config.interval_seconds,
             host=self.host,
             probes=tuple(results),
-            issues=derive_issues(results, self.previous_issues, now),
+            issues=derive_issues(results, self.previous_issues, now, self.hints),
             hook_settings=self.hook_settings(),
             patterns=self.patterns(now),
         )
@@ -168,6 +169,7 @@ class Engine:
         """Adopt a new config: probes are rebuilt, open issues keep their `since`."""
         self.config = config
         self.probes = build_probes(config)
+        self.hints = check_hints(config, self.probes)
         self.tracker.config = config.journal
         self.close(wait=False)  # a reload must not hold up the cycle (the watchdog is counting)
         self.router = self._make_router()

@@ -19,6 +19,10 @@ ISSUE_BLOCK_LIMIT = 1000
 MAX_LISTED_ISSUES = 5
 ISSUE_SUMMARY_CHARS = 140
 SERVICE_SUMMARY_CHARS = 40
+# A check's `hint` (the user's runbook line) beside its issue: in full as the config allows
+# it (config.validators.MAX_HINT_CHARS; the hooks do not import config), shortened, then
+# left out when a crowded status block needs the room for the issues themselves.
+HINT_CHARS = (200, 80, 0)
 
 
 def clip(text: str, limit: int) -> str:
@@ -97,14 +101,25 @@ def pattern_line(data: Mapping[str, Any]) -> str:
     return f"Recurring: {clip(chosen['text'], 160)}." if chosen else ""
 
 
-def issue_phrase(issue: Mapping[str, Any], now: float) -> str:
+def hint_phrase(issue: Mapping[str, Any], limit: int = HINT_CHARS[0]) -> str:
+    """'. Hint (from the user's config): "..."' for an issue whose check has a hint, else
+    "". Quoted and attributed: the user's words, reported, not ours to the agent."""
+    hint = issue.get("hint")
+    if not isinstance(hint, str) or not hint.strip() or limit <= 0:
+        return ""
+    return f'. Hint (from the user\'s config): "{clip(hint, limit)}"'
+
+
+def issue_phrase(issue: Mapping[str, Any], now: float, hint_chars: int = HINT_CHARS[0]) -> str:
     lasted = fmt_duration_words(now - parse_utc(issue["since"]))
-    return f"{issue['id']} {issue['severity']} for {lasted}: {clip(issue.get('summary', ''), ISSUE_SUMMARY_CHARS)}"
+    return (f"{issue['id']} {issue['severity']} for {lasted}: {clip(issue.get('summary', ''), ISSUE_SUMMARY_CHARS)}"
+            + hint_phrase(issue, hint_chars))
 
 
 def session_block(data: Mapping[str, Any], *, now: float) -> str:
     """The status block for SessionStart: at most ~320 characters when healthy, ~1,000
-    with issues; detail is dropped (service summaries, then names) to stay inside."""
+    with issues; detail is dropped (service summaries, then names, then the hints are
+    shortened and left out) to stay inside."""
     generated = parse_utc(data["generated_at"])
     age = fmt_duration_words(now - generated)
     head = f"System health {clock(generated)} ({age} old): {data.get('status', 'UNKNOWN')}."
@@ -114,24 +129,25 @@ def session_block(data: Mapping[str, Any], *, now: float) -> str:
     costs = costs_line(probes)
     recurring = pattern_line(data)
 
-    issue_text = ""
-    if issues:
-        listed = [issue_phrase(i, now) for i in issues[:MAX_LISTED_ISSUES]]
-        more = f"; {len(issues) - MAX_LISTED_ISSUES} more" if len(issues) > MAX_LISTED_ISSUES else ""
-        issue_text = f"Issues ({len(issues)}): " + "; ".join(listed) + more + "."
     limit = ISSUE_BLOCK_LIMIT if issues else HEALTHY_BLOCK_LIMIT
-
-    for detail in (True, False, None):
-        if detail is None:
-            count = len(_service_phrases(probes, False))
-            services = f"{count} services OK." if count else ""
-        else:
-            phrases = _service_phrases(probes, detail)
-            services = ("Services OK: " + ", ".join(phrases) + ".") if phrases else ""
-        block = " ".join(part for part in (head, issue_text, recurring, services,
-                                           resources + "." if resources else "", costs) if part)
-        if len(block) <= limit:
-            return block
+    hinted = any(i.get("hint") for i in issues[:MAX_LISTED_ISSUES])
+    for hint_chars in HINT_CHARS if hinted else HINT_CHARS[:1]:
+        issue_text = ""
+        if issues:
+            listed = [issue_phrase(i, now, hint_chars) for i in issues[:MAX_LISTED_ISSUES]]
+            more = f"; {len(issues) - MAX_LISTED_ISSUES} more" if len(issues) > MAX_LISTED_ISSUES else ""
+            issue_text = f"Issues ({len(issues)}): " + "; ".join(listed) + more + "."
+        for detail in (True, False, None):
+            if detail is None:
+                count = len(_service_phrases(probes, False))
+                services = f"{count} services OK." if count else ""
+            else:
+                phrases = _service_phrases(probes, detail)
+                services = ("Services OK: " + ", ".join(phrases) + ".") if phrases else ""
+            block = " ".join(part for part in (head, issue_text, recurring, services,
+                                               resources + "." if resources else "", costs) if part)
+            if len(block) <= limit:
+                return block
     return clip(block, limit)
 
 
@@ -183,26 +199,35 @@ def changed_issues(seen: Mapping[str, list], data: Mapping[str, Any]) -> list[Ma
 
 
 def change_notice(seen: Mapping[str, list], data: Mapping[str, Any], *, now: float) -> str | None:
-    """One short line naming what opened, escalated, de-escalated or resolved since *seen*."""
+    """One short line naming what opened, escalated, de-escalated or resolved since *seen*;
+    a changed issue's hint is shortened, then left out, if the line would not fit."""
     current = issue_memory(data)
-    changes = []
-    for issue_id, (severity, since, summary) in current.items():
-        before = seen.get(issue_id)
-        started = clock(parse_utc(since)) if since else "?"
-        if before is None:
-            changes.append(f"{issue_id} {severity} since {started}: {clip(summary, ISSUE_SUMMARY_CHARS)}")
-        elif before[0] != severity:
-            direction = "escalated" if rank(severity) > rank(before[0]) else "eased"
-            changes.append(f"{issue_id} {direction} {before[0]} -> {severity}: {clip(summary, ISSUE_SUMMARY_CHARS)}")
-    for issue_id, (severity, since, _summary) in seen.items():
-        if issue_id not in current:
-            lasted = f" after {fmt_duration_words(now - parse_utc(since))}" if since else ""
-            changes.append(f"{issue_id} resolved (was {severity}){lasted}")
-    if not changes:
-        return None
+    # Hints are not in the session's memory (its format outlives versions): read from the issues.
+    by_id = {str(i["id"]): i for i in data.get("issues") or [] if isinstance(i, dict) and i.get("hint")}
     count = len(current)
     tail = f"now {data.get('status')}, {count} open issue(s)" if count else f"now {data.get('status')}, no open issues"
-    return clip("System health change: " + "; ".join(changes) + f" ({tail}).", ISSUE_BLOCK_LIMIT)
+    for hint_chars in HINT_CHARS if by_id else HINT_CHARS[:1]:
+        changes = []
+        for issue_id, (severity, since, summary) in current.items():
+            before = seen.get(issue_id)
+            started = clock(parse_utc(since)) if since else "?"
+            hint = hint_phrase(by_id[issue_id], hint_chars) if issue_id in by_id else ""
+            if before is None:
+                changes.append(f"{issue_id} {severity} since {started}: {clip(summary, ISSUE_SUMMARY_CHARS)}{hint}")
+            elif before[0] != severity:
+                direction = "escalated" if rank(severity) > rank(before[0]) else "eased"
+                changes.append(f"{issue_id} {direction} {before[0]} -> {severity}: "
+                               f"{clip(summary, ISSUE_SUMMARY_CHARS)}{hint}")
+        for issue_id, (severity, since, _summary) in seen.items():
+            if issue_id not in current:
+                lasted = f" after {fmt_duration_words(now - parse_utc(since))}" if since else ""
+                changes.append(f"{issue_id} resolved (was {severity}){lasted}")
+        if not changes:
+            return None
+        notice = " ".join(("System health change: " + "; ".join(changes) + f" ({tail}).").split())
+        if len(notice) <= ISSUE_BLOCK_LIMIT:
+            return notice
+    return clip(notice, ISSUE_BLOCK_LIMIT)
 
 
 def _fmt_value(key: str, value: float) -> str:
@@ -234,7 +259,8 @@ def guard_decision(rules: list[Mapping[str, Any]], data: Mapping[str, Any], tool
             for issue in issues:
                 if fnmatchcase(str(issue["id"]), rule["issue"]) and rank(issue["severity"]) >= floor:
                     since = clock(parse_utc(issue["since"]))
-                    why = f"{issue['id']} is {issue['severity']} since {since} ({clip(issue.get('summary', ''), 160)})"
+                    why = (f"{issue['id']} is {issue['severity']} since {since} "
+                           f"({clip(issue.get('summary', ''), 160)}){hint_phrase(issue)}")
                     break
         elif rule.get("value"):
             probe, _, key = str(rule["value"]).rpartition(".")

@@ -62,7 +62,7 @@ SESSION_TOLD = "session_told"
 FIELDS = (
     "seq", "at", "kind", "record_id", "occurrence_id", "issue_id", "transition", "severity",
     "previous_severity", "probe", "summary", "sentence", "started_at", "duration_seconds",
-    "session_id", "cwd", "host",
+    "session_id", "cwd", "host", "hint",
 )
 
 
@@ -139,7 +139,7 @@ def session_record(issue: dict[str, Any], *, session_id: str, cwd: str | None, n
         issue_id=issue.get("id"), transition=transition, severity=issue.get("severity"),
         probe=issue.get("probe"), summary=issue.get("summary"),
         sentence=sentence,
-        started_at=started_at, session_id=session_id, cwd=cwd, host=host,
+        started_at=started_at, session_id=session_id, cwd=cwd, host=host, hint=issue.get("hint"),
     )
 
 

@@ -89,6 +89,7 @@ class Occurrence:
     absent_cycles: int = 0
     absent_since: float | None = None
     severity_changes: int = 0
+    hint: str | None = None  # the check's, as the latest cycle had it
 
 
 class IssueTracker:
@@ -193,7 +194,7 @@ class IssueTracker:
         occurrence = Occurrence(
             occurrence_id=uuid.uuid4().hex, issue_id=issue.id, severity=issue.severity.name,
             started_at=pending.first_seen, probe=issue.probe, kind=issue_kind(issue.id, probe),
-            summary=issue.summary,
+            summary=issue.summary, hint=issue.hint,
         )
         self.open[issue.id] = occurrence
         sentence = opened_sentence(
@@ -208,6 +209,7 @@ class IssueTracker:
         occurrence.absent_cycles = 0
         occurrence.absent_since = None
         occurrence.summary = issue.summary
+        occurrence.hint = issue.hint
         previous = occurrence.severity
         if issue.severity.name == previous:
             return []
@@ -247,6 +249,8 @@ class IssueTracker:
             issue_id=occurrence.issue_id, transition=transition, severity=occurrence.severity,
             previous_severity=previous_severity, probe=occurrence.probe, summary=occurrence.summary,
             sentence=sentence, started_at=occurrence.started_at, duration_seconds=duration_seconds, host=self.host,
+            # A resolved check needs no runbook.
+            hint=None if transition == RESOLVED else occurrence.hint,
         )
 
     # ------------------------------------------------------------------ state file

@@ -91,6 +91,9 @@ class Issue:
     probe: str
     # The journal's occurrence once the issue has held long enough to open there.
     occurrence_id: str | None = None
+    # The user's runbook line for the check that raised it (`hint` in the config), made
+    # safe like outside text; told to the agent beside the issue.
+    hint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +103,7 @@ class Issue:
             "since": utc_iso(self.since),
             "probe": self.probe,
             "occurrence_id": self.occurrence_id,
+            "hint": self.hint,
         }
 
     @classmethod
@@ -111,6 +115,7 @@ class Issue:
             since=parse_utc(data["since"]),
             probe=data.get("probe", ""),
             occurrence_id=data.get("occurrence_id"),
+            hint=data.get("hint"),
         )
 
 
@@ -164,10 +169,13 @@ def derive_issues(
     probes: tuple[ProbeResult, ...] | list[ProbeResult],
     previous: tuple[Issue, ...] | list[Issue],
     now: float,
+    hints: Mapping[str, str] | None = None,
 ) -> tuple[Issue, ...]:
     """Issues for this cycle, most severe first. An issue that was already open keeps its
-    `since` (the start of this occurrence), even if its severity changed meanwhile."""
+    `since` (the start of this occurrence), even if its severity changed meanwhile.
+    *hints* maps a result name to the user's hint, which each issue of that result carries."""
     opened_at = {issue.id: issue.since for issue in previous}
+    hints = hints or {}
     issues = [
         Issue(
             id=finding.id,
@@ -175,6 +183,7 @@ def derive_issues(
             summary=finding.summary,
             since=opened_at.get(finding.id, now),
             probe=probe.name,
+            hint=hints.get(probe.name),
         )
         for probe in probes
         for finding in probe.issue_findings()

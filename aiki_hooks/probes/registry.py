@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiki_hooks.config.validators import Check, probe_name, probe_timeout
+from aiki_hooks.config.validators import Check, Spec, hint_text, probe_name, probe_timeout
 
 if TYPE_CHECKING:
     from aiki_hooks.model.result import ProbeResult
@@ -154,6 +154,23 @@ class ProbeKind:
         return {key: str(value) for key, value in vars(record).items()}
 
 
+# Keys every [[probes.<kind>]] table may have whatever its kind declares (a plugin's too):
+# they belong to the check, not to the probe, so they never reach the kind's record.
+COMMON_SPEC: Spec = {"hint": (hint_text, None)}
+
+
+def table_spec(kind: ProbeKind) -> dict[str, tuple[Check, Any]]:
+    """The spec a table of *kind* is read with: the kind's own keys and COMMON_SPEC (which
+    wins: `hint` means the same on every check)."""
+    return {**kind.spec, **COMMON_SPEC}
+
+
+def split_common(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A read table as (the kind's own values, for its record; the common keys' values)."""
+    own = {key: value for key, value in values.items() if key not in COMMON_SPEC}
+    return own, {key: values.get(key) for key in COMMON_SPEC}
+
+
 def name_and_timeout(timeout_default: float) -> dict[str, tuple[Check, Any]]:
     """The two keys every kind's table has: `name` (required unless the kind defaults it)
     and `timeout_seconds`."""
@@ -166,6 +183,8 @@ class KindEntries:
 
     kind: ProbeKind
     configs: tuple[Any, ...]
+    # (result name, the user's `hint`) for the tables that give one.
+    hints: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------- lookup

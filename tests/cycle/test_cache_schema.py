@@ -94,6 +94,7 @@ label = "tracker"
 name = "web"
 url = "{http_url}/health"
 timeout_seconds = 3
+hint = "restart: systemctl --user restart web; logs in ~/web/logs"
 
 [[probes.tcp]]
 name = "postgres"
@@ -165,6 +166,9 @@ def test_real_caches_match_the_schema(validator, tmp_path, monkeypatch):
         assert probes["claude-costs"]["values"]["today_unpriced_tokens"] > 0  # claude-nova-9 has no price
         assert [rule["name"] for rule in first["hooks"]["guard"]] == ["web-down", "disk-full"]
         assert {"http:web", "tcp:postgres", "command:backup"} <= {issue["id"] for issue in first["issues"]}
+        hints = {issue["id"]: issue["hint"] for issue in first["issues"]}
+        assert hints["http:web"] == "restart: systemctl --user restart web; logs in ~/web/logs"
+        assert hints["tcp:postgres"] is None
 
         flag.touch()
         recovered = refresh("the cache after the backup check recovered")
@@ -205,6 +209,25 @@ def test_the_example_in_docs_cache_md_matches_the_schema(validator):
     blocks = re.findall(r"```json\n(.*?)```", (REPO / "docs" / "cache.md").read_text(), re.S)
     assert len(blocks) == 1
     assert_valid(validator, json.loads(blocks[0]), "the example in docs/cache.md")
+
+
+def example_cache() -> dict:
+    import re
+
+    blocks = re.findall(r"```json\n(.*?)```", (REPO / "docs" / "cache.md").read_text(), re.S)
+    return json.loads(blocks[0])
+
+
+@pytest.mark.parametrize("hint", [5, "", "two\nlines", "x" * 201])
+def test_a_hint_that_is_not_one_bounded_line_fails_validation(validator, hint):
+    data = example_cache()
+    assert data["issues"][0]["hint"]  # the example shows one
+    data["issues"][0]["hint"] = None
+    assert_valid(validator, data, "an issue without a hint")
+    del data["issues"][0]["hint"]
+    assert list(validator.iter_errors(data)), "an issue must say hint: null when its check has none"
+    data["issues"][0]["hint"] = hint
+    assert list(validator.iter_errors(data)), f"hint {hint!r} passed validation"
 
 
 @pytest.mark.parametrize("where", ["top", "probe", "issue"])
