@@ -13,6 +13,7 @@
     name = "alerts"
     url = "https://hooks.example.net/aiki"
     headers_env = "AIKI_ALERT_HEADERS"  # "Authorization: Bearer ..." lines; never in the config
+    format = "slack"                    # json (ours, the default) | slack | discord | ntfy
 
 The refresher builds one `Router` from the configured outputs. `Router.route(data, records,
 now)` hands every output the snapshot dict (`Snapshot.to_dict()`) and the cycle's journal
@@ -22,9 +23,10 @@ handlers the caller registered per type. Outputs are independent: one that raise
 fails is remembered in `failures` and reported by `findings()` as a WARNING issue
 `output:<name>` until it succeeds again; the others and the cycle carry on.
 
-Webhooks are posted by a background thread per webhook output with a bounded queue, so
-the cycle never waits on the network; `timeout_seconds` bounds each whole request (a
-receiver trickling its answer is abandoned at it). A full queue drops its oldest
+A webhook's body is rendered in the cycle by `formats.render` (pure: our JSON, or what
+Slack, Discord or an ntfy topic accepts) and posted by a background thread per webhook
+output with a bounded queue, so the cycle never waits on the network; `timeout_seconds`
+bounds each whole request (a receiver trickling its answer is abandoned at it). A full queue drops its oldest
 payload: logged, and a WARNING `output:<name>` until the receiver catches up. `close()`
 lets the queues drain within a deadline (a one-shot command exits right after), then
 says what it gave up. Header values come from an environment variable at send time;
@@ -57,6 +59,7 @@ from aiki_hooks.config.validators import Reader, Spec, show, url_for_errors
 from aiki_hooks.cycle.sdnotify import NOTICE, WARNING
 from aiki_hooks.model import severity
 from aiki_hooks.model.units import fmt_duration_words
+from aiki_hooks.outputs import formats
 
 OUTPUT_TYPES = ("cache", "journal", "mem0", "prometheus_textfile", "prometheus_http", "jsonl", "webhook")
 # Each of these writes one fixed thing in the state dir, so a second one would fight the first.
@@ -97,6 +100,7 @@ class OutputConfig:
     retries: int = 3
     headers_env: str | None = None
     queue_size: int = DEFAULT_QUEUE_SIZE
+    format: str = "json"  # formats.FORMATS: what the body looks like
     # prometheus_textfile
     directory: str | None = None
     # prometheus_http
@@ -154,6 +158,7 @@ _TYPE_SPECS: dict[str, Spec] = {
         "retries": (validators.integer(0, 20), 3),
         "headers_env": (validators.env_var_name, None),
         "queue_size": (validators.integer(1, 100_000), DEFAULT_QUEUE_SIZE),
+        "format": (validators.choice(*formats.FORMATS), "json"),
     },
 }
 _REQUIRED = {"prometheus_textfile": ("directory",), "jsonl": ("path",), "webhook": ("url",)}
@@ -185,6 +190,11 @@ def parse_outputs(raw: Any, reader: Reader, *, where: str = "outputs",
         known = kind in _TYPE_SPECS
         spec = {**_COMMON_SPEC, **(_TYPE_SPECS[kind] if known else _ANY_TYPE_SPEC)}
         first = len(reader.problems)
+        if known and "format" in item and "format" not in spec:
+            # Said once, with what it is for, rather than as an unknown key.
+            reader.problems.append(f"{here}.format = {show(item['format'])}: expected no format on a {kind} output "
+                                   f"(format is a webhook's: {', '.join(formats.FORMATS)})")
+            item = {key: value for key, value in item.items() if key != "format"}
         values = reader.table(item, here, spec, required=("type",) + (_REQUIRED.get(kind, ()) if known else ()))
         given_url = item.get("url")
         if isinstance(given_url, str):
@@ -202,6 +212,9 @@ def parse_outputs(raw: Any, reader: Reader, *, where: str = "outputs",
                         f"jsonl, webhook, mem0 or prometheus output instead")
         if not known or any(values.get(key) is None for key in _REQUIRED.get(kind, ())):
             continue
+        if kind == "webhook" and values.get("format") == "ntfy" and not _ntfy_topic(values["url"]):
+            reader.problems.append(f'{here}.url = {show(values["url"])}: expected a topic URL for format = "ntfy" '
+                                   f"(https://host/topic: ntfy publishes the body to the topic in the path)")
         name = values["name"] or kind
         if name in names:
             reader.problems.append(f"{here}.name = {show(name)}: expected a name not already used by {names[name]}"
@@ -221,6 +234,12 @@ def parse_outputs(raw: Any, reader: Reader, *, where: str = "outputs",
         outputs.append(OutputConfig(type=kind, name=name, min_severity=values["min_severity"],
                                     probes=tuple(values["probes"]), **fields))
     return tuple(outputs)
+
+
+def _ntfy_topic(url: str) -> str:
+    """The topic an ntfy URL publishes to: its path's last segment ("" for none)."""
+    path = urllib.parse.urlsplit(url).path
+    return path.rsplit("/", 1)[-1] if path.count("/") >= 1 else ""
 
 
 def validate_outputs(raw: Any, *, mem0_enabled: bool = False) -> tuple[tuple[OutputConfig, ...], list[str]]:
@@ -357,11 +376,19 @@ def parse_headers(text: str, variable: str) -> list[tuple[str, str]]:
 
 
 def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: float) -> None:
+    """`post` of a JSON body."""
+    post(url, body, headers, timeout, content_headers=formats.JSON_HEADERS)
+
+
+def post(url: str, body: bytes, headers: list[tuple[str, str]], timeout: float, *,
+         content_headers: Iterable[tuple[str, str]]) -> None:
     """One POST through http_client; returns on 2xx, else raises DeliveryError. *timeout*
     bounds the whole request: connecting, the TLS handshake, sending, and the answer
-    however slowly it comes (only a name lookup cannot be cut short). `user:password@` in
-    *url* is sent as Basic auth (unless a header already sets Authorization). No error
-    text holds a header value, the credentials, or the URL's path and query."""
+    however slowly it comes (only a name lookup cannot be cut short). *content_headers*
+    describe the body (Content-Type, ntfy's Title...); *headers* are the user's, from the
+    environment, and may hold secrets. `user:password@` in *url* is sent as Basic auth
+    (unless a header already sets Authorization). No error text holds a value of
+    *headers*, the credentials, or the URL's path and query."""
     import http.client  # here, not at the top: every command loads this module with the config
 
     from aiki_hooks import http_client
@@ -379,7 +406,7 @@ def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: fl
     secrets += [target.request_path, target.path, target.query]
     try:
         response = http_client.request(target, "POST", target.request_path, deadline=deadline, body=body,
-                                       headers=[("Content-Type", "application/json"), *headers],
+                                       headers=[*content_headers, *headers],
                                        body_limit=WEBHOOK_ANSWER_BYTES)
     except http.client.InvalidURL:
         # Its message quotes the path and query.
@@ -427,7 +454,7 @@ class WebhookSink:
         self._env = os.environ if env is None else env
         self._backoff = backoff_seconds
         self._backoff_max = backoff_max_seconds
-        self._queue: collections.deque[bytes] = collections.deque()
+        self._queue: collections.deque[formats.Message] = collections.deque()
         self._wake = threading.Condition()
         self._stop = threading.Event()
         self._closing = False
@@ -436,8 +463,7 @@ class WebhookSink:
         self._last_error: str | None = None
         self._thread: threading.Thread | None = None
 
-    def submit(self, payload: Any) -> None:
-        body = json.dumps(payload, separators=(",", ":"), default=str).encode("utf-8")
+    def submit(self, message: formats.Message) -> None:
         dropped, why = 0, QUEUE_FULL
         with self._wake:
             if self._closing:
@@ -446,7 +472,7 @@ class WebhookSink:
                 while len(self._queue) >= self.out.queue_size:
                     self._queue.popleft()
                     dropped += 1
-                self._queue.append(body)
+                self._queue.append(message)
                 self._wake.notify()
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name=f"aiki-webhook-{self.out.name}",
@@ -501,10 +527,10 @@ class WebhookSink:
                     self._wake.wait()
                 if self._stop.is_set() or not self._queue:
                     return  # stopped, or closing with nothing left to send
-                body = self._queue.popleft()
+                message = self._queue.popleft()
                 self._busy = True
             try:
-                error = self._deliver(body)
+                error = self._deliver(message)
             finally:
                 with self._wake:
                     self._busy = False
@@ -520,14 +546,15 @@ class WebhookSink:
                     self._queue.clear()
                 return
 
-    def _deliver(self, body: bytes) -> str | None:
+    def _deliver(self, message: formats.Message) -> str | None:
         error = None
         for attempt in range(self.out.retries + 1):
             if attempt and self._stop.wait(min(self._backoff_max, self._backoff * 2 ** (attempt - 1))):
                 return error
             try:
                 headers = self._headers()
-                post_json(self.out.url or "", body, headers, self.out.timeout_seconds)
+                post(self.out.url or "", message.body, headers, self.out.timeout_seconds,
+                     content_headers=message.headers)
                 return None
             except DeliveryError as exc:
                 error = str(exc)
@@ -546,7 +573,8 @@ class WebhookSink:
 
 
 def webhook_payload(data: Mapping[str, Any], records: list[dict[str, Any]], out: OutputConfig) -> Any | None:
-    """What a webhook posts this cycle, or None for nothing (no transitions, no issues)."""
+    """What a webhook tells this cycle, or None for nothing (no transitions, no issues):
+    posted as is with format "json", else rendered by `formats.render`."""
     if out.what == "snapshot":
         return data
     if out.what == "issues":
@@ -670,7 +698,7 @@ class Router:
         elif out.name in self._webhooks:
             payload = webhook_payload(mine, my_records, out)
             if payload is not None:
-                self._webhooks[out.name].submit(payload)
+                self._webhooks[out.name].submit(formats.render(out.format, out.what, payload))
         else:
             raise RuntimeError(f"nothing handles outputs of type {out.type} here")
 
