@@ -346,14 +346,15 @@ def _context(mrkdwn: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- Discord
 
-# The characters Discord's markdown gives a meaning (emphasis, code, spoilers, quotes,
-# headings, lists, the brackets of a masked link, mentions, `<...>` tags) and the colon of
+# The characters Discord's markdown gives a meaning anywhere (emphasis, code, spoilers,
+# the brackets of a masked link, mentions, `<...>` tags), those that do at the start of a
+# line (headings, quotes, lists: each escaped text may start one) and the colon of
 # `scheme://` (an autolink); a backslash before one shows it as itself.
-_DISCORD_MARKUP = re.compile(r"([\\*_~`|<>\[\]#@-]|:(?=//))")
+_DISCORD_MARKUP = re.compile(r"[\\*_~`|<>\[\]@]|^[#>-]|:(?=//)")
 
 
 def discord_escape(text: str) -> str:
-    return _DISCORD_MARKUP.sub(r"\\\1", text)
+    return _DISCORD_MARKUP.sub(lambda match: "\\" + match.group(0), text)
 
 
 def discord_body(alert: Alert) -> dict[str, Any]:

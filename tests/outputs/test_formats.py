@@ -32,7 +32,7 @@ OPENED = {"kind": "transition", "record_id": "o1:opened", "occurrence_id": "o1",
           "severity": "CRITICAL", "previous_severity": None, "issue_id": "http:qdrant", "probe": "qdrant",
           "summary": "connection refused",
           "sentence": "qdrant (http) stopped answering at 14:05 (connection refused); aiki-memory.service still "
-                      "active.", "started_at": 1764770700.0, "duration_seconds": None, "at": 1764770760.0,
+                      "active.", "started_at": 1796306700.0, "duration_seconds": None, "at": 1796306760.0,
           "host": "devbox"}
 ESCALATED = {**OPENED, "record_id": "o2:escalated", "occurrence_id": "o2", "transition": "escalated",
              "previous_severity": "WARNING", "issue_id": "disk:/", "probe": "disk:/",
@@ -202,7 +202,7 @@ def test_discord_transitions_are_an_embed_in_the_severity_colour_that_pings_nobo
     assert embed["color"] == severity.RGB_COLORS["CRITICAL"] == 0xE01E5A
     assert embed["description"].startswith(
         f"{severity.EMOJI['CRITICAL']} **opened: qdrant (http) CRITICAL** — connection refused\n")
-    assert embed["footer"] == {"text": "devbox · aiki-hooks"} and embed["timestamp"] == "2025-12-03T14:06:00.000Z"
+    assert embed["footer"] == {"text": "devbox · aiki-hooks"} and embed["timestamp"] == "2026-12-03T14:06:00.000Z"
     assert body["allowed_mentions"] == {"parse": []}
 
 
