@@ -185,3 +185,15 @@ def test_a_partial_resources_hint_table_prints_as_a_table(tmp_path):
     printed = tomllib.loads(effective_config_toml(config, env={}))
     assert printed["resources"]["hint"] == {"disk": "clean ~/tmp"}
     assert dict(parse_config(printed).resources.hints) == {"disk": "clean ~/tmp"}
+
+
+def test_the_example_in_docs_configuration_md_loads():
+    import re
+
+    from tests.conftest import REPO
+
+    section = (REPO / "docs" / "configuration.md").read_text().split("## Hints", 1)[1].split("\n## ", 1)[0]
+    (example,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    config = parse_config(tomllib.loads(example))
+    assert dict(config.probe_entries[0].hints) == {"aiki-memory.service": RUNBOOK}
+    assert set(dict(config.resources.hints)) == {"disk", "memory"} and config.costs.hint
