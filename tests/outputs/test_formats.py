@@ -400,3 +400,27 @@ def test_the_effective_config_shows_the_format(write_config):
     text = effective_config_toml(load_config(path), env={})
     assert 'format = "ntfy"' in text and "7f3k9q2m1x8z4w" not in text
 
+
+
+# --------------------------------------------------------------------------- docs/outputs.md
+
+
+def test_the_documented_examples_load_and_the_samples_are_what_is_sent():
+    import re
+    import tomllib
+
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "outputs.md").read_text()
+    (toml,) = [block for block in re.findall(r"```toml\n(.*?)```", doc, re.S) if 'format = "ntfy"' in block]
+    outs, problems = validate_outputs(tomllib.loads(toml)["outputs"])
+    assert problems == [] and [o.format for o in outs] == ["slack", "discord", "ntfy"]
+    slack_sample, discord_sample = (json.loads(block) for block in re.findall(r"```json\n(.*?)```", doc, re.S))
+    assert slack_sample == accepted("slack", "transitions", SNAPSHOT, [OPENED, RESOLVED]).json()
+    assert discord_sample == accepted("discord", "transitions", SNAPSHOT, [OPENED]).json()
+    (http,) = re.findall(r"```http\n(.*?)```", doc, re.S)
+    head, _, body = http.partition("\n\n")
+    request = accepted("ntfy", "transitions", SNAPSHOT, [OPENED])
+    sent = {name: request.headers[name.lower()] for name in ("Content-Type", "Title", "Priority", "Tags")}
+    assert head.splitlines() == [f"POST {TOPIC} HTTP/1.1", *(f"{k}: {v}" for k, v in sent.items())]
+    assert body == request.body.decode() + "\n"
