@@ -8,9 +8,11 @@ connect attempt, the TLS handshake, sending, the response headers and every read
 body get the time left as their timeout, so a server that dribbles a byte at a time
 cannot stretch it (only the name lookup, getaddrinfo, cannot be cut short; the runner's
 deadline or the caller's process bounds that). Several requests may share one deadline
-(the Qdrant probe's three). Deadline and connecting come from `aiki_hooks.connect`,
-re-exported here for the callers. Redirects are not followed. At most `body_limit` bytes of the
-body are read.
+(the Qdrant probe's three). Deadline and connecting come from `aiki_hooks.connect`, and so
+do the words that need no http.client (Target, parse_target, Response, the stages,
+DEFAULT_BODY_LIMIT_BYTES: defined there so that the HTTP probe's module loads without
+http.client and ssl), re-exported here for the callers. Redirects are not followed. At
+most `body_limit` bytes of the body are read.
 
 A network failure is never raised: it comes back as a `Response` with `failure` set to
 one word of a closed vocabulary (TIMEOUT, DNS_ERROR, CONNECTION_FAILED, after Telegraf's
@@ -22,40 +24,39 @@ it will not send (its message quotes the value: callers must not show it).
 
 from __future__ import annotations
 
-import base64
 import http.client
 import io
 import socket
 import ssl
 import time
-import urllib.parse
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, cast
 
 from aiki_hooks.connect import (
+    CONNECTING,
     CONNECTION_FAILED,
+    DEFAULT_BODY_LIMIT_BYTES,
     DNS_ERROR,
+    READING_BODY,
     TIMEOUT,
+    WAITING,
     Deadline,
     DeadlineExceeded,
+    Response,
+    Target,
     classify_connect_error,
     open_connection,
+    parse_target,
 )
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["CONNECTION_FAILED", "DNS_ERROR", "TIMEOUT", "Deadline", "DeadlineExceeded", "Response", "Target",
-           "open_connection", "parse_target", "request", "tls_context"]
+__all__ = ["CONNECTING", "CONNECTION_FAILED", "DEFAULT_BODY_LIMIT_BYTES", "DNS_ERROR", "READING_BODY", "TIMEOUT",
+           "WAITING", "Deadline", "DeadlineExceeded", "Response", "Target", "open_connection", "parse_target",
+           "request", "tls_context"]
 
 USER_AGENT = "aiki-hooks"
-DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 64 * 1024
-
-# Where a request was when it failed.
-CONNECTING = "connecting"
-WAITING = "waiting for the response"
-READING_BODY = "reading the body"
 
 
 class DeadlineReader(io.RawIOBase):
@@ -102,41 +103,6 @@ def _response_class(deadline: Deadline) -> type[http.client.HTTPResponse]:
     return DeadlineResponse
 
 
-@dataclass(frozen=True, kw_only=True)
-class Target:
-    """Where requests go, from a URL. Credentials in the URL become a Basic
-    authorization header and are never shown."""
-
-    https: bool
-    host: str
-    port: int
-    path: str  # URL path without the query, "/" when empty
-    query: str
-    basic_auth: str | None = None
-
-    @property
-    def request_path(self) -> str:
-        return f"{self.path}?{self.query}" if self.query else self.path
-
-
-def parse_target(url: str) -> Target:
-    """*url* split for `request`. Raises ValueError for a port that is not a number."""
-    parts = urllib.parse.urlsplit(url)
-    https = parts.scheme == "https"
-    basic_auth = None
-    if parts.username is not None:
-        credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-        basic_auth = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
-    return Target(
-        https=https,
-        host=parts.hostname or "",
-        port=parts.port or (443 if https else 80),
-        path=parts.path or "/",
-        query=parts.query,
-        basic_auth=basic_auth,
-    )
-
-
 _verifying_context: ssl.SSLContext | None = None
 
 
@@ -153,26 +119,6 @@ def tls_context(*, verify: bool = True) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-@dataclass(frozen=True, kw_only=True)
-class Response:
-    """One request as it went: the answer, or the failure that cut it short. A failure
-    while reading the body keeps the status already received."""
-
-    path: str  # what was asked for, path and query, for messages
-    status: int | None = None
-    reason: str = ""
-    latency_seconds: float | None = None  # from the start (connect included) to the response headers
-    body: bytes = b""
-    body_truncated: bool = False  # body_limit bytes read, the rest ignored
-    failure: str | None = None  # TIMEOUT, DNS_ERROR or CONNECTION_FAILED
-    failure_reason: str = ""
-    failed_while: str = ""  # CONNECTING, WAITING or READING_BODY
-
-    @property
-    def status_line(self) -> str:
-        return f"{self.status} {self.reason}".strip()
 
 
 def request(

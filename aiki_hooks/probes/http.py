@@ -1,10 +1,14 @@
 """HTTP probe: does a service answer as expected; for Qdrant, is it ready and serving?
 
 Requests go through `aiki_hooks.http_client` (http.client, for the refresher's RSS
-budget). All of one probe run's requests share one deadline, `timeout_seconds` in
-total: every connect, TLS handshake, send and receive gets the time left as its timeout,
-so a server that dribbles a byte at a time cannot stretch the probe. Redirects are not
-followed: a 3xx is the service answering. Bodies are read up to BODY_LIMIT_BYTES.
+budget), imported only where a request is sent: the config loader imports this module
+for its config record and key spec, and one-shot commands (`status`, `config`, `issues`)
+must not pay for http.client and ssl (~40 ms, ~5.6 MiB) to read a config.
+
+All of one probe run's requests share one deadline, `timeout_seconds` in total: every
+connect, TLS handshake, send and receive gets the time left as its timeout, so a server
+that dribbles a byte at a time cannot stretch the probe. Redirects are not followed: a
+3xx is the service answering. Bodies are read up to BODY_LIMIT_BYTES.
 
 Measuring (`fetch`, `measure_qdrant`: I/O, frozen records) is kept apart from judging
 (`judge_generic`, `judge_qdrant`: pure, build the ProbeResult). A service that refuses,
@@ -33,11 +37,19 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from aiki_hooks import http_client
 from aiki_hooks.config.validators import boolean, choice, env_var_name, probe_name, probe_timeout, redact_url, text, url
+from aiki_hooks.connect import (
+    CONNECTING,
+    DEFAULT_BODY_LIMIT_BYTES,
+    READING_BODY,
+    WAITING,
+    Deadline,
+    Response,
+    Target,
+    parse_target,
+)
 from aiki_hooks.model.result import ProbeResult, Value
 from aiki_hooks.model.status import Status
-from aiki_hooks.http_client import CONNECTING, READING_BODY, WAITING, Deadline, Target, parse_target
 from aiki_hooks.model.units import fmt_bytes, fmt_latency, fmt_timeout, round_seconds
 from aiki_hooks.probes.net import BAD_STATUS, BODY_MISMATCH, OK, TIMEOUT
 from aiki_hooks.probes.registry import BuildContext, KindMetric, Probe, ProbeKind
@@ -46,13 +58,13 @@ if TYPE_CHECKING:
     import ssl
 
 KIND = "http"
-BODY_LIMIT_BYTES = http_client.DEFAULT_BODY_LIMIT_BYTES
+BODY_LIMIT_BYTES = DEFAULT_BODY_LIMIT_BYTES
 API_KEY_HEADER = "api-key"
 
 # One GET as measured (http_client's Response): the answer, or the failure (TIMEOUT,
 # DNS_ERROR or CONNECTION_FAILED) that cut it short, and where (CONNECTING, WAITING,
 # READING_BODY). A failure while reading the body keeps the status already received.
-Exchange = http_client.Response
+Exchange = Response
 
 __all__ = ["CONNECTING", "READING_BODY", "WAITING", "Exchange", "Target", "parse_target"]  # for the judges' tests
 
@@ -79,6 +91,8 @@ def fetch(
     tls_context: ssl.SSLContext | None,
 ) -> Exchange:
     """GET *path* from *target* within *deadline*; never raises for network failures."""
+    from aiki_hooks import http_client  # imported here: the config loader imports this module for its spec
+
     return http_client.request(target, "GET", path, deadline=deadline, headers=headers, tls=tls_context,
                                body_limit=BODY_LIMIT_BYTES, clock=clock)
 
@@ -344,6 +358,8 @@ class HttpProbe:
 
     def _tls(self) -> ssl.SSLContext:
         if self._tls_context is None:
+            from aiki_hooks import http_client  # imported here: the config loader imports this module for its spec
+
             self._tls_context = http_client.tls_context(verify=self.config.verify_tls)
         return self._tls_context
 

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from typing import Callable, Iterator
 
@@ -28,6 +29,7 @@ from aiki_hooks.probes.http import (
     parse_collection_count,
     parse_target,
 )
+from tests.conftest import cli_env
 from tests.servers import (
     HttpServer,
     RawServer,
@@ -79,6 +81,32 @@ def test_probe_follows_the_probe_contract():
     config = http_config("http://127.0.0.1:1/", timeout_seconds=2.5)
     probe = HttpProbe(config, env={})
     assert (probe.kind, probe.names, probe.timeout_seconds) == ("http", ("svc",), 2.5)
+
+
+LOAD_THEN_CHECK = """
+import sys
+from aiki_hooks.config.load import load_config
+config = load_config(sys.argv[1])
+print('aiki_hooks.probes.http' in sys.modules, 'http.client' in sys.modules, 'ssl' in sys.modules)
+from aiki_hooks.probes.http import HttpProbe
+[probe_config] = config.entries("http")
+[result] = HttpProbe(probe_config, env={}).check()
+print(result.status.name, result.values["http_status"], 'http.client' in sys.modules)
+"""
+
+
+def test_loading_a_config_with_an_http_probe_imports_neither_http_client_nor_ssl(serve, tmp_path):
+    # The loader imports probes/http.py for its spec: `status`, `config` and `issues` read
+    # the config without sending a request, and http.client + ssl cost ~40 ms and ~5.6 MiB.
+    server = serve({"/health": Reply(body=b"ok")})
+    path = tmp_path / "config.toml"
+    path.write_text(f'[[probes.http]]\nname = "svc"\nurl = "{server.url}/health"\ntimeout_seconds = 2\n')
+    out = subprocess.run([sys.executable, "-c", LOAD_THEN_CHECK, str(path)], env=cli_env(), capture_output=True,
+                         text=True, check=True, timeout=30).stdout
+    loaded, checked = out.splitlines()
+    assert loaded.split() == ["True", "False", "False"]  # the kind's module, without http.client and ssl
+    assert checked.split() == ["OK", "200", "True"]  # a check then imports the client and works
+    assert server.seen_paths == ["/health"]
 
 
 def test_up_answers_200(serve):
