@@ -424,3 +424,33 @@ def test_the_documented_examples_load_and_the_samples_are_what_is_sent():
     sent = {name: request.headers[name.lower()] for name in ("Content-Type", "Title", "Priority", "Tags")}
     assert head.splitlines() == [f"POST {TOPIC} HTTP/1.1", *(f"{k}: {v}" for k, v in sent.items())]
     assert body == request.body.decode() + "\n"
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_refresh_runs_tell_each_service_how_a_real_issue_opens_and_ends(write_config, tmp_path):
+    """The real command, config to receiver: a command probe goes CRITICAL then OK over
+    two `aiki-hooks refresh` runs; Slack, Discord and ntfy each accept both messages."""
+    from tests.conftest import cli_env, run_cli
+    from tests.outputs.test_router import _cli_config, _plugin
+
+    flag, plugin = _plugin(tmp_path)
+    with Receiver(slack_problems) as to_slack, Receiver(discord_problems, ok_status=204) as to_discord, \
+            Receiver(ntfy_problems, token="tk_e2e0token0e2e0token") as to_ntfy:
+        outputs = "".join(f'[[outputs]]\ntype = "webhook"\nname = "{fmt}"\nurl = "{url}"\nformat = "{fmt}"\n'
+                          for fmt, url in (("slack", to_slack.url + "/hook"), ("discord", to_discord.url + "/hook"),
+                                           ("ntfy", to_ntfy.url + TOPIC)))
+        _cli_config(write_config, tmp_path, plugin, outputs + 'headers_env = "NTFY_HEADERS"\n')
+        for code in ("2", "0"):
+            flag.write_text(code + "\n")
+            result = run_cli("refresh", env=cli_env(NTFY_HEADERS="Authorization: Bearer tk_e2e0token0e2e0token"))
+            assert result.returncode == 0 and result.stderr == "", result.stderr
+    for receiver in (to_slack, to_discord, to_ntfy):
+        assert [(r.status, r.problems) for r in receiver.received] in ([(200, [])] * 2, [(204, [])] * 2)
+    opened, resolved = (r.request.json() for r in to_slack.received)
+    assert "*opened: queue (command) CRITICAL* — queue says 2" in opened["blocks"][1]["text"]["text"]
+    assert resolved["blocks"][1]["text"]["text"].startswith(f"{severity.EMOJI['OK']} *resolved: queue (command) after")
+    assert [r.request.json()["embeds"][0]["color"] for r in to_discord.received] == [
+        severity.RGB_COLORS["CRITICAL"], severity.RGB_COLORS["OK"]]
+    assert [r.request.headers["priority"] for r in to_ntfy.received] == ["high", "low"]
