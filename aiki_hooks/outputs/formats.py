@@ -35,8 +35,7 @@ from aiki_hooks.model.dates import parse_utc, utc_iso
 from aiki_hooks.model.units import fmt_duration_words
 from aiki_hooks.sanitize import strip_controls
 
-FORMATS = ("json", "slack", "discord", "ntfy")
-# What each format may render: every format renders every `what`.
+FORMATS = ("json", "slack", "discord", "ntfy")  # each renders every `what`
 JSON_HEADERS = (("Content-Type", "application/json"),)
 TEXT_HEADERS = (("Content-Type", "text/plain; charset=utf-8"),)
 
@@ -45,13 +44,13 @@ CUT = "…"  # ends a text cut to fit
 # Slack: blocks per message, characters per section text (Block Kit's limits).
 SLACK_MAX_BLOCKS = 50
 SLACK_TEXT_CHARS = 3000
-# Discord: the execute-webhook limits.
+# Discord: the execute-webhook limits. An embed's text together may not pass 6000: title
+# 256 + description 4096 + one field (256 + 1024) + our footer (FOOTER_UNITS) stays under.
 DISCORD_CONTENT_CHARS = 2000
 DISCORD_TITLE_CHARS = 256
 DISCORD_DESCRIPTION_CHARS = 4096
+DISCORD_FIELD_NAME_CHARS = 256
 DISCORD_FIELD_VALUE_CHARS = 1024
-DISCORD_FOOTER_CHARS = 2048
-DISCORD_EMBED_TOTAL_CHARS = 6000
 # ntfy: the server's default message-size-limit; a longer body would become an attachment.
 NTFY_MESSAGE_BYTES = 4096
 NTFY_TITLE_CHARS = 200
@@ -63,12 +62,12 @@ LABEL_CHARS = 120
 SUMMARY_CHARS = 500
 DETAIL_CHARS = 400
 HOST_CHARS = 64
+FOOTER_UNITS = 200  # "devbox · aiki-hooks", and a snapshot's probe tally on Slack
 # The parts of one entry once escaped (markup can double a text): together well under a
 # Slack section's 3000, and a Discord description still shows several entries.
 HEADLINE_UNITS = 200
 SUMMARY_UNITS = 300
 DETAIL_UNITS = 250
-ENTRY_UNITS = HEADLINE_UNITS + SUMMARY_UNITS + DETAIL_UNITS + 20  # + emoji, bold marks, separators
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,7 @@ class Alert:
 
     title: str  # "CRITICAL issue opened on box", "box is WARNING, 2 open issues"
     notice: str  # the one line a notification shows: the entry when there is one, else the title
+    notice_state: str  # the state of that line
     state: str  # the worst state in it; OK when everything in it ended or is fine
     tag: str  # one word for ntfy's tags: critical, warning, unknown, ok, resolved
     entries: tuple[Entry, ...]
@@ -152,7 +152,8 @@ def _transitions_alert(records: list[Mapping[str, Any]]) -> Alert:
             counts[name] = counts.get(name, 0) + 1
         title = f"{len(records)} issue changes on {host} ({', '.join(f'{n} {t}' for t, n in counts.items())})"
     times = [float(at) for r in records if isinstance(at := r.get("at"), (int, float))]
-    return Alert(title=title, notice=_notice(entries, title), state=state,
+    notice, notice_state = _notice(entries, title, state)
+    return Alert(title=title, notice=notice, notice_state=notice_state, state=state,
                  tag=state.lower() if ongoing else "resolved", entries=entries,
                  footer=f"{host} · aiki-hooks", timestamp=utc_iso(max(times)) if times else None)
 
@@ -195,15 +196,17 @@ def _issues_alert(payload: Mapping[str, Any], *, snapshot: bool) -> Alert:
     else:
         title = f"{some} on {host} (worst: {worst})"
     # A snapshot's notice is the host's state, even with one issue.
-    notice = title if snapshot else _notice(entries, title)
-    return Alert(title=title, notice=notice, state=worst, tag=worst.lower(), entries=entries, footer=f"{host} · aiki-hooks",
+    notice, notice_state = (title, worst) if snapshot else _notice(entries, title, worst)
+    return Alert(title=title, notice=notice, notice_state=notice_state, state=worst, tag=worst.lower(), entries=entries, footer=f"{host} · aiki-hooks",
                  timestamp=_iso(generated), facts=facts)
 
 
-def _notice(entries: tuple[Entry, ...], title: str) -> str:
+def _notice(entries: tuple[Entry, ...], title: str, state: str) -> tuple[str, str]:
+    """The line a notification shows, and its state: the entry when there is one."""
     if len(entries) != 1:
-        return title
-    return f"{entries[0].headline} — {entries[0].summary}" if entries[0].summary else entries[0].headline
+        return title, state
+    (entry,) = entries
+    return (f"{entry.headline} — {entry.summary}" if entry.summary else entry.headline), entry.state
 
 
 def _issue_entry(issue: Mapping[str, Any], generated: Any) -> Entry:
@@ -309,7 +312,8 @@ def slack_escape(text: str) -> str:
 def _entry_markup(entry: Entry, escape: Callable[[str], str], bold: str,
                   measure: Callable[[str], int] = utf16_units) -> str:
     """"🚨 *opened: qdrant (http) CRITICAL* — connection refused" and the sentence below;
-    each part escaped and cut on its own, so the whole stays within ENTRY_UNITS."""
+    each part escaped and cut on its own (no escape is split, and the whole stays under
+    HEADLINE_UNITS + SUMMARY_UNITS + DETAIL_UNITS and a few marks)."""
     line = f"{severity.EMOJI[entry.state]} {bold}{fit(entry.headline, HEADLINE_UNITS, escape, measure)}{bold}"
     if entry.summary:
         line += " — " + fit(entry.summary, SUMMARY_UNITS, escape, measure)
@@ -321,7 +325,7 @@ def _entry_markup(entry: Entry, escape: Callable[[str], str], bold: str,
 def slack_body(alert: Alert) -> dict[str, Any]:
     """An incoming-webhook message: `text` for notifications, sections for the entries."""
     emoji = severity.EMOJI[alert.state]
-    heading = f"{emoji} *{fit(alert.title, 300, slack_escape)}*"
+    heading = f"{emoji} *{fit(alert.title, HEADLINE_UNITS, slack_escape)}*"
     lines = [_entry_markup(e, slack_escape, "*") for e in alert.entries]
     # A header section, the entries, maybe an "… and N more" context, the footer context.
     room = SLACK_MAX_BLOCKS - 3
@@ -332,7 +336,9 @@ def slack_body(alert: Alert) -> dict[str, Any]:
     facts = "  ".join(f"{name}: {value}" for name, value in alert.facts)
     blocks.append(_context(fit(" · ".join(part for part in (facts, alert.footer) if part), SLACK_TEXT_CHARS,
                                slack_escape)))
-    text = join_within([f"{emoji} {fit(alert.title, 300, slack_escape)}", *lines], SLACK_TEXT_CHARS)
+    # The notification and fallback: the same lines without bold marks, which it would show.
+    plain = [_entry_markup(e, slack_escape, "") for e in alert.entries]
+    text = join_within([f"{emoji} {fit(alert.title, HEADLINE_UNITS, slack_escape)}", *plain], SLACK_TEXT_CHARS)
     return {"text": text, "blocks": blocks, "unfurl_links": False, "unfurl_media": False}
 
 
@@ -360,19 +366,18 @@ def discord_escape(text: str) -> str:
 def discord_body(alert: Alert) -> dict[str, Any]:
     """An execute-webhook body: `content` is the notification line, the embed the rest."""
     emoji = severity.EMOJI[alert.state]
-    state = alert.entries[0].state if alert.notice != alert.title else alert.state
-    content = f"{severity.EMOJI[state]} {fit(alert.notice, DISCORD_CONTENT_CHARS - 4, discord_escape)}"
+    content = f"{severity.EMOJI[alert.notice_state]} {fit(alert.notice, DISCORD_CONTENT_CHARS - 4, discord_escape)}"
     embed: dict[str, Any] = {
         # Ours alone (no issue text, a host name of [\w.-]): shown without markup.
         "title": fit(f"{emoji} {alert.title}", DISCORD_TITLE_CHARS),
-        "description": join_within([_entry_markup(e, discord_escape, "**") for e in alert.entries],
-                                   DISCORD_DESCRIPTION_CHARS,
-                                   separator="\n\n"),
         "color": severity.RGB_COLORS[alert.state],
-        "footer": {"text": fit(alert.footer, 200)},
+        "footer": {"text": fit(alert.footer, FOOTER_UNITS)},
     }
+    if alert.entries:
+        embed["description"] = join_within([_entry_markup(e, discord_escape, "**") for e in alert.entries],
+                                           DISCORD_DESCRIPTION_CHARS, separator="\n\n")
     if alert.facts:
-        embed["fields"] = [{"name": fit(name, 256, discord_escape),
+        embed["fields"] = [{"name": fit(name, DISCORD_FIELD_NAME_CHARS, discord_escape),
                             "value": fit(value, DISCORD_FIELD_VALUE_CHARS, discord_escape), "inline": True}
                            for name, value in alert.facts]
     if alert.timestamp:
@@ -387,7 +392,7 @@ def ntfy_message(alert: Alert) -> Message:
     """A plain-text publish to the topic URL: the body is the message, the headers say
     how it shows (RFC 2047 for a title that is not ASCII: header values are Latin-1)."""
     lines = [_entry_markup(e, str, "", utf8_bytes) for e in alert.entries]  # ntfy shows text as is
-    footer = fit(alert.footer, 200, measure=utf8_bytes)
+    footer = fit(alert.footer, FOOTER_UNITS, measure=utf8_bytes)
     body = join_within(lines, NTFY_MESSAGE_BYTES - utf8_bytes(footer) - 1, measure=utf8_bytes) + "\n" + footer
     title = fit(alert.notice.replace(" — ", " - "), NTFY_TITLE_CHARS, measure=len)  # ASCII when it can be
     if not title.isascii():

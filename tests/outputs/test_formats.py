@@ -344,6 +344,9 @@ def test_render_is_pure_and_survives_odd_input(fmt, what):
            "host": None, "probes": "nope", "status": 7, "generated_at": "not a date"}
     message = formats.render(fmt, what, odd)
     assert message.body and message.headers[0][0] == "Content-Type"
+    if fmt in CHECKS:  # still a message the service takes
+        request = Request(TOPIC, {name.lower(): value for name, value in message.headers}, message.body)
+        assert CHECKS[fmt](request) == []
 
 
 @pytest.mark.parametrize("raw, limit, escape", [
