@@ -115,6 +115,11 @@ def test_last_run_lines_of_a_real_crash(user_manager: UserManager) -> None:
     user_manager.wait_for(lambda: user_manager.show("crashy.service", "ActiveState")["ActiveState"] == "failed",
                           timeout=10, what="crashy.service to fail")
     invocation = user_manager.show("crashy.service", "InvocationID")["InvocationID"]
+    # journald stores what the unit wrote asynchronously: on a loaded machine the unit can
+    # be `failed` before its lines are readable.
+    user_manager.wait_for(lambda: len(last_run_lines("crashy", scope="user", since=None, invocation_id=invocation,
+                                                     run=inside(user_manager))) >= 2,
+                          timeout=10, what="journald to store crashy.service's lines")
     lines = last_run_lines("crashy", scope="user", since=None, invocation_id=invocation, run=inside(user_manager))
     assert lines == ("first line", "token=***")
     # The same unit asked as a system unit: the lines are there, the cgroup is not a system one.
