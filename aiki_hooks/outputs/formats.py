@@ -138,7 +138,7 @@ def _transitions_alert(records: list[Mapping[str, Any]]) -> Alert:
     state = _worst(ongoing) if ongoing else "OK"
     if len(records) == 1:
         record = records[0]
-        transition = _text(record.get("transition"), 30) or "changed"
+        transition = _word(record.get("transition"))
         if transition in ("escalated", "de-escalated"):
             title = f"issue {transition} to {_state(record.get('severity'))} on {host}"
         elif transition == "resolved":
@@ -148,7 +148,7 @@ def _transitions_alert(records: list[Mapping[str, Any]]) -> Alert:
     else:
         counts: dict[str, int] = {}
         for record in records:
-            name = _text(record.get("transition"), 30) or "changed"
+            name = _word(record.get("transition"))
             counts[name] = counts.get(name, 0) + 1
         title = f"{len(records)} issue changes on {host} ({', '.join(f'{n} {t}' for t, n in counts.items())})"
     times = [float(at) for r in records if isinstance(at := r.get("at"), (int, float))]
@@ -197,8 +197,8 @@ def _issues_alert(payload: Mapping[str, Any], *, snapshot: bool) -> Alert:
         title = f"{some} on {host} (worst: {worst})"
     # A snapshot's notice is the host's state, even with one issue.
     notice, notice_state = (title, worst) if snapshot else _notice(entries, title, worst)
-    return Alert(title=title, notice=notice, notice_state=notice_state, state=worst, tag=worst.lower(), entries=entries, footer=f"{host} · aiki-hooks",
-                 timestamp=_iso(generated), facts=facts)
+    return Alert(title=title, notice=notice, notice_state=notice_state, state=worst, tag=worst.lower(),
+                 entries=entries, footer=f"{host} · aiki-hooks", timestamp=_iso(generated), facts=facts)
 
 
 def _notice(entries: tuple[Entry, ...], title: str, state: str) -> tuple[str, str]:
@@ -242,6 +242,11 @@ def _label(issue_id: Any, probe: Any) -> str:
 def _host(value: Any) -> str:
     # Titles show it unescaped: only the characters a host name has.
     return re.sub(r"[^\w.-]", "?", _text(value, HOST_CHARS)) or "this host"
+
+
+def _word(transition: Any) -> str:
+    # Titles show it unescaped: "opened", "de-escalated".
+    return re.sub(r"[^\w-]", "?", _text(transition, 30)) or "changed"
 
 
 def _state(value: Any) -> str:

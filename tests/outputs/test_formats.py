@@ -324,10 +324,12 @@ def test_issue_text_cannot_ping_link_or_carry_control_characters(fmt):
         assert "retitled" not in request.headers["title"] and "\n" not in request.headers["title"]
 
 
-def test_a_host_name_with_markup_is_neutralised_in_titles():
-    record = {**OPENED, "host": "box*<@1>\x1b[31m"}
+def test_a_host_name_or_transition_with_markup_is_neutralised_in_titles():
+    """Discord shows an embed title without markup, so it is built from safe words."""
+    record = {**OPENED, "host": "box*<@1>\x1b[31m", "transition": "opened[x](https://e.x)"}
     body = accepted("discord", "transitions", SNAPSHOT, [record]).json()
-    assert body["embeds"][0]["title"] == f"{severity.EMOJI['CRITICAL']} CRITICAL issue opened on box???1?"  # the escape sequence goes whole
+    # The escape sequence goes whole; what is left of the markup becomes "?".
+    assert body["embeds"][0]["title"] == f"{severity.EMOJI['CRITICAL']} CRITICAL issue opened?x??https???e?x? on box???1?"
 
 
 # --------------------------------------------------------------------------- purity
