@@ -121,9 +121,16 @@ def test_the_real_hooks_tell_the_hint(hook_env):  # noqa: F811 - the fixture
     write_cache(state / "system_health.json", snapshot(generated_at=now))
     first = context_of(run_hook("session_start", {"session_id": "s1", "source": "startup"}, env), "SessionStart")
     assert "Hint" not in first
-    write_cache(state / "system_health.json",
-                snapshot(issues=[issue("command:queue", hint=RUNBOOK, summary="queue stuck")], generated_at=now))
+    told = Issue(id="command:queue", severity=Status.CRITICAL, summary="queue stuck", since=now - 300, probe="queue",
+                 hint=RUNBOOK, occurrence_id="0" * 32)
+    write_cache(state / "system_health.json", snapshot(issues=[told], generated_at=now))
     notice = context_of(run_hook("pre_tool_use", {"session_id": "s1", "tool_name": "Bash"}, env), "PreToolUse")
     assert "command:queue CRITICAL since" in notice and f"queue stuck{FRAMED}" in notice
     block = context_of(run_hook("session_start", {"session_id": "s2", "source": "startup"}, env), "SessionStart")
     assert f"command:queue CRITICAL for 5 min: queue stuck{FRAMED}." in block
+    # What the hooks journal of it (and so what the mem0 spool gets) carries the hint too.
+    from aiki_hooks.issues import journal
+
+    records = [r for r in journal.read(str(state)) if r["issue_id"] == "command:queue"]
+    assert {r["transition"] for r in records} == {"session_told", "session_began"}
+    assert all(r["hint"] == RUNBOOK for r in records)
