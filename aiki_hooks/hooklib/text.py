@@ -418,26 +418,31 @@ def status_line(data: Mapping[str, Any] | None, *, state: str, age: float | None
     }
     chosen = dict.fromkeys(parts, 0)
 
-    def joined() -> str:
-        return SEPARATOR.join(text for text in (parts[name][chosen[name]] for name in parts) if text)
+    def shown() -> list[tuple[str, str]]:
+        return [(name, parts[name][chosen[name]]) for name in parts if parts[name][chosen[name]]]
 
-    plain = joined()
+    plain = SEPARATOR.join(part for _, part in shown())
     for name in DROP_ORDER:
         if columns <= 0 or display_width(plain) <= columns:
             break
         if chosen[name] < len(parts[name]) - 1:
             chosen[name] += 1
-            plain = joined()
-    plain = fit(plain, columns)
-    if not color:
-        return plain
+            plain = SEPARATOR.join(part for _, part in shown())
+    fitted = fit(plain, columns)
+    if not color or fitted != plain:  # (a cut status word stays plain)
+        return fitted
     # Colour the status word and a high context figure; widths were counted without them.
-    if status in ANSI_COLORS and head in plain:
-        plain = plain.replace(head, f"\033[{ANSI_COLORS[status]}m{head}\033[0m", 1)
-    shade = _context_color(context_percent) if context and context_percent is not None else None
-    if shade and f"{SEPARATOR}{context}" in plain:
-        plain = plain.replace(f"{SEPARATOR}{context}", f"{SEPARATOR}\033[{shade}m{context}\033[0m", 1)
-    return plain
+    shades = {"head": ANSI_COLORS.get(status),
+              "context": _context_color(context_percent) if context and context_percent is not None else None}
+    coloured = []
+    for name, part in shown():
+        shade = shades.get(name)
+        if name == "head" and shade:
+            part = part.replace(head, f"\033[{shade}m{head}\033[0m", 1)
+        elif shade:
+            part = f"\033[{shade}m{part}\033[0m"
+        coloured.append(part)
+    return SEPARATOR.join(coloured)
 
 
 # What gives way first when the line is too wide; each entry takes one step down that

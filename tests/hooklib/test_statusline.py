@@ -232,6 +232,12 @@ def test_high_context_use_is_coloured(percent, code):
     assert "\033" not in line_for(context=percent, color=False)
 
 
+def test_colour_goes_to_the_parts_not_to_look_alike_issue_names():
+    line = line_for(context=95, color=True, issues=[issue("x · ctx 95% · ✖ CRITICAL")])
+    assert line.startswith("aiki \033[31m✖ CRITICAL\033[0m · 1 issue: x · ctx 95% · ✖ CRITICAL · \033[31mctx 95%\033[0m · ")
+    assert ANSI.sub("", line) == line_for(context=95, color=False, issues=[issue("x · ctx 95% · ✖ CRITICAL")])
+
+
 # --------------------------------------------------------------------------- the hook, for real
 
 
