@@ -61,6 +61,7 @@ NTFY_PRIORITY = {"CRITICAL": "high", "WARNING": "default", "UNKNOWN": "default",
 LABEL_CHARS = 120
 SUMMARY_CHARS = 500
 DETAIL_CHARS = 400
+HINT_CHARS = 300
 HOST_CHARS = 64
 FOOTER_UNITS = 200  # "devbox · aiki-hooks", and a snapshot's probe tally on Slack
 # The parts of one entry once escaped (markup can double a text): together well under a
@@ -68,6 +69,7 @@ FOOTER_UNITS = 200  # "devbox · aiki-hooks", and a snapshot's probe tally on Sl
 HEADLINE_UNITS = 200
 SUMMARY_UNITS = 300
 DETAIL_UNITS = 250
+HINT_UNITS = 200
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Entry:
     headline: str  # "opened: qdrant (http) CRITICAL"
     summary: str = ""  # "connection refused"
     detail: str = ""  # "qdrant (http) stopped answering at 14:05 (connection refused)."
+    hint: str = ""  # the user's runbook line for the check (`hint` in the config)
 
 
 @dataclass(frozen=True)
@@ -168,10 +171,11 @@ def _transition_entry(record: Mapping[str, Any]) -> Entry:
         lasted = record.get("duration_seconds")
         after = f" after {fmt_duration_words(lasted)}" if isinstance(lasted, (int, float)) else ""
         return Entry("OK", f"resolved: {label}{after}", "", detail)
+    hint = _text(record.get("hint"), HINT_CHARS)
     previous = record.get("previous_severity")
     if transition in ("escalated", "de-escalated") and previous in severity.ORDER:
-        return Entry(state, f"{transition}: {label} {previous} → {state}", summary, detail)
-    return Entry(state, f"{transition}: {label} {state}", summary, detail)
+        return Entry(state, f"{transition}: {label} {previous} → {state}", summary, detail, hint)
+    return Entry(state, f"{transition}: {label} {state}", summary, detail, hint)
 
 
 def _issues_alert(payload: Mapping[str, Any], *, snapshot: bool) -> Alert:
@@ -218,7 +222,7 @@ def _issue_entry(issue: Mapping[str, Any], generated: Any) -> Entry:
     except ValueError:
         pass
     return Entry(state, f"{_label(issue.get('id'), issue.get('probe'))} {state}",
-                 _text(issue.get("summary"), SUMMARY_CHARS), detail)
+                 _text(issue.get("summary"), SUMMARY_CHARS), detail, _text(issue.get("hint"), HINT_CHARS))
 
 
 def _text(value: Any, limit: int) -> str:
@@ -318,12 +322,14 @@ def _entry_markup(entry: Entry, escape: Callable[[str], str], bold: str,
                   measure: Callable[[str], int] = utf16_units) -> str:
     """"🚨 *opened: qdrant (http) CRITICAL* — connection refused" and the sentence below;
     each part escaped and cut on its own (no escape is split, and the whole stays under
-    HEADLINE_UNITS + SUMMARY_UNITS + DETAIL_UNITS and a few marks)."""
+    HEADLINE_UNITS + SUMMARY_UNITS + DETAIL_UNITS + HINT_UNITS and a few marks)."""
     line = f"{severity.EMOJI[entry.state]} {bold}{fit(entry.headline, HEADLINE_UNITS, escape, measure)}{bold}"
     if entry.summary:
         line += " — " + fit(entry.summary, SUMMARY_UNITS, escape, measure)
     if entry.detail:
         line += "\n" + fit(entry.detail, DETAIL_UNITS, escape, measure)
+    if entry.hint:
+        line += "\n" + fit(f"hint: {entry.hint}", HINT_UNITS, escape, measure)
     return line
 
 

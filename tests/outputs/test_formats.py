@@ -271,6 +271,18 @@ def test_ntfy_snapshot_of_a_healthy_host_is_quiet():
     assert request.body.decode().startswith(f"{severity.EMOJI['OK']} no open issues — 1 probe: 1 OK")
 
 
+@pytest.mark.parametrize("fmt", ["slack", "discord", "ntfy"])
+@pytest.mark.parametrize("what", ["transitions", "issues"])
+def test_the_checks_hint_comes_with_its_issue(fmt, what):
+    hint = "systemctl --user restart qdrant; runbook: wiki/qdrant"
+    data = {**SNAPSHOT, "issues": [{**SNAPSHOT["issues"][0], "hint": hint}]}
+    request = accepted(fmt, what, data, [{**OPENED, "hint": hint}])
+    first = {"slack": lambda: request.json()["blocks"][1]["text"]["text"],
+             "discord": lambda: request.json()["embeds"][0]["description"],
+             "ntfy": lambda: request.body.decode()}[fmt]()
+    assert first.splitlines()[2] == f"hint: {hint}"  # under the summary and the sentence
+
+
 # --------------------------------------------------------------------------- long and hostile text
 
 
