@@ -44,6 +44,7 @@ from aiki_hooks.config.validators import (
     url,
 )
 from aiki_hooks.model.thresholds import Threshold
+from aiki_hooks.outputs.config import _COMMON_SPEC, _TYPE_SPECS, OutputConfig, parse_outputs
 from aiki_hooks.probes import registry
 from aiki_hooks.probes.registry import KindEntries, UnusableConfig
 from aiki_hooks.sanitize import has_controls, visible_controls
@@ -193,7 +194,7 @@ class Config:
     costs: CostsConfig = CostsConfig()
     journal: JournalConfig = JournalConfig()
     mem0: Mem0Config = Mem0Config()
-    outputs: tuple = ()  # tuple[outputs.OutputConfig, ...]; defaults applied at load
+    outputs: tuple[OutputConfig, ...] = ()  # defaults applied at load
 
     @property
     def cache_path(self) -> Path:
@@ -455,7 +456,6 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
         backoff_max_seconds=float(m["backoff_max_seconds"]), timeout_seconds=float(m["timeout_seconds"]),
     )
 
-    from aiki_hooks.outputs.router import parse_outputs
 
     outputs = parse_outputs(top["outputs"], reader, mem0_enabled=mem0.backend != "off")
 
@@ -678,7 +678,6 @@ def effective_config_toml(config: Config, env=None) -> str:
     notes.append(_variable_note("mem0: api_key_env", m.api_key_env, env))
     if m.local_config is not None:
         notes.append(f"mem0 config: an inline table of {len(m.local_config)} key(s), not shown (it may hold API keys)")
-    from aiki_hooks.outputs.router import _COMMON_SPEC, _TYPE_SPECS
 
     outputs: list[dict[str, Any]] = []
     for out in config.outputs:

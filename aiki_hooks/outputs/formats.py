@@ -35,7 +35,6 @@ from aiki_hooks.model.dates import parse_utc, utc_iso
 from aiki_hooks.model.units import fmt_duration_words
 from aiki_hooks.sanitize import strip_controls
 
-FORMATS = ("json", "slack", "discord", "ntfy")  # each renders every `what`
 JSON_HEADERS = (("Content-Type", "application/json"),)
 TEXT_HEADERS = (("Content-Type", "text/plain; charset=utf-8"),)
 

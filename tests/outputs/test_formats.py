@@ -12,7 +12,8 @@ import pytest
 
 from aiki_hooks.model import severity
 from aiki_hooks.outputs import formats
-from aiki_hooks.outputs.router import OutputConfig, Router, validate_outputs, webhook_payload
+from aiki_hooks.outputs.config import FORMATS, OutputConfig, validate_outputs
+from aiki_hooks.outputs.router import Router, webhook_payload
 from tests.outputs.receivers import (
     Receiver,
     Request,
@@ -347,7 +348,7 @@ def test_a_host_name_or_transition_with_markup_is_neutralised_in_titles():
 # --------------------------------------------------------------------------- purity
 
 
-@pytest.mark.parametrize("fmt", formats.FORMATS)
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("what", ["transitions", "issues", "snapshot"])
 def test_render_is_pure_and_survives_odd_input(fmt, what):
     payload = webhook_payload(SNAPSHOT, [OPENED, RESOLVED], OutputConfig(type="webhook", url="http://x", what=what))

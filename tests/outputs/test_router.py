@@ -15,14 +15,10 @@ import time
 import pytest
 
 from aiki_hooks.config.load import _Reader
+from aiki_hooks.outputs import config as outputs_config
 from aiki_hooks.outputs import router as o
-from aiki_hooks.outputs.router import (
-    OutputConfig,
-    Router,
-    filter_records,
-    filter_snapshot,
-    validate_outputs,
-)
+from aiki_hooks.outputs.config import OutputConfig, validate_outputs
+from aiki_hooks.outputs.router import Router, filter_records, filter_snapshot
 from tests.servers import RawServer, never_answer
 
 # --------------------------------------------------------------------------- helpers
@@ -171,9 +167,9 @@ def test_all_problems_reported_at_once():
 
 def test_missing_key_means_defaults_and_parse_outputs_works_with_the_config_reader():
     reader = _Reader()
-    assert [x.type for x in o.parse_outputs(None, reader)] == ["cache", "journal"]
-    assert [x.type for x in o.parse_outputs(None, reader, mem0_enabled=True)] == ["cache", "journal", "mem0"]
-    o.parse_outputs([{"type": "webhook"}], reader)
+    assert [x.type for x in outputs_config.parse_outputs(None, reader)] == ["cache", "journal"]
+    assert [x.type for x in outputs_config.parse_outputs(None, reader, mem0_enabled=True)] == ["cache", "journal", "mem0"]
+    outputs_config.parse_outputs([{"type": "webhook"}], reader)
     assert reader.problems == ["outputs[0].url: missing (required)"]
 
 
