@@ -313,13 +313,13 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_costs(args) -> int:
-    from aiki_hooks.costs.render import costs_json, costs_table
-    from aiki_hooks.probes.costs import CostsProbe
-
     if args.days is not None and not 1 <= args.days <= 3660:
         raise UsageError("--days must be between 1 and 3660")
     if args.report or args.since or args.until or args.breakdown or args.active:
-        return _costs_report(args)
+        return _costs_report(args)  # (needs neither the probe nor the tracker: not imported before this)
+    from aiki_hooks.costs.render import costs_json, costs_table
+    from aiki_hooks.probes.costs import CostsProbe
+
     args.days = args.days or 7
     # No report named and none of its options: the daily table and JSON as they always were.
     config = _config(args)

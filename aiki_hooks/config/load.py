@@ -16,7 +16,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from aiki_hooks import paths
 from aiki_hooks.config.validators import (
@@ -45,9 +45,10 @@ from aiki_hooks.config.validators import (
 )
 from aiki_hooks.model.thresholds import Threshold
 from aiki_hooks.outputs.config import _COMMON_SPEC, _TYPE_SPECS, OutputConfig, parse_outputs
-from aiki_hooks.probes import registry
-from aiki_hooks.probes.registry import KindEntries, UnusableConfig
 from aiki_hooks.sanitize import has_controls, visible_controls
+
+if TYPE_CHECKING:
+    from aiki_hooks.probes.registry import KindEntries
 
 _Reader = Reader  # the name outputs' tests use
 RESERVED_NAMES = frozenset({"cpu", "load", "memory", "swap"})
@@ -478,6 +479,13 @@ def parse_config(raw: Mapping[str, Any], source: str = "<defaults>", env=None) -
 def _parse_probes(reader: Reader, raw: Mapping[str, Any]) -> tuple[KindEntries, ...]:
     """Each [[probes.<kind>]] table through its kind's spec, then the result names, which
     share one namespace in the snapshot, checked across all kinds."""
+    if not raw:
+        return ()
+    # The registry (its kinds' records and specs) only for a config that has probes: most
+    # commands' configs have none, and loading them is every command's start-up.
+    from aiki_hooks.probes import registry
+    from aiki_hooks.probes.registry import KindEntries, UnusableConfig
+
     parsed: list[KindEntries] = []
     for kind_name, tables in raw.items():
         where = f"probes.{show_key(kind_name)}"

@@ -3,7 +3,7 @@ transcripts, then read the unique messages of the asked dates back from it.
 
 The same incremental scan as the `claude-costs` check: a run with nothing new reads no
 transcript bytes, only the index. Dates before what the index still holds (it keeps 40
-days, see probes/costs.py) make it read the transcripts again, once.
+days, see costs/store.py) make it read the transcripts again, once.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 from aiki_hooks.config.load import CostsConfig
 from aiki_hooks.costs import report
+from aiki_hooks.costs.prices import price_book
 from aiki_hooks.costs.scan import Scanner, ScanStats, TranscriptLister, claude_config_dirs
-from aiki_hooks.costs.store import CostStore, Row
-from aiki_hooks.probes.costs import INDEX_NAME, KEEP_DAYS, price_book
+from aiki_hooks.costs.store import INDEX_NAME, KEEP_DAYS, CostStore, Row, collector_paused
 
 REPORTS = ("daily", "monthly", "session", "blocks")
 # Without --since: daily covers --days (7 by default, as before), the others what the
@@ -71,7 +71,8 @@ def load(config: CostsConfig, state_dir: str | os.PathLike, since: _dt.date, *, 
             store.commit()
         dirs = claude_config_dirs(config.claude_config_dirs, os.environ if env is None else env)
         stats = scanner.refresh(TranscriptLister(remember=False).files(dirs))
-        rows = store.rows_by_path(since_ts)
+        with collector_paused():
+            rows = store.rows_by_path(since_ts)
     finally:
         store.close()
     rows.sort(key=lambda pair: pair[1][1])  # by time; sorted() keeps path order among equal times

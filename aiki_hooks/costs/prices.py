@@ -23,7 +23,10 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from aiki_hooks.config.load import CostsConfig
 
 PRICES_SOURCE = "Anthropic pricing page, read 2026-11-24"
 
@@ -162,3 +165,9 @@ class PriceBook:
         r = price.rates_at(timestamp, prompt)
         return (input * r.input + output * r.output + cache_write_5m * r.cache_write_5m
                 + cache_write_1h * r.cache_write_1h + cache_read * r.cache_read) / 1_000_000
+
+
+def price_book(config: CostsConfig) -> PriceBook:
+    """The table with the config's `[costs.prices]` added (or overriding its rows)."""
+    return PriceBook({prefix: Rates(input=p.input, cache_write_5m=p.cache_write_5m, cache_write_1h=p.cache_write_1h,
+                                    cache_read=p.cache_read, output=p.output) for prefix, p in config.prices})

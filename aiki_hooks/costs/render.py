@@ -10,9 +10,21 @@ from typing import Any, Mapping
 from aiki_hooks.config.load import CostsConfig
 from aiki_hooks.costs.report import Block, Breakdown, Group, Totals, burn_rate, projection
 from aiki_hooks.model.dates import clock, local_minute, utc_iso
-from aiki_hooks.probes.costs import short_model, usd
 
 COLUMNS = ("Date", "Models", "Input", "Output", "Cache write", "Cache read", "Total tokens", "Cost")
+
+
+def short_model(model: str) -> str:
+    """claude-opus-4-5-20251101 -> opus-4-5: enough to tell models apart in one line."""
+    name = model.removeprefix("claude-")
+    parts = name.split("-")
+    if parts and len(parts[-1]) == 8 and parts[-1].isdigit():
+        parts = parts[:-1]
+    return "-".join(parts)
+
+
+def usd(value: float) -> str:
+    return f"${value:,.2f}"
 
 
 def _row(label: str, models: str, t: Totals) -> list[str]:

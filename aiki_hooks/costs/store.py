@@ -16,10 +16,12 @@ and a copy in another file takes over by itself. Within one file a key is stored
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import operator
 import os
 import sqlite3
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import orjson
 
@@ -41,6 +43,25 @@ def loads_rows(data: bytes) -> list[list[Any]]:
     rows: list[list[Any]] = orjson.loads(data)
     return rows
 
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (as it was before, after it).
+    Reading a month of rows back makes ~25,000 lists that all live on: the collector would
+    walk them again and again as they are made, for nothing."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+INDEX_NAME = "costs.sqlite"  # in the state dir
+# The index keeps this many days of messages (more while a longer report is asked for):
+# a month's report stays incremental, and the index does not grow for ever.
+KEEP_DAYS = 40
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -310,29 +331,30 @@ class CostStore:
     def rows_since(self, since: float = float("-inf")) -> list[list[Any]]:
         """The rows of the unique messages (first occurrence wins, as in ccusage) at or
         after *since*, in chunk order."""
-        seen: set[str] = set()
-        first: list[list[Any]] = []
-        for (rows,) in self.db.execute("SELECT rows FROM chunks WHERE last_ts >= ? ORDER BY id", (since,)):
-            for row in loads_rows(rows):
-                if row[1] >= since and row[0] not in seen:
-                    seen.add(row[0])
-                    first.append(row)
-        return first
+        rows: list[list[Any]] = []
+        chunks = self.db.execute("SELECT first_ts, rows FROM chunks WHERE last_ts >= ? ORDER BY id", (since,))
+        for first_ts, data in chunks:
+            chunk = loads_rows(data)
+            rows.extend(chunk if first_ts >= since else [row for row in chunk if row[1] >= since])
+        return _first_copies(rows)
 
     def rows_by_path(self, since: float = float("-inf")) -> list[tuple[str, list[Any]]]:
         """(transcript path, row) of the unique messages at or after *since*, the first
         copy in path order, then line order, winning: the copy ccusage counts (it reads the
         files sorted by path), which decides the session a resumed session's repeats go to."""
-        seen: set[str] = set()
-        first: list[tuple[str, list[Any]]] = []
-        chunks = self.db.execute("SELECT files.path, chunks.rows FROM chunks JOIN files ON files.id = chunks.file_id "
-                                 "WHERE chunks.last_ts >= ? ORDER BY files.path, chunks.id", (since,))
-        for path, rows in chunks:
-            for row in loads_rows(rows):
-                if row[1] >= since and row[0] not in seen:
-                    seen.add(row[0])
-                    first.append((path, row))
-        return first
+        paths: list[str] = []
+        rows: list[list[Any]] = []
+        chunks = self.db.execute("SELECT files.path, chunks.first_ts, chunks.rows FROM chunks JOIN files ON "
+                                 "files.id = chunks.file_id WHERE chunks.last_ts >= ? ORDER BY files.path, chunks.id",
+                                 (since,))
+        for path, first_ts, data in chunks:
+            chunk = loads_rows(data)
+            if first_ts < since:
+                chunk = [row for row in chunk if row[1] >= since]
+            rows.extend(chunk)
+            paths.extend([path] * len(chunk))
+        first = _first_of_each_key(rows)
+        return [(path, row) for path, row in zip(paths, rows, strict=True) if first[row[0]] is row]
 
     def messages_since(self, since: float) -> list[Message]:
         """rows_since as Messages, by time."""
@@ -419,6 +441,20 @@ class CostStore:
 
 
 BY_TIME = operator.itemgetter(1)  # a Message's (or a row's) ts
+_KEY = operator.itemgetter(0)
+
+
+def _first_of_each_key(rows: list[list[Any]]) -> dict[str, list[Any]]:
+    """Each key's first row in *rows*. Built from the end, so that the first copy is the
+    one written last; in C (dict, zip, map), not a Python loop over the rows: a month's
+    ~25,000 rows are read back on every warm `aiki-hooks costs`."""
+    return dict(zip(map(_KEY, reversed(rows)), reversed(rows), strict=True))
+
+
+def _first_copies(rows: list[list[Any]]) -> list[list[Any]]:
+    """*rows* without the repeats of a key: the first copy stays, in order."""
+    first = _first_of_each_key(rows)
+    return [row for row in rows if first[row[0]] is row]
 
 
 def _span(rows: Sequence[Row]) -> tuple[float, float]:

@@ -14,9 +14,10 @@ from typing import Any, Callable, Mapping
 
 from aiki_hooks.config.load import CostsConfig, ExternalCostConfig
 from aiki_hooks.costs import report
-from aiki_hooks.costs.prices import PriceBook, Rates
+from aiki_hooks.costs.prices import price_book
+from aiki_hooks.costs.render import short_model, usd
 from aiki_hooks.costs.scan import ChangeWatch, Scanner, ScanStats, TranscriptLister, claude_config_dirs
-from aiki_hooks.costs.store import CostStore
+from aiki_hooks.costs.store import INDEX_NAME, KEEP_DAYS, CostStore, collector_paused
 from aiki_hooks.model.result import Finding, ProbeResult
 from aiki_hooks.model.status import Status
 from aiki_hooks.model.thresholds import Threshold
@@ -25,33 +26,9 @@ from aiki_hooks.proc import FLOOD_BYTES, MAX_OUTPUT_BYTES, CommandNotFound, run_
 KIND = "costs"
 CLAUDE_NAME = "claude-costs"
 TRACKER_NAME = "cost-tracker"
-INDEX_NAME = "costs.sqlite"
 WEEK_DAYS = 7
 MAX_SESSIONS_REPORTED = 20
 BUDGET_WARN_FRACTION = 0.8
-# The index keeps this many days of messages (more while a longer report is asked for):
-# a month's report stays incremental, and the index does not grow for ever.
-KEEP_DAYS = 40
-
-
-def price_book(config: CostsConfig) -> PriceBook:
-    return PriceBook({prefix: Rates(input=p.input, cache_write_5m=p.cache_write_5m, cache_write_1h=p.cache_write_1h,
-                                    cache_read=p.cache_read, output=p.output) for prefix, p in config.prices})
-
-
-def short_model(model: str) -> str:
-    """claude-opus-4-5-20251101 -> opus-4-5: enough to tell models apart in one line."""
-    name = model.removeprefix("claude-")
-    parts = name.split("-")
-    if parts and len(parts[-1]) == 8 and parts[-1].isdigit():
-        parts = parts[:-1]
-    return "-".join(parts)
-
-
-def usd(value: float) -> str:
-    return f"${value:,.2f}"
-
-
 def budget_status(spent: float, budget: float | None) -> tuple[Status, str]:
     if not budget:
         return Status.OK, ""
@@ -131,7 +108,8 @@ class CostsProbe:
                 window = fed  # everything, just read
             else:
                 window = report.Window(days=days, tz=self.tz, now=now)
-                window.add(self._store.rows_since(window.lookback))
+                with collector_paused():
+                    window.add(self._store.rows_since(window.lookback))
             self._window, self._estimates = window, {}
             self._prune(self._store, now, window.lookback)
         todays, week, block = window.today_breakdown, window.period, window.current_block(now)
