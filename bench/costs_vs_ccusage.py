@@ -28,7 +28,11 @@
 Targets: cold wall <= 1.0x ccusage and warm command <= 0.25x ccusage (issue 14's guard),
 peak RSS <= 60 MiB; warm refresh <= 50 ms; no-new-bytes <= 5 ms (issue 4).
 
-Usage: python3 bench/costs_vs_ccusage.py [--size-mib 200] [--runs 5]
+`--warm-only` times just the warm command, interleaved with ccusage (a ratio per pair of
+runs and of the medians), on an index kept under bench/out/ between invocations (built by
+one untimed run the first time): a quick check of the warm guard, ~1 s a pair.
+
+Usage: python3 bench/costs_vs_ccusage.py [--size-mib 200] [--runs 5] [--warm-only]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -215,11 +220,50 @@ def compare_report(ours: dict, theirs: dict, list_name: str, key: str) -> tuple[
     return len(set(mine) | set(cc)), mismatched, worst
 
 
+def warm_only(ccusage: str, aiki_hooks: str, corpus: Path, runs: int) -> int:
+    """The warm guard alone: `aiki-hooks costs --json` with nothing new to read, each run
+    right after a ccusage run (so both see the same load), on an index kept in
+    bench/out/warm-state (the first invocation fills it, untimed)."""
+    state = OUT / "warm-state"
+    config = OUT / "warm-aiki.toml"
+    config.write_text(f'[state]\ndir = "{state}"\n[resources]\nenabled = false\n'
+                      f'[costs]\ntimezone = "UTC"\nclaude_config_dirs = ["{corpus}"]\n')
+    env = dict(os.environ, TZ="UTC", CLAUDE_CONFIG_DIR=str(corpus), AIKI_HOOKS_CONFIG=str(config), PYTHONPATH="")
+    days = (dt.datetime.now(dt.timezone.utc).date() - dt.date.fromisoformat(SINCE)).days + 1
+    theirs_cmd = [ccusage, "claude", "daily", "--offline", "--json", "--breakdown",
+                  "--since", SINCE.replace("-", ""), "--until", UNTIL.replace("-", "")]
+    ours_cmd = [aiki_hooks, "costs", "--json", "--days", str(days)]
+    run_timed(ours_cmd, env)  # fills the index the first time; then only checks it is up to date
+
+    def timed(argv: list[str]) -> tuple[float, float]:
+        """(wall, CPU seconds): the CPU time (user + system, the process and its children)
+        moves less with other work on the machine than the wall time does."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = run_timed(argv, env)[0]
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+    cc, warm = [], []
+    for _ in range(runs):
+        cc.append(timed(theirs_cmd))
+        warm.append(timed(ours_cmd))
+    ratios = sorted(w[0] / c[0] for w, c in zip(warm, cc, strict=True))
+    cc_wall, warm_wall = statistics.median(c[0] for c in cc), statistics.median(w[0] for w in warm)
+    cc_cpu, warm_cpu = statistics.median(c[1] for c in cc), statistics.median(w[1] for w in warm)
+    print(f"warm only, {runs} pairs: ccusage {CCUSAGE_VERSION} {cc_wall:.3f} s, aiki-hooks costs --json "
+          f"{warm_wall:.3f} s: {warm_wall / cc_wall:.2f}x ccusage (target <= 0.25x); per pair "
+          f"{', '.join(f'{r:.2f}' for r in ratios)}; CPU {warm_cpu:.3f} s against {cc_cpu:.3f} s "
+          f"({warm_cpu / cc_cpu:.2f}x)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=float, default=200)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cold-only", action="store_true", help="stop after the cold scan and the agreement check")
+    parser.add_argument("--warm-only", action="store_true",
+                        help="only the warm command against ccusage, interleaved, on a kept index")
     args = parser.parse_args()
 
     ccusage = ensure_ccusage()
@@ -229,6 +273,8 @@ def main() -> int:
     many = ensure_corpus("corpus-1000-files", "--files", "1000", "--size-mib", "60", "--max-session-kib", "20",
                          "--seed", "11", "--now", now)
     size = sum(p.stat().st_size for p in corpus.rglob("*.jsonl")) / 1024 / 1024
+    if args.warm_only:
+        return warm_only(ccusage, aiki_hooks, corpus, args.runs)
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
