@@ -316,22 +316,26 @@ def cmd_costs(args) -> int:
     if args.days is not None and not 1 <= args.days <= 3660:
         raise UsageError("--days must be between 1 and 3660")
     if args.report or args.since or args.until or args.breakdown or args.active:
-        return _costs_report(args)  # (needs neither the probe nor the tracker: not imported before this)
+        return _costs_report(args)
+    from aiki_hooks.costs.figures import CostFigures
     from aiki_hooks.costs.render import costs_json, costs_table
-    from aiki_hooks.probes.costs import CostsProbe
 
     args.days = args.days or 7
     # No report named and none of its options: the daily table and JSON as they always were.
     config = _config(args)
-    probe = CostsProbe(config.costs, config.state_dir, workers=os.cpu_count() or 1, one_shot=True)
-    with probe.locked():
-        figures = probe.figures(days=args.days)
-    external = probe.external(config.costs.external) if config.costs.external else None
+    source = CostFigures(config.costs, config.state_dir, workers=os.cpu_count() or 1, one_shot=True)
+    with source.locked():
+        figures = source.figures(days=args.days)
+    external = None
+    if config.costs.external:  # (the probe's module, with its subprocess runner, only for a tracker)
+        from aiki_hooks.probes.costs import tracker_today
+
+        external = tracker_today(config.costs.external)
     if args.json:
         sys.stdout.write(json.dumps(costs_json(figures, external, config.costs), indent=2) + "\n")
     else:
         sys.stdout.write(costs_table(figures, external, config.costs) + "\n")
-    probe.close()
+    source.close()
     return 0
 
 

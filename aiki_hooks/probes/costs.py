@@ -5,19 +5,16 @@ own tracker (a command or a JSON file) is shown beside it as a second, labelled 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import threading
 import time
 from typing import Any, Callable, Mapping
 
 from aiki_hooks.config.load import CostsConfig, ExternalCostConfig
 from aiki_hooks.costs import report
-from aiki_hooks.costs.prices import price_book
+from aiki_hooks.costs.figures import CostFigures
 from aiki_hooks.costs.render import short_model, usd
-from aiki_hooks.costs.scan import ChangeWatch, Scanner, ScanStats, TranscriptLister, claude_config_dirs
-from aiki_hooks.costs.store import INDEX_NAME, KEEP_DAYS, CostStore, collector_paused
+from aiki_hooks.costs.store import KEEP_DAYS as KEEP_DAYS  # (where the tests and older callers look)
 from aiki_hooks.model.result import Finding, ProbeResult
 from aiki_hooks.model.status import Status
 from aiki_hooks.model.thresholds import Threshold
@@ -26,9 +23,10 @@ from aiki_hooks.proc import FLOOD_BYTES, MAX_OUTPUT_BYTES, CommandNotFound, run_
 KIND = "costs"
 CLAUDE_NAME = "claude-costs"
 TRACKER_NAME = "cost-tracker"
-WEEK_DAYS = 7
 MAX_SESSIONS_REPORTED = 20
 BUDGET_WARN_FRACTION = 0.8
+
+
 def budget_status(spent: float, budget: float | None) -> tuple[Status, str]:
     if not budget:
         return Status.OK, ""
@@ -36,175 +34,58 @@ def budget_status(spent: float, budget: float | None) -> tuple[Status, str]:
     return status, f"{spent / budget * 100:.0f}% of the {usd(budget)} budget"
 
 
-class CostsProbe:
+def tracker_today(source: ExternalCostConfig, run=None) -> tuple[float | None, str | None]:
+    """(today's USD from the user's tracker, error); *run* replaces proc.run_command. The
+    error is a fixed short reason (and an exit code): the tracker's own output never goes
+    into the summary, from where it would reach the issue journal and mem0 (it may print
+    tokens or keys)."""
+    try:
+        if source.command:
+            try:
+                out = (run or run_command)(source.command, timeout=source.timeout_seconds)
+            except CommandNotFound:
+                return None, "command not found"
+            if out.flooded:
+                return None, f"stopped after printing more than {FLOOD_BYTES // 1024**2} MiB"
+            if out.timed_out:
+                return None, f"no answer within {source.timeout_seconds:g} s"
+            if out.returncode != 0:
+                return None, f"exited with code {out.returncode}"
+            if out.stdout_truncated:  # its JSON was cut: it would only fail to parse
+                return None, f"printed more than {MAX_OUTPUT_BYTES // 1024} KiB (a JSON answer is a few bytes)"
+            text = out.stdout
+        elif source.json_file:
+            with open(source.json_file, encoding="utf-8") as file:
+                text = file.read(1024 * 1024)
+        else:  # (the config requires one of the two)
+            return None, "neither command nor json_file"
+        data = json.loads(text)
+    except OSError as exc:
+        return None, f"json_file unreadable ({exc.strerror or type(exc).__name__})"
+    except ValueError:
+        return None, "did not print JSON" if source.command else "json_file is not JSON"
+    value = data.get("today_usd") if isinstance(data, dict) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None, 'no number "today_usd" in its JSON'
+    return float(value), None
+
+
+class CostsProbe(CostFigures):
+    """The figures (CostFigures) judged against the budgets, and the user's own tracker."""
+
     kind = KIND
 
     def __init__(self, config: CostsConfig, state_dir: str | os.PathLike, *, env: Mapping[str, str] | None = None,
                  clock: Callable[[], float] = time.time, run=None, workers: int = 1, one_shot: bool = False) -> None:
-        self.config = config
-        self.index_path = os.path.join(os.fspath(state_dir), INDEX_NAME)
-        self.env = dict(os.environ if env is None else env)
-        self.clock = clock
+        super().__init__(config, state_dir, env=env, clock=clock, workers=workers, one_shot=one_shot)
         self.run = run  # None: proc.run_command
         self.timeout_seconds = config.timeout_seconds
         self.names = (CLAUDE_NAME,) + ((TRACKER_NAME,) if config.external else ())
-        self.prices = price_book(config)
-        self.tz = report.zone(config.timezone)
-        self._lock = threading.Lock()
-        self._store: CostStore | None = None
-        self._window: report.Window | None = None
-        self._estimates: dict[tuple[int, float], float | None] = {}  # see _estimate
-        # Worker processes only where forking is safe: a single-threaded command, not the
-        # refresher, whose probe threads may hold locks at fork time.
-        self.workers = workers
-        # An inotify watch and remembered directory listings pay off over many refreshes;
-        # a one-shot command (`aiki-hooks costs`) makes one.
-        self.one_shot = one_shot
-
-    # ------------------------------------------------------------------ measure
-
-    def figures(self, days: int = WEEK_DAYS) -> dict[str, Any]:
-        """Scan what is new, then bring the figures up to date (also used by `aiki-hooks costs`).
-
-        The window of figures is fed only the messages this refresh added; it is rebuilt
-        from the index when the day changed or a transcript was truncated, replaced or
-        deleted. A refresh with nothing new costs one stat per file.
-        """
-        if self._store is None:
-            self._store = CostStore(self.index_path)
-            self._scanner = Scanner(self._store, self.prices, workers=self.workers)
-            self._lister = TranscriptLister(remember=not self.one_shot)
-            self._watch = ChangeWatch(enabled=not self.one_shot)
-            self._file_count, self._had_errors = 0, False
-        now = self.clock()
-        window = self._window
-        if window is None or not window.valid_for(now, days):
-            window = None
-            lookback = report.Window(days=days, tz=self.tz, now=now).lookback
-            if lookback < self._store.kept_since():
-                # Asked for days the index no longer holds (pruned): read everything again.
-                self._store.begin()
-                self._store.reset()
-                self._store.commit()
-                self._scanner.forget_known()
-        fed = None
-        # Nothing touched the transcripts: no stat needed. (Not while a file could not be
-        # read: each refresh tries it again and says so.)
-        if not self._had_errors and self._watch.quiet() and self._scanner.index_unchanged():
-            stats = ScanStats(files=self._file_count)
-        else:
-            files = self._lister.files(claude_config_dirs(self.config.claude_config_dirs, self.env))
-            # A window to build anew is fed a first fill's rows file by file, as the
-            # workers read (summed while they still read, not after them).
-            fed = report.Window(days=days, tz=self.tz, now=now) if window is None else None
-            stats = self._scanner.refresh(files, on_first_rows=(lambda rows: fed.add(rows, unordered=True))
-                                          if fed is not None else None)
-            self._file_count, self._had_errors = len(files), bool(stats.errors)
-            self._watch.watch(self._lister.directories, self._lister.complete)
-        if window is not None and stats.new_rows is not None:
-            window.add(stats.new_rows)
-        else:
-            if fed is not None and stats.index_was_empty and stats.new_rows is not None:
-                window = fed  # everything, just read
-            else:
-                window = report.Window(days=days, tz=self.tz, now=now)
-                with collector_paused():
-                    window.add(self._store.rows_since(window.lookback))
-            self._window, self._estimates = window, {}
-            self._prune(self._store, now, window.lookback)
-        todays, week, block = window.today_breakdown, window.period, window.current_block(now)
-        if stats.new_rows or stats.new_rows is None or stats.files_read:
-            self._estimates = {}  # Claude Code's figures may have changed with what was read
-        return {
-            "now": now,
-            "days": days,
-            "stats": stats,
-            "daily": window.daily_sorted(),
-            "today": todays,
-            "week": week,
-            "block": block,
-            "sessions": window.sessions(now),
-            "unpriced_today_estimate": self._estimate(self._store, window, todays, window.today_start),
-            "unpriced_block_estimate": self._estimate(self._store, window, block.breakdown, block.start) if block else None,
-            "unpriced_week_estimate": self._estimate(self._store, window, week, window.since),
-        }
-
-    def _prune(self, store: CostStore, now: float, lookback: float) -> None:
-        """Keep the index small: drop messages older than KEEP_DAYS (or the window asked
-        for, if longer). Runs when the figures are rebuilt (start, a new day), at most once
-        a day; a later request for older days reads the transcripts again."""
-        horizon = min(now - KEEP_DAYS * 86400, lookback)
-        oldest = store.oldest()
-        if oldest is None or oldest >= horizon or horizon - store.kept_since() < 86400:
-            return
-        store.begin()
-        try:
-            store.prune(horizon)
-            store.commit()
-        except BaseException:
-            store.rollback()
-            raise
-
-    def _estimate(self, store: CostStore, window: report.Window, breakdown: report.Breakdown, since: float) -> float | None:
-        """Claude Code's own price (`cost-state`) for the unpriced tokens since *since*;
-        None when there are none or it gave none. Kept until the next refresh reads anything."""
-        if not breakdown.total.unpriced_tokens:
-            return None
-        key = (id(window), since)
-        if key not in self._estimates:
-            unpriced = window.unpriced_since(since)
-            pairs = sorted({(m.session, m.model) for m in unpriced})
-            self._estimates[key] = report.estimate_unpriced(
-                unpriced, store.session_costs([p[0] for p in pairs]), store.session_model_tokens(pairs))
-        return self._estimates[key]
 
     def external(self, source: ExternalCostConfig) -> tuple[float | None, str | None]:
-        """(today's USD from the user's tracker, error). The error is a fixed short reason
-        (and an exit code): the tracker's own output never goes into the summary, from
-        where it would reach the issue journal and mem0 (it may print tokens or keys)."""
-        try:
-            if source.command:
-                try:
-                    out = (self.run or run_command)(source.command, timeout=source.timeout_seconds)
-                except CommandNotFound:
-                    return None, "command not found"
-                if out.flooded:
-                    return None, f"stopped after printing more than {FLOOD_BYTES // 1024**2} MiB"
-                if out.timed_out:
-                    return None, f"no answer within {source.timeout_seconds:g} s"
-                if out.returncode != 0:
-                    return None, f"exited with code {out.returncode}"
-                if out.stdout_truncated:  # its JSON was cut: it would only fail to parse
-                    return None, f"printed more than {MAX_OUTPUT_BYTES // 1024} KiB (a JSON answer is a few bytes)"
-                text = out.stdout
-            elif source.json_file:
-                with open(source.json_file, encoding="utf-8") as file:
-                    text = file.read(1024 * 1024)
-            else:  # (the config requires one of the two)
-                return None, "neither command nor json_file"
-            data = json.loads(text)
-        except OSError as exc:
-            return None, f"json_file unreadable ({exc.strerror or type(exc).__name__})"
-        except ValueError:
-            return None, "did not print JSON" if source.command else "json_file is not JSON"
-        value = data.get("today_usd") if isinstance(data, dict) else None
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return None, 'no number "today_usd" in its JSON'
-        return float(value), None
+        return tracker_today(source, self.run)
 
     # ------------------------------------------------------------------ check
-
-    def close(self) -> None:
-        """Close the index (a one-shot command, at its end)."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
-    @contextlib.contextmanager
-    def locked(self):
-        """Wait for the index (another scan may be running in this process)."""
-        with self._lock:
-            yield
 
     def check(self) -> list[ProbeResult]:
         if not self._lock.acquire(blocking=False):
