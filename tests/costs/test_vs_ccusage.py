@@ -21,7 +21,7 @@ import pytest
 
 from aiki_hooks.config.load import parse_config
 from aiki_hooks.costs import command
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, cli_env, find_pinned_tool, missing_real_tool
 
 CCUSAGE_VERSION = "20.0.24"  # the same as bench/costs_vs_ccusage.py and run-tests.sh
 LOCAL_INSTALL = REPO / ".cache" / "ccusage" / "node_modules" / ".bin" / "ccusage"
@@ -33,23 +33,16 @@ CUT_SINCE, CUT_UNTIL = "20261105", "20261120"
 
 
 def find_ccusage() -> str | None:
-    for candidate in (os.environ.get("AIKI_CCUSAGE_BIN"), str(LOCAL_INSTALL), shutil.which("ccusage")):
-        if candidate and os.access(candidate, os.X_OK):
-            version = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=60).stdout
-            if version.strip().endswith(CCUSAGE_VERSION):
-                return candidate
-    return None
+    return find_pinned_tool((os.environ.get("AIKI_CCUSAGE_BIN"), str(LOCAL_INSTALL), shutil.which("ccusage")),
+                            lambda version: version.endswith(CCUSAGE_VERSION))
 
 
 @pytest.fixture(scope="module")
 def ccusage_bin() -> str:
     found = find_ccusage()
     if found is None:
-        message = (f"ccusage {CCUSAGE_VERSION} not found (run ./run-tests.sh, which installs it into .cache/ccusage, "
-                   f"or set AIKI_CCUSAGE_BIN)")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_real_tool(f"ccusage {CCUSAGE_VERSION} not found (run ./run-tests.sh, which installs it into "
+                          f".cache/ccusage, or set AIKI_CCUSAGE_BIN)")
     return found
 
 

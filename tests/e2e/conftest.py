@@ -14,7 +14,7 @@ import pytest
 
 from aiki_hooks.install.settings import hook_entries
 
-from ..conftest import REPO, cli_env
+from ..conftest import REPO, cli_env, find_pinned_tool, missing_real_tool
 from .anthropic_mock import AnthropicMock
 from .user_manager import UserManager
 
@@ -23,23 +23,16 @@ LOCAL_INSTALL = REPO / ".cache" / "claude-code" / "node_modules" / ".bin" / "cla
 
 
 def find_claude() -> str | None:
-    for candidate in (os.environ.get("AIKI_CLAUDE_BIN"), str(LOCAL_INSTALL), shutil.which("claude")):
-        if candidate and os.access(candidate, os.X_OK):
-            version = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=60).stdout
-            if version.startswith(CLAUDE_CODE_VERSION):
-                return candidate
-    return None
+    return find_pinned_tool((os.environ.get("AIKI_CLAUDE_BIN"), str(LOCAL_INSTALL), shutil.which("claude")),
+                            lambda version: version.startswith(CLAUDE_CODE_VERSION))
 
 
 @pytest.fixture(scope="session")
 def claude_bin() -> str:
     found = find_claude()
     if found is None:
-        message = (f"Claude Code CLI {CLAUDE_CODE_VERSION} not found (run ./run-tests.sh, which installs it into "
-                   f".cache/claude-code, or set AIKI_CLAUDE_BIN)")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_real_tool(f"Claude Code CLI {CLAUDE_CODE_VERSION} not found (run ./run-tests.sh, which installs it "
+                          f"into .cache/claude-code, or set AIKI_CLAUDE_BIN)")
     return found
 
 
@@ -106,10 +99,7 @@ def start_user_manager(home: Path) -> UserManager:
     try:
         return UserManager.start(home)
     except ManagerUnavailable as exc:
-        message = f"no real systemd user manager here: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_real_tool(f"no real systemd user manager here: {exc}")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, missing_real_tool
 
 USER_SETTINGS = {
     "theme": "dark",
@@ -170,9 +170,7 @@ def test_a_claude_code_session_with_the_installed_settings_gets_the_block(tmp_pa
 
     claude = find_claude()
     if claude is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Claude Code CLI not found")
-        pytest.skip("Claude Code CLI not found")
+        missing_real_tool("Claude Code CLI not found")
     user = User(tmp_path, shared_data)
     user.install("--no-service")
     project = tmp_path / "proj"

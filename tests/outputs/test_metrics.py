@@ -25,6 +25,7 @@ from aiki_hooks.outputs.metrics import (
     snapshot_registry,
     write_textfile,
 )
+from tests.conftest import missing_real_tool
 
 GENERATED_AT = 1_700_000_000.0
 GIB = 1024**3
@@ -307,9 +308,7 @@ def _free_port() -> int:
 def _prometheus_binary() -> str:
     binary = PROMETHEUS if os.access(PROMETHEUS, os.X_OK) else shutil.which("prometheus")
     if not binary:
-        if os.environ.get("CI") == "true":
-            pytest.fail("prometheus is not installed (CI installs it: apt-get install prometheus)")
-        pytest.skip("prometheus is not installed")
+        missing_real_tool("prometheus is not installed (CI installs it: apt-get install prometheus)")
     return binary
 
 
