@@ -216,19 +216,26 @@ def read_state(path: str | os.PathLike, max_bytes: int = STATE_FILE_MAX_BYTES) -
         info = os.fstat(fd)
         if info.st_size > max_bytes:
             raise StateFileError(errno.EFBIG, too_large(name, info.st_size, max_bytes))
-        chunks = []
-        got = 0
-        while got <= max_bytes:
-            chunk = os.read(fd, max_bytes + 1 - got)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-        if got > max_bytes:  # it grew after the fstat
-            raise StateFileError(errno.EFBIG, too_large(name, got, max_bytes))
-        return b"".join(chunks), info
+        data = read_at_most(fd, max_bytes)
+        if len(data) > max_bytes:  # it grew after the fstat
+            raise StateFileError(errno.EFBIG, too_large(name, len(data), max_bytes))
+        return data, info
     finally:
         os.close(fd)
+
+
+def read_at_most(fd: int, max_bytes: int) -> bytes:
+    """What *fd* holds, read to its end but never more than *max_bytes* + 1 bytes (so a
+    caller can tell a file that is too large from one that is exactly at the limit)."""
+    chunks = []
+    got = 0
+    while got <= max_bytes:
+        chunk = os.read(fd, max_bytes + 1 - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def too_large(name: str, size: int, limit: int) -> str:

@@ -213,15 +213,7 @@ def _read_config(path: str) -> tuple[bytes, list[int] | None] | None:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode) or before.st_size > CONFIG_MAX_BYTES:
             return None
-        chunks: list[bytes] = []
-        got = 0
-        while got <= CONFIG_MAX_BYTES:
-            chunk = os.read(fd, CONFIG_MAX_BYTES + 1 - got)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-        raw = b"".join(chunks)
+        raw = paths.read_at_most(fd, CONFIG_MAX_BYTES)
         after = os.fstat(fd)
     except OSError:
         return None
