@@ -25,6 +25,12 @@ APP = "aiki-hooks"
 # The directory that holds the package (a checkout, or site-packages): children we start put
 # it on PYTHONPATH so they import this very copy.
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def put_package_on_path(env: dict[str, str]) -> dict[str, str]:
+    """*env* (changed in place, and returned) with PACKAGE_PARENT first on PYTHONPATH."""
+    env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
 CACHE_NAME = "system_health.json"
 REFRESHER_LOCK_NAME = "refresher.lock"  # aiki_hooks.cycle.refresher.LOCK_NAME
 # State files are small: the cache of a few hundred probes is ~100 KiB, the small JSON

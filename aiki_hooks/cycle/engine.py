@@ -382,8 +382,6 @@ def start_mem0_flush(config: Config, *, env: dict | None = None):
     child_env = dict(os.environ if env is None else env)
     if not config.source.startswith("<"):
         child_env["AIKI_HOOKS_CONFIG"] = config.source
-    package_root = paths.PACKAGE_PARENT
-    child_env["PYTHONPATH"] = package_root + (os.pathsep + child_env["PYTHONPATH"]
-                                              if child_env.get("PYTHONPATH") else "")
+    paths.put_package_on_path(child_env)
     return subprocess.Popen([sys.executable, "-m", "aiki_hooks.cli", "mem0-flush"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, start_new_session=True, env=child_env, cwd="/")

@@ -422,9 +422,7 @@ def start_background_refresh(directory: str, seen: tuple[int, int, int] | None) 
             return False
         import subprocess
 
-        package_root = paths.PACKAGE_PARENT
-        env = dict(os.environ)
-        env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env = paths.put_package_on_path(dict(os.environ))
         argv = restart_command(directory) or [sys.executable, "-m", "aiki_hooks.cli", "refresh", "--if-idle"]
         try:
             subprocess.Popen(

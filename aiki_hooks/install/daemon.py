@@ -73,9 +73,7 @@ def _child_env(config: Config) -> dict[str, str]:
     # The same state dir whatever the child's config resolution would pick.
     env["AIKI_HOOKS_STATE_DIR"] = str(config.state_dir)
     env["PYTHONUNBUFFERED"] = "1"
-    package_root = paths.PACKAGE_PARENT
-    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
+    return paths.put_package_on_path(env)
 
 
 def _write_restart_command(state_dir: Path, argv: list[str]) -> None:
