@@ -47,8 +47,8 @@ def loads_rows(data: bytes) -> list[list[Any]]:
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for the block (as it was before, after it).
-    Reading a month of rows back makes ~25,000 lists that all live on: the collector would
-    walk them again and again as they are made, for nothing."""
+    A scan, or reading a month of rows back, makes tens of thousands of lists that all live
+    on: the collector would walk them again and again as they are made, for nothing."""
     collecting = gc.isenabled()
     gc.disable()
     try:

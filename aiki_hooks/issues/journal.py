@@ -283,13 +283,10 @@ def _last_seq_in_journal(state_dir: str) -> int:
 def _last_seq_in_file(path: str) -> int:
     """From the end, the first line that parses; bounded reads (64 KiB chunks, lines past
     MAX_LINE_BYTES skipped), however large or broken the file."""
-    try:
-        for line in _lines_backwards(path, errors=True):
-            record = _parse_line(line)
-            if record is not None:
-                return record["seq"]
-    except OSError:
-        pass
+    for line in _lines_backwards(path):
+        record = _parse_line(line)
+        if record is not None:
+            return record["seq"]
     return 0
 
 
@@ -436,16 +433,13 @@ def _lines(name: str, chunk: int = READ_CHUNK_BYTES):
             yield carry
 
 
-def _lines_backwards(name: str, chunk: int = READ_CHUNK_BYTES, *, errors: bool = False):
+def _lines_backwards(name: str, chunk: int = READ_CHUNK_BYTES):
     """The lines of a file, last first, reading it from the end in chunks; a line longer
     than MAX_LINE_BYTES is skipped without being held in memory. A file that cannot be
-    opened (absent, or refused by open_state_file) has no lines, unless *errors*: then
-    only absence is quiet."""
+    opened (absent, or refused by open_state_file) has no lines."""
     try:
         file = _open_journal_file(name)
     except OSError:
-        if errors:
-            raise
         return
     if file is None:
         return
@@ -467,12 +461,7 @@ def _lines_backwards(name: str, chunk: int = READ_CHUNK_BYTES, *, errors: bool =
                 block, skipping = block[:start + 1], False
             lines = (block + carry).split(b"\n")
             carry = lines[0]
-            for line in reversed(lines[1:]):
-                if skipping:
-                    skipping = False  # the start of the long line: it is skipped whole
-                    continue
-                if line:
-                    yield line
+            yield from (line for line in reversed(lines[1:]) if line)
             if len(carry) > MAX_LINE_BYTES:
                 carry, skipping = b"", True
         if carry and not skipping:
