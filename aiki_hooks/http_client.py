@@ -115,9 +115,8 @@ def tls_context(*, verify: bool = True) -> ssl.SSLContext:
             _verifying_context = ssl.create_default_context()
         return _verifying_context
     context = ssl.create_default_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     return context
 
 

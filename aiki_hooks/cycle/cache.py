@@ -26,7 +26,7 @@ import time
 
 from aiki_hooks.model.dates import parse_utc
 from aiki_hooks.model.units import fmt_duration_words
-from aiki_hooks.paths import REFRESHER_LOCK_NAME, StateFileError, lock_is_held, read_state, read_state_file
+from aiki_hooks.paths import CACHE_NAME, REFRESHER_LOCK_NAME, StateFileError, lock_is_held, read_state, read_state_file
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 STALE_AFTER_INTERVALS = 3
 WRITE_LOCK_TIMEOUT_SECONDS = 5.0
-CACHE_NAME = "system_health.json"
 WRITE_STATUS_NAME = "system_health.status"
 # Always this size, so a rewrite reuses the file's block and needs no new space.
 WRITE_STATUS_BYTES = 1024

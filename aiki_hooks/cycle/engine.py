@@ -375,9 +375,7 @@ def start_mem0_flush(config: Config, *, env: dict | None = None):
         return None
     import subprocess
 
-    from aiki_hooks.hooklib.runtime import lock_is_held
-
-    if lock_is_held(os.path.join(str(config.state_dir), "mem0-flush.lock")):
+    if paths.lock_is_held(os.path.join(str(config.state_dir), "mem0-flush.lock")):
         return None
     child_env = dict(os.environ if env is None else env)
     if not config.source.startswith("<"):

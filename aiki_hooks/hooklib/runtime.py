@@ -13,6 +13,7 @@ import sys
 import time
 
 from aiki_hooks import paths
+from aiki_hooks.paths import lock_is_held
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
@@ -372,10 +373,6 @@ def record_told(directory: str, session_id: str, event: str, text: str, *, now: 
 
 
 # --------------------------------------------------------------------------- self-healing
-
-
-def lock_is_held(path: str) -> bool:
-    return paths.lock_is_held(path)
 
 
 def restart_command(directory: str) -> list[str] | None:

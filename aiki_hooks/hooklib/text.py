@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiki_hooks.model.dates import clock, parse_utc
 from aiki_hooks.model.severity import ANSI_COLORS, rank
-from aiki_hooks.model.units import fmt_bytes, fmt_duration_words, fmt_ratio, gib_figure
+from aiki_hooks.model.units import fmt_bytes, fmt_duration, fmt_duration_words, fmt_ratio, gib_figure
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
@@ -336,9 +336,7 @@ def _count(tokens: float) -> str:
 
 
 def _time_left(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    return "<1m left" if minutes < 1 else f"{minutes // 60}h{minutes % 60:02d}m left" if minutes >= 60 \
-        else f"{minutes}m left"
+    return "<1m left" if seconds < 60 else f"{fmt_duration(seconds)} left"
 
 
 def _costs_values(data: Mapping[str, Any] | None) -> Mapping[str, Any]:

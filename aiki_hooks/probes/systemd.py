@@ -28,8 +28,7 @@ from aiki_hooks.model.status import Status
 from aiki_hooks.model.thresholds import fmt_bytes, fmt_duration
 from aiki_hooks.probes.registry import BuildContext, KindMetric, Probe, ProbeKind
 from aiki_hooks.proc import CommandNotFound, CommandOutput, CommandRunner, run_command
-from aiki_hooks.sanitize import ANSI_ESCAPE as _ANSI_ESCAPE
-from aiki_hooks.sanitize import CONTROL as _CONTROL
+from aiki_hooks.sanitize import strip_controls
 
 Scope = Literal["user", "system"]
 
@@ -454,9 +453,7 @@ def clean_line(text: str, *, width: int = LINE_WIDTH) -> str:
     """A log message fit to show: escape sequences and control characters removed,
     newlines and tabs as spaces, secrets redacted (config.redact_text), clipped to
     *width* characters with a trailing "…"."""
-    text = _ANSI_ESCAPE.sub("", text)
-    text = _CONTROL.sub("", re.sub(r"[\t\n]", " ", text))
-    text = redact_text(text.strip())
+    text = redact_text(strip_controls(text).strip())
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
