@@ -9,7 +9,7 @@ import pytest
 
 from aiki_hooks.cycle.cache import read_cache
 
-from .conftest import CALM_RESOURCES, REPO, cli_env, run_cli
+from .conftest import CALM_RESOURCES, REPO, cli_env, quiet_config, run_cli
 
 
 def _plugin(tmp_path, name, exit_code, text):
@@ -155,6 +155,19 @@ def test_doctor_reports_problems_with_fixes(write_config, state_dir):
     assert "[FAIL] tcp pg: CRITICAL: connection refused" in result.stdout
     assert "-> nothing accepts connections on 127.0.0.1:1" in result.stdout
     assert "cost scanner" not in result.stdout  # one scanner, in Python: nothing to report
+
+
+def test_doctor_refuses_a_symlinked_state_dir_as_the_hooks_do(tmp_path):
+    """doctor judges the state dir as the hooks and the refresher do (paths.check_private_dir):
+    a link to a private dir is not one, so doctor must not call it fine."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    config = quiet_config(tmp_path / "config.toml", link, interval=60)
+    result = run_cli("--config", str(config), "doctor")
+    assert f"[FAIL] state dir: {link} is a symbolic link, not a directory" in result.stdout, result.stdout
+    assert "private (700)" not in result.stdout
 
 
 def test_hook_read_path_imports_only_the_standard_library():

@@ -12,6 +12,7 @@ from aiki_hooks.config.load import Config, ConfigError, load_config
 from aiki_hooks.cycle.cache import read_cache
 from aiki_hooks.cycle.refresher import holder_pid
 from aiki_hooks.install.findings import FAIL, PASS, WARN, Finding
+from aiki_hooks.paths import check_private_dir
 from aiki_hooks.probes.registry import builtin_kind
 from aiki_hooks.proc import CommandNotFound, run_command
 from aiki_hooks.sanitize import strip_controls
@@ -85,9 +86,13 @@ def run_doctor(config_path: Path | None, *, run=run_command, cycle: Callable | N
 
 def _check_state_dir(config: Config) -> list[Finding]:
     state = config.state_dir
-    if not state.exists():
+    try:
+        info = os.lstat(state)  # not stat(): the hooks and the refresher refuse a symlinked dir
+    except FileNotFoundError:
         return [Finding(WARN, f"state dir {state} does not exist yet", "run `aiki-hooks refresh` to create it")]
-    info = state.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        return [Finding(FAIL, f"state dir: {check_private_dir(state)}",
+                        f"move {state} away; `aiki-hooks refresh` then creates a private one")]
     out = []
     if info.st_uid != os.getuid():
         out.append(Finding(FAIL, f"state dir {state} is owned by uid {info.st_uid}", f"chown -R $USER {state}"))
