@@ -59,6 +59,7 @@ from aiki_hooks.model import severity
 from aiki_hooks.model.units import fmt_duration_words
 from aiki_hooks.outputs import formats
 from aiki_hooks.outputs.config import OUTPUT_TYPES, OutputConfig
+from aiki_hooks.paths import make_private_dir, read_state_file
 
 BACKOFF_INITIAL_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
@@ -475,9 +476,8 @@ class Router:
 
     def _load_told(self) -> None:
         try:
-            with open(self._told_file or "", "rb") as handle:
-                raw = handle.read(16 * 1024 * 1024)
-            told = json.loads(raw).get("told")
+            # The trusted reader, like every state file: no symlink or FIFO, size-capped.
+            told = json.loads(read_state_file(self._told_file or "")).get("told")
         except (FileNotFoundError, NotADirectoryError):
             return  # nothing told yet; an unusable state dir is reported by the cache output
         except (OSError, ValueError, AttributeError) as exc:
@@ -503,7 +503,7 @@ class Router:
         try:
             directory = os.path.dirname(self._told_file or "")
             if directory:
-                os.makedirs(directory, mode=0o700, exist_ok=True)
+                make_private_dir(directory)
             atomic_write_bytes(self._told_file or "", payload, mode=0o600)
         except OSError as exc:
             if self.log:
