@@ -198,7 +198,11 @@ def test_plugin_sets_itself_up_on_the_first_session(tmp_path):
         refresher = int(lock.read_text().split()[0])
         assert pid_alive(refresher)
         wait_for((state / "system_health.json").exists, timeout=60, step=0.2)
-        log = (user.data / "bootstrap.log").read_text()
+        # The refresher writes the cache before `refresher --daemon` has returned to the
+        # bootstrap, which logs "bootstrap done" only then: wait for that line too.
+        log_file = user.data / "bootstrap.log"
+        wait_for(lambda: "bootstrap done" in log_file.read_text(), timeout=60, step=0.2)
+        log = log_file.read_text()
         assert "bootstrap done" in log and not user.marker.exists(), log
         # The venv's own console script works (its shebang names the final path).
         version = subprocess.run([str(user.data / "venv" / "bin" / "aiki-hooks"), "--version"],
