@@ -33,6 +33,17 @@ mount --bind "$1" "$home" || exit 77
 chmod 700 /run/user/0
 "$journald" >>"$log" 2>&1 &
 journald_pid=$!
+# The manager connects itself and every unit's output to journald's sockets: start it only
+# once they exist (on a loaded machine journald can be slower to bind them than the manager).
+i=0
+until [ -S /run/systemd/journal/stdout ] && [ -S /run/systemd/journal/socket ]; do
+  i=$((i + 1))
+  if [ $i -gt 100 ]; then
+    echo "user-manager.sh: journald did not start" >&2
+    kill $journald_pid 2>/dev/null; exit 77
+  fi
+  sleep 0.1
+done
 # A clean environment, as a login would give: the tests' own variables must not reach the units.
 env -i HOME="$home" USER=root LOGNAME=root PATH="$PATH" LANG=C.UTF-8 XDG_RUNTIME_DIR=/run/user/0 \
   "$manager" --user >>"$log" 2>&1 &
