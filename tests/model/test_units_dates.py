@@ -84,6 +84,32 @@ def test_parse_utc(text, epoch):
     assert parse_utc(text) == epoch
 
 
+def test_our_format_matches_datetime_to_the_millisecond():
+    # utc_iso and parse_utc handle their own format without datetime (the hooks' start-up):
+    # the same text and the same instant as datetime for any instant, fraction and rounding.
+    import datetime as dt
+    import random
+
+    def reference_iso(epoch: float) -> str:
+        return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+    rng = random.Random(7)
+    instants = [rng.uniform(-2e9, 4.1e9) for _ in range(20000)] + [rng.randrange(10**12) / 1000 for _ in range(5000)]
+    instants += [1_700_000_000.9999996, 1_700_000_000.0004999, -0.0005, 951_782_400.0]  # rounding, 2000-02-29
+    for epoch in instants:
+        text = utc_iso(epoch)
+        assert text == reference_iso(epoch), epoch
+        assert parse_utc(text) == dt.datetime.fromisoformat(text[:-1] + "+00:00").timestamp(), text
+
+
+@pytest.mark.parametrize("text", ["2023-02-29T00:00:00.000Z", "2023-13-01T00:00:00.000Z", "2023-00-10T00:00:00.000Z",
+                                  "2023-01-01T24:00:00.000Z", "2023-01-01T23:59:60.000Z", "0000-01-01T00:00:00.000Z",
+                                  "2023-01-0１T00:00:00.000Z"])
+def test_a_date_that_does_not_exist_in_our_format_is_refused(text):
+    with pytest.raises(ValueError):
+        parse_utc(text)
+
+
 @pytest.mark.parametrize("text", ["", "yesterday", "2023-13-01T00:00:00Z"])
 def test_parse_utc_rejects_what_is_not_a_timestamp(text):
     with pytest.raises(ValueError):
@@ -124,9 +150,11 @@ def test_clock_or_date_in_a_given_zone():
 def test_units_and_dates_import_nothing_heavy():
     code = ("import sys; before = set(sys.modules)\n"
             "import aiki_hooks.model.units, aiki_hooks.model.dates, aiki_hooks.model.severity\n"
+            "aiki_hooks.model.dates.parse_utc(aiki_hooks.model.dates.utc_iso(1.7e9))\n"
             "print(' '.join(sorted(set(sys.modules) - before)))")
     out = subprocess.run([sys.executable, "-S", "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)},
                          capture_output=True, text=True, check=True).stdout
     # time is built in, __future__ tiny; datetime, typing and enum stay out until a date is formatted
+    # other than ours
     assert set(out.split()) - {"time", "__future__"} == {"aiki_hooks", "aiki_hooks.model", "aiki_hooks.model.dates",
                                           "aiki_hooks.model.severity", "aiki_hooks.model.units"}
