@@ -12,6 +12,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+import orjson
+
 from aiki_hooks.costs import report
 from aiki_hooks.costs.prices import price_book
 from aiki_hooks.costs.scan import ChangeWatch, Scanner, ScanStats, TranscriptLister, claude_config_dirs
@@ -39,6 +41,9 @@ class CostFigures:
         self._store: CostStore | None = None
         self._window: report.Window | None = None
         self._estimates: dict[tuple[int, float], float | None] = {}  # see _estimate
+        self._pair_tokens: dict[tuple[str, str], int] | None = None  # see _estimate
+        self._memo_pair_tokens: dict[tuple[str, str], int] | None = None  # from a window memo
+        self._memo_read_at: int | None = None  # a window memo to save: the index's version read
         # Worker processes only where forking is safe: a single-threaded command, not the
         # refresher, whose probe threads may hold locks at fork time.
         self.workers = workers
@@ -90,15 +95,14 @@ class CostFigures:
             if fed is not None and stats.index_was_empty and stats.new_rows is not None:
                 window = fed  # everything, just read
             else:
-                window = report.Window(days=days, tz=self.tz, now=now)
-                with collector_paused():
-                    window.add(self._store.rows_since(window.lookback))
-            self._window, self._estimates = window, {}
+                window = self._window_from_index(self._store, days, now)
+            self._window, self._estimates, self._pair_tokens = window, {}, self._memo_pair_tokens
             self._prune(self._store, now, window.lookback)
         todays, week, block = window.today_breakdown, window.period, window.current_block(now)
         if stats.new_rows or stats.new_rows is None or stats.files_read:
-            self._estimates = {}  # Claude Code's figures may have changed with what was read
-        return {
+            # Claude Code's figures may have changed with what was read
+            self._estimates, self._pair_tokens = {}, None
+        figures = {
             "now": now,
             "days": days,
             "stats": stats,
@@ -111,6 +115,32 @@ class CostFigures:
             "unpriced_block_estimate": self._estimate(self._store, window, block.breakdown, block.start) if block else None,
             "unpriced_week_estimate": self._estimate(self._store, window, week, window.since),
         }
+        if self._memo_read_at is not None:
+            memo = window.memo(now)
+            memo["pair_tokens"] = None if self._pair_tokens is None else [[*pair, tokens] for pair, tokens
+                                                                          in self._pair_tokens.items()]
+            self._store.save_window_memo(window.memo_key, orjson.dumps(memo), self._memo_read_at)
+            self._memo_read_at = None
+        return figures
+
+    def _window_from_index(self, store: CostStore, days: int, now: float) -> report.Window:
+        """The window of *days* from every stored message, or, for a one-shot command, from
+        the memo the last one left in the index if nothing was written to it since (a
+        month's messages are ~25,000 rows to decode and sum: most of a warm
+        `aiki-hooks costs`). A one-shot command leaves one for the next."""
+        window = report.Window(days=days, tz=self.tz, now=now)
+        self._memo_pair_tokens = None
+        if self.one_shot:
+            data = store.window_memo(window.memo_key)
+            if data is not None:
+                memo = orjson.loads(data)
+                if memo["pair_tokens"] is not None:
+                    self._memo_pair_tokens = {(s, m): t for s, m, t in memo["pair_tokens"]}
+                return report.Window.restored(memo, days=days, tz=self.tz, now=now)
+            self._memo_read_at = store.data_version()
+        with collector_paused():
+            window.add(store.rows_since(window.lookback))
+        return window
 
     def _prune(self, store: CostStore, now: float, lookback: float) -> None:
         """Keep the index small: drop messages older than KEEP_DAYS (or the window asked
@@ -135,10 +165,12 @@ class CostFigures:
             return None
         key = (id(window), since)
         if key not in self._estimates:
+            if self._pair_tokens is None:  # all-time tokens of every unpriced (session, model): one read
+                pairs = sorted({(m[2], m[3]) for m in window.recent if m[10] is None})
+                self._pair_tokens = store.session_model_tokens(pairs)
             unpriced = window.unpriced_since(since)
-            pairs = sorted({(m.session, m.model) for m in unpriced})
-            self._estimates[key] = report.estimate_unpriced(
-                unpriced, store.session_costs([p[0] for p in pairs]), store.session_model_tokens(pairs))
+            sessions = sorted({m.session for m in unpriced})
+            self._estimates[key] = report.estimate_unpriced(unpriced, store.session_costs(sessions), self._pair_tokens)
         return self._estimates[key]
 
     def close(self) -> None:

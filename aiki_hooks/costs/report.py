@@ -258,6 +258,33 @@ class Window:
     def valid_for(self, now: float, days: int) -> bool:
         return days == self.days and local_date(now, self.tz) == self.today
 
+    @property
+    def memo_key(self) -> str:
+        """Names the window's days exactly (their count, zone and date: their midnights)."""
+        return repr((self.days, self._day_starts))
+
+    def memo(self, now: float) -> dict:
+        """What the figures need at *now* or later, while no message is added and the day
+        stays (valid_for): the cells, and of the messages only those current_block,
+        sessions and unpriced_since read: every message of the sessions with one in the
+        last 24 hours (which holds any block still open; session-less messages count as
+        one session here) and the unpriced ones. restored() takes it back."""
+        messages = self._ordered()
+        first = bisect.bisect_left(messages, now - 86400, key=BY_TIME)
+        active = {m[2] for m in messages[first:]}
+        kept = [m for m in messages if m[2] in active or m[10] is None]
+        return {"cells": [[day, model, *sums] for (day, model), sums in self._cells.items()], "rows": kept}
+
+    @classmethod
+    def restored(cls, memo: dict, *, days: int, tz: _dt.tzinfo | None, now: float) -> "Window":
+        """The window memo() described; no message may be added to it (it lacks those of
+        the sessions that were not active)."""
+        window = cls(days=days, tz=tz, now=now)
+        window._cells = {(day, model): sums for day, model, *sums in memo["cells"]}
+        window.recent = memo["rows"]  # in time order, as memo() kept them
+        window._version += 1
+        return window
+
     def add(self, messages: Iterable[Row], *, unordered: bool = False) -> None:
         """Sum *messages* into their cells. Plain lists, tuple indexes and inline
         arithmetic, and the last cell reused while the day and model stay the same (a

@@ -762,9 +762,14 @@ class Scanner:
         given each file's new rows as they are read, when the index was empty (a first
         fill: the caller sums them while the workers still read, not after)."""
         stats = ScanStats(files=len(files))
+        if self._known is None and self.store.get_meta("prices") == self.prices.fingerprint:
+            # A new scanner (a one-shot command) takes what the index holds, unlocked: with
+            # nothing new, it costs a stat per file and no write, as for a long-lived one.
+            self._known_version = self.store.data_version()  # (before: a commit in between shows)
+            self._known = self.store.files()
         if self._nothing_new(files):
             return stats
-        first_fill = self._known is None and self.store.is_empty()
+        first_fill = not self._known and self.store.is_empty()
         if first_fill:
             self.store.durable(False)
         try:

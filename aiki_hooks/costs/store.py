@@ -12,6 +12,11 @@ session) counts once, its first copy (chunk order, then line order) winning, as 
 ccusage; so forgetting a truncated, replaced or deleted file is a DELETE of its chunks
 and a copy in another file takes over by itself. Within one file a key is stored once
 (add_rows). A refresh with no new bytes writes nothing.
+
+A one-shot command also leaves its window's figures here (window_memo, see
+costs/figures.py), and the next one takes them instead of decoding every chunk again;
+triggers clear the memo on any write to the messages or Claude Code's session figures,
+so it can never outlive what it was made from.
 """
 
 from __future__ import annotations
@@ -92,11 +97,21 @@ CREATE TABLE IF NOT EXISTS session_costs (
     cost_usd REAL NOT NULL,
     PRIMARY KEY (session, model)
 );
+-- A window's figures as a one-shot command last built them (costs/figures.py), kept while
+-- the messages and session figures they came from are: any write to those clears it.
+CREATE TABLE IF NOT EXISTS window_memo (key TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS memo_chunk_insert AFTER INSERT ON chunks BEGIN DELETE FROM window_memo; END;
+CREATE TRIGGER IF NOT EXISTS memo_chunk_update AFTER UPDATE ON chunks BEGIN DELETE FROM window_memo; END;
+CREATE TRIGGER IF NOT EXISTS memo_chunk_delete AFTER DELETE ON chunks BEGIN DELETE FROM window_memo; END;
+CREATE TRIGGER IF NOT EXISTS memo_cost_insert AFTER INSERT ON session_costs BEGIN DELETE FROM window_memo; END;
+CREATE TRIGGER IF NOT EXISTS memo_cost_update AFTER UPDATE ON session_costs BEGIN DELETE FROM window_memo; END;
+CREATE TRIGGER IF NOT EXISTS memo_cost_delete AFTER DELETE ON session_costs BEGIN DELETE FROM window_memo; END;
 """
 SCHEMA_VERSION = "3"
 PAGE_SIZE = 16384
 WAL_CHECKPOINT_BYTES = 4 << 20
-OLD_TABLES = ("messages", "chunks", "files", "session_costs", "meta")
+OLD_TABLES = ("messages", "chunks", "files", "session_costs", "meta", "window_memo")
+BUSY_TIMEOUT_SECONDS = 10.0
 
 
 class FileState(NamedTuple):
@@ -159,7 +174,8 @@ class CostStore:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # created private before SQLite opens it
         os.close(fd)
         # One connection, used by one thread at a time (the probe holds a lock).
-        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                  timeout=BUSY_TIMEOUT_SECONDS)
         # A new index gets 16 KiB pages (SQLite's default is 4 KiB): a first scan stores
         # ~5 MB of chunks, and writing them to the WAL and checkpointing them took 26 ms
         # in 4 KiB pages, 14 ms in 16 KiB ones (an existing index keeps its page size).
@@ -378,6 +394,32 @@ class CostStore:
             if pair in out:
                 out[pair] += row[5] + row[6] + row[7] + row[8] + row[9]
         return out
+
+    def window_memo(self, key: str) -> bytes | None:
+        row = self.db.execute("SELECT data FROM window_memo WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def save_window_memo(self, key: str, data: bytes, read_at: int) -> bool:
+        """Keep *data* for *key* if no other connection has committed since *read_at* (the
+        data_version before the rows it came from were read: else it may describe messages
+        that are gone). Never waits: when another connection is writing, nothing is kept
+        (it is only a memo). True when kept."""
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # another connection holds the write lock
+            return False
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        try:
+            kept = self.data_version() == read_at
+            if kept:
+                self.db.execute("INSERT OR REPLACE INTO window_memo (key, data) VALUES (?, ?)", (key, data))
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        return kept
 
     def _rewrite(self, keep: Callable[[list[Any]], list[Any] | None]) -> int:
         """Rewrite every chunk with the rows *keep(row)* returns (None drops the row);
