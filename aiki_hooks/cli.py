@@ -622,7 +622,7 @@ def cmd_preview(args) -> int:
     from aiki_hooks.hooklib.session_start import build
 
     config = _config(args)
-    context, _ = build({"source": "startup"}, str(config.state_dir), time.time())
+    context, _, _ = build({"source": "startup"}, str(config.state_dir), time.time())
     sys.stdout.write((context or "") + "\n")
     return 0
 

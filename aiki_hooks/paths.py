@@ -39,35 +39,56 @@ REFRESHER_LOCK_NAME = "refresher.lock"  # aiki_hooks.cycle.refresher.LOCK_NAME
 STATE_FILE_MAX_BYTES = 8 * 1024 * 1024
 
 
+def xdg_base(var: str, fallback: str, env: Mapping[str, str] | None = None) -> str:
+    """$var, or ~/*fallback* when it is unset or relative (the spec says relative values
+    are invalid and must be ignored). A str: the hooks call this without pathlib."""
+    env = os.environ if env is None else env
+    value = env.get(var, "")
+    if value and os.path.isabs(value):
+        return value
+    return os.path.join(env.get("HOME") or os.path.expanduser("~"), fallback)
+
+
 def _xdg(var: str, fallback: str, env: Mapping[str, str] | None = None) -> Path:
     from pathlib import Path
 
+    return Path(xdg_base(var, fallback, env))
+
+
+def config_file(env=None) -> str:
+    """$AIKI_HOOKS_CONFIG, else ${XDG_CONFIG_HOME:-~/.config}/aiki-hooks/config.toml."""
     env = os.environ if env is None else env
-    value = env.get(var, "")
-    # The spec says relative values are invalid and must be ignored.
-    if value and os.path.isabs(value):
-        return Path(value)
-    return Path(env.get("HOME") or os.path.expanduser("~")) / fallback
+    explicit = env.get("AIKI_HOOKS_CONFIG")
+    if explicit:
+        return os.path.expanduser(explicit)
+    return os.path.join(xdg_base("XDG_CONFIG_HOME", ".config", env), APP, "config.toml")
 
 
 def config_path(env=None) -> Path:
     from pathlib import Path
 
+    return Path(config_file(env))
+
+
+def unconfigured_state_dir(env=None) -> str:
+    """The state dir when the config names none: $AIKI_HOOKS_STATE_DIR, else
+    ${XDG_STATE_HOME:-~/.local/state}/aiki-hooks."""
     env = os.environ if env is None else env
-    explicit = env.get("AIKI_HOOKS_CONFIG")
+    explicit = env.get("AIKI_HOOKS_STATE_DIR")
     if explicit:
-        return Path(explicit).expanduser()
-    return _xdg("XDG_CONFIG_HOME", ".config", env) / APP / "config.toml"
+        return os.path.expanduser(explicit)
+    return os.path.join(xdg_base("XDG_STATE_HOME", ".local/state", env), APP)
 
 
 def default_state_dir(env=None) -> Path:
     from pathlib import Path
 
-    env = os.environ if env is None else env
-    explicit = env.get("AIKI_HOOKS_STATE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    return _xdg("XDG_STATE_HOME", ".local/state", env) / APP
+    return Path(unconfigured_state_dir(env))
+
+
+def user_unit_dir(env=None) -> Path:
+    """${XDG_CONFIG_HOME:-~/.config}/systemd/user: where the user's own units live."""
+    return _xdg("XDG_CONFIG_HOME", ".config", env) / "systemd" / "user"
 
 
 def data_dir(env=None) -> Path:
@@ -179,6 +200,11 @@ def open_state_file(path: str | os.PathLike, flags: int = os.O_RDONLY, mode: int
     in a file's place would block open() or read() for ever), regular files only, owned by
     this user or root. Raises FileNotFoundError when absent, StateFileError (one line)
     when the file is not usable, other OSErrors as they come."""
+    return _open_checked(path, flags, mode)[0]
+
+
+def _open_checked(path: str | os.PathLike, flags: int = os.O_RDONLY, mode: int = 0o600) -> tuple[int, os.stat_result]:
+    """open_state_file, and the fstat it checked."""
     import errno
 
     path = os.fspath(path)
@@ -203,7 +229,7 @@ def open_state_file(path: str | os.PathLike, flags: int = os.O_RDONLY, mode: int
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, info
 
 
 def read_state_file(path: str | os.PathLike, max_bytes: int = STATE_FILE_MAX_BYTES) -> bytes:
@@ -217,9 +243,8 @@ def read_state(path: str | os.PathLike, max_bytes: int = STATE_FILE_MAX_BYTES) -
     import errno
 
     name = os.path.basename(os.fspath(path))
-    fd = open_state_file(path)
+    fd, info = _open_checked(path)
     try:
-        info = os.fstat(fd)
         if info.st_size > max_bytes:
             raise StateFileError(errno.EFBIG, too_large(name, info.st_size, max_bytes))
         data = read_at_most(fd, max_bytes)

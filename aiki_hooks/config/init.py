@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiki_hooks.cycle.cache import atomic_write_bytes
-from aiki_hooks.paths import _xdg, ensure_private_dir
+from aiki_hooks.paths import ensure_private_dir, user_unit_dir
 from aiki_hooks.probes.systemd import parse_show
 from aiki_hooks.proc import CommandNotFound, run_command
 
@@ -92,11 +92,6 @@ class UnitDir:
     services: tuple[str, ...]  # unit files of services, by the name systemd loads them under
     templates: frozenset[str]  # "foo@.service": offered through their running instances
     linked: frozenset[str]  # services linked in *.wants/*.requires/*.upholds: enabled by the user
-
-
-def user_unit_dir(env=None) -> Path:
-    """${XDG_CONFIG_HOME:-~/.config}/systemd/user: where the user's own units live."""
-    return _xdg("XDG_CONFIG_HOME", ".config", env) / "systemd" / "user"
 
 
 def is_service_name(name: str) -> bool:

@@ -135,19 +135,7 @@ def state_dir(env=None) -> str:
     then ${XDG_STATE_HOME:-~/.local/state}/aiki-hooks), found without tomllib in the
     common case (see _configured_state_dir)."""
     env = os.environ if env is None else env
-    configured = _configured_state_dir(env)
-    if configured:
-        return configured
-    if env.get("AIKI_HOOKS_STATE_DIR"):
-        return os.path.expanduser(env["AIKI_HOOKS_STATE_DIR"])
-    return os.path.join(_xdg_base(env, "XDG_STATE_HOME", ".local/state"), paths.APP)
-
-
-def _xdg_base(env, variable: str, fallback: str) -> str:
-    base = env.get(variable, "")
-    if not os.path.isabs(base):  # the spec says relative values are invalid
-        base = os.path.join(env.get("HOME") or os.path.expanduser("~"), fallback)
-    return base
+    return _configured_state_dir(env) or paths.unconfigured_state_dir(env)
 
 
 # The config's `[state] dir` as the hooks last read it with tomllib, per config file and
@@ -168,11 +156,7 @@ CONFIG_SETTLE_NS = 3 * 10**9
 def _configured_state_dir(env) -> str | None:
     """The config file's `[state] dir`, expanded in this environment, or None (no config,
     no such key, not TOML, not an absolute path: the library refuses such a config)."""
-    path = env.get("AIKI_HOOKS_CONFIG")
-    if path:
-        path = os.path.expanduser(path)
-    else:
-        path = os.path.join(_xdg_base(env, "XDG_CONFIG_HOME", ".config"), paths.APP, "config.toml")
+    path = paths.config_file(env)
     found = _read_config(path)
     if found is None:
         return None
@@ -184,7 +168,7 @@ def _configured_state_dir(env) -> str | None:
     if identity is None:  # changing: no memo can vouch for this content
         value = _state_dir_by_tomllib(raw)
     else:
-        memo_dir = os.path.join(_xdg_base(env, "XDG_CACHE_HOME", ".cache"), paths.APP)
+        memo_dir = os.path.join(paths.xdg_base("XDG_CACHE_HOME", ".cache", env), paths.APP)
         memo = _load_config_memo(memo_dir)
         entry = memo.get(path)
         if (isinstance(entry, dict) and entry.get("identity") == identity

@@ -15,14 +15,14 @@ from aiki_hooks.hooklib import runtime, text
 EVENT = "SessionStart"
 
 
-def build(hook_input: dict, directory: str, now: float,
-          read: CacheRead | None = None) -> tuple[str | None, dict | None]:
-    """(context to add or None, the session's new memory, None when nothing may be
-    written); *read* is the cache if the caller has read it already."""
+def build(hook_input: dict, directory: str, now: float) -> tuple[str | None, dict | None, CacheRead | None]:
+    """(context to add or None, the session's new memory, the cache as read); memory and
+    cache None for a state dir that fails the trust check: nothing may be read from it
+    or written to it."""
     untrusted = runtime.untrusted(directory)
     if untrusted:
-        return text.untrusted_line(untrusted), None
-    read = read if read is not None else read_cache(cache_path(directory), now=now)
+        return text.untrusted_line(untrusted), None, None
+    read = read_cache(cache_path(directory), now=now)
     fresh = read.data if read.state == FRESH else None  # fresh always has data
     if fresh is not None:
         context = text.session_block(fresh, now=now)
@@ -42,24 +42,18 @@ def build(hook_input: dict, directory: str, now: float,
     if source in ("resume", "compact") and session_id:
         before = runtime.load_session(directory, session_id)
         if before and before.get("fingerprint") == fingerprint:
-            return None, memory
-    return context, memory
+            return None, memory, read
+    return context, memory, read
 
 
 def run(stdin=None) -> None:
     hook_input = runtime.read_input(stdin)
     directory = runtime.state_dir()
     now = runtime.now()
-    untrusted = runtime.untrusted(directory)
-    if untrusted:  # one line, and nothing else: no cache, no refresh, no memory, no journal
-        runtime.emit({"hookSpecificOutput": {"hookEventName": EVENT,
-                                             "additionalContext": text.untrusted_line(untrusted)}})
-        return
-    read = read_cache(cache_path(directory), now=now)
-    context, memory = build(hook_input, directory, now, read)
+    context, memory, read = build(hook_input, directory, now)
     if context:
         runtime.emit({"hookSpecificOutput": {"hookEventName": EVENT, "additionalContext": context}})
-    if memory is None:
+    if memory is None or read is None:  # untrusted: one line, and no refresh, memory or journal
         return
     session_id = str(hook_input.get("session_id") or "")
     if session_id:

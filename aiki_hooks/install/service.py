@@ -59,7 +59,7 @@ class ServiceError(Exception):
 
 def unit_path(env: Mapping[str, str] | None = None) -> Path:
     """`${XDG_CONFIG_HOME:-~/.config}/systemd/user/aiki-hooks-refresher.service`."""
-    return paths._xdg("XDG_CONFIG_HOME", ".config", env) / "systemd" / "user" / UNIT_NAME
+    return paths.user_unit_dir(env) / UNIT_NAME
 
 
 def find_executable() -> str | None:
