@@ -16,7 +16,7 @@ import collections
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from aiki_hooks.config.load import redact_text
 from aiki_hooks.model.result import ProbeResult, replace
@@ -140,7 +140,7 @@ def _collect(slot: _Slot, now: float, cycle_start: float, started_wall: float) -
         if result is None:
             results.extend(_unknown_one(probe, name, "no_result", "probe returned no result", checked_at, elapsed))
         else:
-            results.append(replace(_made_safe(result), checked_at=checked_at, duration_ms=elapsed))
+            results.append(_made_safe(result, checked_at=checked_at, duration_ms=elapsed))
     return results
 
 
@@ -150,15 +150,16 @@ def safe_text(text: str, *, multiline: bool = False) -> str:
     return redact_text(strip_controls(str(text), multiline=multiline))
 
 
-def _made_safe(result: ProbeResult) -> ProbeResult:
+def _made_safe(result: ProbeResult, **changes: Any) -> ProbeResult:
     """*result* with its texts made safe (safe_text): summary, details, string values and
-    findings' summaries. Names and ids are not touched: they come from the validated config."""
+    findings' summaries, and *changes*. Names and ids are not touched: they come from the
+    validated config."""
     values = {key: safe_text(value) if isinstance(value, str) else value for key, value in result.values.items()}
     findings = result.findings
     if findings is not None:
         findings = tuple(replace(f, summary=safe_text(f.summary)) for f in findings)
     return replace(result, summary=safe_text(result.summary), details=tuple(safe_text(d) for d in result.details),
-                   values=values, findings=findings)
+                   values=values, findings=findings, **changes)
 
 
 def _unknown(probe: Probe, kind: str, summary: str, checked_at: float, elapsed: float) -> list[ProbeResult]:

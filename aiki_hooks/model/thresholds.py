@@ -36,12 +36,12 @@ class Threshold:
     def _crossed(self, value: float, level: float) -> bool:
         return value >= level if self.higher_is_worse else value <= level
 
-    def explain(self, status: Status, fmt: Callable[[float], str]) -> str:
+    def explain(self, status: Status, fmt: Callable[[float], str], *, word: str = "at") -> str:
         """The level that was crossed, as text ("warn at 90%"), or "" when OK."""
         if status is Status.CRITICAL and self.crit is not None:
-            return f"crit at {fmt(self.crit)}"
+            return f"crit {word} {fmt(self.crit)}"
         if status is Status.WARNING and self.warn is not None:
-            return f"warn at {fmt(self.warn)}"
+            return f"warn {word} {fmt(self.warn)}"
         return ""
 
 
@@ -58,5 +58,4 @@ def judge_time_left(seconds: float | None, hours: Threshold) -> tuple[Status, st
     if seconds is None:
         return Status.OK, ""
     status = hours.evaluate(seconds / 3600.0)
-    level = hours.crit if status is Status.CRITICAL else hours.warn if status is Status.WARNING else None
-    return status, "" if level is None else f"{'crit' if status is Status.CRITICAL else 'warn'} within {level:g} h"
+    return status, hours.explain(status, lambda level: f"{level:g} h", word="within")

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from aiki_hooks.config.validators import boolean, choice, env_var_name, probe_name, probe_timeout, redact_url, text, url
+from aiki_hooks.config.validators import boolean, choice, env_var_name, redact_url, text, url
 from aiki_hooks.connect import (
     CONNECTING,
     DEFAULT_BODY_LIMIT_BYTES,
@@ -52,7 +52,7 @@ from aiki_hooks.model.result import ProbeResult, Value
 from aiki_hooks.model.status import Status
 from aiki_hooks.model.units import fmt_bytes, fmt_latency, fmt_timeout, round_seconds
 from aiki_hooks.probes.net import BAD_STATUS, BODY_MISMATCH, OK, TIMEOUT
-from aiki_hooks.probes.registry import BuildContext, KindMetric, Probe, ProbeKind
+from aiki_hooks.probes.registry import BuildContext, KindMetric, Probe, ProbeKind, name_and_timeout
 
 if TYPE_CHECKING:
     import ssl
@@ -428,10 +428,9 @@ PROBE_KIND = ProbeKind(
     name=KIND,
     config_type=HttpProbeConfig,
     spec={
-        "name": (probe_name, None),
+        **name_and_timeout(3.0),
         "url": (url, None),
         "kind": (choice("generic", "qdrant"), "generic"),
-        "timeout_seconds": (probe_timeout, 3.0),
         "expect_status": (_status_codes, []),
         "expect_body": (text, None),
         "api_key_env": (env_var_name, None),
