@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from aiki_hooks.model.dates import clock, parse_utc
 from aiki_hooks.model.severity import ANSI_COLORS, rank
-from aiki_hooks.model.units import fmt_bytes, fmt_duration, fmt_duration_words, fmt_ratio, gib_figure
+from aiki_hooks.model.units import (  # statusline reads text.finite_number too
+    finite_number,
+    fmt_bytes,
+    fmt_duration,
+    fmt_duration_words,
+    fmt_ratio,
+    gib_figure,
+)
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
@@ -293,14 +300,6 @@ BURN_RATE_MIN_SECONDS = 600
 BLOCK_SECONDS = 5 * 3600
 # Characters of our own that terminals (and Claude Code's renderer) draw one column wide.
 _OWN_NARROW = frozenset("●▲✖·…")
-
-
-def finite_number(value: object) -> float | None:
-    """*value* as a float if it is a real, finite number (not a bool, a string or NaN)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if number - number == 0 else None  # NaN and the infinities fail
 
 
 def display_width(text: str) -> int:

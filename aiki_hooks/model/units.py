@@ -7,6 +7,9 @@ min") is for sentences (the agent's status block, journal and mem0 records, outp
 issues); `fmt_time_left` ("~40 min", "~3 days") is for forecasts, rounded as a guess
 deserves (the resources probe's "full in ~5 h").
 
+`finite_number` says whether a value read from JSON is a number at all, for the hooks,
+the metrics exporter and the resources history alike.
+
 No imports: the hooks use it on every tool call.
 """
 
@@ -14,6 +17,16 @@ KIB = 1024
 MIB = 1024**2
 GIB = 1024**3
 TIB = 1024**4
+
+
+def finite_number(value: object) -> float | None:
+    """*value* as a float if it is a real, finite number: an int or a float (subclasses too),
+    not a bool, a string, NaN or an infinity. An int too large for a float raises
+    OverflowError, as float() does."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if number - number == 0 else None  # NaN and the infinities fail (no math import)
 
 
 def fmt_bytes(value: float) -> str:

@@ -33,7 +33,6 @@ Metrics (base units; missing, null, boolean or non-numeric values are skipped):
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import threading
@@ -45,6 +44,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from aiki_hooks.model.dates import parse_utc
 from aiki_hooks.model.status import Status
+from aiki_hooks.model.units import finite_number
 from aiki_hooks.probes.registry import KindMetric, loaded_kind
 
 DEFAULT_HOST = "127.0.0.1"
@@ -57,14 +57,6 @@ _SEVERITIES = (Status.OK, Status.WARNING, Status.CRITICAL, Status.UNKNOWN)
 # the probe adds later is exported without a change here.
 _COST_VALUE = re.compile(r"^([a-z0-9]+)_(usd|tokens|unpriced_tokens|unpriced_usd_claude_code|by_model_usd)$")
 _EXTERNAL_VALUE = re.compile(r"^external_([a-z0-9]+)_usd$")
-
-
-def _number(value: Any) -> float | None:
-    """A finite float, or None for missing, null, booleans, strings and NaN/inf."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def _status_code(value: Any) -> int | None:
@@ -87,7 +79,7 @@ class _Family:
         self._seen: set[tuple[str, ...]] = set()
 
     def add(self, labels: Iterable[str], value: Any) -> None:
-        number = _number(value)
+        number = finite_number(value)
         labels = tuple(labels)
         if number is None or labels in self._seen:
             return
@@ -178,7 +170,7 @@ def snapshot_families(data: Any) -> list[Metric]:
         code = _status_code(probe.get("status"))
         if code is not None:
             status.add((name, kind), code)
-        ms = _number(probe.get("duration_ms"))
+        ms = finite_number(probe.get("duration_ms"))
         if ms is not None:
             duration.add((name, kind), ms / 1000.0)
 
@@ -190,7 +182,7 @@ def snapshot_families(data: Any) -> list[Metric]:
             memory_ratio.add((), values.get("memory_used_ratio"))
             memory_bytes.add((), values.get("memory_used_bytes"))
             swap_ratio.add((), values.get("swap_used_ratio"))
-            cpu = _number(values.get("cpu_percent"))
+            cpu = finite_number(values.get("cpu_percent"))
             if cpu is not None:
                 cpu_ratio.add((), cpu / 100.0)
             load.add((), values.get("load5_per_core"))

@@ -15,7 +15,6 @@ it into "full in ~5 h at 2.1 GiB/h" and a status against `*_full_hours`.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import threading
@@ -37,7 +36,7 @@ from aiki_hooks.model.thresholds import (
     judge_time_left,
 )
 from aiki_hooks.model.trend import MAX_SAMPLES, Point, Trend, add_sample, forecast
-from aiki_hooks.model.units import fmt_time_left
+from aiki_hooks.model.units import finite_number, fmt_time_left
 
 KIND = "resources"
 TOP_PROCESSES = 3
@@ -278,17 +277,14 @@ def parse_history(raw: bytes, names: Sequence[str]) -> dict[str, list[Point]]:
         series: dict[str, list[Point]] = {}
         for name, points in data["series"].items():
             checked = [(t, free) for t, free in points]
-            if not all(_finite(t) and _finite(free) and free >= 0 for t, free in checked):
+            if not all(finite_number(t) is not None and finite_number(free) is not None and free >= 0
+                       for t, free in checked):
                 return {}
             if name in names:
                 series[name] = sorted((float(t), float(free)) for t, free in checked)[-MAX_SAMPLES:]
         return series
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return {}
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _refresher_elsewhere(state_dir: str) -> bool:

@@ -12,6 +12,7 @@ import pytest
 
 from aiki_hooks.model.dates import clock, clock_or_date, local_minute, parse_utc, utc_iso
 from aiki_hooks.model.units import (
+    finite_number,
     fmt_bytes,
     fmt_duration,
     fmt_duration_words,
@@ -23,6 +24,33 @@ from aiki_hooks.model.units import (
     gib_figure,
 )
 from tests.conftest import REPO
+
+
+class _Ratio(float):
+    pass
+
+
+@pytest.mark.parametrize("value, number", [
+    (0, 0.0), (-3, -3.0), (1.5, 1.5), (-0.0, -0.0), (10**300, 1e300), (5e-324, 5e-324), (_Ratio(0.25), 0.25),
+    (True, None), (False, None),  # a bool is an int to Python, never a number here
+    (float("nan"), None), (float("inf"), None), (float("-inf"), None),
+    ("1", None), ("nan", None), (None, None), ([], None), ({}, None), (b"1", None),
+])
+def test_finite_number_takes_real_finite_ints_and_floats_only(value, number):
+    found = finite_number(value)
+    assert found == number and (found is None or type(found) is float)
+    if number == 0:
+        assert str(found) == str(number)  # -0.0 stays -0.0
+
+
+def test_finite_number_is_defined_once():
+    """The hooks' text, the metrics exporter and the resources history read the same one
+    (statusline reads it as text.finite_number)."""
+    from aiki_hooks.hooklib import text
+    from aiki_hooks.outputs import metrics
+    from aiki_hooks.probes import resources
+
+    assert text.finite_number is metrics.finite_number is resources.finite_number is finite_number
 
 
 @pytest.mark.parametrize(

@@ -267,6 +267,9 @@ def test_history_file_stays_bounded_over_hours_of_fast_cycles(tmp_path):
     pytest.param(b"{not json", id="not-json"),
     pytest.param(b'{"version": 1, "series": {"disk:/": [[1, "x"]]}}', id="bad-sample"),
     pytest.param(b'{"version": 1, "series": {"disk:/": [[1e999, 5]]}}', id="infinite"),
+    pytest.param(b'{"version": 1, "series": {"disk:/": [[NaN, 5]]}}', id="nan"),
+    pytest.param(b'{"version": 1, "series": {"disk:/": [[true, 5]]}}', id="boolean"),
+    pytest.param(b'{"version": 1, "series": {"disk:/": [[1, -5]]}}', id="negative"),
     pytest.param(b'{"version": 99, "series": {}}', id="other-version"),
     pytest.param(b" " * (300 * 1024), id="oversized"),
 ])
