@@ -30,6 +30,7 @@ from aiki_hooks.paths import CACHE_NAME, REFRESHER_LOCK_NAME, StateFileError, lo
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 SCHEMA_VERSION = 1
@@ -206,12 +207,19 @@ def note_write_status(path: str | os.PathLike, error: str | None, *, now: float 
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes, *, mode: int | None = None,
-                       before_replace=None) -> None:
+                       before_replace=None, replace: Callable[[str, str], bool] | None = None) -> bool:
     """Temp file in the same directory (0600, or *mode*), fsync, rename, fsync the directory.
 
     The temp name starts with a dot and ends in .tmp, so collectors watching the
     directory for `*.prom` or `*.json` never pick it up half written. *before_replace*,
     if given, runs just before the rename; raising there leaves *path* untouched.
+
+    *replace*, if given, puts the temp file in *path*'s place instead of os.replace:
+    called as replace(temp, path), it returns whether it did (False: *path* is left as
+    it was, and the directory is not fsynced). Whatever it leaves at the temp name (an
+    exchange leaves the displaced file there) is removed afterwards, as on an error.
+    install.settings replaces the user's settings file this way, with a checked exchange.
+    Returns whether *path* was replaced (always True without *replace*).
     Only os calls: the hooks' spool writes go through here too.
     """
     path = os.fspath(path)
@@ -231,14 +239,31 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes, *, mode: int | N
             os.close(fd)
         if before_replace is not None:
             before_replace()
-        os.replace(tmp, path)
+        if replace is None:
+            os.replace(tmp, path)
+            replaced = True
+        else:
+            replaced = replace(tmp, path)
+        if replaced:
+            fsync_dir(directory)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink_if_there(tmp)
         raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    if replace is not None:
+        _unlink_if_there(tmp)
+    return replaced
+
+
+def _unlink_if_there(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """fsync *directory*, so that a rename or removal in it survives a crash."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(dir_fd)
     finally:

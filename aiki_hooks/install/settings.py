@@ -612,32 +612,6 @@ def _renameat2(source: Path, target: Path, flags: int) -> bool:
     raise OSError(error, os.strerror(error), str(target))
 
 
-def _temp_beside(target: Path, payload: bytes, mode: int) -> Path:
-    """*payload* in a new hidden file next to *target* (same filesystem), fsynced."""
-    temp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, mode)
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(temp)
-        raise
-    os.close(fd)
-    return temp
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _put(target: Path, payload: bytes | None, mode: int, raw: bytes | None, identity: tuple | None,
          in_window: Callable[[], None] | None = None) -> bool:
     """Replace *target* with *payload* (None: remove it) only if it is still the file read
@@ -648,13 +622,16 @@ def _put(target: Path, payload: bytes | None, mode: int, raw: bytes | None, iden
     replacement is an exchange (renameat2 RENAME_EXCHANGE): what was displaced is kept
     and compared with what was read; if another writer came in between, it is put back.
     A file created meanwhile is never overwritten (RENAME_NOREPLACE, or link). Where
-    the filesystem cannot exchange, the check is right before a plain rename.
+    the filesystem cannot exchange, the check is right before a plain rename. The temp
+    file beside *target* (mode *mode*), the fsyncs and the removal of what is left at the
+    temp name are cache.atomic_write_bytes's; the exchange is its *replace*.
     *in_window*, for tests, runs between the check and the replacement."""
-    directory = target.parent
     if payload is None:
         return _remove(target, raw, identity, in_window)
-    temp = _temp_beside(target, payload, mode)
-    try:
+    from aiki_hooks.cycle.cache import atomic_write_bytes
+
+    def exchange(temp_name: str, _target: str) -> bool:
+        temp = Path(temp_name)
         if _read_seen(target) != (raw, identity):
             return False
         if in_window is not None:
@@ -679,15 +656,16 @@ def _put(target: Path, payload: bytes | None, mode: int, raw: bytes | None, iden
                 raise SettingsError(f"{target} changed twice while aiki-hooks was updating it; nothing of ours is "
                                     f"in it, the version before its latest is kept in {kept}; run again")
             return False
-        _fsync_dir(directory)
-        return True
-    finally:
-        temp.unlink(missing_ok=True)  # ours unused, or the version we read and replaced
+        return True  # what is left at the temp name (the version we read and replaced) is removed
+
+    return atomic_write_bytes(target, payload, mode=mode, replace=exchange)
 
 
 def _remove(target: Path, raw: bytes | None, identity: tuple | None,
             in_window: Callable[[], None] | None) -> bool:
     """_put's removal: the file is moved aside, compared, and only then deleted."""
+    from aiki_hooks.cycle.cache import fsync_dir
+
     aside = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.removed")
     if _read_seen(target) != (raw, identity):
         return False
@@ -705,7 +683,7 @@ def _remove(target: Path, raw: bytes | None, identity: tuple | None,
         aside.unlink()
         return False
     aside.unlink()
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return True
 
 

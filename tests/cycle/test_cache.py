@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from aiki_hooks.cycle.cache import read_cache, write_cache
+from aiki_hooks.cycle.cache import atomic_write_bytes, read_cache, write_cache
 from aiki_hooks.model.result import utc_iso
 from aiki_hooks.paths import UntrustedStateError
 from tests.conftest import REPO
@@ -47,6 +47,41 @@ def test_publish_refuses_a_dir_others_can_write(tmp_path, mode):
         write_cache(state / "system_health.json", snapshot_dict(time.time()))
     assert not (state / "system_health.json").exists()
     assert stat.S_IMODE(state.stat().st_mode) == mode
+
+
+def test_atomic_write_with_a_replace_of_its_own(tmp_path):
+    """*replace* takes os.replace's place: declining leaves the file as it was, raising
+    too, and what it leaves at the temp name (an exchange's displaced file) is removed."""
+    (tmp_path / "dir").mkdir()
+    path = tmp_path / "dir" / "settings.json"
+    path.write_bytes(b"old")
+    seen = []
+
+    def decline(temp, target):
+        seen.append((os.path.basename(temp), stat.S_IMODE(os.stat(temp).st_mode), open(temp, "rb").read()))
+        return False
+
+    assert atomic_write_bytes(path, b"new", mode=0o640, replace=decline) is False
+    ((name, mode, content),) = seen
+    assert name.startswith(".settings.json.") and name.endswith(".tmp") and (mode, content) == (0o640, b"new")
+
+    def swap(temp, target):  # a stand-in for an exchange: the old file ends up at the temp name
+        os.rename(target, temp + ".old")
+        os.rename(temp, target)
+        os.rename(temp + ".old", temp)
+        return True
+
+    assert atomic_write_bytes(path, b"new", mode=0o640, replace=swap) is True
+    assert path.read_bytes() == b"new" and stat.S_IMODE(path.stat().st_mode) == 0o640
+
+    def fail(temp, target):
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        atomic_write_bytes(path, b"newer", replace=fail)
+    assert path.read_bytes() == b"new"
+    assert [p.name for p in path.parent.iterdir()] == ["settings.json"]
+    assert atomic_write_bytes(path, b"plain") is True and path.read_bytes() == b"plain"
 
 
 @pytest.mark.parametrize(
