@@ -218,7 +218,8 @@ def cmd_status(args) -> int:
 
 def cmd_refresh(args) -> int:
     from aiki_hooks.cycle.engine import Engine, start_mem0_flush
-    from aiki_hooks.cycle.refresher import AlreadyRunning, InstanceLock, holder_pid, one_line_status
+    from aiki_hooks.cycle.refresher import AlreadyRunning, InstanceLock, one_line_status
+    from aiki_hooks.paths import holder_pid
 
     config = _config(args)
     if args.if_idle:
@@ -481,7 +482,7 @@ def _report_settings_change(change, dry_run: bool) -> int:
 def cmd_service(args) -> int:
     import getpass
 
-    from aiki_hooks.cycle.refresher import holder_pid
+    from aiki_hooks.paths import holder_pid
     from aiki_hooks.install import service
     from aiki_hooks.install.daemon import start_daemon, stop_daemon
 
@@ -533,7 +534,7 @@ def _service_status(args) -> int:
     """The unit's state even when the config does not load: a unit failed by a config
     error is exactly when this is asked."""
     from aiki_hooks.config.load import ConfigError
-    from aiki_hooks.cycle.refresher import holder_pid
+    from aiki_hooks.paths import holder_pid
     from aiki_hooks.install import service
 
     try:

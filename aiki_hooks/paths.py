@@ -5,7 +5,8 @@ Every reader and writer of the state dir goes through the functions here, the ho
 included: `check_private_dir` (is the directory ours and closed to others?),
 `make_private_dir` / `ensure_private_dir` (create it so, or refuse), `open_state_file` /
 `read_state_file` (no symlinks, no FIFOs or devices, bounded size, never blocking),
-`append_whole` (a line lands whole or not at all), `StateLock` and `lock_is_held`.
+`append_whole` (a line lands whole or not at all), `StateLock`, `lock_is_held` and
+`holder_pid` (which refresher holds the state dir).
 
 Standard library only and cheap to import (os and stat; pathlib only where a Path is
 asked for, errno and fcntl where used): the hooks import this on every tool call.
@@ -295,6 +296,27 @@ def append_whole(fd: int, data: bytes, *, sync: bool = False) -> None:
         except OSError:
             pass  # readers skip a partial line; the next writer ends it before its own
         raise
+
+
+def holder_pid(state_dir: str | os.PathLike) -> int | None:
+    """Pid of the refresher holding *state_dir*'s lock (-1 when its pid cannot be read),
+    or None if none holds it. Raises OSError for a lock file that is not usable."""
+    import fcntl
+
+    try:
+        fd = open_state_file(os.path.join(os.fspath(state_dir), REFRESHER_LOCK_NAME))
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(text) if text.isascii() and text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def lock_is_held(path: str | os.PathLike) -> bool:

@@ -92,25 +92,6 @@ class InstanceLock:
             self.fd = None
 
 
-def holder_pid(state_dir: Path) -> int | None:
-    """Pid of the running refresher for *state_dir*, or None if none holds the lock."""
-    path = Path(state_dir) / LOCK_NAME
-    try:
-        fd = paths.open_state_file(path)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
 RUNS_NAME = "refresher.runs"
 _RUNS_KEPT = 100
 

@@ -10,7 +10,7 @@ from typing import Callable
 
 from aiki_hooks.config.load import Config, ConfigError, load_config
 from aiki_hooks.cycle.cache import read_cache
-from aiki_hooks.cycle.refresher import holder_pid
+from aiki_hooks.paths import holder_pid
 from aiki_hooks.install.findings import FAIL, PASS, WARN, Finding
 from aiki_hooks.paths import check_private_dir
 from aiki_hooks.probes.registry import builtin_kind

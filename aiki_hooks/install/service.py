@@ -383,7 +383,7 @@ def install_unit(executable: str, config: Config, *, run: CommandRunner = run_co
     runs outside systemd for the same state dir (`refresher --daemon`, a terminal) is
     stopped first, else the unit's own would find the lock taken and fail.
     """
-    from aiki_hooks.cycle.refresher import holder_pid
+    from aiki_hooks.paths import holder_pid
 
     path = unit_path()
     text = unit_text(executable=executable, config=config, sandbox=sandbox)

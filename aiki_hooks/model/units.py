@@ -21,11 +21,14 @@ TIB = 1024**4
 
 def finite_number(value: object) -> float | None:
     """*value* as a float if it is a real, finite number: an int or a float (subclasses too),
-    not a bool, a string, NaN or an infinity. An int too large for a float raises
-    OverflowError, as float() does."""
+    not a bool, a string, NaN or an infinity, nor an int too large for a float (a JSON
+    file may hold 1e400 written out as digits)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
     return number if number - number == 0 else None  # NaN and the infinities fail (no math import)
 
 

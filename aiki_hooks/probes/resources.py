@@ -289,14 +289,11 @@ def parse_history(raw: bytes, names: Sequence[str]) -> dict[str, list[Point]]:
 
 def _refresher_elsewhere(state_dir: str) -> bool:
     """Whether a refresher other than this process holds the state dir's lock."""
-    lock = os.path.join(state_dir, paths.REFRESHER_LOCK_NAME)
-    if not paths.lock_is_held(lock):
-        return False
     try:
-        holder = paths.read_state_file(lock, 64).decode("ascii", "replace").strip()
-    except OSError:
-        return True
-    return holder != str(os.getpid())
+        pid = paths.holder_pid(state_dir)
+    except OSError:  # a lock file that is not usable is held by no refresher
+        return False
+    return pid is not None and pid != os.getpid()
 
 
 def busy_percent(before: Any, after: Any) -> float | None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from aiki_hooks.cycle.cache import read_cache
-from aiki_hooks.cycle.refresher import describe_changes, holder_pid, next_slot
+from aiki_hooks.cycle.refresher import describe_changes, next_slot
+from aiki_hooks.paths import holder_pid
 from aiki_hooks.model.result import Issue, Snapshot
 from aiki_hooks.model.status import Status
 from tests.conftest import CALM_RESOURCES, cli_env, wait_for

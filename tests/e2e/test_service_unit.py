@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aiki_hooks.config.load import load_config
-from aiki_hooks.cycle.refresher import holder_pid
+from aiki_hooks.paths import holder_pid
 from aiki_hooks.install import service
 from aiki_hooks.install.daemon import start_daemon, stop_daemon
 from aiki_hooks.install.service import UNIT_NAME, ServiceError

@@ -483,7 +483,7 @@ def test_stale_data_restarts_a_detached_refresher_that_died(hook_env, tmp_path):
     the first hook that finds the data stale starts that refresher again, not a one-shot."""
     import signal
 
-    from aiki_hooks.cycle.refresher import holder_pid
+    from aiki_hooks.paths import holder_pid
 
     env, state = hook_env
     config = tmp_path / "config.toml"

@@ -21,7 +21,7 @@ import pytest
 
 from aiki_hooks.config.load import Config, load_config, parse_config
 from aiki_hooks.cycle.cache import read_cache
-from aiki_hooks.cycle.refresher import holder_pid
+from aiki_hooks.paths import holder_pid
 from aiki_hooks.install import service
 from aiki_hooks.install.daemon import log_path, start_daemon, stop_daemon
 from aiki_hooks.install.service import UNIT_NAME

@@ -35,6 +35,7 @@ class _Ratio(float):
     (True, None), (False, None),  # a bool is an int to Python, never a number here
     (float("nan"), None), (float("inf"), None), (float("-inf"), None),
     ("1", None), ("nan", None), (None, None), ([], None), ({}, None), (b"1", None),
+    (10**400, None), (-(10**400), None),  # digits JSON may hold, too large for a float
 ])
 def test_finite_number_takes_real_finite_ints_and_floats_only(value, number):
     found = finite_number(value)
