@@ -15,6 +15,11 @@ Metrics (base units; missing, null, boolean or non-numeric values are skipped):
   aiki_memory_used_ratio, aiki_memory_used_bytes, aiki_swap_used_ratio
   aiki_cpu_used_ratio                    cpu_percent / 100 (absent on the first cycle)
   aiki_load5_per_core
+  aiki_disk_full_in_seconds{path}, aiki_memory_full_in_seconds, aiki_swap_full_in_seconds
+                                         the resources forecast: time until full at the fitted
+                                         growth (absent when not growing)
+  aiki_disk_growth_bytes_per_hour{path}, aiki_memory_growth_bytes_per_hour,
+  aiki_swap_growth_bytes_per_hour        that growth (absent until 10 minutes of history)
   aiki_http_latency_seconds{probe}       http probes' latency_seconds
   aiki_tcp_connect_seconds{probe}
   aiki_systemd_restarts_total{unit}      counter (NRestarts; resets when the unit is restarted by hand)
@@ -130,6 +135,13 @@ def snapshot_families(data: Any) -> list[Metric]:
     swap_ratio = _gauge("aiki_swap_used_ratio", "Used share of swap.")
     cpu_ratio = _gauge("aiki_cpu_used_ratio", "Busy share of CPU time since the previous cycle.")
     load = _gauge("aiki_load5_per_core", "Five-minute load average per core.")
+    # The resources forecast (probes/resources.py judge_forecast): per disk path, memory, swap.
+    forecasts = {
+        (resource, what): _gauge(f"aiki_{resource}_{what}", text, ["path"] if resource == "disk" else [])
+        for resource in ("disk", "memory", "swap")
+        for what, text in (("full_in_seconds", "Forecast: seconds until full at the fitted growth of use."),
+                           ("growth_bytes_per_hour", "Fitted growth of used bytes per hour over recent history."))
+    }
     # Each probe kind declares its own families (ProbeKind.metrics), made on first use.
     kind_families: dict[str, _Family] = {}
     cost_families = {
@@ -178,6 +190,8 @@ def snapshot_families(data: Any) -> list[Metric]:
             path = name[5:]
             disk_free.add((path,), values.get("disk_free_bytes"))
             disk_ratio.add((path,), values.get("disk_used_ratio"))
+            for what in ("full_in_seconds", "growth_bytes_per_hour"):
+                forecasts[("disk", what)].add((path,), values.get(f"disk_{what}"))
         if kind in ("resources", ""):
             memory_ratio.add((), values.get("memory_used_ratio"))
             memory_bytes.add((), values.get("memory_used_bytes"))
@@ -186,6 +200,9 @@ def snapshot_families(data: Any) -> list[Metric]:
             if cpu is not None:
                 cpu_ratio.add((), cpu / 100.0)
             load.add((), values.get("load5_per_core"))
+            for resource in ("memory", "swap"):
+                for what in ("full_in_seconds", "growth_bytes_per_hour"):
+                    forecasts[(resource, what)].add((), values.get(f"{resource}_{what}"))
         for metric in _kind_metrics(kind):
             if metric.name not in kind_families:
                 family_type = CounterMetricFamily if metric.counter else GaugeMetricFamily
@@ -198,7 +215,7 @@ def snapshot_families(data: Any) -> list[Metric]:
             mem0.add((), values.get("records_waiting"))
 
     families = (status, duration, timestamp, issues, disk_free, disk_ratio, memory_ratio, memory_bytes, swap_ratio,
-                cpu_ratio, load, *kind_families.values(), *cost_families.values(), model_costs, block_end,
+                cpu_ratio, load, *forecasts.values(), *kind_families.values(), *cost_families.values(), model_costs, block_end,
                 external, mem0)
     return [f.family for f in families if f.family.samples]
 

@@ -42,12 +42,16 @@ def snapshot_dict(*, qdrant_latency=0.25, cost_today=3.5, extra_probes=(), issue
         _probe("cpu", "resources", values={"cpu_percent": 37.0, "cpu_count": 8}),
         _probe("load", "resources", values={"load1": 1.0, "load5": 4.0, "load5_per_core": 0.5, "cpu_count": 8}),
         _probe("memory", "resources", Status.WARNING, values={
-            "memory_used_bytes": 6 * GIB, "memory_total_bytes": 8 * GIB, "memory_used_ratio": 0.75}),
-        _probe("swap", "resources", values={"swap_used_bytes": 0, "swap_total_bytes": GIB, "swap_used_ratio": 0.0}),
+            "memory_used_bytes": 6 * GIB, "memory_total_bytes": 8 * GIB, "memory_used_ratio": 0.75,
+            "memory_growth_bytes_per_hour": 512 * 1024**2, "memory_full_in_seconds": 14400}),
+        _probe("swap", "resources", values={"swap_used_bytes": 0, "swap_total_bytes": GIB, "swap_used_ratio": 0.0,
+                                            "swap_growth_bytes_per_hour": -1000}),  # shrinking: no time to full
         _probe("disk:/", "resources", values={"disk_total_bytes": 100 * GIB, "disk_used_bytes": 60 * GIB,
                                               "disk_free_bytes": 40 * GIB, "disk_used_ratio": 0.6}),
         _probe("disk:/home", "resources", values={"disk_total_bytes": 10 * GIB, "disk_used_bytes": 9 * GIB,
-                                                  "disk_free_bytes": 1 * GIB, "disk_used_ratio": 0.9}),
+                                                  "disk_free_bytes": 1 * GIB, "disk_used_ratio": 0.9,
+                                                  "disk_growth_bytes_per_hour": 100 * 1024**2,
+                                                  "disk_full_in_seconds": 36000}),
         _probe("qdrant", "http", Status.CRITICAL, duration_ms=1500.0,
                values={"result": "bad_status", "latency_seconds": qdrant_latency, "http_status": 503}),
         _probe("web", "http", values={"result": "ok", "latency_seconds": 0.01, "http_status": 200}),
@@ -113,6 +117,14 @@ def test_exposition_has_every_metric_with_labels_and_base_units():
     assert value(found, "aiki_swap_used_ratio") == 0.0
     assert value(found, "aiki_cpu_used_ratio") == pytest.approx(0.37)
     assert value(found, "aiki_load5_per_core") == pytest.approx(0.5)
+    assert value(found, "aiki_memory_full_in_seconds") == 14400
+    assert value(found, "aiki_memory_growth_bytes_per_hour") == 512 * 1024**2
+    assert value(found, "aiki_swap_growth_bytes_per_hour") == -1000
+    assert value(found, "aiki_disk_full_in_seconds", path="/home") == 36000
+    assert value(found, "aiki_disk_growth_bytes_per_hour", path="/home") == 100 * 1024**2
+    # No forecast, no series: not a 0 that reads as "full now".
+    assert "aiki_swap_full_in_seconds" not in names(found)
+    assert ("aiki_disk_full_in_seconds", (("path", "/"),)) not in found
     assert value(found, "aiki_http_latency_seconds", probe="qdrant") == pytest.approx(0.25)
     assert value(found, "aiki_http_latency_seconds", probe="web") == pytest.approx(0.01)
     assert value(found, "aiki_tcp_connect_seconds", probe="postgres") == pytest.approx(0.002)
