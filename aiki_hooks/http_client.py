@@ -1,5 +1,6 @@
 """Our one HTTP client: the HTTP probe's GETs, the webhook outputs' POSTs and the mem0
-REST backend's POSTs all go through `request`.
+REST backend's POSTs all go through `request`; the two POSTs through `post`, which
+also parses the URL and turns whatever is not a 2xx answer into a `PostError`.
 
 Standard library only (http.client): the refresher's RSS budget is 30 MiB, and importing
 `requests` costs ~14 MiB against ~6 MiB for http.client (mostly ssl, which http.client
@@ -51,9 +52,9 @@ from aiki_hooks.connect import (
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["CONNECTING", "CONNECTION_FAILED", "DEFAULT_BODY_LIMIT_BYTES", "DNS_ERROR", "READING_BODY", "TIMEOUT",
-           "WAITING", "Deadline", "DeadlineExceeded", "Response", "Target", "open_connection", "parse_target",
-           "request", "tls_context"]
+__all__ = ["BAD_URL", "CONNECTING", "CONNECTION_FAILED", "DEFAULT_BODY_LIMIT_BYTES", "DNS_ERROR", "HEADER_REFUSED",
+           "HTTP_STATUS", "READING_BODY", "TIMEOUT", "URL_REFUSED", "WAITING", "Deadline", "DeadlineExceeded",
+           "PostError", "Response", "Target", "open_connection", "parse_target", "post", "request", "tls_context"]
 
 USER_AGENT = "aiki-hooks"
 READ_CHUNK_BYTES = 64 * 1024
@@ -187,6 +188,56 @@ def request(
         connection.close()
     return Response(path=path, status=status, reason=reason, latency_seconds=latency,
                     body=content, body_truncated=truncated)
+
+
+# PostError.kind, besides a failed request's Response.failure (TIMEOUT, DNS_ERROR,
+# CONNECTION_FAILED).
+BAD_URL = "bad_url"  # parse_target refused it
+URL_REFUSED = "url_refused"  # http.client.InvalidURL, whose message quotes the path and query
+HEADER_REFUSED = "header_refused"  # http.client's ValueError, whose message quotes the header's value
+HTTP_STATUS = "http_status"  # an answer, not 2xx
+
+
+class PostError(Exception):
+    """Why `post` got no 2xx answer: *kind* (above), the *target* once the URL parsed,
+    and the *response* for a failed request or an answer that is not 2xx. It holds no
+    text of the URL, the headers or the answer: the callers say what went wrong, since
+    only they know which of their values are secrets."""
+
+    def __init__(self, kind: str, target: Target | None = None, response: Response | None = None) -> None:
+        super().__init__(kind)
+        self.kind, self.target, self.response = kind, target, response
+
+
+def post(
+    url: str,
+    body: bytes,
+    *,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    timeout: float,
+    body_limit: int,
+) -> Response:
+    """POST *body* to *url* with *headers* (as in `request`), the whole request within
+    *timeout* seconds, at most *body_limit* bytes of the answer read. Returns a 2xx
+    Response; anything else raises PostError, chained to nothing (http.client's
+    messages quote what it refused)."""
+    deadline = Deadline(timeout)
+    try:
+        target = parse_target(url)
+    except ValueError:
+        raise PostError(BAD_URL) from None
+    try:
+        response = request(target, "POST", target.request_path, deadline=deadline, headers=headers, body=body,
+                           body_limit=body_limit)
+    except http.client.InvalidURL:
+        raise PostError(URL_REFUSED, target) from None
+    except ValueError:
+        raise PostError(HEADER_REFUSED, target) from None
+    if response.failure is not None:
+        raise PostError(response.failure, target, response)
+    if response.status is None or not 200 <= response.status < 300:
+        raise PostError(HTTP_STATUS, target, response)
+    return response
 
 
 def _read_body(response: http.client.HTTPResponse, limit: int) -> tuple[bytes, bool]:

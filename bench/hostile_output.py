@@ -124,13 +124,14 @@ def main() -> int:
                 os.kill(pid, signal.SIGKILL)
 
     print(f"3. webhook against a receiver trickling one byte every 0.2 s (timeout_seconds {timeout:g})")
-    from aiki_hooks.outputs.router import DeliveryError, post_json
+    from aiki_hooks.outputs.formats import JSON_HEADERS
+    from aiki_hooks.outputs.router import DeliveryError, post
 
     stop = threading.Event()
     listener, thread = trickling_receiver(stop)
     started = time.monotonic()
     try:
-        post_json(f"http://127.0.0.1:{listener.getsockname()[1]}/hook", b"{}", [], timeout)
+        post(f"http://127.0.0.1:{listener.getsockname()[1]}/hook", b"{}", [], timeout, content_headers=JSON_HEADERS)
         outcome = "delivered"
     except DeliveryError as exc:
         outcome = str(exc)

@@ -138,6 +138,39 @@ def test_our_own_mistakes_are_raised_not_reported_as_the_servers():
     assert recorder.raw == []  # nothing was sent
 
 
+def test_post_returns_a_2xx_answer_and_raises_a_post_error_without_text_for_the_rest():
+    secret = "s3cret-value"
+    recorder = Recorder()
+    with RawServer(recorder) as server:
+        response = http_client.post(server.url + "/hook", b"{}", headers={"X-Key": secret}, timeout=2.0,
+                                    body_limit=1)
+        assert (response.status, response.body, response.body_truncated) == (201, b"o", True)
+        for url, headers, kind in ((server.url + "/a path", {}, http_client.URL_REFUSED),
+                                   (server.url, {"X-Key": secret + "\r\nInjected: 1"}, http_client.HEADER_REFUSED),
+                                   ("http://h:notaport/", {}, http_client.BAD_URL)):
+            with pytest.raises(http_client.PostError) as caught:
+                http_client.post(url, b"{}", headers=headers, timeout=2.0, body_limit=100)
+            assert caught.value.kind == kind and str(caught.value) == kind and caught.value.response is None
+            assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert len(recorder.raw) == 1 and b"X-Key: s3cret-value" in recorder.raw[0]
+    with RawServer(Recorder(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno")) as server:
+        with pytest.raises(http_client.PostError) as caught:
+            http_client.post(server.url, b"{}", headers=(), timeout=2.0, body_limit=100)
+    assert caught.value.kind == http_client.HTTP_STATUS and caught.value.target is not None
+    assert caught.value.response is not None and (caught.value.response.status, caught.value.response.body) == (
+        401, b"no")
+    with RawServer(never_answer) as server:
+        started = time.monotonic()
+        with pytest.raises(http_client.PostError) as caught:
+            http_client.post(server.url, b"{}", headers=(), timeout=0.3, body_limit=100)
+    assert time.monotonic() - started < 0.8
+    assert caught.value.kind == TIMEOUT and caught.value.response is not None
+    with pytest.raises(http_client.PostError) as caught:
+        http_client.post(f"http://127.0.0.1:{closed_port()}", b"{}", headers=(), timeout=2.0, body_limit=100)
+    assert caught.value.kind == CONNECTION_FAILED
+    assert caught.value.response is not None and caught.value.response.failure_reason == "connection refused"
+
+
 def test_parse_target():
     target = parse_target("https://u%40x:p@h.example:8443/a/b?q=1")
     assert (target.https, target.host, target.port, target.path, target.query) == (True, "h.example", 8443, "/a/b", "q=1")

@@ -51,7 +51,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiki_hooks.config.validators import url_for_errors
 from aiki_hooks.cycle.sdnotify import NOTICE, WARNING
@@ -60,6 +60,9 @@ from aiki_hooks.model.units import fmt_duration_words
 from aiki_hooks.outputs import formats
 from aiki_hooks.outputs.config import OUTPUT_TYPES, OutputConfig
 from aiki_hooks.paths import make_private_dir, read_state_file
+
+if TYPE_CHECKING:
+    from aiki_hooks.http_client import PostError
 
 BACKOFF_INITIAL_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
@@ -201,51 +204,48 @@ def parse_headers(text: str, variable: str) -> list[tuple[str, str]]:
     return headers
 
 
-def post_json(url: str, body: bytes, headers: list[tuple[str, str]], timeout: float) -> None:
-    """`post` of a JSON body."""
-    post(url, body, headers, timeout, content_headers=formats.JSON_HEADERS)
-
-
 def post(url: str, body: bytes, headers: list[tuple[str, str]], timeout: float, *,
          content_headers: Iterable[tuple[str, str]]) -> None:
-    """One POST through http_client; returns on 2xx, else raises DeliveryError. *timeout*
+    """One POST through http_client.post; returns on 2xx, else raises DeliveryError. *timeout*
     bounds the whole request: connecting, the TLS handshake, sending, and the answer
     however slowly it comes (only a name lookup cannot be cut short). *content_headers*
     describe the body (Content-Type, ntfy's Title...); *headers* are the user's, from the
     environment, and may hold secrets. `user:password@` in *url* is sent as Basic auth
     (unless a header already sets Authorization). No error text holds a value of
     *headers*, the credentials, or the URL's path and query."""
-    import http.client  # here, not at the top: every command loads this module with the config
+    from aiki_hooks import http_client  # here, not at the top: every command loads this module with the config
 
+    try:
+        http_client.post(url, body, headers=[*content_headers, *headers], timeout=timeout,
+                         body_limit=WEBHOOK_ANSWER_BYTES)
+    except http_client.PostError as error:
+        raise DeliveryError(_post_error_text(error, url, headers, timeout)) from None
+
+
+def _post_error_text(error: PostError, url: str, headers: list[tuple[str, str]], timeout: float) -> str:
+    """What DeliveryError says for http_client's PostError *error*."""
     from aiki_hooks import http_client
 
-    deadline = http_client.Deadline(timeout)
-    try:
-        target = http_client.parse_target(url)
-    except ValueError:
-        raise DeliveryError(f"cannot parse the URL {url_for_errors(url)}") from None
+    if error.kind == http_client.BAD_URL:
+        return f"cannot parse the URL {url_for_errors(url)}"
+    if error.kind == http_client.URL_REFUSED:
+        return f"http.client refused the URL {url_for_errors(url)}"  # its message quotes the path and query
+    if error.kind == http_client.HEADER_REFUSED:
+        # http.client quotes an invalid header value in its message: do not repeat it.
+        return "a header from the environment variable was refused by http.client"
+    if error.kind == http_client.TIMEOUT:
+        return f"no answer within {timeout:g} s"
+    target, response = error.target, error.response
+    assert target is not None and response is not None  # set for every other kind
     parts = urllib.parse.urlsplit(url)
     secrets = [value for _, value in headers]
     if target.basic_auth is not None:
         secrets += [target.basic_auth.removeprefix("Basic "), urllib.parse.unquote(parts.password or ""),
                     parts.password or ""]
     secrets += [target.request_path, target.path, target.query]
-    try:
-        response = http_client.request(target, "POST", target.request_path, deadline=deadline, body=body,
-                                       headers=[*content_headers, *headers],
-                                       body_limit=WEBHOOK_ANSWER_BYTES)
-    except http.client.InvalidURL:
-        # Its message quotes the path and query.
-        raise DeliveryError(f"http.client refused the URL {url_for_errors(url)}") from None
-    except ValueError:
-        # http.client quotes an invalid header value in its message: do not repeat it.
-        raise DeliveryError("a header from the environment variable was refused by http.client") from None
-    if response.failure == http_client.TIMEOUT:
-        raise DeliveryError(f"no answer within {timeout:g} s")
-    if response.failure is not None:
-        raise DeliveryError(_scrub(response.failure_reason, secrets))
-    if response.status is None or not 200 <= response.status < 300:
-        raise DeliveryError(_scrub(f"HTTP {response.status_line}", secrets))
+    if error.kind == http_client.HTTP_STATUS:
+        return _scrub(f"HTTP {response.status_line}", secrets)
+    return _scrub(response.failure_reason, secrets)
 
 
 def _scrub(text: str, secrets: list[str]) -> str:

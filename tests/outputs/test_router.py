@@ -16,6 +16,7 @@ import pytest
 
 from aiki_hooks.config.load import _Reader
 from aiki_hooks.outputs import config as outputs_config
+from aiki_hooks.outputs import formats
 from aiki_hooks.outputs import router as o
 from aiki_hooks.outputs.config import OutputConfig, validate_outputs
 from aiki_hooks.outputs.router import Router, filter_records, filter_snapshot
@@ -795,7 +796,7 @@ def test_a_receiver_trickling_its_answer_is_abandoned_at_the_deadline():
     with RawServer(trickle) as server:
         started = time.monotonic()
         with pytest.raises(o.DeliveryError, match=r"^no answer within 1 s$"):
-            o.post_json(server.url + "/hook", b"{}", [], 1.0)
+            o.post(server.url + "/hook", b"{}", [], 1.0, content_headers=formats.JSON_HEADERS)
         took = time.monotonic() - started
     assert 1.0 <= took < 1.0 + 0.3, took
 

@@ -52,11 +52,14 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiki_hooks.config.load import ConfigError
 from aiki_hooks.model.units import fmt_duration_words
 from aiki_hooks.outputs.mem0.spool import CONFIG_ERROR_PREFIX, Spool
+
+if TYPE_CHECKING:
+    from aiki_hooks.http_client import PostError
 
 FLUSH_LOCK_NAME = "mem0-flush.lock"
 MEM0_HOME = "mem0"
@@ -379,35 +382,39 @@ class RestBackend:
             self.headers["X-API-Key"] = api_key
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
-        """POST through http_client, the whole request within the timeout; the answer
+        """POST through http_client.post, the whole request within the timeout; the answer
         as JSON. Every failure is a DeliveryError (a retryable outage)."""
-        import http.client
-
         from aiki_hooks import http_client
 
         try:
-            target = http_client.parse_target(self.base + path)
-        except ValueError:
-            raise DeliveryError(f"POST {path}: cannot parse mem0.host {safe_url(self.base)}") from None
-        try:
-            response = http_client.request(target, "POST", target.request_path,
-                                           deadline=http_client.Deadline(self.timeout), headers=self.headers,
-                                           body=json.dumps(body).encode("utf-8"), body_limit=ANSWER_LIMIT_BYTES)
-        except (ValueError, http.client.InvalidURL):  # http.client's message would quote the key or the path
-            raise DeliveryError(f"POST {path}: http.client refused mem0.host's path or the key in "
-                                f"${self.config.api_key_env}") from None
-        if response.failure == http_client.TIMEOUT:
-            raise DeliveryError(f"POST {path}: timed out after {self.timeout:g} s")
-        if response.failure is not None:
-            raise DeliveryError(f"POST {path}: {response.failure_reason}")
-        status, text = response.status or 0, response.body.decode("utf-8", "replace")
-        if not 200 <= status < 300:
-            hint = f" (check the key in ${self.config.api_key_env})" if status in (401, 403) else ""
-            raise DeliveryError(f"POST {path}: HTTP {status}{hint}: {' '.join(text.split())[:200]}")
+            response = http_client.post(self.base + path, json.dumps(body).encode("utf-8"), headers=self.headers,
+                                        timeout=self.timeout, body_limit=ANSWER_LIMIT_BYTES)
+        except http_client.PostError as error:
+            raise DeliveryError(self._error_text(path, error)) from None
+        text = response.body.decode("utf-8", "replace")
         try:
             return json.loads(text) if text.strip() else None
         except ValueError:
-            raise DeliveryError(f"POST {path}: HTTP {status} but the answer is not JSON") from None
+            raise DeliveryError(f"POST {path}: HTTP {response.status} but the answer is not JSON") from None
+
+    def _error_text(self, path: str, error: PostError) -> str:
+        """What DeliveryError says for http_client's PostError *error*: never the key."""
+        from aiki_hooks import http_client
+
+        if error.kind == http_client.BAD_URL:
+            return f"POST {path}: cannot parse mem0.host {safe_url(self.base)}"
+        if error.kind in (http_client.URL_REFUSED, http_client.HEADER_REFUSED):
+            # http.client's message would quote the key or the path.
+            return f"POST {path}: http.client refused mem0.host's path or the key in ${self.config.api_key_env}"
+        if error.kind == http_client.TIMEOUT:
+            return f"POST {path}: timed out after {self.timeout:g} s"
+        response = error.response
+        assert response is not None  # set for every other kind
+        if error.kind != http_client.HTTP_STATUS:
+            return f"POST {path}: {response.failure_reason}"
+        status, text = response.status or 0, response.body.decode("utf-8", "replace")
+        hint = f" (check the key in ${self.config.api_key_env})" if status in (401, 403) else ""
+        return f"POST {path}: HTTP {status}{hint}: {' '.join(text.split())[:200]}"
 
     def exists(self, record: Mapping[str, Any]) -> bool:
         record_id = str(record["record_id"])
