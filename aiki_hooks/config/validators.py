@@ -215,14 +215,6 @@ class Reader:
             out.setdefault(key, default)
         return out
 
-    def array_of_tables(self, raw: Any, where: str) -> list:
-        if raw is None:
-            return []
-        if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
-            self.problems.append(f"{where}: expected an array of tables ([[{where}]]), got {show(raw)}")
-            return []
-        return raw
-
     def threshold_pair(self, values: dict, warn_key: str, crit_key: str, where: str, higher_is_worse=True) -> Threshold:
         warn, crit = values[warn_key], values[crit_key]
         if warn is not None and crit is not None:

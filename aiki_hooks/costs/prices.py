@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Mapping
 if TYPE_CHECKING:
     from aiki_hooks.config.load import CostsConfig
 
-PRICES_SOURCE = "Anthropic pricing page, read 2026-11-24"
+# The table below: Anthropic pricing page, read 2026-11-24.
 
 
 @dataclass(frozen=True)

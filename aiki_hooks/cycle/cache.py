@@ -207,12 +207,11 @@ def note_write_status(path: str | os.PathLike, error: str | None, *, now: float 
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes, *, mode: int | None = None,
-                       before_replace=None, replace: Callable[[str, str], bool] | None = None) -> bool:
+                       replace: Callable[[str, str], bool] | None = None) -> bool:
     """Temp file in the same directory (0600, or *mode*), fsync, rename, fsync the directory.
 
     The temp name starts with a dot and ends in .tmp, so collectors watching the
-    directory for `*.prom` or `*.json` never pick it up half written. *before_replace*,
-    if given, runs just before the rename; raising there leaves *path* untouched.
+    directory for `*.prom` or `*.json` never pick it up half written.
 
     *replace*, if given, puts the temp file in *path*'s place instead of os.replace:
     called as replace(temp, path), it returns whether it did (False: *path* is left as
@@ -237,8 +236,6 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes, *, mode: int | N
             os.fsync(fd)
         finally:
             os.close(fd)
-        if before_replace is not None:
-            before_replace()
         if replace is None:
             os.replace(tmp, path)
             replaced = True

@@ -579,9 +579,3 @@ def _with_logs(health: UnitHealth, state: UnitState, run: CommandRunner) -> Unit
     lines = last_run_lines(UNIT_NAME, scope="user", since=state.main_started_at, invocation_id=state.invocation_id,
                            run=run, timeout=QUICK_TIMEOUT)
     return replace(health, log_lines=lines, logs_command=LOGS_COMMAND)
-
-
-def unit_status(run: CommandRunner = run_command, *, state_dir: Path | None = None) -> tuple[str, str]:
-    """(state, detail): `unit_health` in one line, for callers that need no more."""
-    health = unit_health(run, state_dir=state_dir)
-    return health.state, health.detail

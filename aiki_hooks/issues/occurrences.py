@@ -57,7 +57,6 @@ DE_ESCALATED = "de-escalated"
 RESOLVED = "resolved"
 
 RESOURCES = "resources"
-COSTS = "costs"
 # error_kind values that mean the target did not answer at all.
 NO_ANSWER = frozenset({CONNECTION_FAILED, TIMEOUT, DNS_ERROR})
 MAX_CONTEXT_SERVICES = 3

@@ -282,13 +282,6 @@ def kind_names() -> tuple[str, ...]:
     return BUILTIN_NAMES + tuple(sorted({*found.kinds, *found.broken}))
 
 
-def probe_kinds() -> tuple[ProbeKind, ...]:
-    """Every usable kind: the built-in ones, then the plugins' (reads entry points and
-    imports every kind's module)."""
-    return tuple(builtin_kind(name) for name in BUILTIN_NAMES) + tuple(
-        kind for _, kind in sorted(plugins().kinds.items()))
-
-
 def loaded_kind(name: str) -> ProbeKind | None:
     """A kind this process already knows, without reading entry points: a built-in one
     (imported if need be), or a plugin's when plugins were loaded (the refresher always
