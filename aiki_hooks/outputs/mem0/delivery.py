@@ -117,8 +117,15 @@ def memory_metadata(record: Mapping[str, Any]) -> dict[str, Any]:
     return {key: record[key] for key in METADATA_KEYS if record.get(key) is not None}
 
 
+def memory_text(record: Mapping[str, Any]) -> str:
+    """What mem0 keeps of a record: its sentence, then the check's `hint` when the config
+    gives one (the user's next step, for the agent that recalls the memory later)."""
+    sentence, hint = str(record["sentence"]), record.get("hint")
+    return f"{sentence} Hint: {hint}" if isinstance(hint, str) and hint.strip() else sentence
+
+
 def messages_for(record: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [{"role": "user", "content": str(record["sentence"])}]
+    return [{"role": "user", "content": memory_text(record)}]
 
 
 def add_options(config: Any, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -419,7 +426,7 @@ class RestBackend:
     def exists(self, record: Mapping[str, Any]) -> bool:
         record_id = str(record["record_id"])
         found = self._post("/search", {
-            "query": str(record["sentence"]),
+            "query": memory_text(record),
             "filters": {"user_id": self.config.user_id, "record_id": record_id},
             "top_k": 10,
             "threshold": 0.0,

@@ -36,14 +36,17 @@ KEY = "sk-test-123"
 T0 = 1_700_000_000.0
 
 
-def record(seq: int) -> dict:
+def record(seq: int, hint: str | None = None) -> dict:
     return {
         "seq": seq, "at": T0 + seq, "kind": "transition", "record_id": f"occ{seq}:opened",
         "occurrence_id": f"occ{seq}", "issue_id": f"http:api{seq}", "transition": "opened",
         "severity": "CRITICAL", "previous_severity": None, "probe": f"api{seq}", "summary": "down",
         "sentence": f"Service api{seq} went down: connection refused (record {seq})", "started_at": T0,
-        "duration_seconds": None, "session_id": "sess", "cwd": "/work", "host": "box",
+        "duration_seconds": None, "session_id": "sess", "cwd": "/work", "host": "box", "hint": hint,
     }
+
+
+HINT = "systemctl --user restart api2; its log is journalctl --user -u api2"
 
 
 class Clock:
@@ -239,17 +242,18 @@ def stored_seqs(server) -> list[int]:
 def test_rest_round_trip_and_second_flush_adds_nothing(tmp_path, api_key):
     with rest_server() as server:
         config = rest_config(url_of(server))
-        Spool(tmp_path, 100).enqueue([record(1), record(2), record(3)])
+        Spool(tmp_path, 100).enqueue([record(1), record(2, HINT), record(3)])
         result = flush(config, tmp_path)
         assert result == FlushResult(delivered=3, remaining=0)
-        assert [m["memory"] for m in server.memories] == [record(i)["sentence"] for i in (1, 2, 3)]
+        assert [m["memory"] for m in server.memories] == [
+            record(1)["sentence"], f"{record(2)['sentence']} Hint: {HINT}", record(3)["sentence"]]
         first = server.memories[0]
         assert first["user_id"] == "dev" and first["infer"] is False and first["agent_id"] is None
         assert first["metadata"] == {"record_id": "occ1:opened", "occurrence_id": "occ1", "transition": "opened",
                                      "issue_id": "http:api1", "severity": "CRITICAL", "probe": "api1",
                                      "kind": "transition", "at": T0 + 1}
         # The same records again (as after a lost answer): found, not added twice.
-        Spool(tmp_path, 100).enqueue([record(1), record(2), record(3)])
+        Spool(tmp_path, 100).enqueue([record(1), record(2, HINT), record(3)])
         assert flush(config, tmp_path) == FlushResult(skipped_existing=3, remaining=0)
         assert len(server.memories) == 3
         assert flush(config, tmp_path) == FlushResult()  # nothing pending: no request at all
@@ -569,20 +573,22 @@ def test_real_mem0_local_round_trip_exactly_once(tmp_path, real_mem0, monkeypatc
         monkeypatch.delenv(var, raising=False)
     config = local_config(tmp_path, real_mem0)
     spool = Spool(tmp_path, 100)
-    spool.enqueue([record(1), record(2), record(3)])
+    spool.enqueue([record(1), record(2, HINT), record(3)])
     started = time.monotonic()
     result = flush(config, tmp_path)
     elapsed = time.monotonic() - started
     assert result == FlushResult(delivered=3), result
     assert os.environ["MEM0_TELEMETRY"] == "False" and os.environ["MEM0_DIR"] == str(tmp_path / "mem0")
     # Same records again, as after kill -9 between add and remove: nothing added.
-    spool.enqueue([record(1), record(2), record(3)])
+    spool.enqueue([record(1), record(2, HINT), record(3)])
     assert flush(config, tmp_path) == FlushResult(skipped_existing=3)
     with open_memory(config) as memory:
         everything = memory.get_all(filters={"user_id": "dev"}, top_k=100)["results"]
-        assert sorted(m["memory"] for m in everything) == sorted(record(i)["sentence"] for i in (1, 2, 3))
+        with_hint = f"{record(2)['sentence']} Hint: {HINT}"  # the check's hint goes with the memory
+        assert sorted(m["memory"] for m in everything) == sorted([record(1)["sentence"], with_hint,
+                                                                  record(3)["sentence"]])
         one = memory.get_all(filters={"user_id": "dev", "record_id": "occ2:opened"})["results"]
-        assert len(one) == 1 and one[0]["memory"] == record(2)["sentence"]
+        assert len(one) == 1 and one[0]["memory"] == with_hint
         assert one[0]["metadata"] == {"record_id": "occ2:opened", "occurrence_id": "occ2", "transition": "opened",
                                       "issue_id": "http:api2", "severity": "CRITICAL", "probe": "api2",
                                       "kind": "transition", "at": T0 + 2}
