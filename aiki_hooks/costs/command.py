@@ -17,7 +17,7 @@ from aiki_hooks.config.load import CostsConfig
 from aiki_hooks.costs import report
 from aiki_hooks.costs.prices import price_book
 from aiki_hooks.costs.scan import Scanner, ScanStats, TranscriptLister, claude_config_dirs
-from aiki_hooks.costs.store import INDEX_NAME, KEEP_DAYS, CostStore, Row, collector_paused
+from aiki_hooks.costs.store import INDEX_NAME, KEEP_DAYS, CostStore, Row
 
 REPORTS = ("daily", "monthly", "session", "blocks")
 # Without --since: daily covers --days (7 by default, as before), the others what the
@@ -71,8 +71,7 @@ def load(config: CostsConfig, state_dir: str | os.PathLike, since: _dt.date, *, 
             store.commit()
         dirs = claude_config_dirs(config.claude_config_dirs, os.environ if env is None else env)
         stats = scanner.refresh(TranscriptLister(remember=False).files(dirs))
-        with collector_paused():
-            rows = store.rows_by_path(since_ts)
+        rows = store.rows_by_path(since_ts)
     finally:
         store.close()
     rows.sort(key=lambda pair: pair[1][1])  # by time; sorted() keeps path order among equal times

@@ -17,7 +17,7 @@ import orjson
 from aiki_hooks.costs import report
 from aiki_hooks.costs.prices import price_book
 from aiki_hooks.costs.scan import ChangeWatch, Scanner, ScanStats, TranscriptLister, claude_config_dirs
-from aiki_hooks.costs.store import INDEX_NAME, KEEP_DAYS, CostStore, collector_paused
+from aiki_hooks.costs.store import INDEX_NAME, KEEP_DAYS, CostStore
 
 if TYPE_CHECKING:
     from aiki_hooks.config.load import CostsConfig
@@ -138,8 +138,7 @@ class CostFigures:
                     self._memo_pair_tokens = {(s, m): t for s, m, t in memo["pair_tokens"]}
                 return report.Window.restored(memo, days=days, tz=self.tz, now=now)
             self._memo_read_at = store.data_version()
-        with collector_paused():
-            window.add(store.rows_since(window.lookback))
+        window.add(store.rows_since(window.lookback))
         return window
 
     def _prune(self, store: CostStore, now: float, lookback: float) -> None:

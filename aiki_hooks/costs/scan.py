@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import orjson
 
 from aiki_hooks.costs.prices import PriceBook
-from aiki_hooks.costs.store import CostStore, FileState, Row, collector_paused, dumps_rows, loads_rows
+from aiki_hooks.costs.store import CostStore, FileState, Row, dumps_rows, loads_rows
 
 CHUNK_BYTES = 1024 * 1024
 # A single line larger than this (a pathological tool result) is skipped, not buffered.
@@ -781,26 +781,23 @@ class Scanner:
     def _refresh(self, files: Sequence[str], stats: ScanStats,
                  on_first_rows: Callable[[list[Row]], None] | None) -> ScanStats:
         self.store.begin()  # IMMEDIATE: another process scanning the same index waits here
-        # Every row read lives until the commit: the cyclic collector would walk them again
-        # and again for nothing (a third of a cold scan). Forked workers inherit this.
-        with collector_paused():
-            try:
-                known = self.store.files()
-                stats.index_was_empty = not known
-                if self.store.get_meta("prices") != self.prices.fingerprint:
-                    self.store.reprice(self.prices)
-                    self.store.set_meta("prices", self.prices.fingerprint)
-                tasks, pending = self._plan(files, known, stats)
-                seen: set[str] = set()
-                states: list[FileState] = []  # files table rows, written at the end
-                for found in read_files(tasks, self.prices, pending, self.workers):
-                    self._apply(found, stats, seen, states, on_first_rows if stats.index_was_empty else None)
-                self.store.put_files(states)
-                self.store.commit()
-            except BaseException:
-                self.store.rollback()
-                self._known = None
-                raise
+        try:
+            known = self.store.files()
+            stats.index_was_empty = not known
+            if self.store.get_meta("prices") != self.prices.fingerprint:
+                self.store.reprice(self.prices)
+                self.store.set_meta("prices", self.prices.fingerprint)
+            tasks, pending = self._plan(files, known, stats)
+            seen: set[str] = set()
+            states: list[FileState] = []  # files table rows, written at the end
+            for found in read_files(tasks, self.prices, pending, self.workers):
+                self._apply(found, stats, seen, states, on_first_rows if stats.index_was_empty else None)
+            self.store.put_files(states)
+            self.store.commit()
+        except BaseException:
+            self.store.rollback()
+            self._known = None
+            raise
         self._known, self._known_version = self.store.files(), self.store.data_version()
         return stats
 

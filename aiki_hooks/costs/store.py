@@ -21,12 +21,10 @@ so it can never outlive what it was made from.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import operator
 import os
 import sqlite3
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import orjson
 
@@ -47,20 +45,6 @@ def loads_rows(data: bytes) -> list[list[Any]]:
     """A chunk's rows, as lists."""
     rows: list[list[Any]] = orjson.loads(data)
     return rows
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for the block (as it was before, after it).
-    A scan, or reading a month of rows back, makes tens of thousands of lists that all live
-    on: the collector would walk them again and again as they are made, for nothing."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 INDEX_NAME = "costs.sqlite"  # in the state dir
