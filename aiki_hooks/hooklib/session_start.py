@@ -69,8 +69,8 @@ def run(stdin=None) -> None:
 
 
 def journal_session_start(directory: str, session_id: str, cwd, now: float, read: CacheRead) -> None:
-    """Note in the issue journal (and the mem0 spool) that this session began while
-    issues were open: once per session and occurrence."""
+    """Note in the issue journal (which the refresher feeds to mem0) that this session
+    began while issues were open: once per session and occurrence."""
     data = read.data if read.state == FRESH else None
     if not data or not data.get("issues"):
         return

@@ -39,6 +39,7 @@ import json
 import os
 import time
 
+from aiki_hooks.cycle.cache import atomic_write_bytes
 from aiki_hooks.model.dates import clock_or_date
 from aiki_hooks.model.units import fmt_duration_words
 from aiki_hooks.paths import StateLock, make_private_dir, read_state_file
@@ -138,7 +139,7 @@ class Spool:
             counter += 1
             name = f"{counter:0{_PREFIX_DIGITS}d}-s{_seq_tag(record)}.json"
             payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
-            _atomic_write(os.path.join(self.dir, name), payload.encode("utf-8"))
+            atomic_write_bytes(os.path.join(self.dir, name), payload.encode("utf-8"))
             names.append(name)
         excess = len(names) - self.max_records
         if excess <= 0:
@@ -237,7 +238,7 @@ class Spool:
 
     def _write_state(self, state: dict[str, Any]) -> None:
         payload = json.dumps(state, separators=(",", ":"), sort_keys=True, default=str)
-        _atomic_write(self._state_path(), payload.encode("utf-8"))
+        atomic_write_bytes(self._state_path(), payload.encode("utf-8"))
 
     def _quarantine(self, path: str) -> None:
         bad = os.path.join(self.dir, BAD_DIR)
@@ -380,9 +381,3 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def _atomic_write(path: str, payload: bytes) -> None:
-    from aiki_hooks.cycle.cache import atomic_write_bytes  # only when writing: importing the spool stays cheap
-
-    atomic_write_bytes(path, payload)

@@ -187,7 +187,8 @@ def test_spool_imports_only_the_standard_library():
     foreign, new = eval(out.stdout)
     # Only our own (stdlib-only) modules beside the standard library.
     assert set(foreign) == {"aiki_hooks", "aiki_hooks.outputs", "aiki_hooks.outputs.mem0", "aiki_hooks.outputs.mem0.spool",
-                            "aiki_hooks.model", "aiki_hooks.model.dates", "aiki_hooks.model.units", "aiki_hooks.paths"}, new
+                            "aiki_hooks.model", "aiki_hooks.model.dates", "aiki_hooks.model.units", "aiki_hooks.paths",
+                            "aiki_hooks.cycle", "aiki_hooks.cycle.cache"}, new
 
 
 def test_feed_adds_what_fetch_returns_moves_the_cursor_and_never_repeats_a_seq(tmp_path):
