@@ -9,12 +9,12 @@ maps each key of a table to its check and its default; `Reader.table` applies on
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from typing import Any, Callable, Iterable, Mapping
 
 from aiki_hooks.model.thresholds import Threshold
+from aiki_hooks.model.units import finite_number
 from aiki_hooks.sanitize import CONTROL, has_controls, visible_controls
 
 # \Z, not $: "name\n" must not pass.
@@ -30,7 +30,7 @@ Spec = Mapping[str, tuple[Check, Any]]
 
 def number(low: float | None = None, high: float | None = None, *, low_open: bool = False) -> Check:
     def check(value: Any) -> str | None:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = finite_number(value) is not None  # (an int too large for a float is not one)
         if ok and low is not None:
             ok = value > low if low_open else value >= low
         if ok and high is not None:

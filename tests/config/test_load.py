@@ -130,6 +130,8 @@ command = "check_disk -w 10"
     "toml, fragment",
     [
         pytest.param("interval_seconds = true", "interval_seconds = True: expected a number", id="bool-not-number"),
+        pytest.param("interval_seconds = " + "9" * 400, ": expected a number >= 0.01", id="int-too-large-for-a-float"),
+        pytest.param("[resources]\ncpu_warn_percent = nan", "cpu_warn_percent = nan: expected a number", id="nan"),
         pytest.param("[[probes.tcp]]\nname='a'\nhost='h'", "probes.tcp[0].port: missing (required)", id="missing-key"),
         pytest.param("[probes.tcp]\nname='a'", "probes.tcp = {'name': 'a'}: expected an array of tables (write [[probes.tcp]]", id="table-not-array"),
         pytest.param("[[probes.http]]\nname='a'\nurl='http://x'\napi_key_env='sk-123 secret'",
