@@ -12,13 +12,18 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def note_session_event(directory: str, data: dict[str, Any], issues: list[dict[str, Any]], *, event: str,
-                       transition: str, session_id: str, cwd: Any, now: float) -> list[dict[str, Any]]:
-    """Journal one record per issue (with an occurrence id) not yet noted for this session;
-    returns the records written."""
-    if not session_id or not issues:
+def note_session_event(directory: str, data: dict[str, Any], issues: Any, *, event: str, told: bool,
+                       session_id: str, cwd: Any, now: float) -> list[dict[str, Any]]:
+    """Journal one record per issue (with an occurrence id) not yet noted for this session:
+    `session_told` when *told*, else `session_began`; returns the records written."""
+    # The journal notes only issues with an occurrence id (journal.session_event): without
+    # one there is nothing to import it for.
+    if not session_id or not isinstance(issues, list) or not any(
+            isinstance(issue, dict) and issue.get("occurrence_id") for issue in issues):
         return []
     from aiki_hooks.issues import journal
+
+    transition = journal.SESSION_TOLD if told else journal.SESSION_BEGAN
 
     settings = data.get("hooks") or {}
     try:

@@ -75,10 +75,8 @@ def run(stdin=None) -> None:
         runtime.record_told(directory, session_id, EVENT + ":guard", output["permissionDecisionReason"], now=now)
     if session_id and told:
         from aiki_hooks.hooklib import journaling
-        from aiki_hooks.issues.journal import SESSION_TOLD
 
-        journaling.note_session_event(directory, data, told, event=EVENT,
-                                      transition=SESSION_TOLD, session_id=session_id,
+        journaling.note_session_event(directory, data, told, event=EVENT, told=True, session_id=session_id,
                                       cwd=hook_input.get("cwd"), now=now)
 
 

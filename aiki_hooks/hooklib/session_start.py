@@ -72,17 +72,12 @@ def journal_session_start(directory: str, session_id: str, cwd, now: float, read
     """Note in the issue journal (which the refresher feeds to mem0) that this session
     began while issues were open: once per session and occurrence."""
     data = read.data if read.state == FRESH else None
-    issues = data.get("issues") if data else None
-    # The journal notes only issues with an occurrence id (journal.session_event): without
-    # one, nothing to import the journal for.
-    if not data or not isinstance(issues, list) or not any(isinstance(i, dict) and i.get("occurrence_id")
-                                                           for i in issues):
+    if not data:
         return
     from aiki_hooks.hooklib import journaling
-    from aiki_hooks.issues.journal import SESSION_BEGAN
 
-    journaling.note_session_event(directory, data, list(issues), event=EVENT,
-                                  transition=SESSION_BEGAN, session_id=session_id, cwd=cwd, now=now)
+    journaling.note_session_event(directory, data, data.get("issues"), event=EVENT, told=False,
+                                  session_id=session_id, cwd=cwd, now=now)
 
 
 def main() -> int:

@@ -396,7 +396,7 @@ def test_hooks_import_only_the_standard_library(hook_env, hook, scenario):
     if scenario != "degraded":
         heavy.add("subprocess")  # only a degraded cache starts a (detached) refresh
     assert not heavy & set(modules["all"])
-    if scenario == "healthy-with-issue" and hook == "session_start":
+    if scenario == "healthy-with-issue" and hook != "statusline":
         # Issues without occurrence ids (no journal behind the cache): nothing to note, no journal import.
         assert "aiki_hooks.issues.journal" not in modules["all"]
     if scenario == "journal":  # the path under test really ran
