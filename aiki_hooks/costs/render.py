@@ -3,12 +3,11 @@ named reports (daily, monthly, session, blocks) in ccusage's table and JSON shap
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
 from typing import Any, Mapping
 
 from aiki_hooks.config.load import CostsConfig
-from aiki_hooks.costs.report import Block, Breakdown, Group, Totals, burn_rate, projection
+from aiki_hooks.costs.report import Block, Breakdown, Group, Totals, burn_rate, local_date, projection
 from aiki_hooks.model.dates import clock, local_minute, utc_iso
 
 COLUMNS = ("Date", "Models", "Input", "Output", "Cache write", "Cache read", "Total tokens", "Cost")
@@ -27,27 +26,14 @@ def usd(value: float) -> str:
     return f"${value:,.2f}"
 
 
-def _row(label: str, models: str, t: Totals) -> list[str]:
-    cost = usd(t.cost) + (" + unpriced" if t.unpriced_tokens else "")
-    return [label, models, f"{t.input:,}", f"{t.output:,}", f"{t.cache_write:,}", f"{t.cache_read:,}",
-            f"{t.tokens:,}", cost]
-
-
 def costs_table(figures: Mapping[str, Any], external: tuple[float | None, str | None] | None,
                 config: CostsConfig) -> str:
     rows = [list(COLUMNS)]
     for day, breakdown in figures["daily"].items():
         models = ", ".join(short_model(m) for m in sorted(breakdown.by_model))
-        rows.append(_row(day, models, breakdown.total))
-    rows.append(_row("Total", "", figures["week"].total))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    right = {2, 3, 4, 5, 6, 7}
-    lines = []
-    for index, row in enumerate(rows):
-        cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
-        lines.append("  ".join(cells).rstrip())
-        if index == 0 or index == len(rows) - 2:
-            lines.append("  ".join("-" * w for w in widths))
+        rows.append([day, models, *_numbers(breakdown.total)])
+    rows.append(["Total", "", *_numbers(figures["week"].total)])
+    lines = _aligned(rows, set(range(2, 8)), {0, len(rows) - 2})
     zone = config.timezone or time.strftime("%Z")
     lines.insert(0, f"Claude Code usage, last {figures['days']} day(s), days in {zone} "
                     f"({figures['stats'].files} transcript files)")
@@ -212,7 +198,7 @@ def groups_table(kind: str, groups: list[Group], *, heading: str, breakdown: boo
               *(["Last activity"] if session else [])]
     rows = [header]
     for g in groups:
-        extra = [_local_day(g.last_activity, tz)] if session else []
+        extra = [local_date(g.last_activity, tz).isoformat()] if session else []
         models = ", ".join(short_model(m) for m in g.breakdown.by_model)
         rows.append([g.key, *([g.project] if session else []), models, *_numbers(g.breakdown.total), *extra])
         if breakdown:
@@ -229,14 +215,6 @@ def groups_table(kind: str, groups: list[Group], *, heading: str, breakdown: boo
     return "\n".join([heading, *_aligned(rows, right, {0, len(rows) - 2})])
 
 
-def _local_day(ts: float, tz: Any) -> str:
-    return (_dt.datetime.fromtimestamp(ts, tz) if tz else _dt.datetime.fromtimestamp(ts)).strftime("%Y-%m-%d")
-
-
-def _local_time(ts: float, tz: Any) -> str:
-    return local_minute(ts, tz or None)
-
-
 def blocks_table(blocks: list[Block], now: float, *, heading: str, breakdown: bool, tz: Any) -> str:
     """One row per 5-hour block (start in local time; the active one marked), the models'
     rows under each with *breakdown*."""
@@ -244,7 +222,7 @@ def blocks_table(blocks: list[Block], now: float, *, heading: str, breakdown: bo
     for block in blocks:
         mark = f"ACTIVE, {_minutes(block.end - now)} left" if block.active(now) else ""
         models = ", ".join(short_model(m) for m in block.breakdown.by_model)
-        rows.append([_local_time(block.start, tz), models, *_numbers(block.breakdown.total), mark])
+        rows.append([local_minute(block.start, tz), models, *_numbers(block.breakdown.total), mark])
         if breakdown:
             for model, t in _by_cost(block.breakdown):
                 rows.append([f"  └ {short_model(model)}", "", *_numbers(t), ""])
@@ -266,7 +244,7 @@ def active_block_text(block: Block | None, now: float, *, tz: Any, breakdown: bo
     if block is None or not block.active(now):
         return "No active 5-hour block (no Claude Code message in the last 5 hours)."
     t = block.breakdown.total
-    lines = [f"Active 5-hour block: {_local_time(block.start, tz)} to {_local_time(block.end, tz)[11:]}",
+    lines = [f"Active 5-hour block: {local_minute(block.start, tz)} to {local_minute(block.end, tz)[11:]}",
              f"  elapsed {_minutes(now - block.start)}, {_minutes(block.end - now)} left",
              f"  tokens {t.tokens:,} (input {t.input:,}, output {t.output:,}, cache write {t.cache_write:,}, "
              f"cache read {t.cache_read:,}), cost {usd(t.cost)}"
@@ -281,6 +259,6 @@ def active_block_text(block: Block | None, now: float, *, tz: Any, breakdown: bo
     else:
         lines.append(f"  burn rate {rate.tokens_per_minute:,.0f} tokens/min ({rate.tokens_per_minute * 60:,.0f}/h), "
                      f"{usd(rate.cost_per_hour)}/h")
-        lines.append(f"  projected by {_local_time(block.end, tz)[11:]}: {ahead.total_tokens:,.0f} tokens, "
+        lines.append(f"  projected by {local_minute(block.end, tz)[11:]}: {ahead.total_tokens:,.0f} tokens, "
                      f"{usd(ahead.total_cost)}")
     return "\n".join(lines)
