@@ -7,7 +7,7 @@ import time
 from typing import Any, Mapping
 
 from aiki_hooks.config.load import CostsConfig
-from aiki_hooks.costs.report import Block, Breakdown, Group, Totals, burn_rate, local_date, projection
+from aiki_hooks.costs.report import Block, Breakdown, Group, Totals, burn_rate, combined, local_date, projection
 from aiki_hooks.model.dates import clock, local_minute, utc_iso
 
 COLUMNS = ("Date", "Models", "Input", "Output", "Cache write", "Cache read", "Total tokens", "Cost")
@@ -109,21 +109,18 @@ def model_breakdowns(b: Breakdown) -> list[dict[str, Any]]:
 
 
 def _group_json(key_name: str, group: Group) -> dict[str, Any]:
-    t = group.breakdown.total
+    breakdown = group.breakdown
+    t = breakdown.total
     entry: dict[str, Any] = {key_name: group.key}
     if key_name == "sessionId":
         entry.update(projectPath=group.project, firstActivity=utc_iso(group.first_activity),
                      lastActivity=utc_iso(group.last_activity))
     entry.update(_counts(t), totalTokens=t.tokens, totalCost=t.cost, unpricedTokens=t.unpriced_tokens,
-                 modelsUsed=list(group.breakdown.by_model), modelBreakdowns=model_breakdowns(group.breakdown))
+                 modelsUsed=list(breakdown.by_model), modelBreakdowns=model_breakdowns(breakdown))
     return entry
 
 
-def _totals_of(breakdowns: list[Breakdown]) -> dict[str, Any]:
-    total = Breakdown()
-    for b in breakdowns:
-        for model, t in b.by_model.items():
-            total.merge(model, t)
+def _totals_of(total: Breakdown) -> dict[str, Any]:
     t = total.total
     found: dict[str, Any] = {**_counts(t), "totalTokens": t.tokens, "totalCost": t.cost,
                              "unpricedTokens": t.unpriced_tokens}
@@ -140,7 +137,7 @@ LIST_NAMES = {"daily": "daily", "monthly": "monthly", "session": "sessions"}
 def groups_json(kind: str, groups: list[Group]) -> dict[str, Any]:
     """ccusage's `daily`, `monthly` or `session` JSON: {"daily"|"monthly"|"sessions": [...], "totals": {...}}."""
     return {LIST_NAMES[kind]: [_group_json(GROUP_KEYS[kind], g) for g in groups],
-            "totals": _totals_of([g.breakdown for g in groups])}
+            "totals": _totals_of(combined(g.by_model for g in groups))}
 
 
 def block_json(block: Block, now: float, *, breakdown: bool) -> dict[str, Any]:
@@ -199,16 +196,14 @@ def groups_table(kind: str, groups: list[Group], *, heading: str, breakdown: boo
     rows = [header]
     for g in groups:
         extra = [local_date(g.last_activity, tz).isoformat()] if session else []
-        models = ", ".join(short_model(m) for m in g.breakdown.by_model)
-        rows.append([g.key, *([g.project] if session else []), models, *_numbers(g.breakdown.total), *extra])
+        sums = g.breakdown
+        models = ", ".join(short_model(m) for m in sums.by_model)
+        rows.append([g.key, *([g.project] if session else []), models, *_numbers(sums.total), *extra])
         if breakdown:
-            for model, t in _by_cost(g.breakdown):
+            for model, t in _by_cost(sums):
                 rows.append([f"  └ {short_model(model)}", *([""] if session else []), "", *_numbers(t),
                              *([""] if session else [])])
-    total = Breakdown()
-    for g in groups:
-        for model, t in g.breakdown.by_model.items():
-            total.merge(model, t)
+    total = combined(g.by_model for g in groups)
     rows.append(["Total", *([""] if session else []), "", *_numbers(total.total), *([""] if session else [])])
     first_number = 3 if session else 2
     right = set(range(first_number, first_number + 6))
@@ -226,10 +221,7 @@ def blocks_table(blocks: list[Block], now: float, *, heading: str, breakdown: bo
         if breakdown:
             for model, t in _by_cost(block.breakdown):
                 rows.append([f"  └ {short_model(model)}", "", *_numbers(t), ""])
-    total = Breakdown()
-    for block in blocks:
-        for model, t in block.breakdown.by_model.items():
-            total.merge(model, t)
+    total = combined(block.breakdown.by_model for block in blocks)
     rows.append(["Total", "", *_numbers(total.total), ""])
     return "\n".join([heading, *_aligned(rows, set(range(2, 8)), {0, len(rows) - 2})])
 

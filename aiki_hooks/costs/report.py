@@ -80,6 +80,16 @@ class Breakdown:
         self.by_model.setdefault(model, Totals()).merge(totals)
 
 
+def combined(parts: Iterable[Mapping[str, Totals]]) -> Breakdown:
+    """One Breakdown of several sets of per-model totals (Breakdowns' or Groups'
+    `by_model`), in all and per model; models in the order they first appear."""
+    result = Breakdown()
+    for by_model in parts:
+        for model, totals in by_model.items():
+            result.merge(model, totals)
+    return result
+
+
 @dataclass(frozen=True)
 class Block:
     """A 5-hour billing block, as ccusage defines it."""
@@ -448,10 +458,9 @@ class Group:
 
     @property
     def breakdown(self) -> Breakdown:
-        result = Breakdown()
-        for model, totals in self.by_model.items():
-            result.merge(model, totals)
-        return result
+        """Made anew at each access (add() may follow): a reader of several of its
+        figures takes it once."""
+        return combined([self.by_model])
 
 
 def session_of(path: str, projects_dirs: Sequence[str]) -> tuple[str, str]:
