@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aiki_hooks.issues.history import occurrences
-from aiki_hooks.model.severity import rank
+from aiki_hooks.model.severity import worst as severity_worst
 from aiki_hooks.model.units import fmt_duration_words
 from aiki_hooks.probes.registry import is_service_kind
 
@@ -43,8 +43,7 @@ def recurrence(records: Iterable[Mapping[str, Any]], *, now: float, days: int = 
         median = statistics.median(durations) if durations else None
         window = usual_hours([o["started_at"] for o in occs], tz=tz)
         label = pattern_label(issue_id, occs[-1]["probe"])
-        worst = max((o["max_severity"] for o in occs if o["max_severity"]), key=rank,
-                    default="WARNING")
+        worst = severity_worst((o["max_severity"] for o in occs if o["max_severity"]), default="WARNING")
         parts = [f"{label} {pattern_word(issue_id, worst)} {len(occs)}x in {days} d"]
         if median is not None:
             parts.append(f"median {fmt_duration_words(median)}")

@@ -24,3 +24,9 @@ def rank(name: object, default: int = 0) -> int:
     """The rank of a state's name in ORDER; *default* for anything else (a cache from
     another version, a missing field)."""
     return RANK.get(name, default) if isinstance(name, str) else default
+
+
+def worst(names, default: str = "OK") -> str:
+    """The most severe of *names* (state names; anything else ranks as OK), *default* when
+    there are none: model.status.worst for plain names."""
+    return max(names, key=rank, default=default)

@@ -26,10 +26,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aiki_hooks.hooklib.text import clip
 from aiki_hooks.model import severity
 from aiki_hooks.model.dates import parse_utc, utc_iso
 from aiki_hooks.model.units import fmt_duration_words
@@ -137,7 +138,7 @@ def _transitions_alert(records: list[Mapping[str, Any]]) -> Alert:
     entries = tuple(_transition_entry(record) for record in records)
     host = _host(next((r.get("host") for r in records if r.get("host")), None))
     ongoing = [e.state for e, r in zip(entries, records, strict=True) if r.get("transition") != "resolved"]
-    state = _worst(ongoing) if ongoing else "OK"
+    state = severity.worst(ongoing)
     if len(records) == 1:
         record = records[0]
         transition = _word(record.get("transition"))
@@ -182,12 +183,12 @@ def _issues_alert(payload: Mapping[str, Any], *, snapshot: bool) -> Alert:
     generated = payload.get("generated_at")
     issues = [i for i in payload.get("issues") or () if isinstance(i, Mapping)]
     entries = tuple(_issue_entry(issue, generated) for issue in issues)
-    worst = _worst(e.state for e in entries) if entries else "OK"
+    worst = severity.worst(e.state for e in entries)
     some = f"{len(issues)} open issue{'' if len(issues) == 1 else 's'}"
     facts: tuple[tuple[str, str], ...] = ()
     if snapshot:
         status = _state(payload.get("status"))
-        worst = severity.ORDER[max(severity.rank(worst), severity.rank(status))]
+        worst = severity.worst((worst, status))
         title = f"{host} is {status}" + (f", {some}" if issues else "")
         probes = [p for p in payload.get("probes") or () if isinstance(p, Mapping)]
         counts = {name: sum(1 for p in probes if _state(p.get("status")) == name) for name in severity.ORDER}
@@ -227,10 +228,7 @@ def _issue_entry(issue: Mapping[str, Any], generated: Any) -> Entry:
 def _text(value: Any, limit: int) -> str:
     """Outside text made one safe line: no escapes or control characters, runs of
     whitespace as one space, at most *limit* characters."""
-    if value is None:
-        return ""
-    text = " ".join(strip_controls(str(value)).split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + CUT
+    return "" if value is None else clip(strip_controls(str(value)), limit)
 
 
 def _label(issue_id: Any, probe: Any) -> str:
@@ -254,10 +252,6 @@ def _word(transition: Any) -> str:
 
 def _state(value: Any) -> str:
     return value if isinstance(value, str) and value in severity.RANK else "UNKNOWN"
-
-
-def _worst(states: Iterable[str]) -> str:
-    return max(states, key=severity.rank, default="OK")
 
 
 def _iso(value: Any) -> str | None:

@@ -100,7 +100,7 @@ def filter_snapshot(data: Mapping[str, Any], out: OutputConfig) -> dict[str, Any
     result = dict(data)
     result["probes"] = probes
     result["issues"] = issues
-    result["status"] = max((p.get("status") for p in probes), key=severity.rank, default="OK")
+    result["status"] = severity.worst(p.get("status") for p in probes)
     return result
 
 
