@@ -31,8 +31,7 @@ from typing import Sequence
 
 from aiki_hooks import paths
 from aiki_hooks.config.load import Config
-from aiki_hooks.paths import holder_pid
-from aiki_hooks.paths import check_private_dir, ensure_private_dir, open_state_file
+from aiki_hooks.paths import check_private_dir, ensure_private_dir, holder_pid, open_state_file
 
 LOG_NAME = "refresher.log"
 # Written while a detached refresher is wanted: the hooks read it to restart that

@@ -10,9 +10,8 @@ from typing import Callable
 
 from aiki_hooks.config.load import Config, ConfigError, load_config
 from aiki_hooks.cycle.cache import read_cache
-from aiki_hooks.paths import holder_pid
 from aiki_hooks.install.findings import FAIL, PASS, WARN, Finding
-from aiki_hooks.paths import check_private_dir
+from aiki_hooks.paths import holder_pid, judge_private_dir
 from aiki_hooks.probes.registry import builtin_kind
 from aiki_hooks.proc import CommandNotFound, run_command
 from aiki_hooks.sanitize import strip_controls
@@ -91,7 +90,7 @@ def _check_state_dir(config: Config) -> list[Finding]:
     except FileNotFoundError:
         return [Finding(WARN, f"state dir {state} does not exist yet", "run `aiki-hooks refresh` to create it")]
     if not stat.S_ISDIR(info.st_mode):
-        return [Finding(FAIL, f"state dir: {check_private_dir(state)}",
+        return [Finding(FAIL, f"state dir: {judge_private_dir(str(state), info)}",
                         f"move {state} away; `aiki-hooks refresh` then creates a private one")]
     out = []
     if info.st_uid != os.getuid():

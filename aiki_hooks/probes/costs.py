@@ -15,8 +15,9 @@ from aiki_hooks.costs import report
 from aiki_hooks.costs.figures import CostFigures
 from aiki_hooks.costs.render import short_model, usd
 from aiki_hooks.costs.store import KEEP_DAYS as KEEP_DAYS  # (where the tests and older callers look)
+from aiki_hooks.model.dates import clock
 from aiki_hooks.model.result import Finding, ProbeResult
-from aiki_hooks.model.status import Status
+from aiki_hooks.model.status import Status, worst
 from aiki_hooks.model.thresholds import Threshold
 from aiki_hooks.proc import FLOOD_BYTES, MAX_OUTPUT_BYTES, CommandNotFound, run_command
 
@@ -156,7 +157,7 @@ def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
     if today.total.unpriced_tokens:
         parts.append(_unpriced_text(today, today_estimate, models=True).lstrip())
     if block is not None:
-        ends = time.strftime("%H:%M", time.localtime(block.end))
+        ends = clock(block.end)
         parts.append(f"block {usd(block.breakdown.total.cost)}{_unpriced_text(block.breakdown, block_estimate)} "
                      f"until {ends}")
     parts.append(f"7 d {usd(week.total.cost)}{_unpriced_text(week, week_estimate)}")
@@ -171,7 +172,7 @@ def judge_costs(figures: Mapping[str, Any], config: CostsConfig) -> ProbeResult:
                                        config.block_usd)
         if block_budget is not None:
             findings.append(block_budget[0])
-    status = max((f.status for f in findings), key=lambda s: s.severity, default=Status.OK)
+    status = worst(f.status for f in findings)
 
     # Sessions active in the last 24 hours, the costliest MAX_SESSIONS_REPORTED; each with
     # its whole cost since the window's lookback (see report.Window.sessions).
