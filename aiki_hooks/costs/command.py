@@ -65,10 +65,7 @@ def load(config: CostsConfig, state_dir: str | os.PathLike, since: _dt.date, *, 
     store = CostStore(os.path.join(os.fspath(state_dir), INDEX_NAME))
     try:
         scanner = Scanner(store, price_book(config), workers=workers)
-        if since_ts < store.kept_since():  # older than the index holds: read everything again
-            store.begin()
-            store.reset()
-            store.commit()
+        store.reset_if_pruned(since_ts)  # older than the index holds: read everything again
         dirs = claude_config_dirs(config.claude_config_dirs, os.environ if env is None else env)
         stats = scanner.refresh(TranscriptLister(remember=False).files(dirs))
         rows = store.rows_by_path(since_ts)

@@ -69,11 +69,8 @@ class CostFigures:
         if window is None or not window.valid_for(now, days):
             window = None
             lookback = report.Window(days=days, tz=self.tz, now=now).lookback
-            if lookback < self._store.kept_since():
-                # Asked for days the index no longer holds (pruned): read everything again.
-                self._store.begin()
-                self._store.reset()
-                self._store.commit()
+            # Asked for days the index no longer holds (pruned): read everything again.
+            if self._store.reset_if_pruned(lookback):
                 self._scanner.forget_known()
         fed = None
         # Nothing touched the transcripts: no stat needed. (Not while a file could not be
@@ -149,13 +146,8 @@ class CostFigures:
         oldest = store.oldest()
         if oldest is None or oldest >= horizon or horizon - store.kept_since() < 86400:
             return
-        store.begin()
-        try:
+        with store.transaction():
             store.prune(horizon)
-            store.commit()
-        except BaseException:
-            store.rollback()
-            raise
 
     def _estimate(self, store: CostStore, window: report.Window, breakdown: report.Breakdown, since: float) -> float | None:
         """Claude Code's own price (`cost-state`) for the unpriced tokens since *since*;

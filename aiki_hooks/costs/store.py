@@ -22,10 +22,11 @@ triggers: a trigger per inserted chunk doubled a first scan's insert time.)
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import sqlite3
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import orjson
 
@@ -232,6 +233,20 @@ class CostStore:
             self.db.execute("ROLLBACK")
         self._messages_written = False
         self._forget_keys()  # they may hold keys of what was rolled back
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction: BEGIN IMMEDIATE (waiting for the write lock as begin()
+        does), committed when the block ends, rolled back when anything in it or the
+        commit raises (the exception goes on): no transaction is left open on this
+        connection, which the refresher keeps for its lifetime."""
+        self.begin()
+        try:
+            yield
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
 
     def add_file(self, path: str, inode: int) -> int:
         cursor = self.db.execute("INSERT INTO files (path, inode, size, offset) VALUES (?, ?, 0, 0)", (path, inode))
@@ -447,8 +462,19 @@ class CostStore:
         """Messages before this were pruned (0: none were)."""
         return float(self.get_meta("kept_since") or 0)
 
+    def reset_if_pruned(self, since: float) -> bool:
+        """Asked for messages from *since* on, older than the index keeps (pruned): reset,
+        in a transaction of its own, so that the next refresh reads every transcript
+        again. True when it did (a Scanner on this connection must then forget_known)."""
+        if since >= self.kept_since():
+            return False
+        with self.transaction():
+            self.reset()
+        return True
+
     def reset(self) -> None:
-        """Forget every file and message: the next refresh reads all transcripts again."""
+        """Forget every file and message: the next refresh reads all transcripts again.
+        The caller holds a transaction."""
         self._messages_written = True
         self.db.execute("DELETE FROM chunks")
         self.db.execute("DELETE FROM session_costs")
