@@ -137,20 +137,18 @@ def session_block(data: Mapping[str, Any], *, now: float) -> str:
     recurring = pattern_line(data)
 
     limit = ISSUE_BLOCK_LIMIT if issues else HEALTHY_BLOCK_LIMIT
+    # The services, from most to least detail: summaries, names, a count.
+    detailed, names = _service_phrases(probes, True), _service_phrases(probes, False)
+    services_texts = [("Services OK: " + ", ".join(phrases) + ".") if phrases else "" for phrases in (detailed, names)]
+    services_texts.append(f"{len(names)} services OK." if names else "")
+    more = f"; {len(issues) - MAX_LISTED_ISSUES} more" if len(issues) > MAX_LISTED_ISSUES else ""
     hinted = any(i.get("hint") for i in issues[:MAX_LISTED_ISSUES])
     for hint_chars in HINT_CHARS if hinted else HINT_CHARS[:1]:
         issue_text = ""
         if issues:
             listed = [issue_phrase(i, now, hint_chars) for i in issues[:MAX_LISTED_ISSUES]]
-            more = f"; {len(issues) - MAX_LISTED_ISSUES} more" if len(issues) > MAX_LISTED_ISSUES else ""
             issue_text = f"Issues ({len(issues)}): " + "; ".join(listed) + more + "."
-        for detail in (True, False, None):
-            if detail is None:
-                count = len(_service_phrases(probes, False))
-                services = f"{count} services OK." if count else ""
-            else:
-                phrases = _service_phrases(probes, detail)
-                services = ("Services OK: " + ", ".join(phrases) + ".") if phrases else ""
+        for services in services_texts:
             block = " ".join(part for part in (head, issue_text, recurring, services,
                                                resources + "." if resources else "", costs) if part)
             if len(block) <= limit:
