@@ -276,6 +276,29 @@ def too_large(name: str, size: int, limit: int) -> str:
     return f"{name} is {fmt_bytes(size)}, more than the {fmt_bytes(limit)} a state file may hold"
 
 
+def replace_state_file(path: str, data: bytes) -> None:
+    """*data* in the state file *path*, replaced whole through a temp file beside it
+    (opened by open_state_file: 0600, no link followed), so a reader never sees half a
+    file; the temp file goes when the write fails. No fsync: for small files that are
+    cheap to lose (session memory, memos, the journal's counters)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        fd = open_state_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def append_whole(fd: int, data: bytes, *, sync: bool = False) -> None:
     """Append *data* to the O_APPEND file *fd* whole or not at all: one write(); on a
     short or failed write (a full disk) or a failed fsync the file is cut back to its

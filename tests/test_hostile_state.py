@@ -220,7 +220,7 @@ def test_writers_never_follow_a_planted_link_even_in_a_trusted_dir(tmp_path):
     state.mkdir(mode=0o700)
     target = tmp_path / "target.txt"
     target.write_text("untouched\n")
-    for name in ("journal.jsonl", "hook_events.jsonl", "system_health.json.lock", "journal.seq.tmp"):
+    for name in ("journal.jsonl", "hook_events.jsonl", "system_health.json.lock", f"journal.seq.{os.getpid()}.tmp"):
         (state / name).symlink_to(target)
     (state / "sessions").mkdir(mode=0o700)
     (state / "sessions" / f"sess.json.{os.getpid()}.tmp").symlink_to(target)

@@ -250,24 +250,8 @@ def _save_config_memo(memo_dir: str, memo: dict[str, Any], path: str, identity: 
 
 
 def _write_json_atomically(path: str, value: Any) -> None:
-    """*value* as JSON in *path*, replaced whole (0600, through paths.open_state_file), so
-    a reader never sees half a file; the temp file goes when the write fails."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        fd = paths.open_state_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            data = json.dumps(value, separators=(",", ":")).encode("utf-8")
-            if os.write(fd, data) != len(data):
-                raise OSError("short write")
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """*value* as compact JSON in *path*, replaced whole (paths.replace_state_file)."""
+    paths.replace_state_file(path, json.dumps(value, separators=(",", ":")).encode("utf-8"))
 
 
 def untrusted(directory: str) -> str | None:

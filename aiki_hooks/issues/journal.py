@@ -32,7 +32,7 @@ import os
 
 from aiki_hooks.hooklib.text import clip
 from aiki_hooks.model.dates import clock, parse_utc
-from aiki_hooks.paths import append_whole, make_private_dir, open_state_file, read_state_file
+from aiki_hooks.paths import append_whole, make_private_dir, open_state_file, read_state_file, replace_state_file
 
 TYPE_CHECKING = False  # typing costs milliseconds on every hook call; annotations are lazy
 if TYPE_CHECKING:
@@ -308,12 +308,7 @@ def _save_told(state_dir: str, told: dict[str, float], *, now: float) -> None:
 
 
 def _write_small_file(path: str, text: str) -> None:
-    """Temp file + rename (0600), under the journal lock so the temp name cannot clash."""
-    tmp = f"{path}.tmp"
-    fd = open_state_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.replace(tmp, path)
+    replace_state_file(path, text.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------- reading
