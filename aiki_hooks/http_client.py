@@ -104,20 +104,18 @@ def _response_class(deadline: Deadline) -> type[http.client.HTTPResponse]:
     return DeadlineResponse
 
 
-_verifying_context: ssl.SSLContext | None = None
+_contexts: dict[bool, ssl.SSLContext] = {}  # tls_context's, by verify
 
 
 def tls_context(*, verify: bool = True) -> ssl.SSLContext:
-    """A context that verifies against the system's CA store (one, built on first use
-    and shared: loading the store is not free), or a new one that verifies nothing."""
-    global _verifying_context
-    if verify:
-        if _verifying_context is None:
-            _verifying_context = ssl.create_default_context()
-        return _verifying_context
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    """A context that verifies against the system's CA store, or one that verifies
+    nothing; each built on first use and shared (loading the store is not free)."""
+    context = _contexts.get(verify)
+    if context is None:
+        context = _contexts[verify] = ssl.create_default_context()
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
     return context
 
 

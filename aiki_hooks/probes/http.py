@@ -325,12 +325,13 @@ class HttpProbe:
         self.timeout_seconds = config.timeout_seconds
         self._clock = clock
         self._api_key = (env.get(config.api_key_env) or "").strip() if config.api_key_env else ""
-        self._tls_context: ssl.SSLContext | None = None  # built once: loading the CA store is not free
 
     def check(self) -> list[ProbeResult]:
         target = parse_target(self.config.url)
         headers = self._headers()
-        tls_context = self._tls() if target.https else None
+        from aiki_hooks import http_client  # imported here: the config loader imports this module for its spec
+
+        tls_context = http_client.tls_context(verify=self.config.verify_tls) if target.https else None
         deadline = Deadline(self.timeout_seconds, self._clock)
         api_key_sent = bool(self._api_key)
         if self.config.kind == "qdrant":
@@ -355,13 +356,6 @@ class HttpProbe:
                 )
             headers[API_KEY_HEADER] = self._api_key
         return headers
-
-    def _tls(self) -> ssl.SSLContext:
-        if self._tls_context is None:
-            from aiki_hooks import http_client  # imported here: the config loader imports this module for its spec
-
-            self._tls_context = http_client.tls_context(verify=self.config.verify_tls)
-        return self._tls_context
 
 
 # --------------------------------------------------------------------------- kind
