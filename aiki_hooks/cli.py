@@ -318,10 +318,10 @@ def cmd_costs(args) -> int:
         raise UsageError("--days must be between 1 and 3660")
     if args.report or args.since or args.until or args.breakdown or args.active:
         return _costs_report(args)
-    from aiki_hooks.costs.figures import CostFigures
+    from aiki_hooks.costs.figures import WEEK_DAYS, CostFigures
     from aiki_hooks.costs.render import costs_json, costs_table
 
-    args.days = args.days or 7
+    args.days = args.days or WEEK_DAYS
     # No report named and none of its options: the daily table and JSON as they always were.
     config = _config(args)
     source = CostFigures(config.costs, config.state_dir, workers=os.cpu_count() or 1, one_shot=True)
@@ -376,7 +376,7 @@ def _costs_report(args) -> int:
             out = {"blocks": [render.block_json(b, now, breakdown=args.breakdown) for b in found]}
             sys.stdout.write(json.dumps(out, indent=2) + "\n")
         elif args.active:
-            sys.stdout.write(render.active_block_text(found[-1] if found else None, now, tz=loaded.tz,
+            sys.stdout.write(render.active_block_text(found[-1] if found else None, now, tz=tz,
                                                       breakdown=args.breakdown) + "\n")
         else:
             heading = f"Claude Code usage by 5-hour block, {span} ({loaded.stats.files} transcript files)"

@@ -44,7 +44,6 @@ class Loaded:
     rows: list[tuple[str, list[Any]]]
     projects_dirs: list[str]
     stats: ScanStats
-    tz: Any  # a tzinfo, or None for the machine's zone
 
     @property
     def messages(self) -> list[Row]:
@@ -72,4 +71,4 @@ def load(config: CostsConfig, state_dir: str | os.PathLike, since: _dt.date, *, 
     finally:
         store.close()
     rows.sort(key=lambda pair: pair[1][1])  # by time; sorted() keeps path order among equal times
-    return Loaded(rows, [os.path.join(d, "projects") for d in dirs], stats, tz)
+    return Loaded(rows, [os.path.join(d, "projects") for d in dirs], stats)

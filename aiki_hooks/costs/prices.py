@@ -20,10 +20,11 @@ Traps handled here (each has bitten a public cost tracker):
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
+
+from aiki_hooks.model.dates import parse_utc
 
 if TYPE_CHECKING:
     from aiki_hooks.config.load import CostsConfig
@@ -71,10 +72,6 @@ class ModelPrice:
         return rates
 
 
-def _utc(day: str) -> float:
-    return _dt.datetime.fromisoformat(day).replace(tzinfo=_dt.timezone.utc).timestamp()
-
-
 OPUS_4_5 = Rates(input=5, cache_write_5m=6.25, cache_write_1h=10, cache_read=0.50, output=25)
 OPUS_4 = Rates(input=15, cache_write_5m=18.75, cache_write_1h=30, cache_read=1.50, output=75)
 SONNET_4 = Rates(input=3, cache_write_5m=3.75, cache_write_1h=6, cache_read=0.30, output=15)
@@ -90,7 +87,7 @@ TABLE: tuple[ModelPrice, ...] = (
                OPUS_4_5),
     ModelPrice(("claude-opus-4-1", "claude-opus-4", "claude-3-opus"), OPUS_4),
     ModelPrice(("claude-sonnet-5-5",), Rates(input=2, cache_write_5m=2.50, cache_write_1h=4, cache_read=0.20, output=10),
-               changes=((_utc("2026-10-07"), Rates(input=2, cache_write_5m=2.50, cache_write_1h=4, cache_read=0.10,
+               changes=((parse_utc("2026-10-07"), Rates(input=2, cache_write_5m=2.50, cache_write_1h=4, cache_read=0.10,
                                                      output=10)),)),
     ModelPrice(("claude-sonnet-5",), Rates(input=2, cache_write_5m=2.50, cache_write_1h=4, cache_read=0.20, output=10)),
     # Sonnet 4 (`claude-sonnet-4`, `claude-sonnet-4-20250514`) and 4.5 have the long-context tier.
