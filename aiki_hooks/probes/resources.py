@@ -250,13 +250,13 @@ class ResourceHistory:
         if (path is None or self.state_dir is None or paths.check_private_dir(self.state_dir) is not None
                 or _refresher_elsewhere(self.state_dir)):
             return
-        from aiki_hooks.cycle.cache import atomic_write_bytes
-
         payload = {"version": HISTORY_VERSION,
                    "series": {name: [[round(t, 1), round(free)] for t, free in points]
                               for name, points in sorted(self.series.items()) if points}}
         try:
-            atomic_write_bytes(path, json.dumps(payload, separators=(",", ":")).encode())
+            # Replaced whole, without fsync: written every cycle inside the probe's deadline,
+            # and cheap to start over after a crash.
+            paths.replace_state_file(path, json.dumps(payload, separators=(",", ":")).encode())
             self._told = None
         except OSError as exc:
             # Kept in memory all the same; said once per reason (a full disk is the very
